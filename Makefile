@@ -1,0 +1,30 @@
+# Two commands for a new user: `make demo` and `make test`.  Both create the
+# virtual environment in .venv when it is missing and reinstall the project
+# when pyproject.toml changes.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	BATCH_PAYOUTS_LEDGER=$${BATCH_PAYOUTS_LEDGER:-$(CURDIR)/.demo/ledger.sqlite} \
+	  $(BIN)/batch-payouts run samples/beneficiaries.xlsx --sandbox --output .demo/beneficiaries.results.xlsx; \
+	  status=$$?; echo "Hoja de resultados: $(CURDIR)/.demo/beneficiaries.results.xlsx"; \
+	  test $$status -le 1
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache build *.egg-info

@@ -1,0 +1,25 @@
+"""Messages in the user's language.
+
+Finance staff read Spanish; operators sometimes prefer English (``--lang en``).
+Each message is written once, beside the rule that raises it, as a ``Text``
+holding both languages, so a rule and its explanation never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LANGUAGES = ("es", "en")
+DEFAULT_LANG = "es"
+
+
+@dataclass(frozen=True)
+class Text:
+    """One message in Spanish and English, with ``str.format`` placeholders."""
+
+    es: str
+    en: str
+
+    def format(self, lang: str = DEFAULT_LANG, **params: object) -> str:
+        template = self.en if lang == "en" else self.es
+        return template.format(**params) if params else template
