@@ -1,0 +1,234 @@
+"""The command line: parse options, call ``jobs``, print, and exit with a documented code.
+
+Exit codes: 0 every row created (validate: every row valid); 1 some rows not
+created (or not valid); 2 the batch could not run; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from batch_payouts import __version__
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
+from batch_payouts.pipeline import RowOutcome
+from batch_payouts.report import format_summary
+
+PROBLEMS_SHOWN = 20
+MORE_PROBLEMS = Text(
+    es="… y {count} problemas más: ver la columna error_message de la hoja de resultados.",
+    en="… and {count} more problems: see the error_message column of the results sheet.",
+)
+INTERRUPTED = Text(
+    es="Interrumpido: las filas en curso terminaron y quedaron registradas; vuelve a ejecutar para continuar.",
+    en="Interrupted: rows in flight finished and were recorded; run again to continue.",
+)
+PROGRESS = Text(es="Enviando {total} filas", en="Sending {total} rows")
+PROGRESS_LINE = Text(es="{done}/{total} filas procesadas", en="{done}/{total} rows processed")
+BAD_WINDOW = Text(
+    es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
+    en="--repeat-window '{value}' is not valid: use a number with h, m or s (for example 24h, 90m).",
+)
+
+lang_option = click.option(
+    "--lang", type=click.Choice(LANGUAGES), default=lambda: os.environ.get("BATCH_PAYOUTS_LANG", "es"),
+    show_default="es", help="Language of messages and of the error_message column.",
+)
+input_options = [
+    click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
+    click.option("--output", "output_path", type=click.Path(path_type=Path),
+                 help="Results sheet path (default: <input>.results.xlsx beside the input; CSV in, CSV out)."),
+    click.option("--sheet", help="XLSX sheet to read (default: the first sheet)."),
+    click.option("--amount-unit", type=click.Choice(["cents", "pesos"]), default="cents", show_default=True,
+                 help="How to read the amount column: integer cents (3000 = $30.00) or pesos ($30, 1,500.00)."),
+    click.option("--allow-duplicate-rows", is_flag=True,
+                 help="Accept rows identical in email, amount, currency, reason and metadata."),
+    lang_option,
+]
+
+
+def with_input_options(command):
+    for option in reversed(input_options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batch-payouts")
+def main() -> None:
+    """Pay a spreadsheet of beneficiaries through Conekta cash withdrawals (OXXO), exactly once.
+
+    The API key is read only from the CONEKTA_API_KEY environment variable.
+    """
+
+
+def parse_window(value: str, lang: str) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hms]?)\s*", value or "")
+    if not match:
+        raise BatchError(BAD_WINDOW, value=value)
+    number, unit = float(match.group(1)), match.group(2) or "s"
+    return number * {"h": 3600, "m": 60, "s": 1}[unit]
+
+
+def _print_problems(result: JobResult, lang: str) -> None:
+    from batch_payouts.schema import row_problems
+
+    problems = row_problems(result.loaded.validated, lang)
+    for line in problems[:PROBLEMS_SHOWN]:
+        click.echo(line, err=True)
+    if len(problems) > PROBLEMS_SHOWN:
+        click.echo(MORE_PROBLEMS.format(lang, count=len(problems) - PROBLEMS_SHOWN), err=True)
+
+
+def _fail(error: BatchError, lang: str) -> None:
+    click.echo(error.message(lang), err=True)
+    sys.exit(error.exit_code)
+
+
+@main.command()
+@with_input_options
+def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang) -> None:
+    """Check a file without sending anything; writes the sheet with status valid/invalid.
+
+    Example: batch-payouts validate pagos.xlsx
+    """
+    options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
+                         lang=lang, allow_duplicate_rows=allow_duplicate_rows)
+    try:
+        result = validate_job(options)
+    except BatchError as error:
+        _fail(error, lang)
+    _print_problems(result, lang)
+    click.echo(format_summary(result.summary, lang=lang, output=result.output_path))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@with_input_options
+@click.option("--sandbox", is_flag=True, help="Run against the built-in Conekta emulator (no key needed).")
+@click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
+@click.option("--api-version", default="2.0.0", show_default=True, help="Conekta API version for the Accept header.")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
+              help="Ledger file (also BATCH_PAYOUTS_LEDGER; default in the user data folder).")
+@click.option("--batch-id", help="Name this batch (default: SHA-256 of the normalised rows and the key).")
+@click.option("--retry-failed", is_flag=True, help="Send again rows that Conekta refused in an earlier run.")
+@click.option("--allow-repeat", is_flag=True,
+              help="Pay even if an identical payout was created in another batch within the repeat window.")
+@click.option("--repeat-window", default="24h", show_default=True,
+              help="How far back an identical payout in another batch counts as a repeat (e.g. 24h, 90m).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Rows sent at the same time.")
+def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, sandbox, api_base, api_version,
+        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers) -> None:
+    """Create a customer and a cash payout order for every valid row, exactly once.
+
+    Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
+    """
+    try:
+        options = RunOptions(
+            input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
+            allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
+            ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
+            repeat_window=parse_window(repeat_window, lang), workers=workers,
+        )
+        progress = Progress(lang)
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        try:
+            result = run_job(options, on_row=progress.advance, on_start=progress.start)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            progress.finish()
+    except BatchError as error:
+        _fail(error, lang)
+    except KeyboardInterrupt:
+        click.echo(INTERRUPTED.format(lang), err=True)
+        sys.exit(130)
+    _print_problems(result, lang)
+    if result.stopped is not None:
+        click.echo(result.stopped.message(lang), err=True)
+    if result.interrupted:
+        click.echo(INTERRUPTED.format(lang), err=True)
+    click.echo(format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
+                              ledger=result.ledger_path, livemode=result.livemode))
+    sys.exit(result.exit_code)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+class Progress:
+    """A bar on a terminal, a plain line every 10% otherwise (cron logs stay readable)."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.total = 0
+        self.done = 0
+        self.bar = None
+        self.tty = sys.stderr.isatty()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.tty and total:
+            self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, total=total), file=sys.stderr)
+            self.bar.__enter__()
+
+    def advance(self, outcome: RowOutcome) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        elif self.total and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
+            click.echo(PROGRESS_LINE.format(self.lang, done=self.done, total=self.total), err=True)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@lang_option
+def template(output, lang) -> None:
+    """Write a blank input sheet with the headers, an example row and instructions.
+
+    Example: batch-payouts template plantilla.xlsx
+    """
+    from batch_payouts.template import write_template
+
+    try:
+        write_template(output, lang=lang)
+    except BatchError as error:
+        _fail(error, lang)
+    click.echo(str(output))
+
+
+@main.group()
+def sandbox() -> None:
+    """The built-in Conekta emulator."""
+
+
+@sandbox.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
+@click.option("--port", type=int, default=8765, show_default=True, help="Port (0 picks a free one).")
+@click.option("--faults", "faults_path", type=click.Path(exists=True, path_type=Path),
+              help="Fault profile (JSON or TOML): latency, error rates, rate limit, seed.")
+@click.option("--state", "state_path", type=click.Path(path_type=Path),
+              help="Keep customers and orders in this file across restarts.")
+def sandbox_serve(host, port, faults_path, state_path) -> None:
+    """Serve the emulator until Ctrl-C.
+
+    Example: batch-payouts sandbox serve --port 8765, then
+    CONEKTA_API_KEY=key_test_demo batch-payouts run pagos.xlsx --api-base http://127.0.0.1:8765
+    """
+    from batch_payouts.sandbox import Faults, serve_forever
+
+    faults = Faults.from_file(faults_path) if faults_path else None
+    serve_forever(host=host, port=port, faults=faults, state_path=state_path)

@@ -1,0 +1,210 @@
+"""The two jobs a user asks for, end to end: validate a file, and run it.
+
+This is the library behind the CLI (and, later, the web app): it reads and
+validates the file, opens the ledger and the client, runs the batch and writes
+the results sheet.  It returns a ``JobResult``; it never prints and never exits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from batch_payouts import report, schema, sheets
+from batch_payouts.conekta import (
+    API_BASE_ENV,
+    DEFAULT_API_BASE,
+    DEFAULT_API_VERSION,
+    ClientConfig,
+    ConektaClient,
+    api_key_from_env,
+    check_api_base,
+)
+from batch_payouts.errors import BatchError, InputFileError
+from batch_payouts.i18n import Text
+from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
+from batch_payouts.pipeline import (
+    DEFAULT_REPEAT_WINDOW,
+    KEY_MISMATCH,
+    BatchSettings,
+    RowExecutor,
+    RowOutcome,
+    batch_identity,
+    row_keys,
+    run_batch,
+)
+
+SANDBOX_KEY = "key_test_sandbox_local"
+
+OUTPUT_IS_INPUT = Text(
+    es="La hoja de resultados no puede ser el mismo archivo de entrada «{path}»: elige otra ruta con --output.",
+    en="The results sheet cannot be the input file '{path}' itself: choose another path with --output.",
+)
+
+
+@dataclass
+class LoadedFile:
+    """A read and validated input file."""
+
+    path: Path
+    sha256: str
+    raw: pd.DataFrame
+    headers: schema.HeaderMap
+    validated: pd.DataFrame
+
+
+@dataclass
+class RunOptions:
+    input_path: Path
+    output_path: Path | None = None
+    sheet: str | None = None
+    amount_unit: str = "cents"
+    lang: str = "es"
+    allow_duplicate_rows: bool = False
+    sandbox: bool = False
+    api_base: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    ledger_path: Path | None = None
+    batch_id: str | None = None
+    retry_failed: bool = False
+    allow_repeat: bool = False
+    repeat_window: float = DEFAULT_REPEAT_WINDOW
+    workers: int = 1
+    read_timeout: float = 30.0
+    max_retries: int = 4
+
+
+@dataclass
+class JobResult:
+    output_path: Path
+    frame: pd.DataFrame
+    summary: report.Summary
+    loaded: LoadedFile
+    batch_id: str | None = None
+    ledger_path: Path | None = None
+    livemode: bool | None = None
+    stopped: BatchError | None = None
+    interrupted: bool = False
+    calls: list[dict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all created (or valid); 1 some rows not; 2 the batch stopped; 130 interrupted."""
+        if self.interrupted:
+            return 130
+        if self.stopped is not None:
+            return 2
+        good = {"created", "valid"}
+        return 0 if all(status in good for status in self.frame["status"]) else 1
+
+
+def default_output_path(input_path: Path) -> Path:
+    """``<stem>.results.xlsx`` beside the input; CSV in, CSV out."""
+    suffix = ".csv" if input_path.suffix.lower() in (".csv", ".txt", ".tsv") else ".xlsx"
+    return input_path.with_name(f"{input_path.stem}.results{suffix}")
+
+
+def resolve_output(input_path: Path, output_path: Path | None) -> Path:
+    output = Path(output_path) if output_path else default_output_path(input_path)
+    if output.resolve() == input_path.resolve():
+        raise InputFileError(OUTPUT_IS_INPUT, path=str(input_path))
+    return output
+
+
+def load_file(
+    path: Path, *, sheet: str | None, amount_unit: str, lang: str, allow_duplicate_rows: bool
+) -> LoadedFile:
+    path = Path(path)
+    raw = sheets.read_table(path, sheet=sheet)
+    headers = schema.resolve_headers(list(raw.columns))
+    validated = schema.validate(raw, amount_unit=amount_unit, lang=lang, allow_duplicate_rows=allow_duplicate_rows)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return LoadedFile(path, digest, raw, headers, validated)
+
+
+def _text_input_columns(headers: schema.HeaderMap) -> tuple[str, ...]:
+    return tuple(headers.canonical[c] for c in ("phone", "customer_id", "external_id") if c in headers.canonical)
+
+
+def validate_job(options: RunOptions) -> JobResult:
+    """Read and validate only: no network, no ledger."""
+    output = resolve_output(options.input_path, options.output_path)
+    loaded = load_file(
+        options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
+        allow_duplicate_rows=options.allow_duplicate_rows,
+    )
+    frame = report.validation_frame(loaded.raw, loaded.validated)
+    report.write_results(frame, output, text_columns=_text_input_columns(loaded.headers))
+    return JobResult(output, frame, report.summarize(frame, loaded.validated), loaded)
+
+
+def run_job(
+    options: RunOptions,
+    *,
+    on_row: Callable[[RowOutcome], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    environ: dict[str, str] | None = None,
+) -> JobResult:
+    """Validate, then pay every valid row exactly once and write the results sheet."""
+    env = os.environ if environ is None else environ
+    output = resolve_output(options.input_path, options.output_path)
+    loaded = load_file(
+        options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
+        allow_duplicate_rows=options.allow_duplicate_rows,
+    )
+    ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
+    with ExitStack() as stack:
+        if options.sandbox:
+            from batch_payouts.sandbox import Sandbox
+
+            state = ledger_path.with_name(ledger_path.stem + ".sandbox-state.sqlite")
+            state.parent.mkdir(parents=True, exist_ok=True)
+            sandbox = stack.enter_context(Sandbox(state_path=state))
+            api_key, api_base = SANDBOX_KEY, sandbox.url
+        else:
+            api_key = api_key_from_env(env)
+            api_base = options.api_base or env.get(API_BASE_ENV) or DEFAULT_API_BASE
+        api_base = check_api_base(api_base)
+        ledger = stack.enter_context(Ledger(ledger_path))
+        key_fp = key_fingerprint(api_key)
+        batch_id = options.batch_id or batch_identity(loaded.validated, key_fp)
+        known = ledger.batch(batch_id)
+        if known is not None and known["key_fingerprint"] != key_fp:
+            raise BatchError(KEY_MISMATCH, batch_id=batch_id)
+        ledger.acquire_lock(batch_id)
+        ledger.record_batch_start(
+            batch_id=batch_id, input_name=loaded.path.name, input_sha256=loaded.sha256, key_fp=key_fp,
+            api_base=api_base, rows_total=len(loaded.raw),
+        )
+        calls: list[dict] = []
+        client = stack.enter_context(
+            ConektaClient(
+                ClientConfig(
+                    api_key=api_key, api_base=api_base, api_version=options.api_version, lang=options.lang,
+                    read_timeout=options.read_timeout, max_retries=options.max_retries,
+                    pool_size=max(4, options.workers * 2),
+                ),
+                on_call=calls.append,
+            )
+        )
+        settings = BatchSettings(
+            batch_id=batch_id, key_fp=key_fp, lang=options.lang, retry_failed=options.retry_failed,
+            allow_repeat=options.allow_repeat, repeat_window=options.repeat_window, workers=options.workers,
+        )
+        executor = RowExecutor(client, ledger, settings)
+        if on_start is not None:
+            on_start(int(loaded.validated["valid"].sum()))
+        keys = row_keys(loaded.validated)
+        batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
+        frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
+        report.write_results(frame, output, text_columns=_text_input_columns(loaded.headers))
+    return JobResult(
+        output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id, ledger_path=ledger_path,
+        livemode=batch.livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
+    )

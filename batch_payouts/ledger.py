@@ -1,0 +1,536 @@
+"""The ledger: a SQLite journal that makes every rerun safe.
+
+Each row of a batch moves through explicit states, one committed transaction
+per move::
+
+    pending -> in_flight -> created | failed | unknown
+    pending -> duplicate                      (the repeat guard)
+
+``in_flight`` is committed *before* the request is sent, together with the
+exact request body and its Idempotency-Key (the *intent*); the result is
+committed after.  A crash between the two leaves the row ``in_flight``, which
+a rerun treats like ``unknown``: look the order up, else resend the same body
+with the same key.  Nothing here knows about HTTP or spreadsheets, and the API
+key itself is never stored: only a one-way fingerprint that tells keys apart.
+
+One connection is shared by all workers behind a lock, so the pipeline can add
+threads without changing this contract; SQLite's WAL journal keeps readers
+(``status``, ``show``) from blocking a running batch.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+
+LEDGER_ENV = "BATCH_PAYOUTS_LEDGER"
+APPLICATION_ID = 0x42504C44  # "BPLD": marks a file as ours, so a foreign one is never touched
+
+ROW_STATES = ("pending", "in_flight", "created", "failed", "unknown", "duplicate")
+
+MIGRATIONS: list[str] = [
+    # 1: the initial journal
+    """
+    CREATE TABLE batches (
+        batch_id TEXT PRIMARY KEY,
+        input_name TEXT NOT NULL,
+        input_sha256 TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        api_base TEXT NOT NULL,
+        livemode INTEGER,
+        rows_total INTEGER NOT NULL,
+        operator TEXT NOT NULL,
+        host TEXT NOT NULL,
+        first_run_at REAL NOT NULL,
+        last_run_at REAL NOT NULL,
+        runs INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE rows (
+        batch_id TEXT NOT NULL REFERENCES batches(batch_id),
+        row_key TEXT NOT NULL,
+        row_number INTEGER NOT NULL,
+        email TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        payout_fingerprint TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending','in_flight','created','failed','unknown','duplicate')),
+        customer_id TEXT,
+        payout_order_id TEXT,
+        reference TEXT,
+        expires_at INTEGER,
+        order_status TEXT,
+        error_code TEXT,
+        error_message TEXT,
+        http_status INTEGER,
+        log_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (batch_id, row_key)
+    );
+    CREATE INDEX rows_by_fingerprint ON rows (payout_fingerprint, state);
+    CREATE TABLE intents (
+        idempotency_key TEXT PRIMARY KEY,
+        batch_id TEXT NOT NULL,
+        row_key TEXT NOT NULL,
+        operation TEXT NOT NULL,
+        request_body TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('in_flight','succeeded','failed','unknown')),
+        object_id TEXT,
+        http_status INTEGER,
+        log_id TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        first_sent_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE customers (
+        key_fingerprint TEXT NOT NULL,
+        email TEXT NOT NULL,
+        customer_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (key_fingerprint, email)
+    );
+    CREATE TABLE locks (
+        batch_id TEXT PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        acquired_at REAL NOT NULL
+    );
+    """,
+]
+
+FOREIGN_FILE = Text(
+    es="El archivo de bitácora «{path}» no es una bitácora de batch-payouts (o está dañado): "
+    "no se modificó. Indica otra ruta con --ledger o BATCH_PAYOUTS_LEDGER.",
+    en="The ledger file '{path}' is not a batch-payouts ledger (or it is damaged): "
+    "it was left untouched. Choose another path with --ledger or BATCH_PAYOUTS_LEDGER.",
+)
+NEWER_FILE = Text(
+    es="La bitácora «{path}» fue creada por una versión más nueva de batch-payouts: actualiza el programa.",
+    en="The ledger '{path}' was written by a newer batch-payouts: upgrade the tool.",
+)
+LOCKED = Text(
+    es="El lote {batch_id} ya se está ejecutando (proceso {pid} de {operator} en {host}, "
+    "desde {since}). Espera a que termine; no se envió nada.",
+    en="Batch {batch_id} is already running (process {pid} of {operator} on {host}, "
+    "since {since}). Wait for it to finish; nothing was sent.",
+)
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A one-way tag that tells API keys (and so accounts and modes) apart."""
+    return hashlib.sha256(b"batch-payouts key fingerprint\0" + api_key.encode()).hexdigest()[:16]
+
+
+def default_ledger_path() -> Path:
+    from platformdirs import user_data_path
+
+    env = os.environ.get(LEDGER_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return user_data_path("batch-payouts", appauthor=False) / "ledger.sqlite"
+
+
+@dataclass
+class LedgerRow:
+    batch_id: str
+    row_key: str
+    row_number: int
+    state: str
+    customer_id: str | None = None
+    payout_order_id: str | None = None
+    reference: str | None = None
+    expires_at: int | None = None
+    order_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    http_status: int | None = None
+    log_id: str | None = None
+    attempts: int = 0
+    created_at: float | None = None
+
+
+@dataclass
+class Intent:
+    idempotency_key: str
+    operation: str
+    request_body: dict[str, Any]
+    state: str
+
+
+@dataclass
+class EarlierPayout:
+    """A payout identical to a new row, already created in another batch."""
+
+    batch_id: str
+    row_number: int
+    payout_order_id: str
+    reference: str
+    created_at: float
+
+
+class Ledger:
+    """The journal of one machine's batches; see the module docstring."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+        self._held_locks: set[str] = set()
+
+    # -- opening --------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        if not existed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise BatchError(FOREIGN_FILE, path=str(self.path)) from exc
+        if existed and (app_id != APPLICATION_ID or not has_tables):
+            conn.close()
+            raise BatchError(FOREIGN_FILE, path=str(self.path))
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.row_factory = sqlite3.Row
+        self._migrate(conn)
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise BatchError(NEWER_FILE, path=str(self.path))
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version={number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            for batch_id in list(self._held_locks):
+                self.release_lock(batch_id)
+            self._conn.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- the run lock -----------------------------------------------------
+    def acquire_lock(self, batch_id: str) -> None:
+        """Refuse a second run of the same batch while the first is alive.
+
+        The lock is a ledger row naming the holder's host and pid; a holder
+        that died (kill -9, power cut) is detected and its lock taken over,
+        so a crash never blocks the batch forever.
+        """
+        me = (os.getpid(), socket.gethostname())
+        with self._transaction() as conn:
+            held = conn.execute("SELECT * FROM locks WHERE batch_id=?", (batch_id,)).fetchone()
+            if held and (held["pid"], held["host"]) != me and _holder_alive(held["pid"], held["host"]):
+                raise BatchError(
+                    LOCKED,
+                    batch_id=batch_id[:12],
+                    pid=held["pid"],
+                    operator=held["operator"],
+                    host=held["host"],
+                    since=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held["acquired_at"])),
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO locks (batch_id, pid, host, operator, acquired_at) VALUES (?,?,?,?,?)",
+                (batch_id, me[0], me[1], _operator(), time.time()),
+            )
+        self._held_locks.add(batch_id)
+
+    def release_lock(self, batch_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM locks WHERE batch_id=? AND pid=? AND host=?", (batch_id, os.getpid(), socket.gethostname()))
+        self._held_locks.discard(batch_id)
+
+    # -- batches ----------------------------------------------------------
+    def record_batch_start(
+        self,
+        *,
+        batch_id: str,
+        input_name: str,
+        input_sha256: str,
+        key_fp: str,
+        api_base: str,
+        rows_total: int,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                """INSERT INTO batches (batch_id, input_name, input_sha256, key_fingerprint, api_base,
+                       rows_total, operator, host, first_run_at, last_run_at)
+                   VALUES (?,?,?,?,?,?,?,?,?,?)
+                   ON CONFLICT(batch_id) DO UPDATE SET last_run_at=excluded.last_run_at,
+                       runs=runs+1, input_name=excluded.input_name""",
+                (batch_id, input_name, input_sha256, key_fp, api_base, rows_total, _operator(), socket.gethostname(), now, now),
+            )
+
+    def set_livemode(self, batch_id: str, livemode: bool) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE batches SET livemode=? WHERE batch_id=?", (int(livemode), batch_id))
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM batches WHERE batch_id=?", (batch_id,))
+        return dict(rows[0]) if rows else None
+
+    # -- rows -------------------------------------------------------------
+    def ensure_row(
+        self,
+        *,
+        batch_id: str,
+        row_key: str,
+        row_number: int,
+        email: str,
+        amount: int,
+        currency: str,
+        reason: str,
+        payout_fingerprint: str,
+    ) -> LedgerRow:
+        """The row's journal entry, created ``pending`` on first sight."""
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                """INSERT INTO rows (batch_id, row_key, row_number, email, amount, currency, reason,
+                       payout_fingerprint, state, updated_at)
+                   VALUES (?,?,?,?,?,?,?,?, 'pending', ?)
+                   ON CONFLICT(batch_id, row_key) DO UPDATE SET row_number=excluded.row_number""",
+                (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
+            )
+            found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
+        return _ledger_row(found)
+
+    def row(self, batch_id: str, row_key: str) -> LedgerRow | None:
+        found = self._query("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key))
+        return _ledger_row(found[0]) if found else None
+
+    def rows(self, batch_id: str) -> list[LedgerRow]:
+        return [_ledger_row(r) for r in self._query("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))]
+
+    def _update_row(self, conn: sqlite3.Connection, batch_id: str, row_key: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        assignments = ", ".join(f"{name}=?" for name in fields)
+        conn.execute(
+            f"UPDATE rows SET {assignments} WHERE batch_id=? AND row_key=?",
+            (*fields.values(), batch_id, row_key),
+        )
+
+    def set_row_customer(self, batch_id: str, row_key: str, customer_id: str) -> None:
+        with self._transaction() as conn:
+            self._update_row(conn, batch_id, row_key, customer_id=customer_id)
+
+    # -- intents: committed before the request, settled after --------------
+    def begin_intent(
+        self, *, batch_id: str, row_key: str, operation: str, idempotency_key: str, body: dict[str, Any]
+    ) -> Intent:
+        """Commit that a request is about to be sent; returns the stored intent.
+
+        When the intent already exists (a retry or a rerun), the *stored* body
+        is returned, so the resent request is byte-for-byte the first one and
+        Conekta's idempotency replay applies.
+        """
+        now = time.time()
+        with self._transaction() as conn:
+            conn.execute(
+                """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+                   VALUES (?,?,?,?,?, 'in_flight', ?)
+                   ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=attempts+1""",
+                (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True), now),
+            )
+            if operation == "payout_order":
+                conn.execute(
+                    "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
+                    (now, batch_id, row_key),
+                )
+            stored = conn.execute("SELECT * FROM intents WHERE idempotency_key=?", (idempotency_key,)).fetchone()
+        return Intent(stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"])
+
+    def intent(self, idempotency_key: str) -> Intent | None:
+        found = self._query("SELECT * FROM intents WHERE idempotency_key=?", (idempotency_key,))
+        if not found:
+            return None
+        r = found[0]
+        return Intent(r["idempotency_key"], r["operation"], json.loads(r["request_body"]), r["state"])
+
+    def _settle_intent(self, conn, idempotency_key: str, state: str, object_id=None, http_status=None, log_id=None) -> None:
+        conn.execute(
+            "UPDATE intents SET state=?, object_id=?, http_status=?, log_id=?, finished_at=? WHERE idempotency_key=?",
+            (state, object_id, http_status, log_id, time.time(), idempotency_key),
+        )
+
+    def record_customer(self, *, idempotency_key: str, key_fp: str, email: str, customer_id: str) -> None:
+        """Settle a customer intent and remember the customer for this email and key."""
+        with self._transaction() as conn:
+            self._settle_intent(conn, idempotency_key, "succeeded", object_id=customer_id, http_status=200)
+            conn.execute(
+                "INSERT OR IGNORE INTO customers (key_fingerprint, email, customer_id, created_at) VALUES (?,?,?,?)",
+                (key_fp, email.lower(), customer_id, time.time()),
+            )
+
+    def customer_for(self, key_fp: str, email: str) -> str | None:
+        found = self._query(
+            "SELECT customer_id FROM customers WHERE key_fingerprint=? AND email=?", (key_fp, email.lower())
+        )
+        return found[0]["customer_id"] if found else None
+
+    def record_created(self, *, batch_id: str, row_key: str, idempotency_key: str | None, order: dict[str, Any]) -> None:
+        with self._transaction() as conn:
+            if idempotency_key:
+                self._settle_intent(conn, idempotency_key, "succeeded", object_id=order.get("id"), http_status=200)
+            self._update_row(
+                conn,
+                batch_id,
+                row_key,
+                state="created",
+                payout_order_id=order.get("id"),
+                reference=order.get("reference"),
+                expires_at=order.get("expires_at"),
+                order_status=order.get("status"),
+                customer_id=(order.get("customer_info") or {}).get("id"),
+                created_at=time.time(),  # our clock, so the repeat window never depends on theirs
+                error_code=None,
+                error_message=None,
+                http_status=None,
+                log_id=None,
+            )
+
+    def record_failure(
+        self,
+        *,
+        batch_id: str,
+        row_key: str,
+        idempotency_key: str | None,
+        state: str,
+        error_code: str,
+        error_message: str,
+        http_status: int | None = None,
+        log_id: str | None = None,
+    ) -> None:
+        """Settle a row as ``failed`` (Conekta said no), ``unknown`` (no usable
+        answer) or back to ``pending`` (the request was certainly not carried out)."""
+        assert state in ("failed", "unknown", "pending")
+        intent_state = {"failed": "failed", "unknown": "unknown", "pending": "failed"}[state]
+        with self._transaction() as conn:
+            if idempotency_key:
+                self._settle_intent(conn, idempotency_key, intent_state, http_status=http_status, log_id=log_id)
+            self._update_row(
+                conn,
+                batch_id,
+                row_key,
+                state=state,
+                error_code=error_code,
+                error_message=error_message,
+                http_status=http_status,
+                log_id=log_id,
+            )
+
+    def record_duplicate(self, *, batch_id: str, row_key: str, earlier: EarlierPayout, message: str) -> None:
+        with self._transaction() as conn:
+            self._update_row(
+                conn, batch_id, row_key, state="duplicate", error_code="repeat_payout", error_message=message
+            )
+
+    def reset_to_pending(self, batch_id: str, row_key: str) -> None:
+        with self._transaction() as conn:
+            self._update_row(conn, batch_id, row_key, state="pending", error_code=None, error_message=None)
+
+    # -- the repeat guard ---------------------------------------------------
+    def earlier_payout(
+        self, *, payout_fingerprint: str, key_fp: str, since: float, exclude_batch: str
+    ) -> EarlierPayout | None:
+        found = self._query(
+            """SELECT r.batch_id, r.row_number, r.payout_order_id, r.reference, r.created_at
+               FROM rows r JOIN batches b ON b.batch_id = r.batch_id
+               WHERE r.payout_fingerprint=? AND r.state='created' AND b.key_fingerprint=?
+                 AND r.batch_id != ? AND r.created_at >= ?
+               ORDER BY r.created_at LIMIT 1""",
+            (payout_fingerprint, key_fp, exclude_batch, since),
+        )
+        if not found:
+            return None
+        r = found[0]
+        return EarlierPayout(r["batch_id"], r["row_number"], r["payout_order_id"], r["reference"], r["created_at"])
+
+
+def _ledger_row(r: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        batch_id=r["batch_id"],
+        row_key=r["row_key"],
+        row_number=r["row_number"],
+        state=r["state"],
+        customer_id=r["customer_id"],
+        payout_order_id=r["payout_order_id"],
+        reference=r["reference"],
+        expires_at=r["expires_at"],
+        order_status=r["order_status"],
+        error_code=r["error_code"],
+        error_message=r["error_message"],
+        http_status=r["http_status"],
+        log_id=r["log_id"],
+        attempts=r["attempts"],
+        created_at=r["created_at"],
+    )
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers: not worth failing a batch
+        return "unknown"
+
+
+def _holder_alive(pid: int, host: str) -> bool:
+    if host != socket.gethostname():
+        return True  # cannot see another machine's processes: assume it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

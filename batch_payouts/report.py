@@ -1,0 +1,164 @@
+"""The results sheet and the end-of-run summary.
+
+The results sheet is the input as the user wrote it (every column, in its
+order) followed by what happened to each row.  It is what finance forwards to
+beneficiaries and what an auditor checks against the ledger, so ids and
+references are always text and every status has a plain explanation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from batch_payouts import sheets
+from batch_payouts.i18n import Text
+from batch_payouts.pipeline import CREATED, DUPLICATE, FAILED, INVALID, UNKNOWN, RowOutcome
+
+MEXICO_CITY = ZoneInfo("America/Mexico_City")
+RESULT_COLUMNS = ["row", "status", "customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message"]
+VALIDATION_COLUMNS = ["row", "status", "error_code", "error_message"]
+TEXT_COLUMNS = ("customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message")
+ROW_FILLS = {INVALID: "FFF8CBAD", FAILED: "FFFFC7CE", UNKNOWN: "FFFFEB9C", DUPLICATE: "FFDDEBF7"}
+STATUS_ORDER = (CREATED, "valid", INVALID, FAILED, DUPLICATE, UNKNOWN)
+
+
+def expires_at_text(unix_seconds: int | None) -> str:
+    """Expiry as ISO 8601 with the offset, in Mexico City time (where the cash is withdrawn)."""
+    if unix_seconds is None or pd.isna(unix_seconds):
+        return ""
+    return datetime.fromtimestamp(int(unix_seconds), MEXICO_CITY).isoformat()
+
+
+def _input_part(raw: pd.DataFrame, reserved: list[str]) -> pd.DataFrame:
+    """The user's columns, minus any left by a previous results sheet fed back in."""
+    return raw[[c for c in raw.columns if c not in reserved]].copy()
+
+
+def results_frame(
+    raw: pd.DataFrame, validated: pd.DataFrame, outcomes: dict[int, RowOutcome]
+) -> pd.DataFrame:
+    """Input columns, then row, status, ids, reference, expiry and errors, one line per input row."""
+    frame = _input_part(raw, RESULT_COLUMNS).astype(object)
+    records = []
+    for number in raw.index:
+        outcome = outcomes.get(int(number))
+        if outcome is None:  # invalid rows never reach the executor
+            records.append(
+                {
+                    "row": int(number), "status": INVALID, "customer_id": "", "payout_order_id": "", "reference": "",
+                    "expires_at": "", "error_code": validated.at[number, "error_code"],
+                    "error_message": validated.at[number, "error_message"],
+                }
+            )
+            continue
+        records.append(
+            {
+                "row": int(number),
+                "status": outcome.status,
+                "customer_id": outcome.customer_id or "",
+                "payout_order_id": outcome.payout_order_id or "",
+                "reference": outcome.reference or "",
+                "expires_at": expires_at_text(outcome.expires_at),
+                "error_code": outcome.error_code or "",
+                "error_message": outcome.error_message or "",
+            }
+        )
+    result = pd.DataFrame.from_records(records, index=raw.index, columns=RESULT_COLUMNS)
+    return pd.concat([frame, result], axis=1)
+
+
+def validation_frame(raw: pd.DataFrame, validated: pd.DataFrame) -> pd.DataFrame:
+    """Input columns, then row, valid/invalid and the errors: the `validate` sheet."""
+    frame = _input_part(raw, RESULT_COLUMNS).astype(object)
+    frame["row"] = [int(n) for n in raw.index]
+    frame["status"] = validated["valid"].map({True: "valid", False: INVALID}).astype(object)
+    frame["error_code"] = validated["error_code"].astype(object)
+    frame["error_message"] = validated["error_message"].astype(object)
+    return frame
+
+
+def write_results(frame: pd.DataFrame, path: Path, *, text_columns: tuple[str, ...] = ()) -> None:
+    """Write atomically; ids, references and phones stay text, row numbers integers.
+
+    ``text_columns`` adds input columns that must stay text too (the phone and
+    id columns as the user named them).
+    """
+    text = [c for c in (*TEXT_COLUMNS, *text_columns) if c in frame.columns]
+    sheets.write_table(frame, path, text_columns=text, integer_columns=["row"], row_fills=ROW_FILLS, fill_column="status")
+
+
+@dataclass
+class Summary:
+    """Counts per status and the money created, for the console and --json."""
+
+    counts: dict[str, int]
+    amount_created: int
+    currency_totals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+
+def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
+    counts = Counter(frame["status"])
+    created = frame["status"] == CREATED
+    totals: dict[str, int] = {}
+    for number in frame.index[created]:
+        currency = validated.at[number, "currency"]
+        totals[currency] = totals.get(currency, 0) + int(validated.at[number, "amount"])
+    return Summary(
+        counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
+        amount_created=sum(totals.values()),
+        currency_totals=totals,
+    )
+
+
+SUMMARY_TITLE = Text(es="Resumen del lote {batch}", en="Batch {batch} summary")
+STATUS_LABELS = {
+    CREATED: Text(es="creadas", en="created"),
+    "valid": Text(es="válidas", en="valid"),
+    INVALID: Text(es="inválidas (corrige el archivo)", en="invalid (fix the file)"),
+    FAILED: Text(es="fallidas", en="failed"),
+    DUPLICATE: Text(es="duplicadas (no se pagaron otra vez)", en="duplicate (not paid again)"),
+    UNKNOWN: Text(es="desconocidas (vuelve a ejecutar para resolverlas)", en="unknown (run again to resolve)"),
+}
+TOTAL_LINE = Text(es="Total creado: {amount} ({currency})", en="Total created: {amount} ({currency})")
+OUTPUT_LINE = Text(es="Hoja de resultados: {path}", en="Results sheet: {path}")
+LEDGER_LINE = Text(es="Bitácora: {path}", en="Ledger: {path}")
+MODE_LINE = Text(es="Modo: {mode}", en="Mode: {mode}")
+
+
+def money(cents: int) -> str:
+    """Cents as a peso figure a person reads: 150000 -> $1,500.00."""
+    return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+def format_summary(
+    summary: Summary,
+    *,
+    lang: str,
+    output: Path,
+    batch_id: str | None = None,
+    ledger: Path | None = None,
+    livemode: bool | None = None,
+) -> str:
+    lines = []
+    if batch_id:
+        lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
+    if livemode is not None:
+        lines.append(MODE_LINE.format(lang, mode="LIVE" if livemode else "TEST"))
+    for status, count in summary.counts.items():
+        lines.append(f"  {count:>6}  {STATUS_LABELS[status].format(lang)}")
+    for currency, cents in summary.currency_totals.items():
+        lines.append(TOTAL_LINE.format(lang, amount=money(cents), currency=currency))
+    lines.append(OUTPUT_LINE.format(lang, path=output))
+    if ledger is not None:
+        lines.append(LEDGER_LINE.format(lang, path=ledger))
+    return "\n".join(lines)

@@ -1,0 +1,18 @@
+"""A Conekta emulator ("sandbox"): a real HTTP server on loopback, with faults on demand.
+
+Tests and demos need a Conekta that can be made to fail on purpose -- lose an
+answer after creating an order, stall, rate-limit, revoke a key -- and then be
+inspected.  ``Sandbox`` is that server, usable from Python (``with Sandbox()
+as sb: sb.url``) or from the CLI (``batch-payouts sandbox serve``, which calls
+``serve_forever``).  Standard library only.
+
+Modules: ``server`` (HTTP, auth, idempotency, fault application), ``api`` (the
+Conekta operations), ``rules`` (validation, messages, error shape, ids),
+``store`` (SQLite state), ``faults`` (what goes wrong, and when).
+"""
+
+from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE
+from batch_payouts.sandbox.faults import FAULT_KINDS, Faults, FaultsError
+from batch_payouts.sandbox.server import Sandbox, serve_forever
+
+__all__ = ["DEFAULT_STARTING_BALANCE", "FAULT_KINDS", "Faults", "FaultsError", "Sandbox", "serve_forever"]

@@ -1,0 +1,189 @@
+"""The Conekta operations themselves, apart from HTTP: create, read, list, cancel, balance.
+
+Kept free of sockets and headers so that the rules of an order's life (a
+reference is 16 unique digits, funds are held until the order is cancelled
+or expires, a cashed order cannot be cancelled) read in one place.  Each
+method takes the caller's *scope* (API key fingerprint) so one key never sees
+another key's objects, and raises ``ApiFailure`` for any refusal.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from batch_payouts.sandbox import rules
+from batch_payouts.sandbox.rules import ApiFailure, fail
+from batch_payouts.sandbox.store import Store
+
+DEFAULT_STARTING_BALANCE = 10_000_000_000  # cents: 100 million pesos
+BALANCE_CURRENCY = "MXN"
+# An order in one of these states can no longer be cancelled (428).
+FINAL_STATUSES = frozenset({"cancelled", "cashed", "expired"})
+
+
+class ConektaApi:
+    def __init__(self, store: Store, starting_balance: int = DEFAULT_STARTING_BALANCE) -> None:
+        self.store = store
+        self.starting_balance = starting_balance
+
+    # -- customers -----------------------------------------------------------
+    def create_customer(self, scope: str, livemode: bool, body: dict[str, Any]) -> dict[str, Any]:
+        problems = rules.check_customer(body)
+        if problems:
+            raise ApiFailure(422, rules.PARAMETER, problems)
+        phone = body.get("phone")
+        customer = {
+            "id": rules.new_customer_id(),
+            "object": "customer",
+            "livemode": livemode,
+            "name": body["name"].strip(),
+            "email": body["email"].strip(),
+            "phone": phone,
+            "created_at": int(time.time()),
+            "corporate": bool(body.get("corporate", False)),
+        }
+        if isinstance(body.get("metadata"), dict):
+            customer["metadata"] = body["metadata"]
+        self.store.add_customer(scope, customer)
+        return customer
+
+    def get_customer(self, scope: str, customer_id: str) -> dict[str, Any]:
+        customer = self.store.get_customer(scope, customer_id)
+        if customer is None:
+            raise fail(404, rules.NOT_FOUND, rules.OBJECT_NOT_FOUND, kind="customer", id=customer_id)
+        return customer
+
+    # -- payout orders ---------------------------------------------------------
+    def create_payout_order(self, scope: str, livemode: bool, body: dict[str, Any]) -> dict[str, Any]:
+        now = int(time.time())
+        problems = rules.check_payout_order(body, now)
+        if problems:
+            raise ApiFailure(422, rules.PARAMETER, problems)
+        customer_id = body["customer_info"]["customer_id"]
+        customer = self.store.get_customer(scope, customer_id)
+        if customer is None:
+            # 404, not 422: the field is well formed, the object it names is unknown
+            # (for this key) -- Conekta's resource_not_found_error.
+            raise fail(404, rules.NOT_FOUND, rules.CUSTOMER_NOT_FOUND, id=customer_id)
+        amount, currency = body["amount"], body["currency"]
+        expires_at = body.get("expires_at") or now + rules.DEFAULT_EXPIRY_SECONDS
+        order_id = str(uuid.uuid4())
+        with self.store.atomic():  # the funds check and the hold are one step
+            if currency == BALANCE_CURRENCY and amount > self.available(scope):
+                raise fail(402, rules.PROCESSING, rules.INSUFFICIENT_FUNDS)
+            reference = rules.new_reference()
+            while self.store.reference_exists(reference):
+                reference = rules.new_reference()
+            order = {
+                "id": order_id,
+                "object": "payout_order",
+                "livemode": livemode,
+                "amount": amount,
+                "currency": currency,
+                "allowed_payout_methods": ["cashout"],
+                "reason": body["reason"],
+                "metadata": body.get("metadata") or {},
+                "reference": reference,
+                "status": "pending",
+                "created_at": now,
+                "updated_at": now,
+                "expires_at": expires_at,
+                "customer_info": {
+                    "id": customer["id"],
+                    "name": customer["name"],
+                    "email": customer["email"],
+                    "phone": customer.get("phone"),
+                },
+                "payouts": [
+                    {
+                        "id": rules.new_payout_id(),
+                        "object": "payout",
+                        "amount": amount,
+                        "currency": currency,
+                        "payout_order_id": order_id,
+                        "expires_at": expires_at,
+                        "status": "pending",
+                        "livemode": livemode,
+                    }
+                ],
+            }
+            self.store.add_payout_order(scope, order)
+        return order
+
+    def get_payout_order(self, scope: str, order_id: str) -> dict[str, Any]:
+        order = self.store.get_payout_order(scope, order_id)
+        if order is None:
+            raise fail(404, rules.NOT_FOUND, rules.OBJECT_NOT_FOUND, kind="payout_order", id=order_id)
+        return order
+
+    def cancel_payout_order(self, scope: str, order_id: str) -> dict[str, Any]:
+        with self.store.atomic():
+            order = self.get_payout_order(scope, order_id)
+            if order["status"] in FINAL_STATUSES:
+                raise fail(428, rules.PRECONDITION, rules.CANNOT_CANCEL, status=order["status"])
+            return self._set_status(scope, order, "cancelled")
+
+    def set_status(self, order_id: str, status: str) -> dict[str, Any] | None:
+        """Any status, as Conekta's back office would set it (cashed at the store, expired)."""
+        with self.store.atomic():
+            scope = self.store.scope_of_order(order_id)
+            if scope is None:
+                return None
+            return self._set_status(scope, self.store.get_payout_order(scope, order_id), status)
+
+    def _set_status(self, scope: str, order: dict[str, Any], status: str) -> dict[str, Any]:
+        order["status"] = status
+        order["updated_at"] = max(int(time.time()), order["created_at"])
+        for payout in order.get("payouts") or []:
+            payout["status"] = status
+        self.store.update_payout_order(scope, order)
+        return order
+
+    # -- lists -------------------------------------------------------------
+    def list(self, table: str, scope: str, query: dict[str, str], base_url: str, path: str) -> dict[str, Any]:
+        raw_limit = query.get("limit", str(rules.LIST_LIMIT_DEFAULT))
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= rules.LIST_LIMIT_MAX:
+            raise fail(422, rules.PARAMETER, rules.LIST_LIMIT)
+        limit = int(raw_limit)
+        search = query.get("search") or None
+        after, before = query.get("next") or None, query.get("previous") or None
+        result = self.store.page(table, scope, limit=limit, search=search, after=after, before=None if after else before)
+        if result is None:
+            raise fail(422, rules.PARAMETER, rules.cursor_rule("next" if after else "previous"))
+        data, more = result
+        backwards = bool(before and not after)
+
+        def url(**cursor: str) -> str:
+            params = {"limit": limit, **({"search": search} if search else {}), **cursor}
+            return f"{base_url}{path}?{urlencode(params)}"
+
+        has_next = (not backwards and more) or (backwards and bool(data))
+        has_previous = (backwards and more) or (not backwards and bool(after) and bool(data))
+        return {
+            "object": "list",
+            "has_more": more,
+            "next_page_url": url(next=data[-1]["id"]) if has_next and data else None,
+            "previous_page_url": url(previous=data[0]["id"]) if has_previous and data else None,
+            "data": data,
+        }
+
+    # -- balance ---------------------------------------------------------------
+    def available(self, scope: str) -> int:
+        return self.starting_balance - self.store.held(scope, BALANCE_CURRENCY)
+
+    def balance(self, scope: str) -> dict[str, Any]:
+        def money(amount: int) -> list[dict[str, Any]]:
+            return [{"amount": amount, "currency": BALANCE_CURRENCY}]
+
+        open_orders = self.store.held_by_status(scope, BALANCE_CURRENCY, ("pending", "open"))
+        return {
+            "object": "balance",
+            "available": money(self.available(scope)),
+            "pending": money(0),
+            "retained": money(0),
+            # money set aside for references not yet cashed
+            "cashout_retention_amount": money(open_orders),
+        }

@@ -1,0 +1,582 @@
+"""A real HTTP server on loopback that answers like Conekta, faults included.
+
+Real sockets rather than mocks, because what breaks payout clients lives in
+the transport: pooled keep-alive connections, an answer lost after the order
+was created, a read timeout, a proxy's HTML page.  ``ThreadingHTTPServer``
+with HTTP/1.1 keep-alive serves many clients at once; every answer carries
+``Content-Type`` and ``Content-Length`` so ``requests.Session`` can reuse
+connections.
+
+Order of work for an API request: latency, faults that act *before* anything
+(5xx, HTML 502, 429), authentication, the Accept header, routing, the JSON
+body, idempotency, the operation, then faults that act *after commit* (drop
+the socket, stall, truncate).  Admin routes under ``/_sandbox/`` skip auth
+and faults so a test can always inspect or steer the server.
+
+The API key is never written anywhere: not to stderr (request logging is
+silenced), not to ``request_log``, not to the state (scoped by SHA-256).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from batch_payouts.sandbox import rules
+from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi
+from batch_payouts.sandbox.faults import RATE_LIMITED, REVOKED, Decision, FaultEngine, Faults, FaultsError
+from batch_payouts.sandbox.rules import ApiFailure, fail
+from batch_payouts.sandbox.store import Store, fingerprint
+
+DEFAULT_KEY_PATTERN = re.compile(r"^key_[A-Za-z0-9_]{4,}$")
+_ACCEPT = re.compile(r"application/vnd\.conekta-v\d+\.\d+\.\d+\+json", re.IGNORECASE)
+JSON_TYPE = "application/json; charset=utf-8"
+MAX_IDEMPOTENCY_KEY = 255
+_LOCK_STRIPES = 256
+
+HTML_502 = (
+    b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+# API routes: (method, path regex, operation name).  Ids are path segments.
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"^/customers$"), "create_customer"),
+    ("GET", re.compile(r"^/customers$"), "list_customers"),
+    ("GET", re.compile(r"^/customers/([^/]+)$"), "get_customer"),
+    ("POST", re.compile(r"^/payout_orders$"), "create_payout_order"),
+    ("GET", re.compile(r"^/payout_orders$"), "list_payout_orders"),
+    ("GET", re.compile(r"^/payout_orders/([^/]+)$"), "get_payout_order"),
+    ("PUT", re.compile(r"^/payout_orders/([^/]+)/cancel$"), "cancel_payout_order"),
+    ("GET", re.compile(r"^/balance$"), "balance"),
+]
+
+ADMIN_ERROR = rules.rule("sandbox.admin.invalid", None, "Solicitud de administración no válida: {why}",
+                         "Invalid admin request: {why}")
+
+
+class _BadBody(Exception):
+    pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection; a thin shell that hands each request to the ``Sandbox``."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "conekta-sandbox"
+    sys_version = ""
+    timeout = 300  # an idle keep-alive connection is closed after this
+    disable_nagle_algorithm = True  # small answers must not wait ~40 ms for a delayed ACK
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.sandbox._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        finally:
+            self.server.sandbox._track(self.connection, False)
+
+    def _dispatch(self) -> None:
+        try:
+            self.server.sandbox._handle(self)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Malformed request lines etc.: answer JSON like everything else, then close."""
+        self.close_connection = True
+        body = rules.error_body(rules.PARAMETER if code < 500 else rules.API_ERROR,
+                                [(rules.rule(f"sandbox.http.{code}", None, message or "", message or ""), {})], "en")
+        try:
+            self.send_json(code, body, close=True)
+        except OSError:
+            pass
+
+    # -- reading and writing -------------------------------------------------
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                try:
+                    size = int(line.split(b";")[0].strip() or b"x", 16)
+                except ValueError:
+                    raise _BadBody from None
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            raise _BadBody from None
+        if size < 0:
+            raise _BadBody
+        return self.rfile.read(size)
+
+    def send_bytes(self, status: int, payload: bytes, content_type: str = JSON_TYPE,
+                   headers: dict[str, str] | None = None, close: bool = False, length: int | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload) if length is None else length))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        # Head and body in one write: a client never sees half an answer by accident.
+        self._headers_buffer.append(b"\r\n" + payload)
+        self.flush_headers()
+
+    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None, close: bool = False) -> None:
+        self.send_bytes(status, _encode(body), headers=headers, close=close)
+
+    def drop(self) -> None:
+        """Close the socket without a byte of answer (the request was carried out)."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+    sandbox: Sandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """No tracebacks on stderr for clients that hang up; the sandbox stays quiet."""
+
+
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Sandbox:
+    """A Conekta emulator on loopback.  ``with Sandbox() as sb: ... sb.url``.
+
+    ``keys``: the accepted API keys (default: any ``key_...`` of 4+ characters).
+    ``key_live_...`` keys answer with ``livemode: true``.  ``state_path`` keeps
+    the state in an SQLite file across restarts (default: in memory).  After
+    ``stop()`` the state stays readable through the Python API.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keys: Iterable[str] | None = None,
+        faults: Faults | dict[str, Any] | None = None,
+        state_path: str | Path | None = None,
+        starting_balance: int = DEFAULT_STARTING_BALANCE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._keys = frozenset(keys) if keys is not None else None
+        self.store = Store(state_path)
+        self.api = ConektaApi(self.store, starting_balance)
+        self._engine = FaultEngine(_as_faults(faults))
+        self._log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._idem_locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self) -> Sandbox:
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        server = _Server((self.host, self.port), _Handler)
+        server.sandbox = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"conekta-sandbox:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes stalls and latencies
+        server.shutdown()
+        server.server_close()
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:  # idle keep-alive connections would outlive the server
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _track(self, connection: socket.socket, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    # -- Python API for tests ---------------------------------------------------
+    def payout_orders(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Every payout order (of one key, if given), in creation order."""
+        return self.store.all("payout_orders", fingerprint(api_key) if api_key else None)
+
+    def customers(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        return self.store.all("customers", fingerprint(api_key) if api_key else None)
+
+    def balance(self, api_key: str) -> dict[str, Any]:
+        return self.api.balance(fingerprint(api_key))
+
+    @property
+    def request_log(self) -> list[dict[str, Any]]:
+        """API requests answered so far: method, path, status (None if dropped),
+        idempotency_key, fault, replayed, at.  Never the key."""
+        with self._log_lock:
+            return [dict(entry) for entry in self._log]
+
+    @property
+    def faults(self) -> Faults:
+        return self._engine.faults
+
+    def set_faults(self, faults: Faults | dict[str, Any] | None) -> None:
+        """Replace the faults on the running server; counts and the seed restart."""
+        self._engine.set(_as_faults(faults))
+
+    def set_order_status(self, order_id: str, status: str) -> dict[str, Any]:
+        """Move an order to any status (e.g. "cashed", "expired"); KeyError if unknown."""
+        order = self.api.set_status(order_id, status)
+        if order is None:
+            raise KeyError(order_id)
+        return order
+
+    def revoke_key(self, api_key: str) -> None:
+        """From now on this key gets 401 (kept in the state file too)."""
+        self.store.revoke(fingerprint(api_key))
+
+    # -- request handling ---------------------------------------------------------
+    def _handle(self, h: _Handler) -> None:
+        method = h.command
+        parts = urlsplit(h.path)
+        path = parts.path.rstrip("/") or "/"
+        try:
+            raw = h.read_body()
+        except _BadBody:
+            h.send_json(400, rules.error_body(rules.PARAMETER, [(rules.MALFORMED_JSON, {})], "en"), close=True)
+            return
+        if path == "/_sandbox" or path.startswith("/_sandbox/"):
+            self._admin(h, method, path, raw)
+        else:
+            self._api_request(h, method, path, dict(parse_qsl(parts.query, keep_blank_values=True)), raw)
+
+    def _api_request(self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+        lang = rules.language(h.headers.get("Accept-Language"))
+        idempotency_key = h.headers.get("Idempotency-Key") if method == "POST" else None
+        entry: dict[str, Any] = {"method": method, "path": path, "status": None,
+                                 "idempotency_key": idempotency_key, "fault": None, "replayed": False,
+                                 "at": time.time()}
+        decision = self._engine.decide(method)
+        if decision.latency:
+            self._stopping.wait(decision.latency)
+        if decision.before:
+            self._answer_before(h, decision, entry, lang)
+            return
+        headers: dict[str, str] = {}
+        try:
+            status, body, replayed = self._carry_out(h, method, path, query, raw, entry)
+            if replayed:
+                headers["Idempotent-Replayed"] = "true"
+                entry["replayed"] = True
+        except ApiFailure as failure:
+            status, body = failure.status, failure.body(lang)
+            headers.update(failure.headers)
+        except Exception:  # a bug in the sandbox must look like Conekta's 500, not a dead socket
+            status, body = 500, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang)
+        self._answer_after(h, decision, entry, status, body, headers)
+
+    def _carry_out(self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes,
+                   entry: dict[str, Any]) -> tuple[int, Any, bool]:
+        scope, livemode = self._authenticate(h, entry)
+        if not _ACCEPT.search(h.headers.get("Accept") or ""):
+            # 400, not 422: no field of the body is wrong, the request as a whole is not
+            # addressed to a versioned API.
+            raise fail(400, rules.PARAMETER, rules.BAD_ACCEPT)
+        for route_method, pattern, name in _ROUTES:
+            match = pattern.match(path)
+            if match and route_method == method:
+                break
+        else:
+            raise fail(404, rules.NOT_FOUND, rules.ROUTE_NOT_FOUND, method=method, path=path)
+        args = match.groups()
+        if name == "list_customers":
+            return 200, self.api.list("customers", scope, query, self.url, path), False
+        if name == "list_payout_orders":
+            return 200, self.api.list("payout_orders", scope, query, self.url, path), False
+        if name == "get_customer":
+            return 200, self.api.get_customer(scope, *args), False
+        if name == "get_payout_order":
+            return 200, self.api.get_payout_order(scope, *args), False
+        if name == "cancel_payout_order":
+            return 200, self.api.cancel_payout_order(scope, *args), False
+        if name == "balance":
+            return 200, self.api.balance(scope), False
+        body = _parse_json(raw)
+        create: Callable[[], dict[str, Any]] = (
+            (lambda: self.api.create_customer(scope, livemode, body)) if name == "create_customer"
+            else (lambda: self.api.create_payout_order(scope, livemode, body))
+        )
+        key = h.headers.get("Idempotency-Key")
+        if not key:
+            return 200, create(), False
+        if len(key) > MAX_IDEMPOTENCY_KEY:
+            raise fail(422, rules.PARAMETER, rules.IDEMPOTENCY_TOO_LONG)
+        return self._idempotent(scope, key, method, path, body, create)
+
+    def _idempotent(self, scope: str, key: str, method: str, path: str, body: Any,
+                    create: Callable[[], dict[str, Any]]) -> tuple[int, Any, bool]:
+        """Same key + same request: the stored answer.  Same key + another request: 422.
+
+        Only successes are stored: a refusal changed nothing, so repeating it
+        simply re-evaluates the request.  The lock (striped by key) makes
+        concurrent duplicates wait for the first one and then replay it; the
+        object and its stored answer are written in one transaction, so no
+        crash can leave an order that a retry would create again.
+        """
+        request_hash = hashlib.sha256(
+            f"{method} {path}\n".encode() + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
+        stripe = self._idem_locks[hash((scope, key)) % _LOCK_STRIPES]
+        with stripe, self.store.atomic():
+            stored = self.store.idempotent_answer(scope, key)
+            if stored is not None:
+                stored_hash, status, answer = stored
+                if stored_hash != request_hash:
+                    raise fail(422, rules.PARAMETER, rules.IDEMPOTENCY_REUSED)
+                return status, answer, True
+            result = create()
+            self.store.remember_answer(scope, key, request_hash, 200, result)
+            return 200, result, False
+
+    def _authenticate(self, h: _Handler, entry: dict[str, Any]) -> tuple[str, bool]:
+        key = _api_key(h.headers.get("Authorization"))
+        if not key:
+            raise fail(401, rules.AUTHENTICATION, rules.MISSING_KEY)
+        accepted = key in self._keys if self._keys is not None else bool(DEFAULT_KEY_PATTERN.match(key))
+        if not accepted:
+            raise fail(401, rules.AUTHENTICATION, rules.INVALID_KEY)
+        scope = fingerprint(key)
+        if self.store.is_revoked(scope):
+            raise fail(401, rules.AUTHENTICATION, rules.REVOKED_KEY)
+        if self._engine.count_authenticated(scope):
+            # A fault, not a state change: setting new faults re-enables the key
+            # (the account was fixed); revoke_key() is the permanent kind.
+            entry["fault"] = REVOKED
+            raise fail(401, rules.AUTHENTICATION, rules.REVOKED_KEY)
+        return scope, key.startswith("key_live_")
+
+    def _answer_before(self, h: _Handler, decision: Decision, entry: dict[str, Any], lang: str) -> None:
+        kind = decision.before
+        entry["fault"] = kind
+        if kind == "html_502":
+            self._record(entry, 502)
+            h.send_bytes(502, HTML_502, content_type="text/html")
+        elif kind in ("throttle", RATE_LIMITED):
+            seconds = decision.retry_after
+            self._record(entry, 429)
+            h.send_json(429, rules.error_body(rules.RATE_LIMIT, [(rules.THROTTLED, {"seconds": seconds})], lang),
+                        headers={"Retry-After": str(seconds)})
+        else:
+            status = int(kind.rsplit("_", 1)[1])
+            self._record(entry, status)
+            h.send_json(status, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang))
+
+    def _answer_after(self, h: _Handler, decision: Decision, entry: dict[str, Any], status: int, body: Any,
+                      headers: dict[str, str]) -> None:
+        kind = decision.after
+        if kind == "drop_after_commit":
+            entry["fault"] = kind
+            self._record(entry, None)
+            h.drop()
+            return
+        if kind == "stall_after_commit":
+            entry["fault"] = kind
+            self._record(entry, status)
+            self._stopping.wait(self._engine.faults.stall_seconds)
+            h.send_json(status, body, headers=headers)
+            return
+        if kind == "truncated_json":
+            entry["fault"] = kind
+            self._record(entry, status)
+            payload = _encode(body)
+            h.send_bytes(status, payload[: max(1, len(payload) // 2)], headers=headers, close=True)
+            return
+        self._record(entry, status)
+        h.send_json(status, body, headers=headers)
+
+    def _record(self, entry: dict[str, Any], status: int | None) -> None:
+        entry["status"] = status
+        with self._log_lock:
+            self._log.append(entry)
+
+    # -- admin routes (no auth, no faults, not in request_log) ---------------------
+    def _admin(self, h: _Handler, method: str, path: str, raw: bytes) -> None:
+        def bad(status: int, why: str) -> None:
+            h.send_json(status, rules.error_body(rules.PARAMETER, [(ADMIN_ERROR, {"why": why})], "en"))
+
+        try:
+            body = _parse_json(raw) if raw else {}
+        except ApiFailure:
+            bad(400, "the body is not valid JSON")
+            return
+        if method == "GET" and path == "/_sandbox/state":
+            h.send_json(200, {"customers": self.customers(), "payout_orders": self.payout_orders()})
+        elif method == "GET" and path == "/_sandbox/requests":
+            h.send_json(200, {"requests": self.request_log})
+        elif method == "GET" and path == "/_sandbox/faults":
+            h.send_json(200, self.faults.to_dict())
+        elif method == "PUT" and path == "/_sandbox/faults":
+            try:
+                faults = Faults.from_dict(body, source="PUT /_sandbox/faults")
+            except FaultsError as error:
+                bad(422, error.message("en"))
+                return
+            self.set_faults(faults)
+            h.send_json(200, faults.to_dict())
+        elif method == "POST" and (match := re.match(r"^/_sandbox/payout_orders/([^/]+)/status$", path)):
+            status = body.get("status") if isinstance(body, dict) else None
+            if not isinstance(status, str) or not status:
+                bad(422, "expected {\"status\": \"cashed\"} or another status")
+                return
+            order = self.api.set_status(match.group(1), status)
+            if order is None:
+                bad(404, f"no payout order {match.group(1)}")
+                return
+            h.send_json(200, order)
+        elif method == "POST" and path == "/_sandbox/keys/revoke":
+            key = body.get("key") if isinstance(body, dict) else None
+            if not isinstance(key, str) or not key:
+                bad(422, "expected {\"key\": \"key_...\"}")
+                return
+            self.revoke_key(key)
+            h.send_json(200, {"revoked": True})
+        else:
+            bad(404, f"no admin route {method} {path}")
+
+
+def _as_faults(faults: Faults | dict[str, Any] | None) -> Faults:
+    if faults is None:
+        return Faults()
+    if isinstance(faults, dict):
+        return Faults.from_dict(faults)
+    return faults
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The request body as a JSON object, or 400 (malformed) / 422 (not an object)."""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw.strip() else None
+    except (UnicodeDecodeError, ValueError):
+        raise fail(400, rules.PARAMETER, rules.MALFORMED_JSON) from None
+    if not isinstance(body, dict):
+        raise fail(422, rules.PARAMETER, rules.NOT_AN_OBJECT)
+    return body
+
+
+def _api_key(header: str | None) -> str | None:
+    """The key from ``Basic base64(key:)`` or ``Bearer key``."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value or None
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[0] or None
+    return None
+
+
+def serve_forever(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    faults: Faults | dict[str, Any] | None = None,
+    state_path: str | Path | None = None,
+    keys: Iterable[str] | None = None,
+    starting_balance: int = DEFAULT_STARTING_BALANCE,
+) -> None:
+    """Serve until Ctrl-C (or SIGTERM).  The first stdout line is the URL, so a
+    script or test can start ``batch-payouts sandbox serve --port 0`` and read it."""
+    sandbox = Sandbox(host=host, port=port, keys=keys, faults=faults, state_path=state_path,
+                      starting_balance=starting_balance).start()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        print(sandbox.url, flush=True)
+        print(f"Conekta sandbox on {sandbox.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,637 @@
+"""Spreadsheets in and out: CSV and XLSX, exactly as finance staff save them.
+
+This module knows nothing about payouts or rules.  Its promises:
+
+* ``read_table`` gives every cell as text, so nothing is lost before the rules
+  look at it: a phone typed as a number stays ``"5512345678"`` (not
+  ``5512345678.0`` or ``5.51E+09``), ``3000.0`` becomes ``"3000"``, dates
+  become ISO 8601, and the index is the row number Excel shows, so a message
+  can say "row 7" and the user finds row 7.
+* ``write_table`` writes a sheet people can open safely: text never turns into
+  a formula (CSV/formula injection), 16-digit references stay text, amounts stay
+  whole numbers, and the file appears all at once or not at all (temp file plus
+  ``os.replace``), so a crash never leaves half a results sheet behind.
+* Bad input never escapes as a traceback: it becomes ``InputFileError`` with a
+  Spanish and English explanation of what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+
+from batch_payouts.errors import BatchError, InputFileError
+from batch_payouts.i18n import Text
+
+CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
+XLSX_EXTENSIONS = (".xlsx", ".xlsm")
+ACCEPTED_EXTENSIONS = CSV_EXTENSIONS + XLSX_EXTENSIONS
+CSV_DELIMITERS = ",;\t"
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_COLUMN_WIDTH = 60
+_SNIFF_BYTES = 8_192
+_XLSX_MAX_CELL_CHARS = 32_767
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
+_SEP_HINT = re.compile(r"sep=([,;\t])\r?\n", re.IGNORECASE)
+
+FILE_NOT_FOUND = Text(
+    es="No se encontró el archivo «{path}». Revisa el nombre y la carpeta.",
+    en="File «{path}» was not found. Check the name and the folder.",
+)
+NOT_A_FILE = Text(
+    es="«{path}» es una carpeta, no un archivo. Indica el archivo .xlsx o .csv.",
+    en="«{path}» is a folder, not a file. Give the .xlsx or .csv file.",
+)
+WRONG_EXTENSION = Text(
+    es="No se puede leer «{path}»: la extensión «{ext}» no es compatible. "
+    "Guarda el archivo como Excel (.xlsx) o CSV (.csv).",
+    en="Cannot read «{path}»: extension «{ext}» is not supported. "
+    "Save the file as Excel (.xlsx) or CSV (.csv).",
+)
+EMPTY_FILE = Text(
+    es="El archivo «{path}» está vacío: no tiene ni la fila de encabezados. "
+    "Usa la plantilla (comando «template») y llena una fila por beneficiario.",
+    en="File «{path}» is empty: it has no header row. "
+    "Use the template (the «template» command) and fill one row per beneficiary.",
+)
+UNREADABLE_FILE = Text(
+    es="No se puede leer «{path}»: el archivo está dañado o no es {kind_es}. "
+    "Ábrelo en Excel y vuelve a guardarlo como .xlsx o CSV UTF-8. (Detalle: {detail})",
+    en="Cannot read «{path}»: the file is damaged or is not {kind_en}. "
+    "Open it in Excel and save it again as .xlsx or CSV UTF-8. (Detail: {detail})",
+)
+EXCEL_WITH_CSV_EXTENSION = Text(
+    es="«{path}» es un libro de Excel aunque su nombre termina en «{ext}». "
+    "Cámbiale la extensión a .xlsx o guárdalo desde Excel como CSV.",
+    en="«{path}» is an Excel workbook although its name ends in «{ext}». "
+    "Rename it to .xlsx or save it from Excel as CSV.",
+)
+UNDECODABLE_TEXT = Text(
+    es="No se puede leer «{path}»: no es texto en UTF-8 ni en Windows-1252. "
+    "En Excel usa «Guardar como» > «CSV UTF-8 (delimitado por comas)».",
+    en="Cannot read «{path}»: it is neither UTF-8 nor Windows-1252 text. "
+    "In Excel use «Save as» > «CSV UTF-8 (Comma delimited)».",
+)
+PASSWORD_PROTECTED = Text(
+    es="«{path}» está protegido con contraseña. Quita la contraseña en Excel "
+    "(Archivo > Información > Proteger libro) y vuelve a intentarlo.",
+    en="«{path}» is password protected. Remove the password in Excel "
+    "(File > Info > Protect Workbook) and try again.",
+)
+UNKNOWN_SHEET = Text(
+    es="El libro «{path}» no tiene una hoja llamada «{sheet}». Hojas disponibles: {sheets}.",
+    en="Workbook «{path}» has no sheet named «{sheet}». Available sheets: {sheets}.",
+)
+DUPLICATE_HEADERS = Text(
+    es="Hay encabezados repetidos en «{path}»: {duplicates}. "
+    "Cada columna debe tener un nombre distinto; cambia o borra las repetidas.",
+    en="«{path}» has repeated headers: {duplicates}. "
+    "Every column needs a different name; rename or delete the repeated ones.",
+)
+_CSV = {"kind_es": "un CSV de texto", "kind_en": "a text CSV"}
+_EXCEL = {"kind_es": "un libro de Excel", "kind_en": "an Excel workbook"}
+CANNOT_WRITE = Text(
+    es="No se pudo guardar «{path}»: {detail}. Si el archivo está abierto en Excel, "
+    "ciérralo; revisa también que la carpeta exista y tengas permiso de escritura.",
+    en="Could not save «{path}»: {detail}. If the file is open in Excel, close it; "
+    "also check that the folder exists and that you may write to it.",
+)
+
+
+# ---------------------------------------------------------------------------
+# Cell values as text
+# ---------------------------------------------------------------------------
+
+
+def cell_text(value: object) -> str:
+    """One cell as the text a person sees in Excel, without float noise.
+
+    Integral numbers print as integers (``3000.0`` -> ``"3000"``,
+    ``5512345678.0`` -> ``"5512345678"``), never in scientific notation; other
+    floats keep Excel's 15 significant digits (``0.1 + 0.2`` -> ``"0.3"``);
+    dates and datetimes become ISO 8601.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _float_text(value)
+    if isinstance(value, Decimal):
+        return _decimal_text(value)
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds" if not value.microsecond else "auto")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=isinstance(value, dict))
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "item"):  # numpy scalar
+        return cell_text(value.item())
+    return str(value)
+
+
+def _float_text(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "-inf" if value < 0 else "inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return _decimal_text(Decimal(format(value, ".15g")))
+
+
+def _decimal_text(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+# ---------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------
+
+
+def read_table(path: str | os.PathLike[str], sheet: str | None = None) -> pd.DataFrame:
+    """Read a CSV or XLSX sheet as text; see ARCHITECTURE.md for the contract.
+
+    Columns are the header cells (stripped); the index is the spreadsheet row
+    number (header = 1 when it is the first row); blank rows are dropped.  A file
+    with only a header gives zero rows; a file without a header raises.
+    ``sheet`` picks an XLSX sheet by name (default: the first) and is ignored
+    for CSV.
+    """
+    file = Path(path)
+    ext = file.suffix.lower()
+    if not file.exists():
+        raise InputFileError(FILE_NOT_FOUND, path=str(file))
+    if file.is_dir():
+        raise InputFileError(NOT_A_FILE, path=str(file))
+    if ext not in ACCEPTED_EXTENSIONS:
+        raise InputFileError(WRONG_EXTENSION, path=str(file), ext=file.suffix or "—")
+    if ext in XLSX_EXTENSIONS:
+        rows = _read_xlsx_rows(file, sheet)
+    else:
+        rows = _read_csv_rows(file, ext)
+    return _rows_to_frame(rows, file)
+
+
+def _read_csv_rows(file: Path, ext: str) -> list[list[str]]:
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc.strerror or _short(exc)) from exc
+    if data.startswith(b"PK\x03\x04"):
+        raise InputFileError(EXCEL_WITH_CSV_EXTENSION, path=str(file), ext=ext)
+    text = _decode(data, file)
+    if not text.strip():
+        raise InputFileError(EMPTY_FILE, path=str(file))
+    hint = _SEP_HINT.match(text)
+    if hint:  # Excel's own "sep=;" first line: it names the delimiter and is not a row
+        delimiter, text = hint.group(1), text[hint.end():]
+    else:
+        delimiter = _detect_delimiter(text, default="\t" if ext == ".tsv" else ",")
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc) from exc
+
+
+def _decode(data: bytes, file: Path) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM (Excel's "Unicode text"),
+    else Windows-1252, which is what Excel in Mexico writes for plain "CSV"."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = ("utf-16",)
+    elif data.startswith(b"\xef\xbb\xbf"):
+        candidates = ("utf-8-sig",)
+    else:
+        candidates = ("utf-8", "cp1252")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" not in text:  # NUL never occurs in a text file: this is binary
+            return text
+    raise InputFileError(UNDECODABLE_TEXT, path=str(file))
+
+
+def _detect_delimiter(text: str, default: str) -> str:
+    """Sniff `,` `;` or tab from the first lines; fall back to counting them in
+    the header line (the Sniffer gives up on one-column or header-only files)."""
+    sample = text[:_SNIFF_BYTES]
+    if len(text) > _SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # never sniff a cut-off line
+    header = next((line for line in sample.splitlines() if line.strip()), "")
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = None
+    if sniffed and len(sniffed) == 1 and sniffed in CSV_DELIMITERS and sniffed in header:
+        return sniffed
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else default
+
+
+def _read_xlsx_rows(file: Path, sheet: str | None) -> list[list[str]]:
+    try:
+        from python_calamine import CalamineWorkbook, PasswordError
+    except ImportError as exc:  # pragma: no cover - a broken install, not bad input
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=exc) from exc
+    try:
+        workbook = CalamineWorkbook.from_path(str(file))
+        names = list(workbook.sheet_names)
+        name = _pick_sheet(names, sheet, file)
+        cells = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except InputFileError:
+        raise
+    except PasswordError as exc:
+        raise InputFileError(PASSWORD_PROTECTED, path=str(file)) from exc
+    except Exception as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=_short(exc)) from exc
+    except BaseException as exc:
+        # The Rust reader reports internal panics as pyo3's PanicException,
+        # which derives from BaseException; a damaged file must not crash us.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=_short(exc)) from None
+    return [[cell_text(value) for value in row] for row in cells]
+
+
+def _pick_sheet(names: Sequence[str], wanted: str | None, file: Path) -> str:
+    if not names:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail="no sheets")
+    if wanted is None:
+        return names[0]
+    if wanted in names:
+        return wanted
+    loose = [n for n in names if n.strip().casefold() == wanted.strip().casefold()]
+    if len(loose) == 1:
+        return loose[0]
+    raise InputFileError(
+        UNKNOWN_SHEET, path=str(file), sheet=wanted, sheets=", ".join(f"«{n}»" for n in names)
+    )
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip().replace("\n", " ") or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _column_letter(position: int) -> str:
+    """0-based column position -> Excel letters (0 -> A, 27 -> AB)."""
+    letters = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _rows_to_frame(rows: list[list[str]], file: Path) -> pd.DataFrame:
+    """Header = first non-blank row; index = 1-based row number in the sheet."""
+    numbered = [(n, row) for n, row in enumerate(rows, start=1) if any(c.strip() for c in row)]
+    if not numbered:
+        raise InputFileError(EMPTY_FILE, path=str(file))
+    (_, header), body = numbered[0], numbered[1:]
+    width = max(len(row) for _, row in numbered)
+    header = [cell.strip() for cell in header] + [""] * (width - len(header))
+    data = [row + [""] * (width - len(row)) for _, row in body]
+
+    keep, names = [], []
+    for position, title in enumerate(header):
+        if title:
+            keep.append(position)
+            names.append(title)
+        elif any(row[position].strip() for row in data):
+            # Data under a blank header: keep it (as an extra column) under
+            # its column letter rather than dropping what the user typed.
+            keep.append(position)
+            names.append(f"({_column_letter(position)})")
+
+    seen: dict[str, list[int]] = {}
+    for position, name in zip(keep, names):
+        seen.setdefault(name, []).append(position)
+    repeated = {name: spots for name, spots in seen.items() if len(spots) > 1}
+    if repeated:
+        described = "; ".join(
+            f"«{name}» ({', '.join(_column_letter(p) for p in spots)})" for name, spots in repeated.items()
+        )
+        raise InputFileError(DUPLICATE_HEADERS, path=str(file), duplicates=described)
+
+    columns = {name: [row[p] for row in data] for p, name in zip(keep, names)}
+    index = pd.Index([n for n, _ in body], dtype="int64")
+    frame = pd.DataFrame(columns, index=index, columns=names, dtype="str")
+    return frame
+
+
+# ---------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------
+
+
+def write_table(
+    frame: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    text_columns: Iterable[str] = (),
+    integer_columns: Iterable[str] = (),
+    row_fills: Mapping[str, str] | None = None,
+    fill_column: str = "status",
+    sheet_name: str = "Resultados",
+    extra_sheets: Mapping[str, pd.DataFrame] | None = None,
+) -> Path:
+    """Write ``frame`` to ``.csv`` (UTF-8 with BOM, comma) or ``.xlsx``.
+
+    XLSX: bold frozen header, autofilter, fitted widths (capped at
+    ``MAX_COLUMN_WIDTH``), rows whose ``fill_column`` value is a key of
+    ``row_fills`` (``{"invalid": "FFF4CCCC"}``) filled with that ARGB colour,
+    ``text_columns`` stored as text (format ``@``), ``integer_columns`` as whole
+    numbers (empty stays empty).  ``extra_sheets`` (name -> frame) follow the
+    main sheet in the same style; CSV holds one table, so they are skipped there.
+
+    Strings starting with ``= + - @``, tab or CR are never formulas: string
+    cells in XLSX, a leading ``'`` in CSV.  The file is written to a temporary
+    file in the same folder and moved into place, so the previous file survives
+    any failure.  OS failures (e.g. the file is open in Excel on Windows) raise
+    ``BatchError`` with an explanation.  The frame's index is not written.
+    """
+    target = Path(path)
+    ext = target.suffix.lower()
+    if ext not in (".csv", ".xlsx"):
+        # .xlsm would need the macro project openpyxl does not write.
+        raise ValueError(f"write_table: unsupported extension {target.suffix!r} (use .csv or .xlsx)")
+    sheets = [
+        _SheetSpec(sheet_name, frame, frozenset(text_columns), frozenset(integer_columns), dict(row_fills or {}), fill_column)
+    ]
+    for name, extra in (extra_sheets or {}).items():
+        sheets.append(_SheetSpec(name, extra))
+
+    def write(temp: Path) -> None:
+        if ext == ".csv":
+            _write_csv(sheets[0], temp)
+        else:
+            _write_xlsx(sheets, temp)
+
+    _atomic_write(target, write)
+    return target
+
+
+@dataclass
+class _SheetSpec:
+    """One sheet to write and how to type its columns."""
+
+    name: str
+    frame: pd.DataFrame
+    text_columns: frozenset[str] = frozenset()
+    integer_columns: frozenset[str] = frozenset()
+    row_fills: Mapping[str, str] = field(default_factory=dict)
+    fill_column: str = "status"
+
+
+def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file in the target's folder, then ``os.replace``."""
+    try:
+        handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or _short(exc)) from exc
+    os.close(handle)
+    temp = Path(temp_name)
+    try:
+        write(temp)
+        _match_permissions(temp, target)
+        os.replace(temp, target)
+    except OSError as exc:
+        _remove_quietly(temp)
+        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or _short(exc)) from exc
+    except BaseException:
+        _remove_quietly(temp)
+        raise
+
+
+def _match_permissions(temp: Path, target: Path) -> None:
+    """mkstemp creates files readable only by the owner; give the result the
+    permissions the old file had, or the usual ones for a new file.  (Reading
+    the umask means setting it briefly: call from one thread at a time.)"""
+    if target.exists():
+        mode = target.stat().st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    try:
+        os.chmod(temp, mode)
+    except OSError:  # pragma: no cover - e.g. filesystems without modes
+        pass
+
+
+def _remove_quietly(temp: Path) -> None:
+    try:
+        temp.unlink()
+    except OSError:  # already gone, or the original error matters more
+        pass
+
+
+def is_formula_like(text: str) -> bool:
+    """True when a spreadsheet could run ``text`` as a formula (CSV injection)."""
+    return text.startswith(FORMULA_PREFIXES)
+
+
+def _write_csv(spec: _SheetSpec, temp: Path) -> None:
+    with open(temp, "w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow([_csv_cell(str(name)) for name in spec.frame.columns])
+        columns = [spec.frame.iloc[:, i].tolist() for i in range(spec.frame.shape[1])]
+        integer_flags = [name in spec.integer_columns for name in spec.frame.columns]
+        for values in zip(*columns):
+            writer.writerow(
+                [
+                    _csv_cell(_integer_or_text(v) if is_int else v)
+                    for v, is_int in zip(values, integer_flags)
+                ]
+            )
+
+
+def _csv_cell(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value if is_formula_like(value) else value
+    return cell_text(value)
+
+
+def _integer_or_text(value: object) -> object:
+    """An integer column's value: ``int`` when it is a whole number, ``None``
+    when empty, and unchanged (text) otherwise, so nothing is silently lost."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()  # numpy scalar -> Python
+    if value is None or _is_missing(value):
+        return None
+    if isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        digits = value.strip().replace(",", "")
+        if not digits:
+            return None
+        if _WHOLE_NUMBER.fullmatch(digits):
+            return int(Decimal(digits))
+    return value
+
+
+def _is_missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _write_xlsx(sheets: list[_SheetSpec], temp: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook(write_only=True)
+    for spec in sheets:
+        _write_sheet(workbook, spec)
+    workbook.save(str(temp))
+
+
+def _write_sheet(workbook, spec: _SheetSpec) -> None:
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    frame = spec.frame
+    sheet = workbook.create_sheet(spec.name)
+    names = [str(c) for c in frame.columns]
+    sheet.freeze_panes = "A2"
+    for position, name in enumerate(frame.columns, start=1):
+        dimension = sheet.column_dimensions[get_column_letter(position)]
+        dimension.width = _fitted_width(name, frame.iloc[:, position - 1])
+        if name in spec.text_columns:
+            dimension.number_format = "@"  # new typing in the column stays text too
+
+    bold = Font(bold=True)
+    header = []
+    for name in names:
+        cell = _string_cell(WriteOnlyCell(sheet), name)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+
+    fills = {key: PatternFill(fill_type="solid", fgColor=colour) for key, colour in spec.row_fills.items()}
+    status = frame[spec.fill_column].tolist() if fills and spec.fill_column in frame.columns else None
+    kinds = [
+        "text" if name in spec.text_columns else "int" if name in spec.integer_columns else "auto"
+        for name in frame.columns
+    ]
+    columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
+    for row_number, values in enumerate(zip(*columns)):
+        fill = fills.get(status[row_number]) if status is not None and isinstance(status[row_number], str) else None
+        sheet.append([_xlsx_value(sheet, value, kind, fill) for value, kind in zip(values, kinds)])
+    if names:
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(names))}{len(frame) + 1}"
+
+
+def _xlsx_value(sheet, value: object, kind: str, fill):
+    """What to append for one cell: the plain value when openpyxl's own typing
+    is right (much faster), a styled cell when it needs a format, a fill, or
+    protection from being read as a formula."""
+    from openpyxl.cell import WriteOnlyCell
+
+    plain, number_format = _typed(value, kind)
+    if fill is None and number_format is None and not (isinstance(plain, str) and is_formula_like(plain)):
+        return plain
+    cell = WriteOnlyCell(sheet)
+    if isinstance(plain, str):
+        _string_cell(cell, plain)
+    elif plain is not None:
+        cell.value = plain
+    if number_format is not None:
+        cell.number_format = number_format
+    if fill is not None:
+        cell.fill = fill
+    return cell
+
+
+def _typed(value: object, kind: str) -> tuple[object, str | None]:
+    """(value as Excel should store it, number format or None).
+
+    Text columns are always text (``@``); integer columns whole numbers
+    (``0``) when they are whole; otherwise numbers, booleans and naive dates
+    keep their type and everything else becomes text.
+    """
+    if kind == "text":
+        text = cell_text(value)
+        return (_xml_safe(text) if text else None), "@"
+    if kind == "int":
+        value = _integer_or_text(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, "0"
+    if hasattr(value, "item") and not isinstance(value, (str, pd.Timestamp)):
+        value = value.item()  # numpy scalar -> Python
+    if value is None or (not isinstance(value, str) and _is_missing(value)):
+        return None, None
+    if isinstance(value, bool) or (isinstance(value, int) and abs(value) < 10**15):
+        return value, None
+    if isinstance(value, float) and math.isfinite(value):
+        return value, None
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    naive_datetime = isinstance(value, dt.datetime) and value.tzinfo is None
+    if naive_datetime or (isinstance(value, dt.date) and not isinstance(value, dt.datetime)):
+        return value, None
+    return _xml_safe(cell_text(value)), None
+
+
+def _xml_safe(text: str) -> str:
+    """Replace characters an XLSX cannot hold; cut to Excel's cell limit."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", text)[:_XLSX_MAX_CELL_CHARS]
+
+
+def _string_cell(cell, text: str):
+    """A string cell that Excel will never evaluate, whatever its first character.
+
+    openpyxl infers a formula from a leading ``=``; forcing ``data_type = "s"``
+    stores it as plain text, and ``quotePrefix`` keeps it text even if someone
+    edits the cell in Excel.
+    """
+    cell.value = _xml_safe(text)
+    cell.data_type = "s"
+    if is_formula_like(text):
+        cell.quotePrefix = True
+    return cell
+
+
+def _fitted_width(name: object, values: pd.Series) -> float:
+    longest = len(str(name))
+    if len(values):
+        texts = values.map(cell_text)
+        longest = max(longest, int(texts.str.len().max()))
+    return float(min(longest + 2, MAX_COLUMN_WIDTH))

@@ -1,0 +1,116 @@
+"""The ledger on a real SQLite file: states, intents, customers, repeat guard, lock, foreign files."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from batch_payouts.errors import BatchError
+from batch_payouts.ledger import Ledger, key_fingerprint
+
+
+def _row(ledger, key="x:1", number=2, batch="b1"):
+    return ledger.ensure_row(
+        batch_id=batch, row_key=key, row_number=number, email="Ana@Example.com", amount=3000,
+        currency="MXN", reason="Pago", payout_fingerprint="fp1",
+    )
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    with Ledger(tmp_path / "ledger.sqlite") as opened:
+        opened.record_batch_start(batch_id="b1", input_name="in.csv", input_sha256="0" * 64, key_fp="k1",
+                                  api_base="http://127.0.0.1", rows_total=1)
+        yield opened
+
+
+def test_new_row_is_pending_and_ensure_is_idempotent(ledger):
+    assert _row(ledger).state == "pending"
+    assert _row(ledger).state == "pending"
+    assert len(ledger.rows("b1")) == 1
+
+
+def test_intent_is_committed_before_send_and_keeps_the_first_body(ledger, tmp_path):
+    _row(ledger)
+    first = ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={"amount": 3000})
+    assert first.request_body == {"amount": 3000}
+    # A second process sees the intent: it is committed, not merely pending in memory.
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as other:
+        assert other.execute("SELECT state FROM rows").fetchone()[0] == "in_flight"
+    again = ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={"amount": 9999})
+    assert again.request_body == {"amount": 3000}, "a resend must be byte-for-byte the first request"
+    assert ledger.row("b1", "x:1").attempts == 2
+
+
+def test_created_and_failure_states(ledger):
+    _row(ledger)
+    _row(ledger, key="x:2", number=3)
+    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None,
+                          order={"id": "po1", "reference": "1234567890123456", "expires_at": 5, "customer_info": {"id": "cus_1"}})
+    ledger.record_failure(batch_id="b1", row_key="x:2", idempotency_key=None, state="failed",
+                          error_code="conekta.errors.amount", error_message="no", http_status=422, log_id="L1")
+    rows = {r.row_key: r for r in ledger.rows("b1")}
+    assert (rows["x:1"].state, rows["x:1"].reference, rows["x:1"].customer_id) == ("created", "1234567890123456", "cus_1")
+    assert (rows["x:2"].state, rows["x:2"].http_status, rows["x:2"].log_id) == ("failed", 422, "L1")
+
+
+def test_customers_are_remembered_per_key_and_email_case_insensitively(ledger):
+    _row(ledger)
+    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="c-1", body={})
+    ledger.record_customer(idempotency_key="c-1", key_fp="k1", email="Ana@Example.com", customer_id="cus_1")
+    assert ledger.customer_for("k1", "ana@example.com") == "cus_1"
+    assert ledger.customer_for("k2", "ana@example.com") is None
+
+
+def test_earlier_payout_in_another_batch_within_window(ledger):
+    _row(ledger)
+    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None, order={"id": "po1", "reference": "1" * 16})
+    found = ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() - 60, exclude_batch="b2")
+    assert found is not None and found.reference == "1" * 16 and found.row_number == 2
+    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() - 60, exclude_batch="b1") is None
+    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="other", since=0, exclude_batch="b2") is None
+    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() + 60, exclude_batch="b2") is None
+
+
+def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys,time; from batch_payouts.ledger import Ledger; l=Ledger(sys.argv[1]); l.acquire_lock('b1');"
+         "print('locked', flush=True); time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with Ledger(path) as mine, pytest.raises(BatchError) as info:
+            mine.acquire_lock("b1")
+        assert str(holder.pid) in info.value.message("es")
+    finally:
+        holder.kill()
+        holder.wait()
+    with Ledger(path) as mine:
+        mine.acquire_lock("b1")  # the holder died (kill -9): its lock is stale, not forever
+
+
+def test_foreign_and_corrupt_files_are_refused_and_left_untouched(tmp_path):
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(os.urandom(4096))
+    for path in (foreign, garbage):
+        before = path.read_bytes()
+        with pytest.raises(BatchError):
+            Ledger(path)
+        assert path.read_bytes() == before
+
+
+def test_key_fingerprint_is_one_way_and_stable():
+    fp = key_fingerprint("key_secret_value_123")
+    assert fp == key_fingerprint("key_secret_value_123")
+    assert "secret" not in fp and len(fp) == 16
+    assert fp != key_fingerprint("key_other")
