@@ -17,7 +17,7 @@ import click
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
-from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
+from batch_payouts.jobs import RunOptions, run_job, validate_job
 from batch_payouts.pipeline import RowOutcome
 from batch_payouts.report import format_summary
 
@@ -77,10 +77,10 @@ def parse_window(value: str, lang: str) -> float:
     return number * {"h": 3600, "m": 60, "s": 1}[unit]
 
 
-def _print_problems(result: JobResult, lang: str) -> None:
+def _print_problems(validated, lang: str) -> None:
     from batch_payouts.schema import row_problems
 
-    problems = row_problems(result.loaded.validated, lang)
+    problems = row_problems(validated, lang)
     for line in problems[:PROBLEMS_SHOWN]:
         click.echo(line, err=True)
     if len(problems) > PROBLEMS_SHOWN:
@@ -105,7 +105,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
         result = validate_job(options)
     except BatchError as error:
         _fail(error, lang)
-    _print_problems(result, lang)
+    _print_problems(result.loaded.validated, lang)
     click.echo(format_summary(result.summary, lang=lang, output=result.output_path))
     sys.exit(result.exit_code)
 
@@ -150,7 +150,6 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     except KeyboardInterrupt:
         click.echo(INTERRUPTED.format(lang), err=True)
         sys.exit(130)
-    _print_problems(result, lang)
     if result.stopped is not None:
         click.echo(result.stopped.message(lang), err=True)
     if result.interrupted:
@@ -174,7 +173,9 @@ class Progress:
         self.bar = None
         self.tty = sys.stderr.isatty()
 
-    def start(self, total: int) -> None:
+    def start(self, loaded, total: int) -> None:
+        """Show the file's problems first: they are known before anything is sent."""
+        _print_problems(loaded.validated, self.lang)
         self.total = total
         if self.tty and total:
             self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, total=total), file=sys.stderr)
@@ -230,5 +231,8 @@ def sandbox_serve(host, port, faults_path, state_path) -> None:
     """
     from batch_payouts.sandbox import Faults, serve_forever
 
-    faults = Faults.from_file(faults_path) if faults_path else None
+    try:
+        faults = Faults.from_file(faults_path) if faults_path else None
+    except BatchError as error:
+        _fail(error, "es")
     serve_forever(host=host, port=port, faults=faults, state_path=state_path)

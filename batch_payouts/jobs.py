@@ -128,8 +128,12 @@ def load_file(
     return LoadedFile(path, digest, raw, headers, validated)
 
 
-def _text_input_columns(headers: schema.HeaderMap) -> tuple[str, ...]:
-    return tuple(headers.canonical[c] for c in ("phone", "customer_id", "external_id") if c in headers.canonical)
+def _write(frame: pd.DataFrame, output: Path, loaded: LoadedFile, amount_unit: str) -> None:
+    """Phones and ids as the user named them stay text; amounts in cents become numbers."""
+    canonical = loaded.headers.canonical
+    text = tuple(canonical[c] for c in ("phone", "customer_id", "external_id") if c in canonical)
+    integers = (canonical["amount"],) if amount_unit == "cents" and "amount" in canonical else ()
+    report.write_results(frame, output, text_columns=text, integer_columns=integers)
 
 
 def validate_job(options: RunOptions) -> JobResult:
@@ -140,7 +144,7 @@ def validate_job(options: RunOptions) -> JobResult:
         allow_duplicate_rows=options.allow_duplicate_rows,
     )
     frame = report.validation_frame(loaded.raw, loaded.validated)
-    report.write_results(frame, output, text_columns=_text_input_columns(loaded.headers))
+    _write(frame, output, loaded, options.amount_unit)
     return JobResult(output, frame, report.summarize(frame, loaded.validated), loaded)
 
 
@@ -148,7 +152,7 @@ def run_job(
     options: RunOptions,
     *,
     on_row: Callable[[RowOutcome], None] | None = None,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[LoadedFile, int], None] | None = None,
     environ: dict[str, str] | None = None,
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet."""
@@ -199,12 +203,16 @@ def run_job(
         )
         executor = RowExecutor(client, ledger, settings)
         if on_start is not None:
-            on_start(int(loaded.validated["valid"].sum()))
+            on_start(loaded, int(loaded.validated["valid"].sum()))
         keys = row_keys(loaded.validated)
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
         frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
-        report.write_results(frame, output, text_columns=_text_input_columns(loaded.headers))
+        _write(frame, output, loaded, options.amount_unit)
+        livemode = batch.livemode
+        if livemode is None:  # nothing was sent this time: what an earlier run learned
+            known_mode = (ledger.batch(batch_id) or {}).get("livemode")
+            livemode = None if known_mode is None else bool(known_mode)
     return JobResult(
         output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id, ledger_path=ledger_path,
-        livemode=batch.livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
+        livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
     )

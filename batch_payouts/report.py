@@ -83,14 +83,18 @@ def validation_frame(raw: pd.DataFrame, validated: pd.DataFrame) -> pd.DataFrame
     return frame
 
 
-def write_results(frame: pd.DataFrame, path: Path, *, text_columns: tuple[str, ...] = ()) -> None:
+def write_results(
+    frame: pd.DataFrame, path: Path, *, text_columns: tuple[str, ...] = (), integer_columns: tuple[str, ...] = ()
+) -> None:
     """Write atomically; ids, references and phones stay text, row numbers integers.
 
     ``text_columns`` adds input columns that must stay text too (the phone and
-    id columns as the user named them).
+    id columns as the user named them); ``integer_columns`` the amount column
+    when amounts are cents, so Excel can sum it.
     """
     text = [c for c in (*TEXT_COLUMNS, *text_columns) if c in frame.columns]
-    sheets.write_table(frame, path, text_columns=text, integer_columns=["row"], row_fills=ROW_FILLS, fill_column="status")
+    integers = ["row", *(c for c in integer_columns if c in frame.columns)]
+    sheets.write_table(frame, path, text_columns=text, integer_columns=integers, row_fills=ROW_FILLS, fill_column="status")
 
 
 @dataclass

@@ -77,7 +77,9 @@ OUTPUT_COLUMNS = CANONICAL_COLUMNS + ("metadata", "valid", "error_code", "error_
 AMOUNT_UNITS = ("cents", "pesos")
 DEFAULT_CURRENCY = "MXN"
 REASON_MAX_CHARS = 40  # Conekta's limit for a payout order's reason
-MAX_METADATA_KEYS = 100  # Conekta's limit for a metadata hash
+# Conekta allows 100 metadata keys per order; the pipeline adds two of its own
+# (batch_id and row_key, which trace every order back to its row).
+MAX_METADATA_KEYS = 98
 PHONE_PATTERN = r"[0-9]{10,15}"
 # Above this an "amount" is a typo (ten billion pesos), and it keeps Int64 safe.
 MAX_AMOUNT_CENTS = 10**15

@@ -110,10 +110,12 @@ def test_same_metadata_key_twice():
 
 
 def test_too_many_metadata_columns():
-    headers = ["nombre", "correo", "monto", "motivo"] + [f"meta_k{i}" for i in range(101)]
+    limit = schema.MAX_METADATA_KEYS
+    assert limit == 98  # Conekta's 100, less batch_id and row_key
+    headers = ["nombre", "correo", "monto", "motivo"] + [f"meta_k{i}" for i in range(limit + 1)]
     with pytest.raises(InputFileError) as excinfo:
         schema.resolve_headers(headers)
-    assert "100" in excinfo.value.message("es")
+    assert str(limit) in excinfo.value.message("es")
     schema.resolve_headers(headers[:-1])
 
 
