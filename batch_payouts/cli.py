@@ -123,10 +123,12 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
               help="Pay even if an identical payout was created in another batch within the repeat window.")
 @click.option("--repeat-window", default="24h", show_default=True,
               help="How far back an identical payout in another batch counts as a repeat (e.g. 24h, 90m).")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Rows sent at the same time.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Rows sent at the same time (output order is always the input order).")
+@click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
+              help="At most this many requests per second, shared by all workers (default: no limit).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, sandbox, api_base, api_version,
-        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers) -> None:
+        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
@@ -136,7 +138,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
-            repeat_window=parse_window(repeat_window, lang), workers=workers,
+            repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
         )
         progress = Progress(lang)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -41,6 +41,7 @@ API_BASE_ENV = "CONEKTA_API_BASE"
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 60.0
+RATE_LIMITED_RETRIES = 20
 
 MISSING_KEY = Text(
     es="Falta la llave de API: define la variable de entorno CONEKTA_API_KEY "
@@ -105,6 +106,7 @@ class ClientConfig:
     read_timeout: float = 30.0
     max_retries: int = 4
     pool_size: int = 16
+    initial_backoff: float = INITIAL_BACKOFF
 
 
 def api_key_from_env(environ: dict[str, str] | None = None) -> str:
@@ -137,9 +139,11 @@ def _is_loopback(host: str) -> bool:
 def should_retry(*, attempt: int, max_retries: int, status: int | None) -> bool:
     """Retry transport failures (status None), 429 and 5xx; never other answers.
 
-    ``attempt`` counts the attempts already made (1 after the first).
+    ``attempt`` counts the attempts already made (1 after the first).  A 429
+    proves nothing was done and only asks us to wait, so it has a larger
+    budget: a batch running at the account's limit must not fail rows for it.
     """
-    if attempt > max_retries:
+    if attempt > (max(max_retries, RATE_LIMITED_RETRIES) if status == 429 else max_retries):
         return False
     if status is None:
         return True
@@ -147,10 +151,13 @@ def should_retry(*, attempt: int, max_retries: int, status: int | None) -> bool:
 
 
 def backoff_seconds(
-    attempt: int, retry_after: float | None = None, rand: Callable[[], float] = random.random
+    attempt: int,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+    initial: float = INITIAL_BACKOFF,
 ) -> float:
     """Exponential wait with jitter in [half, full], never below Retry-After."""
-    full = min(MAX_BACKOFF, INITIAL_BACKOFF * (2 ** (attempt - 1)))
+    full = min(MAX_BACKOFF, initial * (2 ** (attempt - 1)))
     wait = full * (0.5 + rand() / 2)
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
@@ -316,7 +323,9 @@ class ConektaClient:
             if not should_retry(attempt=attempt, max_retries=self.config.max_retries, status=status):
                 error.in_doubt = maybe_executed
                 raise error
-            self._sleep(backoff_seconds(attempt, retry_after, self._rand))
+            if status == 429 and self._throttle is not None:
+                continue  # the shared limiter already holds every worker back for Retry-After
+            self._sleep(backoff_seconds(attempt, retry_after, self._rand, self.config.initial_backoff))
 
     def _report(self, method, path, idempotency_key, status, log_id, started) -> None:
         if self._on_call is not None:

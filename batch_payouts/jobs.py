@@ -39,6 +39,7 @@ from batch_payouts.pipeline import (
     row_keys,
     run_batch,
 )
+from batch_payouts.throttle import RateLimiter
 
 SANDBOX_KEY = "key_test_sandbox_local"
 
@@ -75,9 +76,11 @@ class RunOptions:
     retry_failed: bool = False
     allow_repeat: bool = False
     repeat_window: float = DEFAULT_REPEAT_WINDOW
-    workers: int = 1
+    workers: int = 8
+    rate_limit: float | None = None
     read_timeout: float = 30.0
     max_retries: int = 4
+    initial_backoff: float = 0.5
 
 
 @dataclass
@@ -192,8 +195,9 @@ def run_job(
                 ClientConfig(
                     api_key=api_key, api_base=api_base, api_version=options.api_version, lang=options.lang,
                     read_timeout=options.read_timeout, max_retries=options.max_retries,
-                    pool_size=max(4, options.workers * 2),
+                    pool_size=max(4, options.workers * 2), initial_backoff=options.initial_backoff,
                 ),
+                throttle=RateLimiter(options.rate_limit),
                 on_call=calls.append,
             )
         )

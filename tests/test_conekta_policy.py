@@ -18,6 +18,8 @@ from batch_payouts.errors import BatchError
     [
         (None, 1, True),  # connection error / timeout
         (429, 1, True),
+        (429, 12, True),  # a 429 only asks us to wait: a larger budget
+        (429, 21, False),
         (500, 1, True),
         (502, 2, True),
         (503, 4, True),
