@@ -43,6 +43,10 @@ from batch_payouts.throttle import RateLimiter
 
 SANDBOX_KEY = "key_test_sandbox_local"
 
+NO_ROWS = Text(
+    es="El archivo «{name}» no tiene filas de beneficiarios (solo encabezados o filas vacías): no hay nada que pagar.",
+    en="The file '{name}' has no beneficiary rows (only headers or blank rows): there is nothing to pay.",
+)
 OUTPUT_IS_INPUT = Text(
     es="La hoja de resultados no puede ser el mismo archivo de entrada «{path}»: elige otra ruta con --output.",
     en="The results sheet cannot be the input file '{path}' itself: choose another path with --output.",
@@ -126,6 +130,8 @@ def load_file(
     path = Path(path)
     raw = sheets.read_table(path, sheet=sheet)
     headers = schema.resolve_headers(list(raw.columns))
+    if raw.empty:
+        raise InputFileError(NO_ROWS, name=path.name)
     validated = schema.validate(raw, amount_unit=amount_unit, lang=lang, allow_duplicate_rows=allow_duplicate_rows)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedFile(path, digest, raw, headers, validated)

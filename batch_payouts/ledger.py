@@ -84,6 +84,7 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (batch_id, row_key)
     );
     CREATE INDEX rows_by_fingerprint ON rows (payout_fingerprint, state);
+    CREATE INDEX rows_by_key ON rows (row_key, state);
     CREATE TABLE intents (
         idempotency_key TEXT PRIMARY KEY,
         batch_id TEXT NOT NULL,
@@ -481,15 +482,22 @@ class Ledger:
 
     # -- the repeat guard ---------------------------------------------------
     def earlier_payout(
-        self, *, payout_fingerprint: str, key_fp: str, since: float, exclude_batch: str
+        self, *, payout_fingerprint: str, row_key: str, key_fp: str, since: float, exclude_batch: str
     ) -> EarlierPayout | None:
+        """A payout already created in another batch for the same account that this row repeats.
+
+        Either the same payment (email, amount, currency, reason) within the
+        window, or -- whenever it happened -- the same folio: an ``external_id``
+        is the user's own name for one payment, paid once whatever the file.
+        """
         found = self._query(
             """SELECT r.batch_id, r.row_number, r.payout_order_id, r.reference, r.created_at
                FROM rows r JOIN batches b ON b.batch_id = r.batch_id
-               WHERE r.payout_fingerprint=? AND r.state='created' AND b.key_fingerprint=?
-                 AND r.batch_id != ? AND r.created_at >= ?
+               WHERE r.state='created' AND b.key_fingerprint=? AND r.batch_id != ?
+                 AND ((r.payout_fingerprint=? AND r.created_at >= ?)
+                      OR (substr(?, 1, 2) = 'x:' AND r.row_key = ?))
                ORDER BY r.created_at LIMIT 1""",
-            (payout_fingerprint, key_fp, exclude_batch, since),
+            (key_fp, exclude_batch, payout_fingerprint, since, row_key, row_key),
         )
         if not found:
             return None

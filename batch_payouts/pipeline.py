@@ -238,13 +238,19 @@ class RowExecutor:
         if entry.state == "failed" and not s.retry_failed:
             return self._outcome(number, entry, resumed=True)
         if entry.state in ("in_flight", "unknown"):
-            found = self._look_up(row_key)
+            try:
+                found = self._look_up(row_key)
+            except ConektaError as error:
+                if error.stops_batch:  # the row stays as it was: unknown until a lookup can answer
+                    raise StopBatch(self._stop_error(error)) from error
+                return self._failure(number, row_key, error, looking_up=True)
             if found is not None:
                 self.ledger.record_created(batch_id=s.batch_id, row_key=row_key, idempotency_key=None, order=found)
                 return self._outcome(number, self.ledger.row(s.batch_id, row_key))
         elif not s.allow_repeat:
             earlier = self.ledger.earlier_payout(
                 payout_fingerprint=payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"]),
+                row_key=row_key,
                 key_fp=s.key_fp,
                 since=time.time() - s.repeat_window,
                 exclude_batch=s.batch_id,
@@ -259,13 +265,12 @@ class RowExecutor:
         return self._outcome(number, self.ledger.row(s.batch_id, row_key))
 
     def _look_up(self, row_key: str) -> dict[str, Any] | None:
-        """Before resending a row in doubt, ask Conekta whether it already exists."""
-        try:
-            return self.client.find_payout_order({"batch_id": self.settings.batch_id, "row_key": row_key})
-        except ConektaError as error:
-            if error.stops_batch:
-                raise StopBatch(self._stop_error(error)) from error
-            return None  # resend with the same Idempotency-Key: the server's replay is the second guard
+        """Before resending a row in doubt, ask Conekta whether it already exists.
+
+        If the lookup itself fails the row stays ``unknown``: resending on the
+        Idempotency-Key alone is not safe on accounts that ignore it.
+        """
+        return self.client.find_payout_order({"batch_id": self.settings.batch_id, "row_key": row_key})
 
     def _customer(self, row: pd.Series, row_key: str, entry: LedgerRow) -> str:
         if row.get("customer_id"):
@@ -319,13 +324,18 @@ class RowExecutor:
     def _stop_error(self, error: ConektaError) -> BatchError:
         return BatchError(STOPPED, status=error.http_status, detail=error.message or error.type)
 
-    def _failure(self, number: int, row_key: str, error: ConektaError) -> RowOutcome:
+    def _failure(self, number: int, row_key: str, error: ConektaError, looking_up: bool = False) -> RowOutcome:
         s = self.settings
         key = getattr(error, "idempotency_key", None)
+        if looking_up:
+            error.in_doubt = True  # still unknown: the lookup could not say either way
         what = WHAT.get(getattr(error, "operation", "payout_order"), WHAT["payout_order"])
         if error.stops_batch:
+            # Refused before anything happened -- unless an earlier attempt of this
+            # very request may have gone through, in which case the row is unknown.
             self.ledger.record_failure(
-                batch_id=s.batch_id, row_key=row_key, idempotency_key=key, state="pending",
+                batch_id=s.batch_id, row_key=row_key, idempotency_key=key,
+                state="unknown" if error.in_doubt else "pending",
                 error_code="authentication_error", error_message=str(error),
                 http_status=error.http_status, log_id=error.log_id,
             )

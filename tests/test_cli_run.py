@@ -180,3 +180,23 @@ def test_sandbox_flag_needs_no_key(env, cli, monkeypatch):
     result = cli("run", source, "--sandbox")
     assert result.exit_code == 0, result.output
     assert "TEST" in result.output
+
+
+def test_same_folio_in_a_changed_file_is_never_paid_twice(sandbox, env, cli):
+    first = write_csv(env / "v1.csv", [beneficiary(1, folio="F-1"), beneficiary(2, folio="F-2")])
+    assert cli("run", first, "--api-base", sandbox.url).exit_code == 0
+    # Next day the file comes back with F-1's amount corrected: a different batch, same folio.
+    second = write_csv(env / "v2.csv", [beneficiary(1, folio="F-1", monto="50000"), beneficiary(3, folio="F-3")])
+    result = cli("run", second, "--api-base", sandbox.url, "--output", env / "v2.xlsx")
+    assert result.exit_code == 1
+    assert [r["status"] for r in read_xlsx(env / "v2.xlsx")] == ["duplicate", "created"]
+    assert len(sandbox.payout_orders()) == 3
+
+
+def test_header_only_file_is_refused(env, cli):
+    source = env / "vacio.csv"
+    source.write_text("nombre,correo,monto,motivo\n\n", encoding="utf-8")
+    result = cli("run", source, "--api-base", "http://127.0.0.1:9")
+    assert result.exit_code == 2
+    assert "no tiene filas" in result.output
+    assert not (env / "vacio.results.csv").exists()

@@ -68,11 +68,17 @@ def test_customers_are_remembered_per_key_and_email_case_insensitively(ledger):
 def test_earlier_payout_in_another_batch_within_window(ledger):
     _row(ledger)
     ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None, order={"id": "po1", "reference": "1" * 16})
-    found = ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() - 60, exclude_batch="b2")
+    def earlier(fp="fp1", key="h:other.1", key_fp="k1", since=time.time() - 60, exclude="b2"):
+        return ledger.earlier_payout(payout_fingerprint=fp, row_key=key, key_fp=key_fp, since=since, exclude_batch=exclude)
+
+    found = earlier()
     assert found is not None and found.reference == "1" * 16 and found.row_number == 2
-    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() - 60, exclude_batch="b1") is None
-    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="other", since=0, exclude_batch="b2") is None
-    assert ledger.earlier_payout(payout_fingerprint="fp1", key_fp="k1", since=time.time() + 60, exclude_batch="b2") is None
+    assert earlier(exclude="b1") is None
+    assert earlier(key_fp="other", since=0) is None
+    assert earlier(since=time.time() + 60) is None  # outside the window
+    # the same folio is the same payment whenever it was paid, whatever its content
+    assert earlier(fp="different", key="x:1", since=time.time() + 60) is not None
+    assert earlier(fp="different", key="h:1", since=0) is None
 
 
 def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
