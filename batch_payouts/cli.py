@@ -6,6 +6,7 @@ created (or not valid); 2 the batch could not run; 130 interrupted.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,7 +20,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
 from batch_payouts.jobs import RunOptions, run_job, validate_job
 from batch_payouts.pipeline import RowOutcome
-from batch_payouts.report import format_summary
+from batch_payouts.report import format_plan, format_summary, result_json
 
 PROBLEMS_SHOWN = 20
 MORE_PROBLEMS = Text(
@@ -127,8 +128,15 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
               help="Rows sent at the same time (output order is always the input order).")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
               help="At most this many requests per second, shared by all workers (default: no limit).")
+@click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it a live key stops the run.")
+@click.option("--dry-run", is_flag=True,
+              help="Validate, check balance and plan (rows to send, totals) without creating anything.")
+@click.option("--skip-balance-check", is_flag=True, help="Do not stop when the Conekta balance is below the batch total.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, sandbox, api_base, api_version,
-        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit) -> None:
+        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, live, dry_run,
+        skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
@@ -139,6 +147,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
             repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
+            live=live, dry_run=dry_run, skip_balance_check=skip_balance_check,
         )
         progress = Progress(lang)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -148,6 +157,8 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             signal.signal(signal.SIGTERM, previous)
             progress.finish()
     except BatchError as error:
+        if as_json:
+            click.echo(json.dumps({"exit_code": error.exit_code, "error": error.message(lang)}, ensure_ascii=False))
         _fail(error, lang)
     except KeyboardInterrupt:
         click.echo(INTERRUPTED.format(lang), err=True)
@@ -156,9 +167,15 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         click.echo(result.stopped.message(lang), err=True)
     if result.interrupted:
         click.echo(INTERRUPTED.format(lang), err=True)
-    click.echo(format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
-                              ledger=result.ledger_path, livemode=result.livemode))
-    sys.exit(result.exit_code)
+    summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
+                             ledger=result.ledger_path, livemode=result.livemode)
+    if dry_run:
+        _print_problems(result.loaded.validated, lang)
+        summary = format_plan(result.plan, result.balance, lang) + "\n" + summary
+    click.echo(summary, err=as_json)
+    if as_json:
+        click.echo(json.dumps(result_json(result, dry_run=dry_run), ensure_ascii=False))
+    sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)
 
 
 def _raise_interrupt(signum, frame) -> None:

@@ -228,6 +228,9 @@ class ConektaClient:
     def create_payout_order(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return self.request("POST", "/payout_orders", body=body, idempotency_key=idempotency_key)
 
+    def get_customer(self, customer_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/customers/{customer_id}")
+
     def get_payout_order(self, order_id: str) -> dict[str, Any]:
         return self.request("GET", f"/payout_orders/{order_id}")
 

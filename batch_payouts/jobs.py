@@ -23,15 +23,18 @@ from batch_payouts.conekta import (
     DEFAULT_API_VERSION,
     ClientConfig,
     ConektaClient,
+    ConektaError,
     api_key_from_env,
     check_api_base,
 )
 from batch_payouts.errors import BatchError, InputFileError
+from batch_payouts.guards import Plan, available_balance, check_balance, plan_batch
 from batch_payouts.i18n import Text
 from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
 from batch_payouts.pipeline import (
     DEFAULT_REPEAT_WINDOW,
     KEY_MISMATCH,
+    STOPPED,
     BatchSettings,
     RowExecutor,
     RowOutcome,
@@ -82,6 +85,9 @@ class RunOptions:
     repeat_window: float = DEFAULT_REPEAT_WINDOW
     workers: int = 8
     rate_limit: float | None = None
+    live: bool = False
+    dry_run: bool = False
+    skip_balance_check: bool = False
     read_timeout: float = 30.0
     max_retries: int = 4
     initial_backoff: float = 0.5
@@ -99,6 +105,8 @@ class JobResult:
     stopped: BatchError | None = None
     interrupted: bool = False
     calls: list[dict] = field(default_factory=list)
+    plan: Plan | None = None
+    balance: dict[str, int] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -190,11 +198,8 @@ def run_job(
         known = ledger.batch(batch_id)
         if known is not None and known["key_fingerprint"] != key_fp:
             raise BatchError(KEY_MISMATCH, batch_id=batch_id)
-        ledger.acquire_lock(batch_id)
-        ledger.record_batch_start(
-            batch_id=batch_id, input_name=loaded.path.name, input_sha256=loaded.sha256, key_fp=key_fp,
-            api_base=api_base, rows_total=len(loaded.raw),
-        )
+        if not options.dry_run:
+            ledger.acquire_lock(batch_id)
         calls: list[dict] = []
         client = stack.enter_context(
             ConektaClient(
@@ -207,14 +212,36 @@ def run_job(
                 on_call=calls.append,
             )
         )
+        keys = row_keys(loaded.validated)
+        plan = plan_batch(loaded.validated, keys, ledger, batch_id, retry_failed=options.retry_failed)
+        balance = None
+        if plan.to_send and not options.skip_balance_check:
+            try:
+                balance = available_balance(client)
+            except ConektaError as error:  # 401/403: the key itself was refused
+                raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
+            check_balance(plan, balance)
+        if options.dry_run:
+            frame = report.validation_frame(loaded.raw, loaded.validated)
+            _write(frame, output, loaded, options.amount_unit)
+            return JobResult(
+                output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id,
+                ledger_path=ledger_path, calls=calls, plan=plan, balance=balance,
+            )
+        ledger.record_batch_start(
+            batch_id=batch_id, input_name=loaded.path.name, input_sha256=loaded.sha256, key_fp=key_fp,
+            api_base=api_base, rows_total=len(loaded.raw),
+        )
         settings = BatchSettings(
             batch_id=batch_id, key_fp=key_fp, lang=options.lang, retry_failed=options.retry_failed,
             allow_repeat=options.allow_repeat, repeat_window=options.repeat_window, workers=options.workers,
+            live=options.live,
         )
         executor = RowExecutor(client, ledger, settings)
+        earlier_mode = (ledger.batch(batch_id) or {}).get("livemode")
+        executor.livemode = None if earlier_mode is None else bool(earlier_mode)  # learnt by an earlier run
         if on_start is not None:
             on_start(loaded, int(loaded.validated["valid"].sum()))
-        keys = row_keys(loaded.validated)
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
         frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
         _write(frame, output, loaded, options.amount_unit)
@@ -225,4 +252,5 @@ def run_job(
     return JobResult(
         output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id, ledger_path=ledger_path,
         livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
+        plan=plan, balance=balance,
     )

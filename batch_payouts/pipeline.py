@@ -68,6 +68,12 @@ STOPPED = Text(
     "unsent rows stay pending and are sent when you run again with a valid key.",
 )
 INTERRUPTED = Text(es="interrumpido por el usuario", en="interrupted by the user")
+LIVE_REFUSED = Text(
+    es="La llave de API es de modo LIVE (dinero real) y no se indicó --live: el lote se detuvo antes de "
+    "crear cualquier orden de pago. Si de verdad quieres pagar, vuelve a ejecutar con --live.",
+    en="The API key is a LIVE key (real money) and --live was not given: the batch stopped before "
+    "creating any payout order. If you really mean to pay, run again with --live.",
+)
 KEY_MISMATCH = Text(
     es="El lote {batch_id} ya se ejecutó con otra llave de API (otra cuenta o modo). Usa otro --batch-id.",
     en="Batch {batch_id} already ran with a different API key (another account or mode). Use another --batch-id.",
@@ -100,6 +106,7 @@ class BatchSettings:
     allow_repeat: bool = False
     repeat_window: float = DEFAULT_REPEAT_WINDOW
     workers: int = 1
+    live: bool = False
 
 
 @dataclass
@@ -296,8 +303,21 @@ class RowExecutor:
         self.ledger.set_row_customer(s.batch_id, row_key, customer_id)
         return customer_id
 
+    def _check_mode(self, customer_id: str) -> None:
+        """Know the account's mode before the first payout order, and refuse LIVE without --live."""
+        if self.livemode is None:
+            try:
+                self._note_livemode(self.client.get_customer(customer_id))
+            except ConektaError as error:
+                if error.stops_batch:
+                    raise StopBatch(self._stop_error(error)) from error
+                raise
+        if self.livemode and not self.settings.live:
+            raise StopBatch(BatchError(LIVE_REFUSED))
+
     def _send_order(self, row: pd.Series, row_key: str, customer_id: str) -> dict[str, Any]:
         s = self.settings
+        self._check_mode(customer_id)
         key = idempotency_key(s.batch_id, row_key, "payout_order")
         intent = self.ledger.begin_intent(
             batch_id=s.batch_id,

@@ -166,3 +166,43 @@ def format_summary(
     if ledger is not None:
         lines.append(LEDGER_LINE.format(lang, path=ledger))
     return "\n".join(lines)
+
+
+PLAN_LINE = Text(
+    es="Simulación (--dry-run): se enviarían {count} filas por {totals}; {done} ya estaban resueltas en una ejecución anterior. No se envió nada.",
+    en="Dry run (--dry-run): {count} rows would be sent for {totals}; {done} were already settled by an earlier run. Nothing was sent.",
+)
+BALANCE_LINE = Text(es="Saldo disponible: {amounts}", en="Available balance: {amounts}")
+
+
+def format_plan(plan, balance: dict[str, int] | None, lang: str) -> str:
+    """What a dry run found: rows and money that a real run would send."""
+    totals = ", ".join(f"{money(cents)} {currency}" for currency, cents in plan.totals.items()) or money(0)
+    lines = [PLAN_LINE.format(lang, count=len(plan.to_send), totals=totals, done=plan.already_done)]
+    if balance is not None:
+        amounts = ", ".join(f"{money(cents)} {currency}" for currency, cents in balance.items()) or money(0)
+        lines.append(BALANCE_LINE.format(lang, amounts=amounts))
+    return "\n".join(lines)
+
+
+def result_json(result, *, dry_run: bool = False) -> dict:
+    """The --json summary: stable keys for cron jobs and scripts."""
+    summary = result.summary
+    data = {
+        "batch_id": result.batch_id,
+        "exit_code": 0 if dry_run and result.exit_code == 0 else result.exit_code,
+        "mode": None if result.livemode is None else ("LIVE" if result.livemode else "TEST"),
+        "counts": summary.counts,
+        "amount_created": summary.amount_created,
+        "totals_created": summary.currency_totals,
+        "output": str(result.output_path),
+        "ledger": str(result.ledger_path) if result.ledger_path else None,
+        "input": {"name": result.loaded.path.name, "sha256": result.loaded.sha256},
+        "dry_run": dry_run,
+    }
+    if result.plan is not None:
+        data["plan"] = {"rows_to_send": len(result.plan.to_send), "already_done": result.plan.already_done,
+                        "totals": result.plan.totals}
+    if result.balance is not None:
+        data["balance_available"] = result.balance
+    return data

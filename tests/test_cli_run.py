@@ -106,8 +106,9 @@ def test_refused_row_is_failed_with_conekta_details_and_not_resent(sandbox, env,
     assert [r["status"] for r in sheet] == ["failed", "created"]
     assert sheet[0]["error_code"] and "log_id" in sheet[0]["error_message"]
     posts = len([r for r in sandbox.request_log if r["method"] == "POST"])
+    calls = len(sandbox.request_log)
     assert cli("run", source, "--api-base", sandbox.url, "--output", out).exit_code == 1
-    assert len([r for r in sandbox.request_log if r["method"] == "POST"]) == posts
+    assert len(sandbox.request_log) == calls  # nothing left to send: the failed row waits for --retry-failed
     assert cli("run", source, "--api-base", sandbox.url, "--output", out, "--retry-failed").exit_code == 1
     assert len([r for r in sandbox.request_log if r["method"] == "POST"]) == posts + 1
 

@@ -1,0 +1,79 @@
+"""Checks that run before any money moves: is there enough balance for what is left to send?
+
+They look at what the batch *still* has to send (rows already created in an
+earlier run do not count again), so a resumed batch is not refused for money
+it already spent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from batch_payouts.conekta import ConektaClient, ConektaError
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+from batch_payouts.ledger import Ledger
+
+LOW_BALANCE = Text(
+    es="Saldo insuficiente: el lote necesita {needed} {currency} y el saldo disponible en Conekta es "
+    "{available}. No se envió nada. Deposita fondos o usa --skip-balance-check si sabes que llegarán.",
+    en="Insufficient balance: the batch needs {needed} {currency} and the available Conekta balance is "
+    "{available}. Nothing was sent. Add funds, or use --skip-balance-check if you know they will arrive.",
+)
+BALANCE_UNAVAILABLE = Text(
+    es="No se pudo consultar el saldo en Conekta ({detail}). No se envió nada. Vuelve a intentar, "
+    "o usa --skip-balance-check.",
+    en="Could not read the Conekta balance ({detail}). Nothing was sent. Try again, or use --skip-balance-check.",
+)
+
+
+@dataclass
+class Plan:
+    """What a run would do: rows to send and their totals, rows already done."""
+
+    to_send: list = field(default_factory=list)
+    already_done: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def plan_batch(
+    validated: pd.DataFrame, keys: pd.Series, ledger: Ledger, batch_id: str, *, retry_failed: bool = False
+) -> Plan:
+    """Rows a run will send: valid, not yet created, and not refused before (unless retrying those)."""
+    settled = ("created", "duplicate") if retry_failed else ("created", "duplicate", "failed")
+    done = {row.row_key for row in ledger.rows(batch_id) if row.state in settled}
+    plan = Plan()
+    for number, row in validated[validated["valid"]].iterrows():
+        if keys[number] in done:
+            plan.already_done += 1
+            continue
+        plan.to_send.append(number)
+        plan.totals[row["currency"]] = plan.totals.get(row["currency"], 0) + int(row["amount"])
+    return plan
+
+
+def available_balance(client: ConektaClient) -> dict[str, int]:
+    """Available amount per currency, in cents."""
+    try:
+        balance = client.get_balance()
+    except ConektaError as error:
+        if error.stops_batch:
+            raise
+        raise BatchError(BALANCE_UNAVAILABLE, detail=str(error)) from error
+    available: dict[str, int] = {}
+    for entry in balance.get("available") or []:
+        currency = str(entry.get("currency", "")).upper()
+        available[currency] = available.get(currency, 0) + int(entry.get("amount") or 0)
+    return available
+
+
+def check_balance(plan: Plan, available: dict[str, int]) -> None:
+    from batch_payouts.report import money
+
+    for currency, needed in plan.totals.items():
+        if needed > available.get(currency, 0):
+            raise BatchError(
+                LOW_BALANCE, needed=money(needed), currency=currency, available=money(available.get(currency, 0))
+            )

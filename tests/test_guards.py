@@ -1,0 +1,69 @@
+"""Guards before money moves, checked on the sandbox's own record: nothing is POSTed when they refuse."""
+
+from __future__ import annotations
+
+import json
+
+from batch_payouts.sandbox import Sandbox
+from conftest import beneficiary, write_csv
+
+
+def _posts(sandbox):
+    return [r for r in sandbox.request_log if r["method"] == "POST"]
+
+
+def test_dry_run_plans_without_creating_anything(sandbox, env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2), beneficiary(3, correo="x")])
+    result = cli("run", source, "--api-base", sandbox.url, "--dry-run", "--json")
+    assert result.exit_code == 1  # one invalid row
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["dry_run"] is True
+    assert summary["plan"]["rows_to_send"] == 2
+    assert summary["plan"]["totals"] == {"MXN": 10100 + 10200}
+    assert _posts(sandbox) == []
+    assert "Fila 4" in result.stderr
+
+
+def test_low_balance_stops_before_any_post(env, cli):
+    with Sandbox(starting_balance=15000) as poor:
+        source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2)])
+        result = cli("run", source, "--api-base", poor.url)
+        assert result.exit_code == 2
+        assert "Saldo insuficiente" in result.output
+        assert _posts(poor) == []
+        forced = cli("run", source, "--api-base", poor.url, "--skip-balance-check")
+        assert forced.exit_code == 1  # the sandbox refuses the second order itself (402)
+        assert len(poor.payout_orders()) == 1
+
+
+def test_resumed_batch_only_needs_balance_for_what_is_left(sandbox, env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2)])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    again = cli("run", source, "--api-base", sandbox.url, "--dry-run", "--json")
+    plan = json.loads(again.stdout.strip().splitlines()[-1])["plan"]
+    assert plan == {"rows_to_send": 0, "already_done": 2, "totals": {}}
+
+
+def test_live_key_requires_live_flag(env, cli, monkeypatch):
+    monkeypatch.setenv("CONEKTA_API_KEY", "key_live_recognizable_4242")
+    with Sandbox() as live:
+        source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2)])
+        result = cli("run", source, "--api-base", live.url)
+        assert result.exit_code == 2
+        assert "--live" in result.output
+        assert live.payout_orders() == []
+        allowed = cli("run", source, "--api-base", live.url, "--live", "--json")
+        assert allowed.exit_code == 0, allowed.output
+        assert json.loads(allowed.stdout.strip().splitlines()[-1])["mode"] == "LIVE"
+        assert len(live.payout_orders()) == 2
+
+
+def test_json_summary_is_machine_readable(sandbox, env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1)])
+    result = cli("run", source, "--api-base", sandbox.url, "--json")
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    assert data["exit_code"] == result.exit_code == 0
+    assert data["counts"] == {"created": 1}
+    assert data["mode"] == "TEST"
+    assert data["amount_created"] == 10100
+    assert len(data["input"]["sha256"]) == 64
