@@ -245,6 +245,7 @@ def run_job(
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
         frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
         _write(frame, output, loaded, options.amount_unit)
+        ledger.set_output(batch_id, output, options.api_version)
         livemode = batch.livemode
         if livemode is None:  # nothing was sent this time: what an earlier run learned
             known_mode = (ledger.batch(batch_id) or {}).get("livemode")

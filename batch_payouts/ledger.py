@@ -114,6 +114,21 @@ MIGRATIONS: list[str] = [
         acquired_at REAL NOT NULL
     );
     """,
+    # 2: what the operations commands need (status refresh, cancel, audit, lookups by results file)
+    """
+    ALTER TABLE batches ADD COLUMN output_path TEXT;
+    ALTER TABLE batches ADD COLUMN api_version TEXT;
+    ALTER TABLE rows ADD COLUMN status_checked_at REAL;
+    ALTER TABLE rows ADD COLUMN cancelled_at REAL;
+    CREATE INDEX batches_by_output ON batches (output_path);
+    CREATE TABLE audit_heads (
+        path TEXT PRIMARY KEY,
+        batch_id TEXT,
+        last_hash TEXT NOT NULL,
+        lines INTEGER NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 FOREIGN_FILE = Text(
@@ -154,6 +169,10 @@ class LedgerRow:
     row_key: str
     row_number: int
     state: str
+    email: str = ""
+    amount: int = 0
+    currency: str = ""
+    reason: str = ""
     customer_id: str | None = None
     payout_order_id: str | None = None
     reference: str | None = None
@@ -165,6 +184,8 @@ class LedgerRow:
     log_id: str | None = None
     attempts: int = 0
     created_at: float | None = None
+    status_checked_at: float | None = None
+    cancelled_at: float | None = None
 
 
 @dataclass
@@ -319,6 +340,80 @@ class Ledger:
     def batch(self, batch_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM batches WHERE batch_id=?", (batch_id,))
         return dict(rows[0]) if rows else None
+
+    def set_output(self, batch_id: str, output_path: Path, api_version: str) -> None:
+        """Remember where the results sheet went, so commands can take that file as the batch's name."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE batches SET output_path=?, api_version=? WHERE batch_id=?",
+                (str(Path(output_path).resolve()), api_version, batch_id),
+            )
+
+    def find_batch(self, reference: str) -> dict[str, Any] | None:
+        """A batch by its id, a unique prefix of it (6+ characters), or its results sheet's path."""
+        if Path(reference).exists():
+            found = self._query(
+                "SELECT * FROM batches WHERE output_path=? ORDER BY last_run_at DESC LIMIT 1",
+                (str(Path(reference).resolve()),),
+            )
+            if found:
+                return dict(found[0])
+        exact = self.batch(reference)
+        if exact is not None:
+            return exact
+        if len(reference) >= 6 and all(c in "0123456789abcdef" for c in reference.lower()):
+            found = self._query("SELECT * FROM batches WHERE batch_id LIKE ? LIMIT 2", (reference.lower() + "%",))
+            if len(found) == 1:
+                return dict(found[0])
+        return None
+
+    def batches(self) -> list[dict[str, Any]]:
+        """Every batch, newest first, with row counts per state and the amount created."""
+        found = self._query(
+            """SELECT b.*,
+                      COALESCE(SUM(r.state='created'), 0) AS created,
+                      COALESCE(SUM(r.state IN ('failed','pending')), 0) AS failed,
+                      COALESCE(SUM(r.state IN ('unknown','in_flight')), 0) AS unknown,
+                      COALESCE(SUM(r.state='duplicate'), 0) AS duplicate,
+                      COALESCE(SUM(CASE WHEN r.state='created' THEN r.amount END), 0) AS amount_created
+               FROM batches b LEFT JOIN rows r ON r.batch_id = b.batch_id
+               GROUP BY b.batch_id ORDER BY b.last_run_at DESC"""
+        )
+        return [dict(r) for r in found]
+
+    def update_order_status(
+        self, batch_id: str, row_key: str, status: str, *, cancelled: bool = False
+    ) -> None:
+        """Record the payout order's latest status at Conekta (pending, cashed, expired, cancelled...)."""
+        now = time.time()
+        with self._transaction() as conn:
+            fields: dict[str, Any] = {"order_status": status, "status_checked_at": now}
+            if cancelled:
+                fields["cancelled_at"] = now
+            self._update_row(conn, batch_id, row_key, **fields)
+
+    def payouts_between(self, since: float, until: float) -> list[dict[str, Any]]:
+        """Every created payout in [since, until), with its batch's file, for month-end reports."""
+        found = self._query(
+            """SELECT r.*, b.input_name, b.input_sha256, b.livemode, b.operator
+               FROM rows r JOIN batches b ON b.batch_id = r.batch_id
+               WHERE r.state='created' AND r.created_at >= ? AND r.created_at < ?
+               ORDER BY r.created_at, r.batch_id, r.row_number""",
+            (since, until),
+        )
+        return [dict(r) for r in found]
+
+    # -- the audit chain's head: lets `audit verify` notice a cut-off tail ----
+    def audit_head(self, path: Path) -> dict[str, Any] | None:
+        found = self._query("SELECT * FROM audit_heads WHERE path=?", (str(Path(path).resolve()),))
+        return dict(found[0]) if found else None
+
+    def set_audit_head(self, path: Path, batch_id: str, last_hash: str, lines: int) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO audit_heads (path, batch_id, last_hash, lines, updated_at) VALUES (?,?,?,?,?)",
+                (str(Path(path).resolve()), batch_id, last_hash, lines, time.time()),
+            )
 
     # -- rows -------------------------------------------------------------
     def ensure_row(
@@ -522,6 +617,12 @@ def _ledger_row(r: sqlite3.Row) -> LedgerRow:
         log_id=r["log_id"],
         attempts=r["attempts"],
         created_at=r["created_at"],
+        email=r["email"],
+        amount=r["amount"],
+        currency=r["currency"],
+        reason=r["reason"],
+        status_checked_at=r["status_checked_at"],
+        cancelled_at=r["cancelled_at"],
     )
 
 

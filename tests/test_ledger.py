@@ -120,3 +120,43 @@ def test_key_fingerprint_is_one_way_and_stable():
     assert fp == key_fingerprint("key_secret_value_123")
     assert "secret" not in fp and len(fp) == 16
     assert fp != key_fingerprint("key_other")
+
+
+def test_batches_are_found_by_id_prefix_and_results_path(ledger, tmp_path):
+    out = tmp_path / "pagos.results.xlsx"
+    out.write_text("x")
+    ledger.set_output("b1", out, "2.0.0")
+    assert ledger.find_batch("b1")["batch_id"] == "b1"
+    assert ledger.find_batch(str(out))["batch_id"] == "b1"
+    assert ledger.find_batch("nope") is None
+    ledger.record_batch_start(batch_id="abcdef123456", input_name="x.csv", input_sha256="1" * 64, key_fp="k1",
+                              api_base="http://127.0.0.1", rows_total=1)
+    assert ledger.find_batch("abcdef")["batch_id"] == "abcdef123456"
+
+
+def test_batch_listing_counts_and_status_updates(ledger):
+    _row(ledger)
+    _row(ledger, key="x:2", number=3)
+    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None, order={"id": "po1", "reference": "1" * 16})
+    (listing,) = ledger.batches()
+    assert (listing["created"], listing["failed"], listing["amount_created"]) == (1, 1, 3000)
+    ledger.update_order_status("b1", "x:1", "cancelled", cancelled=True)
+    row = ledger.row("b1", "x:1")
+    assert row.order_status == "cancelled" and row.cancelled_at and row.status_checked_at
+    assert [p["payout_order_id"] for p in ledger.payouts_between(0, time.time() + 1)] == ["po1"]
+    assert ledger.payouts_between(time.time() + 10, time.time() + 20) == []
+
+
+def test_migrations_upgrade_an_older_ledger(tmp_path):
+    import batch_payouts.ledger as module
+
+    path = tmp_path / "old.sqlite"
+    saved = module.MIGRATIONS
+    try:
+        module.MIGRATIONS = saved[:1]
+        Ledger(path).close()
+    finally:
+        module.MIGRATIONS = saved
+    with Ledger(path) as upgraded:
+        assert upgraded._query("PRAGMA user_version")[0][0] == len(saved)
+        assert upgraded.batches() == []
