@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import datetime
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts import report, schema, sheets
+from batch_payouts import __version__, report, schema, sheets
 from batch_payouts.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -145,24 +146,41 @@ def load_file(
     return LoadedFile(path, digest, raw, headers, validated)
 
 
-def _write(frame: pd.DataFrame, output: Path, loaded: LoadedFile, amount_unit: str) -> None:
-    """Phones and ids as the user named them stay text; amounts in cents become numbers."""
+def _write(
+    frame: pd.DataFrame, output: Path, loaded: LoadedFile, options: RunOptions, facts: dict[str, str]
+) -> report.Summary:
+    """Write the results sheet (plus "Resumen" and "Errores" in XLSX) and return its summary.
+
+    Phones and ids as the user named them stay text; amounts in cents become numbers.
+    """
     canonical = loaded.headers.canonical
     text = tuple(canonical[c] for c in ("phone", "customer_id", "external_id") if c in canonical)
-    integers = (canonical["amount"],) if amount_unit == "cents" and "amount" in canonical else ()
-    report.write_results(frame, output, text_columns=text, integer_columns=integers)
+    integers = (canonical["amount"],) if options.amount_unit == "cents" and "amount" in canonical else ()
+    summary = report.summarize(frame, loaded.validated)
+    facts = {"input_name": loaded.path.name, "input_sha256": loaded.sha256, **facts,
+             "finished_at": _now_text(), "tool": f"batch-payouts {__version__}"}
+    report.write_results(
+        frame, output, text_columns=text, integer_columns=integers,
+        extra_sheets=report.extra_sheets(frame, loaded.validated, summary, facts, options.lang),
+    )
+    return summary
+
+
+def _now_text() -> str:
+    return datetime.now(report.MEXICO_CITY).isoformat(timespec="seconds")
 
 
 def validate_job(options: RunOptions) -> JobResult:
     """Read and validate only: no network, no ledger."""
+    started = _now_text()
     output = resolve_output(options.input_path, options.output_path)
     loaded = load_file(
         options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
         allow_duplicate_rows=options.allow_duplicate_rows,
     )
     frame = report.validation_frame(loaded.raw, loaded.validated)
-    _write(frame, output, loaded, options.amount_unit)
-    return JobResult(output, frame, report.summarize(frame, loaded.validated), loaded)
+    summary = _write(frame, output, loaded, options, {"started_at": started})
+    return JobResult(output, frame, summary, loaded)
 
 
 def run_job(
@@ -173,6 +191,7 @@ def run_job(
     environ: dict[str, str] | None = None,
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet."""
+    started = _now_text()
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)
     loaded = load_file(
@@ -223,9 +242,9 @@ def run_job(
             check_balance(plan, balance)
         if options.dry_run:
             frame = report.validation_frame(loaded.raw, loaded.validated)
-            _write(frame, output, loaded, options.amount_unit)
+            summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "started_at": started})
             return JobResult(
-                output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id,
+                output, frame, summary, loaded, batch_id=batch_id,
                 ledger_path=ledger_path, calls=calls, plan=plan, balance=balance,
             )
         ledger.record_batch_start(
@@ -243,15 +262,15 @@ def run_job(
         if on_start is not None:
             on_start(loaded, int(loaded.validated["valid"].sum()))
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
-        frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
-        _write(frame, output, loaded, options.amount_unit)
-        ledger.set_output(batch_id, output, options.api_version)
         livemode = batch.livemode
         if livemode is None:  # nothing was sent this time: what an earlier run learned
-            known_mode = (ledger.batch(batch_id) or {}).get("livemode")
-            livemode = None if known_mode is None else bool(known_mode)
+            livemode = executor.livemode
+        frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
+        mode = "" if livemode is None else ("LIVE" if livemode else "TEST")
+        summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
+        ledger.set_output(batch_id, output, options.api_version)
     return JobResult(
-        output, frame, report.summarize(frame, loaded.validated), loaded, batch_id=batch_id, ledger_path=ledger_path,
+        output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
         livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
         plan=plan, balance=balance,
     )

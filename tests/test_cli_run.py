@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import openpyxl
+
 from batch_payouts.sandbox import Faults
 from conftest import API_KEY, beneficiary, read_xlsx, write_csv
 
@@ -36,6 +38,11 @@ def test_run_creates_one_order_per_valid_row_and_writes_the_sheet(sandbox, env, 
         assert order["allowed_payout_methods"] == ["cashout"]
         assert order["metadata"]["row_key"] and order["metadata"]["batch_id"]
         assert line["expires_at"].endswith(("-06:00", "-05:00"))
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Resultados", "Resumen", "Errores"]
+    summary = {r[0]: r[1:] for r in book["Resumen"].iter_rows(min_row=2, values_only=True)}
+    assert summary["Modo"][0] == "TEST" and summary["Total creado (MXN)"] == (5, "$515.00")
+    assert [r[0] for r in book["Errores"].iter_rows(min_row=2, values_only=True)] == [7, 8]
     assert sheet[5]["error_code"] == "invalid_email"
     assert sheet[6]["error_code"] == "amount_not_multiple_of_100"
     assert "Resumen" in result.output or "creadas" in result.output
