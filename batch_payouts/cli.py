@@ -11,11 +11,13 @@ import os
 import re
 import signal
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from batch_payouts import __version__
+from batch_payouts.config import config_option
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
 from batch_payouts.jobs import RunOptions, run_job, validate_job
@@ -52,11 +54,12 @@ input_options = [
     click.option("--allow-duplicate-rows", is_flag=True,
                  help="Accept rows identical in email, amount, currency, reason and metadata."),
     lang_option,
+    click.option("--log-json", is_flag=True, help="Write log lines to stderr as JSON (one object per line)."),
 ]
 
 
 def with_input_options(command):
-    for option in reversed(input_options):
+    for option in reversed([*input_options, config_option]):
         command = option(command)
     return command
 
@@ -78,35 +81,55 @@ def parse_window(value: str, lang: str) -> float:
     return number * {"h": 3600, "m": 60, "s": 1}[unit]
 
 
-def _print_problems(validated, lang: str) -> None:
-    from batch_payouts.schema import row_problems
+class Console:
+    """Where human messages go: stderr as text, or as JSON lines with --log-json (for cron and log shippers)."""
 
-    problems = row_problems(validated, lang)
-    for line in problems[:PROBLEMS_SHOWN]:
-        click.echo(line, err=True)
-    if len(problems) > PROBLEMS_SHOWN:
-        click.echo(MORE_PROBLEMS.format(lang, count=len(problems) - PROBLEMS_SHOWN), err=True)
+    def __init__(self, lang: str = "es", json_lines: bool = False) -> None:
+        self.lang = lang
+        self.json_lines = json_lines
+
+    def log(self, event: str, message: str, level: str = "info", **fields: object) -> None:
+        if self.json_lines:
+            record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
+                      "event": event, "message": message, **fields}
+            click.echo(json.dumps(record, ensure_ascii=False, default=str), err=True)
+        else:
+            click.echo(message, err=True)
+
+    def problems(self, validated) -> None:
+        from batch_payouts.schema import row_problems
+
+        problems = row_problems(validated, self.lang)
+        shown = problems if self.json_lines else problems[:PROBLEMS_SHOWN]
+        for line in shown:
+            self.log("invalid_row", line, level="warning")
+        if len(problems) > len(shown):
+            self.log("invalid_rows_more", MORE_PROBLEMS.format(self.lang, count=len(problems) - len(shown)))
+
+    def fail(self, error: BatchError) -> None:
+        self.log("batch_error", error.message(self.lang), level="error", exit_code=error.exit_code)
+        sys.exit(error.exit_code)
 
 
 def _fail(error: BatchError, lang: str) -> None:
-    click.echo(error.message(lang), err=True)
-    sys.exit(error.exit_code)
+    Console(lang).fail(error)
 
 
 @main.command()
 @with_input_options
-def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang) -> None:
+def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, log_json) -> None:
     """Check a file without sending anything; writes the sheet with status valid/invalid.
 
     Example: batch-payouts validate pagos.xlsx
     """
+    console = Console(lang, log_json)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
                          lang=lang, allow_duplicate_rows=allow_duplicate_rows)
     try:
         result = validate_job(options)
     except BatchError as error:
-        _fail(error, lang)
-    _print_problems(result.loaded.validated, lang)
+        console.fail(error)
+    console.problems(result.loaded.validated)
     click.echo(format_summary(result.summary, lang=lang, output=result.output_path))
     sys.exit(result.exit_code)
 
@@ -134,13 +157,14 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--skip-balance-check", is_flag=True, help="Do not stop when the Conekta balance is below the batch total.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
-def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, sandbox, api_base, api_version,
+def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, log_json, sandbox, api_base, api_version,
         ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, live, dry_run,
         skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
     """
+    console = Console(lang, log_json)
     try:
         options = RunOptions(
             input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
@@ -149,7 +173,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
             live=live, dry_run=dry_run, skip_balance_check=skip_balance_check,
         )
-        progress = Progress(lang)
+        progress = Progress(console)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             result = run_job(options, on_row=progress.advance, on_start=progress.start)
@@ -159,20 +183,23 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     except BatchError as error:
         if as_json:
             click.echo(json.dumps({"exit_code": error.exit_code, "error": error.message(lang)}, ensure_ascii=False))
-        _fail(error, lang)
+        console.fail(error)
     except KeyboardInterrupt:
-        click.echo(INTERRUPTED.format(lang), err=True)
+        console.log("interrupted", INTERRUPTED.format(lang), level="warning")
         sys.exit(130)
     if result.stopped is not None:
-        click.echo(result.stopped.message(lang), err=True)
+        console.log("batch_stopped", result.stopped.message(lang), level="error")
     if result.interrupted:
-        click.echo(INTERRUPTED.format(lang), err=True)
+        console.log("interrupted", INTERRUPTED.format(lang), level="warning")
     summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
                              ledger=result.ledger_path, livemode=result.livemode)
     if dry_run:
-        _print_problems(result.loaded.validated, lang)
+        console.problems(result.loaded.validated)
         summary = format_plan(result.plan, result.balance, lang) + "\n" + summary
-    click.echo(summary, err=as_json)
+    if console.json_lines:
+        console.log("summary", summary, **result_json(result, dry_run=dry_run))
+    else:
+        click.echo(summary, err=as_json)
     if as_json:
         click.echo(json.dumps(result_json(result, dry_run=dry_run), ensure_ascii=False))
     sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)
@@ -185,16 +212,17 @@ def _raise_interrupt(signum, frame) -> None:
 class Progress:
     """A bar on a terminal, a plain line every 10% otherwise (cron logs stay readable)."""
 
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.lang = console.lang
         self.total = 0
         self.done = 0
         self.bar = None
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stderr.isatty() and not console.json_lines
 
     def start(self, loaded, total: int) -> None:
         """Show the file's problems first: they are known before anything is sent."""
-        _print_problems(loaded.validated, self.lang)
+        self.console.problems(loaded.validated)
         self.total = total
         if self.tty and total:
             self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, total=total), file=sys.stderr)
@@ -205,7 +233,8 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.total and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
-            click.echo(PROGRESS_LINE.format(self.lang, done=self.done, total=self.total), err=True)
+            self.console.log("progress", PROGRESS_LINE.format(self.lang, done=self.done, total=self.total),
+                             done=self.done, total=self.total)
 
     def finish(self) -> None:
         if self.bar is not None:

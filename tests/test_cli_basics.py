@@ -87,3 +87,45 @@ def test_demo_sample_gets_16_digit_references(env, cli, monkeypatch):
     again = cli("run", ROOT / "samples" / "beneficiaries.xlsx", "--sandbox", "--output", out)
     assert [r["reference"] for r in read_xlsx(out)] == [r["reference"] for r in sheet]
     assert again.exit_code == 1
+
+
+def test_config_file_supplies_options_and_the_command_line_wins(sandbox, env, cli, monkeypatch):
+    config = env / "nightly.toml"
+    config.write_text('lang = "en"\nworkers = 2\n[run]\ndry-run = true\njson = true\n', encoding="utf-8")
+    source = write_csv(env / "p.csv", [beneficiary(1)])
+    result = cli("run", source, "--api-base", sandbox.url, "--config", config)
+    assert result.exit_code == 0
+    assert "Dry run" in result.stderr  # lang and dry-run came from the file
+    assert sandbox.payout_orders() == []
+    monkeypatch.setenv("BATCH_PAYOUTS_CONFIG", str(config))
+    spanish = cli("run", source, "--api-base", sandbox.url, "--lang", "es")
+    assert "Simulación" in spanish.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('api_key = "key_abc"\n', "CONEKTA_API_KEY"),
+        ("workrs = 3\n", "workrs"),
+        ("[nosuchcommand]\nworkers = 1\n", "nosuchcommand"),
+        ("workers = = 3\n", "config"),
+    ],
+)
+def test_bad_config_files_are_refused_clearly(env, cli, text, expected):
+    config = env / "bad.toml"
+    config.write_text(text, encoding="utf-8")
+    source = write_csv(env / "p.csv", [beneficiary(1)])
+    result = cli("validate", source, "--config", config)
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_log_json_writes_one_json_object_per_stderr_line(env, cli):
+    import json
+
+    source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2, correo="x")])
+    result = cli("validate", source, "--log-json")
+    lines = [json.loads(line) for line in result.stderr.strip().splitlines()]
+    assert lines and all({"ts", "level", "event", "message"} <= set(line) for line in lines)
+    assert lines[0]["event"] == "invalid_row" and "Fila 3" in lines[0]["message"]

@@ -1,0 +1,107 @@
+"""The config file: every option a scheduled run needs, in one TOML file.
+
+Operators put what does not change between nights (ledger path, workers, rate
+limit, caps, language, ``live``) in a file given by ``--config`` or
+``BATCH_PAYOUTS_CONFIG``; options on the command line still win.  The API key
+never goes in this file: it stays in the environment.
+
+Keys are the long option names, with dashes or underscores (``rate-limit`` or
+``rate_limit``).  Top-level keys apply to every command that has the option;
+a table named after a command (``[run]``, ``[validate]``, ``[status]``)
+applies to that command only and wins over the top level.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+
+CONFIG_ENV = "BATCH_PAYOUTS_CONFIG"
+
+UNREADABLE = Text(
+    es="No se pudo leer el archivo de configuración «{path}»: {detail}",
+    en="Could not read the config file '{path}': {detail}",
+)
+UNKNOWN_KEY = Text(
+    es="El archivo de configuración «{path}» tiene una opción desconocida «{key}». Opciones válidas: {known}.",
+    en="The config file '{path}' has an unknown option '{key}'. Valid options: {known}.",
+)
+SECRET_KEY = Text(
+    es="El archivo de configuración «{path}» contiene «{key}»: la llave de API nunca va en un archivo; "
+    "defínela en la variable de entorno CONEKTA_API_KEY y quítala del archivo.",
+    en="The config file '{path}' contains '{key}': the API key never goes in a file; set it in the "
+    "CONEKTA_API_KEY environment variable and remove it from the file.",
+)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BatchError(UNREADABLE, path=str(path), detail=str(exc)) from exc
+
+
+def _option_names(command: click.Command) -> dict[str, str]:
+    """Config spelling -> click parameter name, for one command's options."""
+    names: dict[str, str] = {}
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.name == "config_path":
+            continue
+        for flag in param.opts:
+            if flag.startswith("--"):
+                names[flag[2:].replace("-", "_")] = param.name
+        names[param.name] = param.name
+    return names
+
+
+def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all_commands: dict[str, click.Command]) -> dict[str, Any]:
+    """The ``default_map`` for ``command``: its options from the file's top level and its own table."""
+    known_anywhere: set[str] = set()
+    for other in all_commands.values():
+        known_anywhere |= set(_option_names(other))
+    mine = _option_names(command)
+    defaults: dict[str, Any] = {}
+    sections = {name: value for name, value in config.items() if isinstance(value, dict)}
+    top = {name: value for name, value in config.items() if not isinstance(value, dict)}
+    for scope, values in (("", top), *((name, section) for name, section in sections.items())):
+        if scope and scope not in all_commands:
+            raise BatchError(UNKNOWN_KEY, path=str(path), key=scope, known=", ".join(sorted(all_commands)))
+        for key, value in values.items():
+            normal = key.replace("-", "_").lower()
+            if "key" in normal and ("api" in normal or "conekta" in normal or normal == "key"):
+                raise BatchError(SECRET_KEY, path=str(path), key=key)
+            if normal not in known_anywhere:
+                raise BatchError(UNKNOWN_KEY, path=str(path), key=key, known=", ".join(sorted(known_anywhere)))
+            if scope and scope != command.name:
+                continue
+            if normal in mine:
+                defaults[mine[normal]] = value
+    return defaults
+
+
+def apply_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """Eager callback of ``--config``: turn the file into the command's defaults."""
+    if value is None:
+        return None
+    group = ctx.find_root().command
+    commands = dict(getattr(group, "commands", {}))
+    try:
+        defaults = defaults_for(ctx.command, read_config(value), value, commands)
+    except BatchError as error:
+        raise click.UsageError(error.message("es") + "\n" + error.message("en")) from error
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), envvar=CONFIG_ENV,
+    is_eager=True, expose_value=False, callback=apply_config,
+    help="TOML file with default options (also BATCH_PAYOUTS_CONFIG); the command line wins.",
+)
