@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
@@ -39,6 +40,24 @@ BAD_WINDOW = Text(
     es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
     en="--repeat-window '{value}' is not valid: use a number with h, m or s (for example 24h, 90m).",
 )
+
+class PesosType(click.ParamType):
+    """An amount in pesos as finance writes it ("250000", "$250,000.00"), converted exactly to cents."""
+
+    name = "pesos"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value * 100
+        text = str(value).replace("$", "").replace(",", "").strip()
+        try:
+            pesos = Decimal(text)
+        except InvalidOperation:
+            pesos = None
+        if pesos is None or not pesos.is_finite() or pesos <= 0 or pesos != pesos.quantize(Decimal("0.01")):
+            self.fail(f"{value!r}: escribe un monto en pesos, por ejemplo 250000 o 1,500.50", param, ctx)
+        return int(pesos * 100)
+
 
 lang_option = click.option(
     "--lang", type=click.Choice(LANGUAGES), default=lambda: os.environ.get("BATCH_PAYOUTS_LANG", "es"),
@@ -151,6 +170,8 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
               help="Rows sent at the same time (output order is always the input order).")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
               help="At most this many requests per second, shared by all workers (default: no limit).")
+@click.option("--max-total", type=PesosType(), default=None,
+              help="Refuse the whole batch, before any request, if its valid rows add up to more (pesos, e.g. 250000).")
 @click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it a live key stops the run.")
 @click.option("--dry-run", is_flag=True,
               help="Validate, check balance and plan (rows to send, totals) without creating anything.")
@@ -158,8 +179,8 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--json", "as_json", is_flag=True,
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, log_json, sandbox, api_base, api_version,
-        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, live, dry_run,
-        skip_balance_check, as_json) -> None:
+        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, max_total, live,
+        dry_run, skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
@@ -171,7 +192,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
             repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
-            live=live, dry_run=dry_run, skip_balance_check=skip_balance_check,
+            live=live, dry_run=dry_run, skip_balance_check=skip_balance_check, max_total=max_total,
         )
         progress = Progress(console)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)

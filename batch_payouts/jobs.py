@@ -47,6 +47,12 @@ from batch_payouts.throttle import RateLimiter
 
 SANDBOX_KEY = "key_test_sandbox_local"
 
+OVER_MAX_TOTAL = Text(
+    es="El lote suma {total} y el máximo permitido (--max-total) es {cap}: no se envió nada. "
+    "Divide el archivo o sube el límite si el monto es correcto.",
+    en="The batch adds up to {total} and the allowed maximum (--max-total) is {cap}: nothing was sent. "
+    "Split the file, or raise the cap if the amount is right.",
+)
 NO_ROWS = Text(
     es="El archivo «{name}» no tiene filas de beneficiarios (solo encabezados o filas vacías): no hay nada que pagar.",
     en="The file '{name}' has no beneficiary rows (only headers or blank rows): there is nothing to pay.",
@@ -87,6 +93,7 @@ class RunOptions:
     workers: int = 8
     rate_limit: float | None = None
     live: bool = False
+    max_total: int | None = None  # cents: the whole batch is refused above it
     dry_run: bool = False
     skip_balance_check: bool = False
     read_timeout: float = 30.0
@@ -183,6 +190,15 @@ def validate_job(options: RunOptions) -> JobResult:
     return JobResult(output, frame, summary, loaded)
 
 
+def check_max_total(validated: pd.DataFrame, cap: int | None) -> None:
+    """A batch over the cap is refused as a whole, before any request."""
+    if cap is None:
+        return
+    total = int(validated.loc[validated["valid"], "amount"].sum())
+    if total > cap:
+        raise BatchError(OVER_MAX_TOTAL, total=report.money(total), cap=report.money(cap))
+
+
 def run_job(
     options: RunOptions,
     *,
@@ -198,6 +214,7 @@ def run_job(
         options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
         allow_duplicate_rows=options.allow_duplicate_rows,
     )
+    check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
     with ExitStack() as stack:
         if options.sandbox:

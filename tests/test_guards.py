@@ -67,3 +67,18 @@ def test_json_summary_is_machine_readable(sandbox, env, cli):
     assert data["mode"] == "TEST"
     assert data["amount_created"] == 10100
     assert len(data["input"]["sha256"]) == 64
+
+
+def test_max_total_refuses_the_whole_batch_before_any_request(sandbox, env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1), beneficiary(2)])  # $101 + $102
+    result = cli("run", source, "--api-base", sandbox.url, "--max-total", "200")
+    assert result.exit_code == 2
+    assert "$203.00" in result.output and "$200.00" in result.output
+    assert sandbox.request_log == []
+    assert cli("run", source, "--api-base", sandbox.url, "--max-total", "$203.00").exit_code == 0
+
+
+def test_max_total_must_be_pesos(env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1)])
+    result = cli("run", source, "--max-total", "mucho")
+    assert result.exit_code == 2 and "pesos" in result.output
