@@ -36,6 +36,7 @@ INTERRUPTED = Text(
 )
 PROGRESS = Text(es="Enviando {total} filas", en="Sending {total} rows")
 PROGRESS_LINE = Text(es="{done}/{total} filas procesadas", en="{done}/{total} rows processed")
+AUDIT_MISSING = Text(es="No existe el registro de auditoría «{path}».", en="The audit log '{path}' does not exist.")
 BAD_WINDOW = Text(
     es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
     en="--repeat-window '{value}' is not valid: use a number with h, m or s (for example 24h, 90m).",
@@ -213,7 +214,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     if result.interrupted:
         console.log("interrupted", INTERRUPTED.format(lang), level="warning")
     summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
-                             ledger=result.ledger_path, livemode=result.livemode)
+                             ledger=result.ledger_path, livemode=result.livemode, audit=result.audit_path)
     if dry_run:
         console.problems(result.loaded.validated)
         summary = format_plan(result.plan, result.balance, lang) + "\n" + summary
@@ -278,6 +279,41 @@ def template(output, lang) -> None:
     except BatchError as error:
         _fail(error, lang)
     click.echo(str(output))
+
+
+@main.group()
+def audit() -> None:
+    """The audit log written beside every results sheet (hash-chained JSON lines)."""
+
+
+@audit.command("verify")
+@click.argument("audit_file", type=click.Path(path_type=Path))
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
+              help="Ledger holding the chain's last hash (also BATCH_PAYOUTS_LEDGER), to detect a cut-off tail.")
+@lang_option
+def audit_verify(audit_file, ledger_path, lang) -> None:
+    """Check that no line of an audit log was edited, removed, inserted or reordered; exit 1 if one was.
+
+    Example: batch-payouts audit verify pagos.results.audit.jsonl
+    """
+    from batch_payouts.audit import describe, verify
+    from batch_payouts.ledger import Ledger, default_ledger_path
+
+    console = Console(lang)
+    if not audit_file.is_file():
+        console.fail(BatchError(AUDIT_MISSING, path=str(audit_file)))
+    head: dict = {}
+    ledger_file = ledger_path or default_ledger_path()
+    try:
+        if ledger_file.exists():
+            with Ledger(ledger_file) as ledger:
+                head = ledger.audit_head(audit_file) or {}
+        result = verify(audit_file, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
+    except BatchError as error:
+        console.fail(error)
+    for line in describe(result, lang):
+        click.echo(line)
+    sys.exit(0 if result.ok else 1)
 
 
 @main.group()

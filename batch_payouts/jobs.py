@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from batch_payouts import __version__, report, schema, sheets
+from batch_payouts.audit import AuditLog
 from batch_payouts.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -115,6 +116,7 @@ class JobResult:
     calls: list[dict] = field(default_factory=list)
     plan: Plan | None = None
     balance: dict[str, int] | None = None
+    audit_path: Path | None = None
 
     @property
     def exit_code(self) -> int:
@@ -237,6 +239,23 @@ def run_job(
         if not options.dry_run:
             ledger.acquire_lock(batch_id)
         calls: list[dict] = []
+        audit: AuditLog | None = None
+        audit_path = audit_path_for(output)
+        if not options.dry_run:
+            head = ledger.audit_head(audit_path) or {}
+            audit = stack.enter_context(
+                AuditLog.open(audit_path, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
+            )
+            audit.run_started(
+                input_name=loaded.path.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
+                api_version=options.api_version, options=_audited_options(options),
+            )
+
+        def record_call(call: dict) -> None:
+            calls.append(call)
+            if audit is not None:
+                audit.api_call(**call)
+
         client = stack.enter_context(
             ConektaClient(
                 ClientConfig(
@@ -245,7 +264,7 @@ def run_job(
                     pool_size=max(4, options.workers * 2), initial_backoff=options.initial_backoff,
                 ),
                 throttle=RateLimiter(options.rate_limit),
-                on_call=calls.append,
+                on_call=record_call,
             )
         )
         keys = row_keys(loaded.validated)
@@ -286,8 +305,26 @@ def run_job(
         mode = "" if livemode is None else ("LIVE" if livemode else "TEST")
         summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
         ledger.set_output(batch_id, output, options.api_version)
-    return JobResult(
-        output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
-        livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
-        plan=plan, balance=balance,
-    )
+        result = JobResult(
+            output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
+            livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
+            plan=plan, balance=balance, audit_path=audit_path,
+        )
+        audit.run_finished(
+            mode=mode or None, counts=summary.counts, totals=summary.amounts, exit_code=result.exit_code,
+            results_path=str(output),
+        )
+        last_hash, lines = audit.head
+        ledger.set_audit_head(audit_path, batch_id, last_hash, lines)
+    return result
+
+
+def audit_path_for(output: Path) -> Path:
+    """The audit log beside the results sheet: ``pagos.results.xlsx`` -> ``pagos.results.audit.jsonl``."""
+    return output.with_suffix(".audit.jsonl")
+
+
+def _audited_options(options: RunOptions) -> dict:
+    """The choices that shaped the run, for the audit record (paths as text; no key is ever among them)."""
+    chosen = {name: getattr(options, name) for name in options.__dataclass_fields__}
+    return {name: str(value) if isinstance(value, Path) else value for name, value in chosen.items()}

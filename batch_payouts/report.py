@@ -149,6 +149,7 @@ STATUS_LABELS = {
 }
 TOTAL_LINE = Text(es="Total creado: {amount} ({currency})", en="Total created: {amount} ({currency})")
 OUTPUT_LINE = Text(es="Hoja de resultados: {path}", en="Results sheet: {path}")
+AUDIT_LINE = Text(es="Registro de auditoría: {path}", en="Audit log: {path}")
 LEDGER_LINE = Text(es="Bitácora: {path}", en="Ledger: {path}")
 MODE_LINE = Text(es="Modo: {mode}", en="Mode: {mode}")
 
@@ -166,6 +167,7 @@ def format_summary(
     batch_id: str | None = None,
     ledger: Path | None = None,
     livemode: bool | None = None,
+    audit: Path | None = None,
 ) -> str:
     lines = []
     if batch_id:
@@ -177,6 +179,8 @@ def format_summary(
     for currency, cents in summary.currency_totals.items():
         lines.append(TOTAL_LINE.format(lang, amount=money(cents), currency=currency))
     lines.append(OUTPUT_LINE.format(lang, path=output))
+    if audit is not None:
+        lines.append(AUDIT_LINE.format(lang, path=audit))
     if ledger is not None:
         lines.append(LEDGER_LINE.format(lang, path=ledger))
     return "\n".join(lines)
@@ -210,6 +214,7 @@ def result_json(result, *, dry_run: bool = False) -> dict:
         "amount_created": summary.amount_created,
         "totals_created": summary.currency_totals,
         "output": str(result.output_path),
+        "audit": str(result.audit_path) if result.audit_path else None,
         "ledger": str(result.ledger_path) if result.ledger_path else None,
         "input": {"name": result.loaded.path.name, "sha256": result.loaded.sha256},
         "dry_run": dry_run,
