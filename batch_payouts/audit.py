@@ -39,7 +39,6 @@ This module is a library: it never prints and never exits.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -54,6 +53,7 @@ from typing import Any, NamedTuple
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import DEFAULT_LANG, Text
+from batch_payouts.ledger import operator_name
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
     import fcntl
@@ -521,7 +521,7 @@ class AuditLog:
             "options": scrub_options(dict(options or {})),
             "started_at": started_at or utc_now(),
             "tool_version": tool_version,
-            "operator": operator if operator is not None else _operator(),
+            "operator": operator if operator is not None else operator_name(),
             "host": host if host is not None else socket.gethostname(),
             **extra,
         }
@@ -584,11 +584,6 @@ class AuditLog:
         self.close()
 
 
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return "unknown"
 
 
 def _lock_file(fd: int) -> None:

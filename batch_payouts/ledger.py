@@ -302,7 +302,7 @@ class Ledger:
                 )
             conn.execute(
                 "INSERT OR REPLACE INTO locks (batch_id, pid, host, operator, acquired_at) VALUES (?,?,?,?,?)",
-                (batch_id, me[0], me[1], _operator(), time.time()),
+                (batch_id, me[0], me[1], operator_name(), time.time()),
             )
         self._held_locks.add(batch_id)
 
@@ -330,7 +330,7 @@ class Ledger:
                    VALUES (?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(batch_id) DO UPDATE SET last_run_at=excluded.last_run_at,
                        runs=runs+1, input_name=excluded.input_name""",
-                (batch_id, input_name, input_sha256, key_fp, api_base, rows_total, _operator(), socket.gethostname(), now, now),
+                (batch_id, input_name, input_sha256, key_fp, api_base, rows_total, operator_name(), socket.gethostname(), now, now),
             )
 
     def set_livemode(self, batch_id: str, livemode: bool) -> None:
@@ -626,7 +626,8 @@ def _ledger_row(r: sqlite3.Row) -> LedgerRow:
     )
 
 
-def _operator() -> str:
+def operator_name() -> str:
+    """The OS user running the batch, for the ledger and the audit log."""
     try:
         return getpass.getuser()
     except Exception:  # no user name in some containers: not worth failing a batch
