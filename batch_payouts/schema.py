@@ -488,12 +488,32 @@ _AMOUNT_SYNTAX = r"[+-]?(?=\.?[0-9])(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]*)(?:\.[0-9
 
 
 def _cells(raw: pd.DataFrame, header: str | None) -> pd.Series:
-    """A column as stripped text ("" for empty), positionally indexed."""
+    """A column as stripped text ("" for empty), positionally indexed.
+
+    A plain list comprehension: several times faster than ``.str.strip()``
+    on 100,000 rows, and this runs for every column the rules read.
+    """
     if header is None:
         return pd.Series([""] * len(raw), dtype="str")
-    column = raw[header].reset_index(drop=True)
-    column = column.where(column.notna(), "").astype("str")
-    return column.str.strip()
+    return pd.Series([_cell_text(value) for value in raw[header].tolist()], dtype="str")
+
+
+def _cell_text(value: object) -> str:
+    if type(value) is str:
+        return value.strip()
+    if value is None or value is pd.NA:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value).strip()
+
+
+def _canonical_cells(raw: pd.DataFrame, headers: HeaderMap) -> dict[str, pd.Series]:
+    """Every canonical column as stripped text, as the user typed it."""
+    return {column: _cells(raw, headers.canonical.get(column)) for column in CANONICAL_COLUMNS}
 
 
 def _parse_amounts(texts: pd.Series, amount_unit: str) -> tuple[pd.Series, pd.Series]:
@@ -558,10 +578,14 @@ def _metadata(raw: pd.DataFrame, headers: HeaderMap) -> tuple[list[dict[str, str
     return records, comparable
 
 
-def normalize(raw: pd.DataFrame, headers: HeaderMap, amount_unit: str = "cents") -> pd.DataFrame:
+def normalize(
+    raw: pd.DataFrame, headers: HeaderMap, amount_unit: str = "cents", cells: dict[str, pd.Series] | None = None
+) -> pd.DataFrame:
     """The table ``build_schema`` validates (positional index), one column each
-    for the parsed value and, where parsing can fail, the text it came from."""
-    cells = {column: _cells(raw, headers.canonical.get(column)) for column in CANONICAL_COLUMNS}
+    for the parsed value and, where parsing can fail, the text it came from.
+    ``cells`` (from ``_canonical_cells``) saves reading the columns twice."""
+    if cells is None:
+        cells = _canonical_cells(raw, headers)
     amount_exact, amount = _parse_amounts(cells["amount"], amount_unit)
     currency = cells["currency"].str.upper().where(cells["currency"] != "", DEFAULT_CURRENCY)
     reason = cells["reason"].str.normalize("NFC")
@@ -624,10 +648,11 @@ def validate(
     if lang not in LANGUAGES:
         raise ValueError(f"lang must be one of {LANGUAGES}, not {lang!r}")
     headers = resolve_headers(raw.columns)
-    table = normalize(raw, headers, amount_unit)
+    cells = _canonical_cells(raw, headers)
+    table = normalize(raw, headers, amount_unit, cells)
     schema = build_schema(now=int(time.time() if now is None else now), allow_duplicate_rows=allow_duplicate_rows)
     failures = _failures(schema, table)
-    return _report(raw, headers, table, failures, amount_unit, lang)
+    return _report(raw, headers, table, failures, amount_unit, lang, cells)
 
 
 def _failures(schema: pa.DataFrameSchema, table: pd.DataFrame) -> pd.DataFrame:
@@ -660,10 +685,13 @@ def _report(
     failures: pd.DataFrame,
     amount_unit: str,
     lang: str,
+    cells: dict[str, pd.Series] | None = None,
 ) -> pd.DataFrame:
     labels = list(raw.index)
     # Messages quote the cell as the user typed it, not the parsed value.
-    typed = {column: _cells(raw, headers.canonical.get(column)).tolist() for column in set(CODE_COLUMNS.values())}
+    if cells is None:
+        cells = _canonical_cells(raw, headers)
+    typed = {column: cells[column].tolist() for column in set(CODE_COLUMNS.values())}
     rows_by_external_id = _rows_sharing(table["external_id"], labels, failures, "duplicate_external_id")
     first_by_key = _first_rows(table["duplicate_key"], labels, failures)
 
