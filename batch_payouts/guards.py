@@ -15,6 +15,7 @@ from batch_payouts.conekta import ConektaClient, ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.ledger import Ledger
+from batch_payouts.pipeline import rows_of
 
 LOW_BALANCE = Text(
     es="Saldo insuficiente: el lote necesita {needed} {currency} y el saldo disponible en Conekta es "
@@ -45,7 +46,9 @@ def plan_batch(
     settled = ("created", "duplicate") if retry_failed else ("created", "duplicate", "failed")
     done = {row.row_key for row in ledger.rows(batch_id) if row.state in settled}
     plan = Plan()
-    for number, row in validated[validated["valid"]].iterrows():
+    for number, row in rows_of(validated):
+        if not row["valid"]:
+            continue
         if keys[number] in done:
             plan.already_done += 1
             continue

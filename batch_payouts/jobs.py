@@ -58,6 +58,11 @@ NO_ROWS = Text(
     es="El archivo «{name}» no tiene filas de beneficiarios (solo encabezados o filas vacías): no hay nada que pagar.",
     en="The file '{name}' has no beneficiary rows (only headers or blank rows): there is nothing to pay.",
 )
+OUTPUT_SUFFIXES = (".xlsx", ".csv")
+BAD_OUTPUT = Text(
+    es="La hoja de resultados «{path}» debe ser un archivo .xlsx o .csv: elige otra ruta con --output.",
+    en="The results sheet '{path}' must be an .xlsx or .csv file: choose another path with --output.",
+)
 OUTPUT_IS_INPUT = Text(
     es="La hoja de resultados no puede ser el mismo archivo de entrada «{path}»: elige otra ruta con --output.",
     en="The results sheet cannot be the input file '{path}' itself: choose another path with --output.",
@@ -136,9 +141,12 @@ def default_output_path(input_path: Path) -> Path:
 
 
 def resolve_output(input_path: Path, output_path: Path | None) -> Path:
+    """Where the results go, refused up front (exit 2) when it could never be written after payouts were sent."""
     output = Path(output_path) if output_path else default_output_path(input_path)
     if output.resolve() == input_path.resolve():
         raise InputFileError(OUTPUT_IS_INPUT, path=str(input_path))
+    if output.is_dir() or output.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputFileError(BAD_OUTPUT, path=str(output))
     return output
 
 

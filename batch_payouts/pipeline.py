@@ -14,7 +14,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -132,7 +132,7 @@ class StopBatch(Exception):
 IDENTITY_COLUMNS = ("name", "email", "phone", "amount", "currency", "reason", "customer_id", "expires_at", "metadata")
 
 
-def _canonical_row(row: pd.Series) -> list[Any]:
+def _canonical_row(row: Mapping[str, Any]) -> list[Any]:
     values: list[Any] = []
     for column in IDENTITY_COLUMNS:
         value = row.get(column)
@@ -148,6 +148,11 @@ def _canonical_row(row: pd.Series) -> list[Any]:
     return values
 
 
+def rows_of(validated: pd.DataFrame) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row as a dict): one conversion instead of a Series per row (iterrows is ~10x slower)."""
+    return zip((int(n) for n in validated.index), validated.to_dict("records"))
+
+
 def batch_identity(validated: pd.DataFrame, key_fp: str) -> str:
     """SHA-256 of the normalised rows and the key's fingerprint.
 
@@ -155,7 +160,7 @@ def batch_identity(validated: pd.DataFrame, key_fp: str) -> str:
     fingerprint keeps a test run and a live run of one file apart.
     """
     digest = hashlib.sha256(key_fp.encode())
-    for number, row in validated.iterrows():
+    for number, row in rows_of(validated):
         digest.update(json.dumps([int(number), *_canonical_row(row)], ensure_ascii=False, default=str).encode())
     return digest.hexdigest()
 
@@ -164,7 +169,7 @@ def row_keys(validated: pd.DataFrame) -> pd.Series:
     """Each row's identity: ``x:<external_id>``, else a content hash plus its occurrence number."""
     keys: dict[Any, str] = {}
     seen: dict[str, int] = {}
-    for number, row in validated.iterrows():
+    for number, row in rows_of(validated):
         external = (row.get("external_id") or "").strip() if isinstance(row.get("external_id"), str) else ""
         if external:
             keys[number] = f"x:{external}"
@@ -186,7 +191,7 @@ def idempotency_key(batch_id: str, row_key: str, operation: str) -> str:
     return "bp-" + hashlib.sha256(f"{batch_id}\0{row_key}\0{operation}".encode()).hexdigest()[:40]
 
 
-def payout_order_body(row: pd.Series, customer_id: str, batch_id: str, row_key: str) -> dict[str, Any]:
+def payout_order_body(row: Mapping[str, Any], customer_id: str, batch_id: str, row_key: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "currency": row["currency"],
         "amount": int(row["amount"]),
@@ -202,7 +207,7 @@ def payout_order_body(row: pd.Series, customer_id: str, batch_id: str, row_key: 
     return body
 
 
-def customer_body(row: pd.Series) -> dict[str, Any]:
+def customer_body(row: Mapping[str, Any]) -> dict[str, Any]:
     body = {"name": row["name"], "email": row["email"]}
     if row.get("phone"):
         body["phone"] = row["phone"]
@@ -219,7 +224,21 @@ class RowExecutor:
         self.settings = settings
         self._email_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._known: dict[str, LedgerRow] = {}
         self.livemode: bool | None = None
+
+    def preload(self) -> None:
+        """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
+        self._known = {entry.row_key: entry for entry in self.ledger.rows(self.settings.batch_id)}
+
+    def settled(self, number: int, row_key: str) -> RowOutcome | None:
+        """The outcome of a row an earlier run finished (created, or refused and not retried), else None."""
+        entry = self._known.get(row_key)
+        if entry is None:
+            return None
+        if entry.state == "created" or (entry.state == "failed" and not self.settings.retry_failed):
+            return self._outcome(number, entry, resumed=True)
+        return None
 
     def _email_lock(self, email: str) -> threading.Lock:
         with self._locks_guard:
@@ -228,7 +247,7 @@ class RowExecutor:
     def _t(self, text: Text, **params: object) -> str:
         return text.format(self.settings.lang, **params)
 
-    def process(self, number: int, row: pd.Series, row_key: str) -> RowOutcome:
+    def process(self, number: int, row: Mapping[str, Any], row_key: str) -> RowOutcome:
         s = self.settings
         entry = self.ledger.ensure_row(
             batch_id=s.batch_id,
@@ -279,7 +298,7 @@ class RowExecutor:
         """
         return self.client.find_payout_order({"batch_id": self.settings.batch_id, "row_key": row_key})
 
-    def _customer(self, row: pd.Series, row_key: str, entry: LedgerRow) -> str:
+    def _customer(self, row: Mapping[str, Any], row_key: str, entry: LedgerRow) -> str:
         if row.get("customer_id"):
             return row["customer_id"]
         if entry.customer_id:
@@ -288,7 +307,9 @@ class RowExecutor:
         with self._email_lock(row["email"]):
             customer_id = self.ledger.customer_for(s.key_fp, row["email"])
             if customer_id is None:
-                key = idempotency_key(s.batch_id, row_key, "customer")
+                # Keyed by the email, not the row: if this request is left in doubt, the next
+                # row (or rerun) for the same person replays it instead of creating a second customer.
+                key = idempotency_key(s.batch_id, "email:" + row["email"].lower(), "customer")
                 intent = self.ledger.begin_intent(
                     batch_id=s.batch_id, row_key=row_key, operation="customer", idempotency_key=key, body=customer_body(row)
                 )
@@ -315,7 +336,7 @@ class RowExecutor:
         if self.livemode and not self.settings.live:
             raise StopBatch(BatchError(LIVE_REFUSED))
 
-    def _send_order(self, row: pd.Series, row_key: str, customer_id: str) -> dict[str, Any]:
+    def _send_order(self, row: Mapping[str, Any], row_key: str, customer_id: str) -> dict[str, Any]:
         s = self.settings
         self._check_mode(customer_id)
         key = idempotency_key(s.batch_id, row_key, "payout_order")
@@ -422,10 +443,8 @@ def run_batch(
     """
     settings = executor.settings
     outcomes: dict[int, RowOutcome] = {}
-    valid_rows: Iterable[tuple[Any, pd.Series]] = (
-        (number, row) for number, row in validated.iterrows() if bool(row["valid"])
-    )
-    pending = list(valid_rows)
+    pending = [(number, row) for number, row in rows_of(validated) if row["valid"]]
+    executor.preload()
     stopped: BatchError | None = None
     interrupted = False
     in_flight: dict[Future, int] = {}
@@ -436,6 +455,12 @@ def run_batch(
             while not (stopped or interrupted) and position < len(pending) and len(in_flight) < settings.workers:
                 number, row = pending[position]
                 position += 1
+                settled = executor.settled(number, keys[number])
+                if settled is not None:  # finished in an earlier run: no request, no worker
+                    outcomes[number] = settled
+                    if on_row is not None:
+                        on_row(settled)
+                    continue
                 in_flight[pool.submit(executor.process, number, row, keys[number])] = int(number)
             if not in_flight:
                 break
