@@ -74,6 +74,8 @@ input_options = [
     click.option("--allow-duplicate-rows", is_flag=True,
                  help="Accept rows identical in email, amount, currency, reason and metadata."),
     lang_option,
+    click.option("--max-amount", type=PesosType(), default=None,
+                 help="Rows above this many pesos are invalid (amount_over_limit), e.g. 20000."),
     click.option("--log-json", is_flag=True, help="Write log lines to stderr as JSON (one object per line)."),
 ]
 
@@ -137,14 +139,14 @@ def _fail(error: BatchError, lang: str) -> None:
 
 @main.command()
 @with_input_options
-def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, log_json) -> None:
+def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json) -> None:
     """Check a file without sending anything; writes the sheet with status valid/invalid.
 
     Example: batch-payouts validate pagos.xlsx
     """
     console = Console(lang, log_json)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
-                         lang=lang, allow_duplicate_rows=allow_duplicate_rows)
+                         lang=lang, allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount)
     try:
         result = validate_job(options)
     except BatchError as error:
@@ -179,7 +181,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--skip-balance-check", is_flag=True, help="Do not stop when the Conekta balance is below the batch total.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
-def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, log_json, sandbox, api_base, api_version,
+def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json, sandbox, api_base, api_version,
         ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, max_total, live,
         dry_run, skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
@@ -194,6 +196,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
             repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
             live=live, dry_run=dry_run, skip_balance_check=skip_balance_check, max_total=max_total,
+            max_amount=max_amount,
         )
         progress = Progress(console)
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -326,18 +329,47 @@ def sandbox() -> None:
 @click.option("--port", type=int, default=8765, show_default=True, help="Port (0 picks a free one).")
 @click.option("--faults", "faults_path", type=click.Path(exists=True, path_type=Path),
               help="Fault profile (JSON or TOML): latency, error rates, rate limit, seed.")
+@click.option("--fault", "fault_settings", multiple=True, metavar="NAME=VALUE",
+              help="One fault setting, repeatable; overrides the profile. E.g. --fault error_rate=0.2 "
+                   "--fault latency_ms=50 --fault 'script={\"2\": \"drop_after_commit\"}'.")
+@click.option("--seed", type=int, default=None, help="Seed of the random faults, so a run can be replayed.")
 @click.option("--state", "state_path", type=click.Path(path_type=Path),
               help="Keep customers and orders in this file across restarts.")
-def sandbox_serve(host, port, faults_path, state_path) -> None:
+def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path) -> None:
     """Serve the emulator until Ctrl-C.
 
-    Example: batch-payouts sandbox serve --port 8765, then
+    Fault settings come from --faults FILE, then each --fault NAME=VALUE and --seed
+    (the command line wins). VALUE is read as JSON when it is JSON (0.2, 5, {"3": "error_503"}),
+    otherwise as text.
+
+    Example: batch-payouts sandbox serve --port 8765 --fault drop_after_commit_rate=0.1 --seed 7, then
     CONEKTA_API_KEY=key_test_demo batch-payouts run pagos.xlsx --api-base http://127.0.0.1:8765
     """
     from batch_payouts.sandbox import Faults, serve_forever
+    from batch_payouts.sandbox.faults import BAD_FAULTS, FaultsError
 
     try:
-        faults = Faults.from_file(faults_path) if faults_path else None
+        settings = Faults.from_file(faults_path).to_dict() if faults_path else {}
+        chosen: dict = {}
+        for item in fault_settings:
+            name, equals, value = item.partition("=")
+            name = name.strip().replace("-", "_")
+            if not equals or not name:
+                raise FaultsError(BAD_FAULTS, source="--fault",
+                                  problem=f"{item!r}: write NAME=VALUE, e.g. error_rate=0.2")
+            try:
+                chosen[name] = json.loads(value)
+            except ValueError:
+                chosen[name] = value.strip()
+        if seed is not None:
+            chosen["seed"] = seed
+        faults = None
+        if settings or chosen:
+            source = "--fault" if chosen else str(faults_path)
+            faults = Faults.from_dict({**settings, **chosen}, source=source)
     except BatchError as error:
         _fail(error, "es")
     serve_forever(host=host, port=port, faults=faults, state_path=state_path)
+
+
+from batch_payouts import cli_ops  # noqa: E402,F401  registers status, cancel, reconcile, batches, show, report

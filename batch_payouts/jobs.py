@@ -100,6 +100,7 @@ class RunOptions:
     rate_limit: float | None = None
     live: bool = False
     max_total: int | None = None  # cents: the whole batch is refused above it
+    max_amount: int | None = None  # cents: rows above it are invalid
     dry_run: bool = False
     skip_balance_check: bool = False
     read_timeout: float = 30.0
@@ -150,15 +151,16 @@ def resolve_output(input_path: Path, output_path: Path | None) -> Path:
     return output
 
 
-def load_file(
-    path: Path, *, sheet: str | None, amount_unit: str, lang: str, allow_duplicate_rows: bool
-) -> LoadedFile:
+def load_file(path: Path, options: RunOptions) -> LoadedFile:
     path = Path(path)
-    raw = sheets.read_table(path, sheet=sheet)
+    raw = sheets.read_table(path, sheet=options.sheet)
     headers = schema.resolve_headers(list(raw.columns))
     if raw.empty:
         raise InputFileError(NO_ROWS, name=path.name)
-    validated = schema.validate(raw, amount_unit=amount_unit, lang=lang, allow_duplicate_rows=allow_duplicate_rows)
+    validated = schema.validate(
+        raw, amount_unit=options.amount_unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
+        max_amount=options.max_amount,
+    )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedFile(path, digest, raw, headers, validated)
 
@@ -191,10 +193,7 @@ def validate_job(options: RunOptions) -> JobResult:
     """Read and validate only: no network, no ledger."""
     started = _now_text()
     output = resolve_output(options.input_path, options.output_path)
-    loaded = load_file(
-        options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
-        allow_duplicate_rows=options.allow_duplicate_rows,
-    )
+    loaded = load_file(options.input_path, options)
     frame = report.validation_frame(loaded.raw, loaded.validated)
     summary = _write(frame, output, loaded, options, {"started_at": started})
     return JobResult(output, frame, summary, loaded)
@@ -220,10 +219,7 @@ def run_job(
     started = _now_text()
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)
-    loaded = load_file(
-        options.input_path, sheet=options.sheet, amount_unit=options.amount_unit, lang=options.lang,
-        allow_duplicate_rows=options.allow_duplicate_rows,
-    )
+    loaded = load_file(options.input_path, options)
     check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
     with ExitStack() as stack:

@@ -238,6 +238,7 @@ CODE_COLUMNS: dict[str, str] = {
     "amount_not_integer": "amount",
     "amount_not_positive": "amount",
     "amount_not_multiple_of_100": "amount",
+    "amount_over_limit": "amount",
     "invalid_currency": "currency",
     "missing_reason": "reason",
     "reason_too_long": "reason",
@@ -298,6 +299,12 @@ MESSAGES: dict[str, Text] = {
         "escribe centavos que terminen en 00, por ejemplo 150000 para $1,500.00.",
         en="«{value}» does not end in 00. Cash withdrawals are whole pesos: "
         "write cents ending in 00, for example 150000 for $1,500.00.",
+    ),
+    "amount_over_limit": Text(
+        es="«{value}» supera el máximo por fila de {limit} (--max-amount). Revisa el monto; si es correcto, "
+        "paga esta fila aparte o sube el límite.",
+        en="«{value}» is over the per-row maximum of {limit} (--max-amount). Check the amount; if it is right, "
+        "pay this row separately or raise the cap.",
     ),
     "invalid_currency": Text(
         es="«{value}» no es una moneda válida. Escribe el código de 3 letras, por ejemplo MXN, "
@@ -410,7 +417,7 @@ def _emails_ok(emails: pd.Series) -> pd.Series:
     return (emails == "") | verdict
 
 
-def build_schema(*, now: int, allow_duplicate_rows: bool = False) -> pa.DataFrameSchema:
+def build_schema(*, now: int, allow_duplicate_rows: bool = False, max_amount: int | None = None) -> pa.DataFrameSchema:
     """THE schema: every rule on the normalised table, each check named by its code.
 
     ``now`` (unix seconds) is the moment expiry dates must be after.  Columns
@@ -451,6 +458,11 @@ def build_schema(*, now: int, allow_duplicate_rows: bool = False) -> pa.DataFram
                         "amount_not_multiple_of_100",
                         lambda s: (s <= 0) | (s % 100 == 0),
                         ignore_na=True,
+                    ),
+                    *(
+                        [check("amount_over_limit", lambda s: s <= max_amount, ignore_na=True)]
+                        if max_amount is not None
+                        else []
                     ),
                 ],
                 nullable=True,
@@ -632,6 +644,7 @@ def validate(
     lang: str = DEFAULT_LANG,
     allow_duplicate_rows: bool = False,
     now: float | None = None,
+    max_amount: int | None = None,
 ) -> pd.DataFrame:
     """Validate and normalise a table read by ``sheets.read_table``.
 
@@ -650,9 +663,11 @@ def validate(
     headers = resolve_headers(raw.columns)
     cells = _canonical_cells(raw, headers)
     table = normalize(raw, headers, amount_unit, cells)
-    schema = build_schema(now=int(time.time() if now is None else now), allow_duplicate_rows=allow_duplicate_rows)
+    schema = build_schema(
+        now=int(time.time() if now is None else now), allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount
+    )
     failures = _failures(schema, table)
-    return _report(raw, headers, table, failures, amount_unit, lang, cells)
+    return _report(raw, headers, table, failures, amount_unit, lang, cells, max_amount=max_amount)
 
 
 def _failures(schema: pa.DataFrameSchema, table: pd.DataFrame) -> pd.DataFrame:
@@ -686,8 +701,10 @@ def _report(
     amount_unit: str,
     lang: str,
     cells: dict[str, pd.Series] | None = None,
+    max_amount: int | None = None,
 ) -> pd.DataFrame:
     labels = list(raw.index)
+    limit = "" if max_amount is None else f"${max_amount // 100:,}.{max_amount % 100:02d}"
     # Messages quote the cell as the user typed it, not the parsed value.
     if cells is None:
         cells = _canonical_cells(raw, headers)
@@ -709,6 +726,7 @@ def _report(
             length=len(reasons[position]),
             rows=rows_by_external_id.get(external_ids[position], ""),
             first=first_by_key.get(duplicate_keys[position], ""),
+            limit=limit,
         )
         codes.setdefault(position, []).append(code)
         messages.setdefault(position, []).append(_COLUMN_PREFIX.format(lang, column=header) + text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from batch_payouts.sandbox import Sandbox
-from conftest import beneficiary, write_csv
+from conftest import beneficiary, read_xlsx, write_csv
 
 
 def _posts(sandbox):
@@ -82,3 +82,14 @@ def test_max_total_must_be_pesos(env, cli):
     source = write_csv(env / "p.csv", [beneficiary(1)])
     result = cli("run", source, "--max-total", "mucho")
     assert result.exit_code == 2 and "pesos" in result.output
+
+
+def test_max_amount_makes_rows_over_the_cap_invalid_and_unsent(sandbox, env, cli):
+    source = write_csv(env / "p.csv", [beneficiary(1, monto="500000"), beneficiary(2, monto="20000")])
+    out = env / "r.xlsx"
+    result = cli("run", source, "--api-base", sandbox.url, "--max-amount", "2,000", "--output", out)
+    assert result.exit_code == 1
+    sheet = read_xlsx(out)
+    assert [(r["status"], r["error_code"]) for r in sheet] == [("invalid", "amount_over_limit"), ("created", None)]
+    assert "$2,000.00" in sheet[0]["error_message"]
+    assert [o["amount"] for o in sandbox.payout_orders()] == [20000]

@@ -400,7 +400,7 @@ def test_missing_columns_raise_before_validation():
 
 
 def test_every_code_has_a_check_and_a_message():
-    built = schema.build_schema(now=NOW)
+    built = schema.build_schema(now=NOW, max_amount=100_000)  # every optional check switched on
     names = {c.name for c in built.checks}
     for column in built.columns.values():
         names |= {c.name for c in column.checks}
@@ -412,7 +412,7 @@ def test_every_code_has_a_check_and_a_message():
 
 
 def test_every_message_renders_in_both_languages():
-    params = {"value": "v", "length": 41, "rows": "2, 3", "first": "2"}
+    params = {"value": "v", "length": 41, "rows": "2, 3", "first": "2", "limit": "$1,000.00"}
     for code in schema.ERROR_CODES:
         for unit in schema.AMOUNT_UNITS:
             for lang in ("es", "en"):
