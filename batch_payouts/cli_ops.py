@@ -1,0 +1,453 @@
+"""Commands for after a batch is sent: status, cancel, reconcile, batches, show, report.
+
+Registered on the ``batch-payouts`` group by importing this module (see the
+last line of ``cli.py``).  The work is in ``operations``; here: options,
+printing, exit codes (0 all good, 1 something to look at, 2 could not run).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+
+from batch_payouts import operations as ops
+from batch_payouts.cli import _fail, lang_option, main
+from batch_payouts.config import config_option
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+from batch_payouts.ledger import Ledger, default_ledger_path
+from batch_payouts.report import money
+
+NO_LEDGER = Text(
+    es="No existe la bitácora «{path}»: todavía no se ha ejecutado ningún lote con ella "
+    "(indica otra con --ledger o BATCH_PAYOUTS_LEDGER).",
+    en="The ledger '{path}' does not exist: no batch has been run with it yet "
+    "(choose another with --ledger or BATCH_PAYOUTS_LEDGER).",
+)
+NEED_YES = Text(
+    es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
+    "si de verdad quieres cancelar estas {count} órdenes. No se canceló nada.",
+    en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
+    "mean to cancel these {count} orders. Nothing was cancelled.",
+)
+STATUS_LABELS = {
+    "pending": Text(es="pendientes de cobro", en="pending (not cashed yet)"),
+    "open": Text(es="abiertas (pendientes de cobro)", en="open (not cashed yet)"),
+    "cashed": Text(es="cobradas", en="cashed"),
+    "expired": Text(es="vencidas (no se cobraron)", en="expired (never cashed)"),
+    "cancelled": Text(es="canceladas", en="cancelled"),
+}
+M = {
+    "status_title": Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
+                         en="Payout order status of batch {batch} ({count} checked, {when})"),
+    "changed": Text(es="Cambiaron de estado desde la última consulta: {count}",
+                    en="Changed status since the last check: {count}"),
+    "fetch_failed": Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
+                         en="{count} orders could not be fetched (run `status` again later):"),
+    "row_error": Text(es="  fila {row} ({order}): {error}", en="  row {row} ({order}): {error}"),
+    "sheet": Text(es="Hoja de resultados actualizada: {path}", en="Results sheet updated: {path}"),
+    "no_sheet": Text(es="No se encontró la hoja de resultados del lote; la bitácora sí se actualizó "
+                     "(usa --output para escribir una).",
+                     en="The batch's results sheet was not found; the ledger was updated "
+                     "(use --output to write one)."),
+    "none_created": Text(es="El lote {batch} no tiene órdenes de pago creadas: nada que consultar.",
+                         en="Batch {batch} has no created payout orders: nothing to check."),
+    "to_cancel": Text(es="Se cancelarán {count} órdenes del lote {batch} ({total}):",
+                      en="{count} orders of batch {batch} will be cancelled ({total}):"),
+    "cancel_line": Text(es="  fila {row}  {email}  {amount} {currency}  referencia {reference}  (último estado: {status})",
+                        en="  row {row}  {email}  {amount} {currency}  reference {reference}  (last status: {status})"),
+    "confirm": Text(es="¿Cancelar estas {count} referencias? Los beneficiarios ya no podrán cobrarlas.",
+                    en="Cancel these {count} references? Beneficiaries will no longer be able to cash them."),
+    "declined": Text(es="No se canceló nada.", en="Nothing was cancelled."),
+    "nothing_to_cancel": Text(es="No hay órdenes pendientes que cancelar en el lote {batch}.",
+                              en="There are no pending orders to cancel in batch {batch}."),
+    "cancelled": Text(es="  fila {row}: cancelada (referencia {reference})",
+                      en="  row {row}: cancelled (reference {reference})"),
+    "already": Text(es="  fila {row}: no se canceló, ya estaba {status}",
+                    en="  row {row}: not cancelled, it was already {status}"),
+    "cancel_failed": Text(es="  fila {row}: Conekta no la canceló: {error}",
+                          en="  row {row}: Conekta did not cancel it: {error}"),
+    "cancel_summary": Text(es="Canceladas: {cancelled} ({amount}); ya cobradas/canceladas/vencidas: {already}; "
+                           "fallidas: {failed}",
+                           en="Cancelled: {cancelled} ({amount}); already cashed/cancelled/expired: {already}; "
+                           "failed: {failed}"),
+    "rec_title": Text(es="Conciliación del lote {batch}: {conekta} órdenes en Conekta, {ledger} creadas en la "
+                      "bitácora, {agreed} coinciden",
+                      en="Reconciliation of batch {batch}: {conekta} orders at Conekta, {ledger} created in the "
+                      "ledger, {agreed} agree"),
+    "rec_ok": Text(es="Todo coincide.", en="Everything agrees."),
+    "orphans": Text(es="Órdenes en Conekta que la bitácora no tiene como creadas (huérfanas): {count}",
+                    en="Orders at Conekta the ledger does not have as created (orphans): {count}"),
+    "orphan": Text(es="  {order}  {amount} {currency}  referencia {reference}  estado {status}  row_key {row_key}{known}",
+                   en="  {order}  {amount} {currency}  reference {reference}  status {status}  row_key {row_key}{known}"),
+    "orphan_known": Text(es="  (fila {row}, en la bitácora: {state}; vuelve a ejecutar el archivo para resolverla)",
+                         en="  (row {row}, in the ledger: {state}; run the file again to resolve it)"),
+    "missing": Text(es="Filas creadas en la bitácora cuya orden no existe en Conekta: {count}",
+                    en="Rows created in the ledger whose order does not exist at Conekta: {count}"),
+    "missing_line": Text(es="  fila {row}  {order}  {amount} {currency}  referencia {reference}",
+                         en="  row {row}  {order}  {amount} {currency}  reference {reference}"),
+    "mismatched": Text(es="Diferencias entre la bitácora y Conekta: {count}",
+                       en="Differences between the ledger and Conekta: {count}"),
+    "mismatch_line": Text(es="  fila {row}  {order}  {field}: bitácora {mine!r}, Conekta {theirs!r}",
+                          en="  row {row}  {order}  {field}: ledger {mine!r}, Conekta {theirs!r}"),
+    "no_batches": Text(es="La bitácora {path} no tiene lotes.", en="The ledger {path} has no batches."),
+    "report_written": Text(es="Reporte: {path} ({count} pagos, {totals})", en="Report: {path} ({count} payouts, {totals})"),
+}
+BATCH_HEADERS = {
+    "id": Text(es="lote", en="batch"), "when": Text(es="última ejecución", en="last run"),
+    "file": Text(es="archivo", en="file"), "operator": Text(es="operador", en="operator"),
+    "rows": Text(es="filas", en="rows"), "created": Text(es="creadas", en="created"),
+    "failed": Text(es="fallidas", en="failed"), "unknown": Text(es="desconocidas", en="unknown"),
+    "duplicate": Text(es="duplicadas", en="duplicate"), "total": Text(es="total creado", en="total created"),
+    "mode": Text(es="modo", en="mode"),
+}
+SHOW_LABELS = {
+    "batch_id": Text(es="Lote", en="Batch"),
+    "input_name": Text(es="Archivo", en="File"),
+    "input_sha256": Text(es="SHA-256 del archivo", en="File SHA-256"),
+    "operator": Text(es="Ejecutado por", en="Run by"),
+    "host": Text(es="En el equipo", en="On host"),
+    "first_run_at": Text(es="Primera ejecución", en="First run"),
+    "last_run_at": Text(es="Última ejecución", en="Last run"),
+    "runs": Text(es="Ejecuciones", en="Runs"),
+    "api_base": Text(es="API", en="API"),
+    "api_version": Text(es="Versión de la API", en="API version"),
+    "mode": Text(es="Modo", en="Mode"),
+    "rows_total": Text(es="Filas en el archivo", en="Rows in the file"),
+    "states": Text(es="Filas por estado", en="Rows per state"),
+    "totals": Text(es="Total creado", en="Total created"),
+    "order_status": Text(es="Último estado conocido de las órdenes", en="Latest known order status"),
+    "output_path": Text(es="Hoja de resultados", en="Results sheet"),
+}
+
+ledger_option = click.option(
+    "--ledger", "ledger_path", type=click.Path(path_type=Path),
+    help="Ledger file (also BATCH_PAYOUTS_LEDGER; default in the user data folder).",
+)
+connection_options = [
+    click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io."),
+    click.option("--api-version", default=None, help="Conekta API version (default: the one the batch ran with)."),
+    click.option("--sandbox", is_flag=True, help="Query the built-in emulator a `run --sandbox` batch was sent to."),
+    click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
+                 help="At most this many requests per second (default: no limit)."),
+]
+
+
+def with_connection(command):
+    for option in reversed(connection_options):
+        command = option(command)
+    return command
+
+
+def _ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
+    path = Path(ledger_path) if ledger_path else default_ledger_path()
+    if not path.exists():
+        raise BatchError(NO_LEDGER, path=str(path))
+    return stack.enter_context(Ledger(path))
+
+
+def _connection(api_base, api_version, sandbox, rate_limit, lang, workers=8) -> ops.Connection:
+    return ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, rate_limit=rate_limit,
+                          workers=workers, lang=lang)
+
+
+def _amounts(per_currency: dict[str, list[int]] | dict[str, int]) -> str:
+    parts = []
+    for currency, value in per_currency.items():
+        cents = value[1] if isinstance(value, list) else value
+        parts.append(f"{money(cents)} {currency}")
+    return ", ".join(parts) or money(0)
+
+
+def _status_lines(counts: dict[str, dict[str, list[int]]], lang: str) -> list[str]:
+    lines = []
+    for status, per_currency in counts.items():
+        label = STATUS_LABELS[status].format(lang) if status in STATUS_LABELS else status
+        count = sum(v[0] for v in per_currency.values())
+        lines.append(f"  {count:>6}  {label:<32} {_amounts(per_currency)}")
+    return lines
+
+
+def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path | None, str | None]:
+    """The refreshed sheet, or why it could not be written: the ledger already holds the news."""
+    try:
+        return ops.write_status_sheet(ledger, batch, ops.sheet_source(batch, ref), output_path, changed), None
+    except BatchError as error:
+        return None, error.message(lang)
+
+
+@main.command()
+@click.argument("ref", metavar="RESULTS_OR_BATCH_ID")
+@with_connection
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Orders fetched at the same time.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
+@ledger_option
+@lang_option
+@config_option
+def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang) -> None:
+    """Fetch the current status of every payout order of a batch (cashed? expired?).
+
+    Updates the ledger and the results sheet (columns order_status, status_checked_at,
+    status_change; changed rows highlighted) and prints counts and amounts per status.
+    Exit 1 if some orders could not be fetched.
+
+    Example: batch-payouts status pagos.results.xlsx
+    """
+    try:
+        with ExitStack() as stack:
+            ops.check_output(output_path)
+            ledger = _ledger(stack, ledger_path)
+            batch = ops.find_batch(ledger, ref)
+            short = batch["batch_id"][:12]
+            rows = ops.created_rows(ledger, batch["batch_id"])
+            results: list[ops.RowStatus] = []
+            if rows:
+                client = ops.open_client(stack, batch, ledger,
+                                         _connection(api_base, api_version, sandbox, rate_limit, lang, workers))
+                results = ops.refresh_status(ledger, client, batch, workers=workers)
+            else:
+                click.echo(M["none_created"].format(lang, batch=short))
+            changed = [r.row.row_key for r in results if r.changed]
+            sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path, changed, lang)
+            counts = ops.status_counts(ledger, batch["batch_id"])
+    except BatchError as error:
+        _fail(error, lang)
+    failed = [r for r in results if r.error is not None]
+    if rows:
+        click.echo(M["status_title"].format(lang, batch=short, count=len(results), when=ops.time_text(ops._now())))
+        for line in _status_lines(counts, lang):
+            click.echo(line)
+        click.echo(M["changed"].format(lang, count=len(changed)))
+    if failed:
+        click.echo(M["fetch_failed"].format(lang, count=len(failed)))
+        for r in failed:
+            click.echo(M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
+    _sheet_line(sheet, sheet_error, lang)
+    sys.exit(1 if failed or sheet_error else 0)
+
+
+def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
+    if error:
+        click.echo(error, err=True)
+    else:
+        click.echo(M["sheet"].format(lang, path=sheet) if sheet else M["no_sheet"].format(lang))
+
+
+@main.command()
+@click.argument("ref", metavar="RESULTS_OR_BATCH_ID")
+@click.option("--rows", "rows_spec", help="Spreadsheet row numbers to cancel, e.g. 4,7-9.")
+@click.option("--external-id", "external_ids", multiple=True, help="Folio (external_id) of a row to cancel; repeatable.")
+@click.option("--all-pending", is_flag=True, help="Every order whose last known status is pending or open.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required when not on a terminal).")
+@with_connection
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="Write the updated sheet here (default: overwrite the batch's results sheet).")
+@ledger_option
+@lang_option
+@config_option
+def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version, sandbox, rate_limit, output_path,
+           ledger_path, lang) -> None:
+    """Cancel payout orders of a batch: their references can no longer be cashed.
+
+    Shows what will be cancelled and asks for confirmation (on a terminal; --yes otherwise).
+    Rows already cashed, cancelled or expired are reported, not errors. Exit 1 if Conekta
+    refused some cancellation.
+
+    Example: batch-payouts cancel pagos.results.xlsx --rows 4,7-9
+    """
+    try:
+        with ExitStack() as stack:
+            ops.check_output(output_path)
+            ledger = _ledger(stack, ledger_path)
+            batch = ops.find_batch(ledger, ref)
+            short = batch["batch_id"][:12]
+            chosen = ops.select_rows(ledger, batch, rows=rows_spec, external_ids=external_ids, all_pending=all_pending,
+                                     lang=lang)
+            if not chosen:
+                click.echo(M["nothing_to_cancel"].format(lang, batch=short))
+                sys.exit(0)
+            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang))
+            totals: dict[str, int] = {}
+            for row in chosen:
+                totals[row.currency] = totals.get(row.currency, 0) + row.amount
+            click.echo(M["to_cancel"].format(lang, count=len(chosen), batch=short, total=_amounts(totals)))
+            for row in chosen:
+                click.echo(M["cancel_line"].format(
+                    lang, row=row.row_number, email=row.email, amount=money(row.amount), currency=row.currency,
+                    reference=row.reference, status=row.order_status or "?"))
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise BatchError(NEED_YES, count=len(chosen))
+                if not click.confirm(M["confirm"].format(lang, count=len(chosen)), default=False):
+                    click.echo(M["declined"].format(lang))
+                    sys.exit(1)
+            outcomes = ops.cancel_rows(ledger, client, batch, chosen)
+            changed = [o.row.row_key for o in outcomes if o.result == "cancelled" or o.status != o.row.order_status]
+            sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path, changed, lang)
+    except BatchError as error:
+        _fail(error, lang)
+    done: dict[str, int] = {}
+    for o in outcomes:
+        if o.result == "cancelled":
+            done[o.row.currency] = done.get(o.row.currency, 0) + o.row.amount
+            click.echo(M["cancelled"].format(lang, row=o.row.row_number, reference=o.row.reference))
+        elif o.result == "already":
+            label = STATUS_LABELS[o.status].format(lang) if o.status in STATUS_LABELS else o.status
+            click.echo(M["already"].format(lang, row=o.row.row_number, status=label))
+        else:
+            click.echo(M["cancel_failed"].format(lang, row=o.row.row_number, error=o.error))
+    count = {kind: sum(1 for o in outcomes if o.result == kind) for kind in ("cancelled", "already", "failed")}
+    click.echo(M["cancel_summary"].format(lang, amount=_amounts(done), **count))
+    _sheet_line(sheet, sheet_error, lang)
+    sys.exit(1 if count["failed"] or sheet_error else 0)
+
+
+@main.command()
+@click.argument("ref", metavar="BATCH_ID")
+@with_connection
+@ledger_option
+@lang_option
+@config_option
+def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang) -> None:
+    """Compare the payout orders Conekta holds for a batch with the ledger; exit 1 if they differ.
+
+    Reports orphans (orders at Conekta the ledger does not have as created), ledger rows whose
+    order is missing at Conekta, and different amounts, currencies or references.
+
+    Example: batch-payouts reconcile 3f9a1c2b7d4e
+    """
+    try:
+        with ExitStack() as stack:
+            ledger = _ledger(stack, ledger_path)
+            batch = ops.find_batch(ledger, ref)
+            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang))
+            result = ops.reconcile(ledger, client, batch)
+    except BatchError as error:
+        _fail(error, lang)
+    click.echo(M["rec_title"].format(lang, batch=batch["batch_id"][:12], conekta=result.at_conekta,
+                                     ledger=result.in_ledger, agreed=result.agreed))
+    if result.orphans:
+        click.echo(M["orphans"].format(lang, count=len(result.orphans)))
+        for order, row in result.orphans:
+            known = M["orphan_known"].format(lang, row=row.row_number, state=row.state) if row is not None else ""
+            click.echo(M["orphan"].format(
+                lang, order=order.get("id"), amount=money(int(order.get("amount") or 0)), currency=order.get("currency"),
+                reference=order.get("reference"), status=order.get("status"),
+                row_key=(order.get("metadata") or {}).get("row_key", "—"), known=known))
+    if result.missing:
+        click.echo(M["missing"].format(lang, count=len(result.missing)))
+        for row in result.missing:
+            click.echo(M["missing_line"].format(lang, row=row.row_number, order=row.payout_order_id,
+                                                amount=money(row.amount), currency=row.currency,
+                                                reference=row.reference))
+    if result.mismatched:
+        click.echo(M["mismatched"].format(lang, count=len(result.mismatched)))
+        for m in result.mismatched:
+            click.echo(M["mismatch_line"].format(lang, row=m.row.row_number, order=m.order_id, field=m.field,
+                                                 mine=m.ledger_value, theirs=m.conekta_value))
+    if result.exit_code == 0:
+        click.echo(M["rec_ok"].format(lang))
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@ledger_option
+@lang_option
+@config_option
+def batches(ledger_path, lang) -> None:
+    """List the batches the ledger knows, newest first: when, file, who, counts, total created.
+
+    Example: batch-payouts batches
+    """
+    try:
+        with ExitStack() as stack:
+            path = Path(ledger_path) if ledger_path else default_ledger_path()
+            known = _ledger(stack, path).batches() if path.exists() else []
+    except BatchError as error:
+        _fail(error, lang)
+    if not known:
+        click.echo(M["no_batches"].format(lang, path=path))
+        sys.exit(0)
+    keys = list(BATCH_HEADERS)
+    table = [[BATCH_HEADERS[k].format(lang) for k in keys]]
+    for b in known:
+        table.append([
+            b["batch_id"][:12], ops.time_text(b["last_run_at"]), b["input_name"], b["operator"], str(b["rows_total"]),
+            str(b["created"]), str(b["failed"]), str(b["unknown"]), str(b["duplicate"]), money(int(b["amount_created"])),
+            ops.mode_text(b["livemode"]) or "—",
+        ])
+    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
+    numeric = {"rows", "created", "failed", "unknown", "duplicate", "total"}
+    for line in table:
+        cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
+        click.echo("  ".join(cells).rstrip())
+
+
+@main.command()
+@click.argument("ref", metavar="BATCH_ID")
+@ledger_option
+@lang_option
+@config_option
+def show(ref, ledger_path, lang) -> None:
+    """Show one batch in detail: file and SHA-256, who ran it where, runs, API, counts, totals.
+
+    BATCH_ID may be the id, 6+ characters of it, or the results sheet's path.
+
+    Example: batch-payouts show 3f9a1c2b7d4e
+    """
+    try:
+        with ExitStack() as stack:
+            ledger = _ledger(stack, ledger_path)
+            batch = ops.find_batch(ledger, ref)
+            states = ops.state_counts(ledger, batch["batch_id"])
+            totals = ops.batch_totals(ledger, batch["batch_id"])
+            counts = ops.status_counts(ledger, batch["batch_id"])
+    except BatchError as error:
+        _fail(error, lang)
+    values = {
+        **batch,
+        "first_run_at": ops.time_text(batch["first_run_at"]),
+        "last_run_at": ops.time_text(batch["last_run_at"]),
+        "mode": ops.mode_text(batch["livemode"]) or "—",
+        "states": ", ".join(f"{state} {count}" for state, count in states.items()) or "—",
+        "totals": _amounts(totals),
+        "order_status": ", ".join(f"{status} {sum(v[0] for v in per.values())}" for status, per in counts.items()) or "—",
+    }
+    width = max(len(label.format(lang)) for label in SHOW_LABELS.values())
+    for key, label in SHOW_LABELS.items():
+        value = values.get(key)
+        click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
+
+
+@main.command("report")
+@click.option("--since", required=True, help="First day (YYYY-MM-DD, Mexico City time), included.")
+@click.option("--until", default=None, help="Last day, excluded (YYYY-MM-DD; default: now).")
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="XLSX to write (default: payouts-<since>-<until>.xlsx in the current folder).")
+@ledger_option
+@lang_option
+@config_option
+def report_command(since, until, output_path, ledger_path, lang) -> None:
+    """One XLSX with every payout created in a period, across batches, with its latest known status.
+
+    Run `status` first for fresh statuses.
+
+    Example: batch-payouts report --since 2026-03-01 --until 2026-04-01
+    """
+    try:
+        first = ops.parse_day(since, "--since")
+        last = ops.parse_day(until, "--until") if until else None
+        with ExitStack() as stack:
+            ledger = _ledger(stack, ledger_path)
+            target, frame = ops.payouts_report(ledger, first, last, output_path)
+    except BatchError as error:
+        _fail(error, lang)
+    totals: dict[str, int] = {}
+    for currency, amount in zip(frame["currency"], frame["amount"]):
+        totals[currency] = totals.get(currency, 0) + int(amount)
+    click.echo(M["report_written"].format(lang, path=target, count=len(frame), totals=_amounts(totals)))
