@@ -384,6 +384,11 @@ def describe(result: VerifyResult, lang: str = DEFAULT_LANG) -> list[str]:
 
 
 # -- writing -----------------------------------------------------------------
+def audit_path_for(results_sheet: Path) -> Path:
+    """The audit log beside a results sheet: ``pagos.results.xlsx`` -> ``pagos.results.audit.jsonl``."""
+    return Path(results_sheet).with_suffix(".audit.jsonl")
+
+
 class AuditLog:
     """An append-only, hash-chained JSON-lines file shared by the worker threads of a run."""
 

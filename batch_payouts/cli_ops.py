@@ -40,6 +40,11 @@ STATUS_LABELS = {
     "expired": Text(es="vencidas (no se cobraron)", en="expired (never cashed)"),
     "cancelled": Text(es="canceladas", en="cancelled"),
 }
+ONE_ORDER_STATUS = {  # the same states, said of one order
+    "cashed": Text(es="cobrada", en="cashed"),
+    "expired": Text(es="vencida", en="expired"),
+    "cancelled": Text(es="cancelada", en="cancelled"),
+}
 M = {
     "status_title": Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
                          en="Payout order status of batch {batch} ({count} checked, {when})"),
@@ -208,7 +213,8 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
             results: list[ops.RowStatus] = []
             if rows:
                 client = ops.open_client(stack, batch, ledger,
-                                         _connection(api_base, api_version, sandbox, rate_limit, lang, workers))
+                                         _connection(api_base, api_version, sandbox, rate_limit, lang, workers),
+                                         command="status")
                 results = ops.refresh_status(ledger, client, batch, workers=workers)
             else:
                 click.echo(M["none_created"].format(lang, batch=short))
@@ -271,7 +277,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             if not chosen:
                 click.echo(M["nothing_to_cancel"].format(lang, batch=short))
                 sys.exit(0)
-            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang))
+            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
+                                     command="cancel")
             totals: dict[str, int] = {}
             for row in chosen:
                 totals[row.currency] = totals.get(row.currency, 0) + row.amount
@@ -297,7 +304,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             done[o.row.currency] = done.get(o.row.currency, 0) + o.row.amount
             click.echo(M["cancelled"].format(lang, row=o.row.row_number, reference=o.row.reference))
         elif o.result == "already":
-            label = STATUS_LABELS[o.status].format(lang) if o.status in STATUS_LABELS else o.status
+            label = ONE_ORDER_STATUS[o.status].format(lang) if o.status in ONE_ORDER_STATUS else o.status
             click.echo(M["already"].format(lang, row=o.row.row_number, status=label))
         else:
             click.echo(M["cancel_failed"].format(lang, row=o.row.row_number, error=o.error))
@@ -325,7 +332,8 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
         with ExitStack() as stack:
             ledger = _ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
-            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang))
+            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
+                                     command="reconcile")
             result = ops.reconcile(ledger, client, batch)
     except BatchError as error:
         _fail(error, lang)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from batch_payouts import __version__, report, schema, sheets
-from batch_payouts.audit import AuditLog
+from batch_payouts.audit import AuditLog, audit_path_for
 from batch_payouts.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -321,11 +321,6 @@ def run_job(
         last_hash, lines = audit.head
         ledger.set_audit_head(audit_path, batch_id, last_hash, lines)
     return result
-
-
-def audit_path_for(output: Path) -> Path:
-    """The audit log beside the results sheet: ``pagos.results.xlsx`` -> ``pagos.results.audit.jsonl``."""
-    return output.with_suffix(".audit.jsonl")
 
 
 def _audited_options(options: RunOptions) -> dict:

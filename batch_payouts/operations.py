@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -35,9 +36,10 @@ from batch_payouts.conekta import (
     api_key_from_env,
     check_api_base,
 )
+from batch_payouts.audit import AuditLog, audit_path_for
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.ledger import Ledger, LedgerRow, key_fingerprint
+from batch_payouts.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
 from batch_payouts.throttle import RateLimiter
 
 PENDING_STATUSES = ("pending", "open")
@@ -138,7 +140,7 @@ class Connection:
 
 def open_client(
     stack: ExitStack, batch: dict[str, Any], ledger: Ledger, conn: Connection,
-    environ: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None, command: str | None = None,
 ) -> ConektaClient:
     """The client for ``batch``: same key (checked by fingerprint), API base chosen as ``run`` does.
 
@@ -165,7 +167,31 @@ def open_client(
         api_version=conn.api_version or batch.get("api_version") or DEFAULT_API_VERSION, lang=conn.lang,
         max_retries=conn.max_retries, pool_size=max(4, conn.workers * 2), initial_backoff=conn.initial_backoff,
     )
-    return stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit)))
+    audit = _open_audit(stack, batch, ledger, command)
+    on_call = (lambda call: audit.api_call(**call)) if audit is not None else None
+    return stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit), on_call=on_call))
+
+
+def _open_audit(stack: ExitStack, batch: dict[str, Any], ledger: Ledger, command: str | None) -> AuditLog | None:
+    """Calls made by ``status``/``cancel``/``reconcile`` go to the batch's audit log too,
+    so an auditor sees every request about the batch's money, not only the run's."""
+    if command is None or not batch.get("output_path"):
+        return None
+    path = audit_path_for(Path(batch["output_path"]))
+    head = ledger.audit_head(path) or {}
+    audit = stack.enter_context(
+        AuditLog.open(path, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
+    )
+    audit.append({"type": "command_started", "command": command, "batch_id": batch["batch_id"],
+                  "operator": operator_name(), "host": socket.gethostname()})
+
+    def finish() -> None:
+        audit.append({"type": "command_finished", "command": command})
+        last_hash, lines = audit.head
+        ledger.set_audit_head(path, batch["batch_id"], last_hash, lines)
+
+    stack.callback(finish)
+    return audit
 
 
 def _key_refused(error: ConektaError) -> BatchError:

@@ -5,6 +5,7 @@ The real CLI, the real client, real HTTP to the sandbox, a real ledger file.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timedelta
 
@@ -111,7 +112,7 @@ def test_cancel_needs_yes_off_a_terminal_then_cancels_and_records(sandbox, env, 
     sandbox.set_order_status(rows[3]["payout_order_id"], "cashed")
     rest = cli("cancel", out, "--all-pending", "--yes", "--api-base", sandbox.url)
     assert rest.exit_code == 0, rest.output
-    assert "fila 3: no se canceló, ya estaba cobradas" in rest.output
+    assert "fila 3: no se canceló, ya estaba cobrada" in rest.output
     orders = _by_id(sandbox)
     assert orders[rows[3]["payout_order_id"]]["status"] == "cashed"
     assert orders[rows[6]["payout_order_id"]]["status"] == "cancelled"
@@ -209,3 +210,15 @@ def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch
     assert default.exit_code == 0, default.output
     assert (env / f"payouts-{today.isoformat()}-{today.isoformat()}.xlsx").exists()
     assert cli("report", "--since", "marzo").exit_code == 2
+
+
+def test_status_and_cancel_calls_join_the_batch_audit_log(sandbox, env, cli):
+    out, _batch_id = _run(sandbox, env, cli, count=2)
+    assert cli("status", out, "--api-base", sandbox.url).exit_code == 0
+    assert cli("cancel", out, "--rows", "2", "--yes", "--api-base", sandbox.url).exit_code == 0
+    audit = out.with_suffix(".audit.jsonl")
+    entries = [json.loads(line) for line in audit.read_text(encoding="utf-8").splitlines()]
+    commands = [e["command"] for e in entries if e["type"] == "command_started"]
+    assert commands == ["status", "cancel"]
+    assert any(e["type"] == "api_call" and e["method"] == "PUT" for e in entries)
+    assert cli("audit", "verify", audit).exit_code == 0
