@@ -6,8 +6,11 @@ payout order per valid row.
 
 from __future__ import annotations
 
+import csv
 import os
+import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -44,23 +47,94 @@ def _assert_exactly_once(sandbox, rows):
     assert len(keys) == len(set(keys)) == rows, f"{len(keys)} orders, {len(set(keys))} distinct rows"
 
 
-@pytest.mark.parametrize("kill_after_posts", [1, 2, 5, 8, 13, 20])
-def test_sigkill_at_any_point_then_rerun_pays_each_row_once(tmp_path, kill_after_posts):
+def _rerun_until_done(source, sandbox, ledger, *extra, attempts=3):
+    """Rerun (as often as needed, at most ``attempts`` times) until the batch exits 0."""
+    for _ in range(attempts):
+        rerun = _start(source, sandbox, ledger, *extra)
+        out, err = rerun.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        if rerun.returncode == 0:
+            return out, err
+    raise AssertionError(f"exit {rerun.returncode}\n{out}{err}")
+
+
+def _assert_sheet_agrees(sandbox, results_csv):
+    """The results sheet and the server agree on every id, reference and amount."""
+    orders = {o["id"]: o for o in sandbox.payout_orders()}
+    with open(results_csv, encoding="utf-8-sig", newline="") as handle:
+        lines = list(csv.DictReader(handle))
+    assert [line["status"] for line in lines] == ["created"] * len(lines)
+    assert sorted(line["payout_order_id"] for line in lines) == sorted(orders)
+    for line in lines:
+        order = orders[line["payout_order_id"]]
+        assert line["reference"] == order["reference"]
+        assert int(line["monto"]) == order["amount"]
+        assert line["correo"] == order["customer_info"]["email"]
+
+
+# Kill points: after the Nth POST reached the sandbox (customers and orders
+# interleave: 12 rows make at least 24 POSTs), per worker count.
+KILL_AFTER_POSTS = {
+    8: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 18, 20],
+    1: [1, 2, 3, 4, 5, 6, 7, 9, 11, 13, 15, 17, 19, 21],
+}
+
+
+@pytest.mark.parametrize(
+    "workers,kill_after_posts",
+    [(w, n) for w, points in KILL_AFTER_POSTS.items() for n in points],
+)
+def test_sigkill_at_any_point_then_rerun_pays_each_row_once(tmp_path, workers, kill_after_posts):
     source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
     ledger = tmp_path / "ledger.sqlite"
-    with Sandbox(faults=Faults(latency_ms=15, drop_after_commit_rate=0.1, seed=kill_after_posts)) as sandbox:
-        victim = _start(source, sandbox, ledger)
+    faults = Faults(latency_ms=15, drop_after_commit_rate=0.1, seed=kill_after_posts * 10 + workers)
+    with Sandbox(faults=faults) as sandbox:
+        victim = _start(source, sandbox, ledger, "--workers", str(workers))
         _wait_for_posts(sandbox, kill_after_posts, victim)
         victim.send_signal(signal.SIGKILL)
         victim.communicate()
+        assert victim.returncode == -signal.SIGKILL, "finished before the kill point"
         sandbox.set_faults(Faults())
-        for _ in range(3):  # a rerun resolves everything; allow one more for rows left unknown
-            rerun = _start(source, sandbox, ledger)
-            out, err = rerun.communicate(timeout=120)
-            if rerun.returncode == 0:
-                break
-        assert rerun.returncode == 0, out + err + (tmp_path / "pagos.results.csv").read_text(encoding="utf-8-sig")
+        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
         _assert_exactly_once(sandbox, ROWS)
+        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+
+
+@pytest.mark.parametrize("workers", [8, 1])
+@pytest.mark.parametrize("seed", range(4))
+def test_sigkill_at_a_random_moment_then_rerun_pays_each_row_once(tmp_path, workers, seed):
+    """Not on a request boundary: anywhere while rows are being sent, ledger writes included."""
+    rng = random.Random(seed * 31 + workers)
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
+    ledger = tmp_path / "ledger.sqlite"
+    faults = Faults(latency_ms=10, latency_jitter_ms=20, stall_after_commit_rate=0.05, stall_seconds=0.2,
+                    error_rate=0.05, seed=seed)
+    with Sandbox(faults=faults) as sandbox:
+        victim = _start(source, sandbox, ledger, "--workers", str(workers))
+        _wait_for_posts(sandbox, 1, victim)
+        time.sleep(rng.uniform(0.0, 0.35 if workers == 8 else 0.6))
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+        sandbox.set_faults(Faults())
+        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
+        _assert_exactly_once(sandbox, ROWS)
+        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+
+
+@pytest.mark.parametrize("workers,first_kill,second_kill", [(8, 6, 3), (1, 9, 2), (8, 15, 1)])
+def test_the_rerun_is_killed_too_and_the_third_run_still_pays_each_row_once(tmp_path, workers, first_kill, second_kill):
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
+    ledger = tmp_path / "ledger.sqlite"
+    with Sandbox(faults=Faults(latency_ms=15, drop_after_commit_rate=0.15, seed=first_kill)) as sandbox:
+        for kill_at in (first_kill, _posts(sandbox) + second_kill):
+            victim = _start(source, sandbox, ledger, "--workers", str(workers))
+            _wait_for_posts(sandbox, kill_at, victim)
+            victim.send_signal(signal.SIGKILL)
+            victim.communicate()
+        sandbox.set_faults(Faults())
+        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
+        _assert_exactly_once(sandbox, ROWS)
+        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
 
 
 def test_ctrl_c_stops_cleanly_writes_the_partial_sheet_and_exits_130(tmp_path):
@@ -79,3 +153,43 @@ def test_ctrl_c_stops_cleanly_writes_the_partial_sheet_and_exits_130(tmp_path):
         rerun.communicate(timeout=120)
         assert rerun.returncode == 0
         _assert_exactly_once(sandbox, ROWS)
+
+
+def test_a_second_run_of_the_same_batch_is_refused_naming_the_holder_while_the_first_completes(tmp_path):
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
+    ledger = tmp_path / "ledger.sqlite"
+    with Sandbox(faults=Faults(latency_ms=60)) as sandbox:
+        first = _start(source, sandbox, ledger, "--workers", "1")
+        _wait_for_posts(sandbox, 1, first)  # the lock is taken before the first request
+        second = _start(source, sandbox, ledger, "--workers", "1", "--lang", "en")
+        out2, err2 = second.communicate(timeout=60)
+        assert first.poll() is None, "the first run must still be running for this test to mean anything"
+        assert second.returncode == 2, out2 + err2
+        assert "already running" in err2 and f"process {first.pid} " in err2, err2
+        assert "Traceback" not in err2
+        out1, err1 = first.communicate(timeout=120)
+        assert first.returncode == 0, out1 + err1
+        _assert_exactly_once(sandbox, ROWS)
+        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+        # Once the holder has finished, the same batch runs again (and sends nothing).
+        posts = _posts(sandbox)
+        _rerun_until_done(source, sandbox, ledger, attempts=1)
+        assert _posts(sandbox) == posts
+
+
+def test_the_lock_of_a_killed_run_does_not_block_the_rerun(tmp_path):
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
+    ledger = tmp_path / "ledger.sqlite"
+    with Sandbox(faults=Faults(latency_ms=40)) as sandbox:
+        victim = _start(source, sandbox, ledger, "--workers", "1")
+        _wait_for_posts(sandbox, 3, victim)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate()
+        with sqlite3.connect(ledger) as conn:  # the dead run's lock is still in the ledger...
+            holders = [pid for (pid,) in conn.execute("SELECT pid FROM locks")]
+        assert holders == [victim.pid]
+        sandbox.set_faults(Faults())
+        _rerun_until_done(source, sandbox, ledger, attempts=1)  # ...and is taken over, not obeyed
+        _assert_exactly_once(sandbox, ROWS)
+        with sqlite3.connect(ledger) as conn:
+            assert conn.execute("SELECT count(*) FROM locks").fetchone()[0] == 0
