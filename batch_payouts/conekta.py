@@ -302,6 +302,13 @@ class ConektaClient:
                     headers=headers,
                     timeout=(self.config.connect_timeout, self.config.read_timeout),
                 )
+            except requests.exceptions.SSLError as exc:
+                # The handshake failed before anything was sent, and it will fail the same way
+                # on every retry: say so now instead of after the whole retry budget.
+                error = ConektaError(None, "tls_error", message=_transport_message(exc))
+                self._report(method, path, idempotency_key, None, None, started)
+                error.in_doubt = maybe_executed
+                raise error from exc
             except requests.exceptions.ConnectTimeout as exc:
                 error = ConektaError(None, "connection_error", message=_transport_message(exc))
             except requests.exceptions.RequestException as exc:

@@ -346,3 +346,15 @@ def test_a_self_signed_certificate_is_refused_by_the_cli_whatever_the_environmen
     assert "Traceback" not in done.stderr
     assert seen == [], "a request got through TLS with an untrusted certificate"
     _assert_no_secret(done.stdout + done.stderr, "output")
+
+
+def test_a_tls_failure_is_not_retried(self_signed_tls_server):
+    """A certificate that fails verification fails the same way every time: no retry budget spent on it."""
+    url, _seen = self_signed_tls_server
+    calls = []
+    config = ClientConfig(api_key=API_KEY, api_base=url, max_retries=4)
+    with ConektaClient(config, on_call=calls.append, sleep=lambda s: pytest.fail("slept before a retry")) as client:
+        with pytest.raises(ConektaError) as caught:
+            client.get_balance()
+    assert caught.value.type == "tls_error"
+    assert len(calls) == 1
