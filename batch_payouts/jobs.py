@@ -271,6 +271,7 @@ def run_job(
                 on_call=record_call,
             )
         )
+        known_mode = ledger.known_mode(key_fp)
         keys = row_keys(loaded.validated)
         plan = plan_batch(loaded.validated, keys, ledger, batch_id, retry_failed=options.retry_failed)
         balance = None
@@ -282,9 +283,10 @@ def run_job(
             check_balance(plan, balance)
         if options.dry_run:
             frame = report.validation_frame(loaded.raw, loaded.validated)
-            summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "started_at": started})
+            mode = "" if known_mode is None else ("LIVE" if known_mode else "TEST")
+            summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
             return JobResult(
-                output, frame, summary, loaded, batch_id=batch_id,
+                output, frame, summary, loaded, batch_id=batch_id, livemode=known_mode,
                 ledger_path=ledger_path, calls=calls, plan=plan, balance=balance,
             )
         ledger.record_batch_start(
@@ -297,8 +299,7 @@ def run_job(
             live=options.live,
         )
         executor = RowExecutor(client, ledger, settings)
-        earlier_mode = (ledger.batch(batch_id) or {}).get("livemode")
-        executor.livemode = None if earlier_mode is None else bool(earlier_mode)  # learnt by an earlier run
+        executor.livemode = known_mode  # learnt by an earlier run with this key, if any
         if on_start is not None:
             on_start(loaded, int(loaded.validated["valid"].sum()))
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row)

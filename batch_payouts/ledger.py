@@ -354,6 +354,14 @@ class Ledger:
         rows = self._query("SELECT * FROM batches WHERE batch_id=?", (batch_id,))
         return dict(rows[0]) if rows else None
 
+    def known_mode(self, key_fp: str) -> bool | None:
+        """LIVE (True) or TEST (False) as Conekta said for this key in any earlier batch; None if never seen."""
+        found = self._query(
+            "SELECT livemode FROM batches WHERE key_fingerprint=? AND livemode IS NOT NULL ORDER BY last_run_at DESC LIMIT 1",
+            (key_fp,),
+        )
+        return bool(found[0]["livemode"]) if found else None
+
     def set_output(self, batch_id: str, output_path: Path, api_version: str) -> None:
         """Remember where the results sheet went, so commands can take that file as the batch's name."""
         with self._transaction() as conn:

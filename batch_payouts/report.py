@@ -152,6 +152,10 @@ OUTPUT_LINE = Text(es="Hoja de resultados: {path}", en="Results sheet: {path}")
 AUDIT_LINE = Text(es="Registro de auditoría: {path}", en="Audit log: {path}")
 LEDGER_LINE = Text(es="Bitácora: {path}", en="Ledger: {path}")
 MODE_LINE = Text(es="Modo: {mode}", en="Mode: {mode}")
+MODE_UNKNOWN = Text(
+    es="sin confirmar (Conekta aún no ha respondido a esta llave; se sabrá con la primera respuesta)",
+    en="not confirmed yet (Conekta has not answered this key yet; the first answer will tell)",
+)
 
 
 def money(cents: int) -> str:
@@ -172,8 +176,9 @@ def format_summary(
     lines = []
     if batch_id:
         lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
-    if livemode is not None:
-        lines.append(MODE_LINE.format(lang, mode="LIVE" if livemode else "TEST"))
+    if batch_id:  # a run (not validate): always say which money this is
+        mode = MODE_UNKNOWN.format(lang) if livemode is None else ("LIVE" if livemode else "TEST")
+        lines.append(MODE_LINE.format(lang, mode=mode))
     for status, count in summary.counts.items():
         lines.append(f"  {count:>6}  {STATUS_LABELS[status].format(lang)}")
     for currency, cents in summary.currency_totals.items():

@@ -93,3 +93,13 @@ def test_max_amount_makes_rows_over_the_cap_invalid_and_unsent(sandbox, env, cli
     assert [(r["status"], r["error_code"]) for r in sheet] == [("invalid", "amount_over_limit"), ("created", None)]
     assert "$2,000.00" in sheet[0]["error_message"]
     assert [o["amount"] for o in sandbox.payout_orders()] == [20000]
+
+
+def test_the_summary_always_names_the_mode(sandbox, env, cli):
+    first = write_csv(env / "a.csv", [beneficiary(1)])
+    unknown = cli("run", first, "--api-base", sandbox.url, "--dry-run")
+    assert "Modo: sin confirmar" in unknown.output  # no answer from Conekta for this key yet
+    assert cli("run", first, "--api-base", sandbox.url).exit_code == 0
+    later = write_csv(env / "b.csv", [beneficiary(2)])
+    known = cli("run", later, "--api-base", sandbox.url, "--dry-run")
+    assert "Modo: TEST" in known.output  # learnt from the earlier batch with this key
