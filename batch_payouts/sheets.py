@@ -84,6 +84,12 @@ UNDECODABLE_TEXT = Text(
     en="Cannot read «{path}»: it is neither UTF-8 nor Windows-1252 text. "
     "In Excel use «Save as» > «CSV UTF-8 (Comma delimited)».",
 )
+BINARY_FILE = Text(
+    es="No se puede leer «{path}»: no es un archivo de texto (tiene bytes nulos; quizá es otro tipo de "
+    "archivo renombrado). Ábrelo en Excel y usa «Guardar como» > «CSV UTF-8 (delimitado por comas)» o .xlsx.",
+    en="Cannot read «{path}»: it is not a text file (it has NUL bytes; perhaps another kind of file renamed). "
+    "Open it in Excel and use «Save as» > «CSV UTF-8 (Comma delimited)» or .xlsx.",
+)
 PASSWORD_PROTECTED = Text(
     es="«{path}» está protegido con contraseña. Quita la contraseña en Excel "
     "(Archivo > Información > Proteger libro) y vuelve a intentarlo.",
@@ -236,8 +242,9 @@ def _decode(data: bytes, file: Path) -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        if "\x00" not in text:  # NUL never occurs in a text file: this is binary
-            return text
+        if "\x00" in text:  # NUL never occurs in a text file: this is binary
+            raise InputFileError(BINARY_FILE, path=str(file))
+        return text
     raise InputFileError(UNDECODABLE_TEXT, path=str(file))
 
 

@@ -453,3 +453,11 @@ def test_write_to_missing_folder_is_explained(tmp_path):
 def test_write_unsupported_extension(tmp_path):
     with pytest.raises(ValueError):
         sheets.write_table(results_frame(), tmp_path / "r.ods")
+
+
+def test_nul_bytes_are_called_a_non_text_file(tmp_path):
+    path = tmp_path / "raro.csv"
+    path.write_bytes(b"nombre,correo\x00,monto\n")
+    with pytest.raises(InputFileError) as info:
+        sheets.read_table(path)
+    assert "nulos" in info.value.message("es") and "NUL" in info.value.message("en")
