@@ -7,6 +7,8 @@ printing, exit codes (0 all good, 1 something to look at, 2 could not run).
 
 from __future__ import annotations
 
+import json
+
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -141,6 +143,16 @@ connection_options = [
 ]
 
 
+json_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="Also print a machine-readable JSON object as the last line on stdout (for cron and scripts).",
+)
+
+
+def _print_json(data: dict) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+
+
 def with_connection(command):
     for option in reversed(connection_options):
         command = option(command)
@@ -194,7 +206,8 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
 @ledger_option
 @lang_option
 @config_option
-def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang) -> None:
+@json_option
+def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang, as_json) -> None:
     """Fetch the current status of every payout order of a batch (cashed? expired?).
 
     Updates the ledger and the results sheet (columns order_status, status_checked_at,
@@ -234,7 +247,17 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
         for r in failed:
             click.echo(M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
     _sheet_line(sheet, sheet_error, lang)
-    sys.exit(1 if failed or sheet_error else 0)
+    code = 1 if failed or sheet_error else 0
+    if as_json:
+        _print_json({
+            "batch_id": batch["batch_id"], "exit_code": code, "checked": len(results), "changed": len(changed),
+            "statuses": {status: {currency: {"count": n, "amount": cents} for currency, (n, cents) in per.items()}
+                         for status, per in counts.items()},
+            "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id, "error": str(r.error)}
+                            for r in failed],
+            "sheet": str(sheet) if sheet else None,
+        })
+    sys.exit(code)
 
 
 def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
@@ -320,7 +343,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
 @ledger_option
 @lang_option
 @config_option
-def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang) -> None:
+@json_option
+def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang, as_json) -> None:
     """Compare the payout orders Conekta holds for a batch with the ledger; exit 1 if they differ.
 
     Reports orphans (orders at Conekta the ledger does not have as created), ledger rows whose
@@ -360,6 +384,17 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
                                                  mine=m.ledger_value, theirs=m.conekta_value))
     if result.exit_code == 0:
         click.echo(M["rec_ok"].format(lang))
+    if as_json:
+        _print_json({
+            "batch_id": batch["batch_id"], "exit_code": result.exit_code, "at_conekta": result.at_conekta,
+            "in_ledger": result.in_ledger, "agreed": result.agreed,
+            "orphans": [{"payout_order_id": order.get("id"), "amount": order.get("amount"),
+                         "currency": order.get("currency"), "reference": order.get("reference"),
+                         "row_key": (order.get("metadata") or {}).get("row_key")} for order, _row in result.orphans],
+            "missing": [{"row": row.row_number, "payout_order_id": row.payout_order_id} for row in result.missing],
+            "mismatched": [{"row": m.row.row_number, "payout_order_id": m.order_id, "field": m.field,
+                            "ledger": m.ledger_value, "conekta": m.conekta_value} for m in result.mismatched],
+        })
     sys.exit(result.exit_code)
 
 

@@ -222,3 +222,14 @@ def test_status_and_cancel_calls_join_the_batch_audit_log(sandbox, env, cli):
     assert commands == ["status", "cancel"]
     assert any(e["type"] == "api_call" and e["method"] == "PUT" for e in entries)
     assert cli("audit", "verify", audit).exit_code == 0
+
+
+def test_status_and_reconcile_print_json_for_scripts(sandbox, env, cli):
+    out, batch_id = _run(sandbox, env, cli, count=2)
+    status = cli("status", out, "--api-base", sandbox.url, "--json")
+    data = json.loads(status.stdout.strip().splitlines()[-1])
+    assert data["batch_id"] == batch_id and data["exit_code"] == status.exit_code == 0
+    assert data["checked"] == 2 and data["statuses"]["pending"]["MXN"]["count"] == 2
+    rec = cli("reconcile", batch_id, "--api-base", sandbox.url, "--json")
+    data = json.loads(rec.stdout.strip().splitlines()[-1])
+    assert (data["exit_code"], data["agreed"], data["orphans"], data["missing"]) == (0, 2, [], [])
