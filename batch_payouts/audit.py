@@ -251,7 +251,9 @@ def _parse(line: bytes) -> dict | None:
         return None
     if not isinstance(prev, str) or not re.fullmatch(r"[0-9a-f]{64}", prev):
         return None
-    return entry
+    # Keep only what the chain checks read: a log of a 100,000-row batch has 200,000+
+    # lines, and whole entries held at once would cost hundreds of MB on every reopen.
+    return {"seq": seq, "prev": prev, "recovered_partial_line": entry.get("recovered_partial_line")}
 
 
 def _scan(data: bytes) -> _Scan:

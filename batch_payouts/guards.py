@@ -44,7 +44,7 @@ def plan_batch(
 ) -> Plan:
     """Rows a run will send: valid, not yet created, and not refused before (unless retrying those)."""
     settled = ("created", "duplicate") if retry_failed else ("created", "duplicate", "failed")
-    done = {row.row_key for row in ledger.rows(batch_id) if row.state in settled}
+    done = {key for key, state in ledger.row_states(batch_id).items() if state in settled}
     plan = Plan()
     for number, row in rows_of(validated):
         if not row["valid"]:

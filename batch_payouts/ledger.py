@@ -163,7 +163,7 @@ def default_ledger_path() -> Path:
     return user_data_path("batch-payouts", appauthor=False) / "ledger.sqlite"
 
 
-@dataclass
+@dataclass(slots=True)  # a rerun of a large batch holds one per row: no per-instance dict
 class LedgerRow:
     batch_id: str
     row_key: str
@@ -466,8 +466,15 @@ class Ledger:
         found = self._query("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key))
         return _ledger_row(found[0]) if found else None
 
+    def row_states(self, batch_id: str) -> dict[str, str]:
+        """row_key -> state for the whole batch: what planning needs, without loading every field."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
+
     def rows(self, batch_id: str) -> list[LedgerRow]:
-        return [_ledger_row(r) for r in self._query("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))]
+        with self._lock:  # converted while streaming: never two copies of a large batch in memory
+            cursor = self._conn.execute("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
+            return [_ledger_row(r) for r in cursor]
 
     def _update_row(self, conn: sqlite3.Connection, batch_id: str, row_key: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()

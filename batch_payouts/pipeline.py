@@ -80,7 +80,7 @@ KEY_MISMATCH = Text(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class RowOutcome:
     """What happened to one spreadsheet row, ready for the results sheet."""
 
