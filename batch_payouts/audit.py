@@ -45,6 +45,7 @@ import os
 import re
 import socket
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -53,7 +54,7 @@ from typing import Any, NamedTuple
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import DEFAULT_LANG, Text
-from batch_payouts.ledger import operator_name
+from batch_payouts.ledger import Ledger, operator_name
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
     import fcntl
@@ -386,6 +387,22 @@ def describe(result: VerifyResult, lang: str = DEFAULT_LANG) -> list[str]:
 
 
 # -- writing -----------------------------------------------------------------
+def open_audit(stack: ExitStack, ledger: Ledger, path: Path, batch_id: str) -> AuditLog:
+    """Open ``path`` checked against the head the ledger recorded, and record the new
+    head when ``stack`` closes (even after an error: the head always matches the file)."""
+    head = ledger.audit_head(path) or {}
+    audit = stack.enter_context(
+        AuditLog.open(path, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
+    )
+
+    def save_head() -> None:
+        last_hash, lines = audit.head
+        ledger.set_audit_head(path, batch_id, last_hash, lines)
+
+    stack.callback(save_head)
+    return audit
+
+
 def audit_path_for(results_sheet: Path) -> Path:
     """The audit log beside a results sheet: ``pagos.results.xlsx`` -> ``pagos.results.audit.jsonl``."""
     return Path(results_sheet).with_suffix(".audit.jsonl")

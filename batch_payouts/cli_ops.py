@@ -19,9 +19,8 @@ from batch_payouts import operations as ops
 from batch_payouts.cli import _fail, lang_option, main
 from batch_payouts.config import config_option
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, money
 from batch_payouts.ledger import Ledger, default_ledger_path
-from batch_payouts.report import money
 
 NO_LEDGER = Text(
     es="No existe la bitácora «{path}»: todavía no se ha ejecutado ningún lote con ella "

@@ -13,7 +13,7 @@ import pandas as pd
 
 from batch_payouts.conekta import ConektaClient, ConektaError
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, money
 from batch_payouts.ledger import Ledger
 from batch_payouts.pipeline import rows_of
 
@@ -73,8 +73,6 @@ def available_balance(client: ConektaClient) -> dict[str, int]:
 
 
 def check_balance(plan: Plan, available: dict[str, int]) -> None:
-    from batch_payouts.report import money
-
     for currency, needed in plan.totals.items():
         if needed > available.get(currency, 0):
             raise BatchError(

@@ -23,3 +23,8 @@ class Text:
     def format(self, lang: str = DEFAULT_LANG, **params: object) -> str:
         template = self.en if lang == "en" else self.es
         return template.format(**params) if params else template
+
+
+def money(cents: int) -> str:
+    """Cents as a peso figure a person reads: 150000 -> $1,500.00."""
+    return f"${cents // 100:,}.{cents % 100:02d}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from datetime import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from batch_payouts import __version__, report, schema, sheets
-from batch_payouts.audit import AuditLog, audit_path_for
+from batch_payouts.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -31,7 +31,7 @@ from batch_payouts.conekta import (
 )
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.guards import Plan, available_balance, check_balance, plan_batch
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, money
 from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
 from batch_payouts.pipeline import (
     DEFAULT_REPEAT_WINDOW,
@@ -135,6 +135,26 @@ class JobResult:
         return 0 if all(status in good for status in self.frame["status"]) else 1
 
 
+def sandbox_state_path(ledger_path: Path) -> Path:
+    """Where ``--sandbox`` keeps the emulator's customers and orders: beside the ledger that refers to them."""
+    return ledger_path.with_name(ledger_path.stem + ".sandbox-state.sqlite")
+
+
+def resolve_endpoint(
+    stack: ExitStack, *, sandbox: bool, api_base: str | None, ledger_path: Path, environ: Mapping[str, str]
+) -> tuple[str, str]:
+    """(API key, API base) for a command: the built-in sandbox, or the key from the
+    environment and ``--api-base`` / CONEKTA_API_BASE / the default, checked for https."""
+    if sandbox:
+        from batch_payouts.sandbox import Sandbox
+
+        state = sandbox_state_path(ledger_path)
+        state.parent.mkdir(parents=True, exist_ok=True)
+        return SANDBOX_KEY, check_api_base(stack.enter_context(Sandbox(state_path=state)).url)
+    api_key = api_key_from_env(environ)
+    return api_key, check_api_base(api_base or environ.get(API_BASE_ENV) or DEFAULT_API_BASE)
+
+
 def default_output_path(input_path: Path) -> Path:
     """``<stem>.results.xlsx`` beside the input; CSV in, CSV out."""
     suffix = ".csv" if input_path.suffix.lower() in (".csv", ".txt", ".tsv") else ".xlsx"
@@ -205,7 +225,7 @@ def check_max_total(validated: pd.DataFrame, cap: int | None) -> None:
         return
     total = int(validated.loc[validated["valid"], "amount"].sum())
     if total > cap:
-        raise BatchError(OVER_MAX_TOTAL, total=report.money(total), cap=report.money(cap))
+        raise BatchError(OVER_MAX_TOTAL, total=money(total), cap=money(cap))
 
 
 def run_job(
@@ -223,17 +243,9 @@ def run_job(
     check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
     with ExitStack() as stack:
-        if options.sandbox:
-            from batch_payouts.sandbox import Sandbox
-
-            state = ledger_path.with_name(ledger_path.stem + ".sandbox-state.sqlite")
-            state.parent.mkdir(parents=True, exist_ok=True)
-            sandbox = stack.enter_context(Sandbox(state_path=state))
-            api_key, api_base = SANDBOX_KEY, sandbox.url
-        else:
-            api_key = api_key_from_env(env)
-            api_base = options.api_base or env.get(API_BASE_ENV) or DEFAULT_API_BASE
-        api_base = check_api_base(api_base)
+        api_key, api_base = resolve_endpoint(
+            stack, sandbox=options.sandbox, api_base=options.api_base, ledger_path=ledger_path, environ=env
+        )
         ledger = stack.enter_context(Ledger(ledger_path))
         key_fp = key_fingerprint(api_key)
         batch_id = options.batch_id or batch_identity(loaded.validated, key_fp)
@@ -246,10 +258,7 @@ def run_job(
         audit: AuditLog | None = None
         audit_path = audit_path_for(output)
         if not options.dry_run:
-            head = ledger.audit_head(audit_path) or {}
-            audit = stack.enter_context(
-                AuditLog.open(audit_path, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
-            )
+            audit = open_audit(stack, ledger, audit_path, batch_id)
             audit.run_started(
                 input_name=loaded.path.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
                 api_version=options.api_version, options=_audited_options(options),
@@ -319,8 +328,6 @@ def run_job(
             mode=mode or None, counts=summary.counts, totals=summary.amounts, exit_code=result.exit_code,
             results_path=str(output),
         )
-        last_hash, lines = audit.head
-        ledger.set_audit_head(audit_path, batch_id, last_hash, lines)
     return result
 
 

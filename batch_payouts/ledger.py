@@ -593,15 +593,11 @@ class Ledger:
                 log_id=log_id,
             )
 
-    def record_duplicate(self, *, batch_id: str, row_key: str, earlier: EarlierPayout, message: str) -> None:
+    def record_duplicate(self, *, batch_id: str, row_key: str, message: str) -> None:
         with self._transaction() as conn:
             self._update_row(
                 conn, batch_id, row_key, state="duplicate", error_code="repeat_payout", error_message=message
             )
-
-    def reset_to_pending(self, batch_id: str, row_key: str) -> None:
-        with self._transaction() as conn:
-            self._update_row(conn, batch_id, row_key, state="pending", error_code=None, error_message=None)
 
     # -- the repeat guard ---------------------------------------------------
     def earlier_payout(

@@ -26,18 +26,10 @@ from typing import Any
 import pandas as pd
 
 from batch_payouts import report, schema, sheets
-from batch_payouts.conekta import (
-    API_BASE_ENV,
-    DEFAULT_API_BASE,
-    DEFAULT_API_VERSION,
-    ClientConfig,
-    ConektaClient,
-    ConektaError,
-    api_key_from_env,
-    check_api_base,
-)
-from batch_payouts.audit import AuditLog, audit_path_for
+from batch_payouts.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
+from batch_payouts.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.errors import BatchError
+from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.i18n import Text
 from batch_payouts.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
 from batch_payouts.throttle import RateLimiter
@@ -148,18 +140,13 @@ def open_client(
     beside the ledger, so a demo batch can be queried afterwards.
     """
     env = os.environ if environ is None else environ
-    if conn.sandbox:
-        from batch_payouts.jobs import SANDBOX_KEY
-        from batch_payouts.sandbox import Sandbox
-
-        state = ledger.path.with_name(ledger.path.stem + ".sandbox-state.sqlite")
-        if key_fingerprint(SANDBOX_KEY) != batch["key_fingerprint"] or not state.exists():
-            raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch["batch_id"][:12], api_base=batch["api_base"])
-        api_key, api_base = SANDBOX_KEY, stack.enter_context(Sandbox(state_path=state)).url
-    else:
-        api_key = api_key_from_env(env)
-        api_base = conn.api_base or env.get(API_BASE_ENV) or DEFAULT_API_BASE
-    api_base = check_api_base(api_base)
+    if conn.sandbox and (
+        key_fingerprint(SANDBOX_KEY) != batch["key_fingerprint"] or not sandbox_state_path(ledger.path).exists()
+    ):
+        raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch["batch_id"][:12], api_base=batch["api_base"])
+    api_key, api_base = resolve_endpoint(
+        stack, sandbox=conn.sandbox, api_base=conn.api_base, ledger_path=ledger.path, environ=env
+    )
     if key_fingerprint(api_key) != batch["key_fingerprint"]:
         raise BatchError(OTHER_KEY, batch_id=batch["batch_id"][:12])
     config = ClientConfig(
@@ -177,20 +164,10 @@ def _open_audit(stack: ExitStack, batch: dict[str, Any], ledger: Ledger, command
     so an auditor sees every request about the batch's money, not only the run's."""
     if command is None or not batch.get("output_path"):
         return None
-    path = audit_path_for(Path(batch["output_path"]))
-    head = ledger.audit_head(path) or {}
-    audit = stack.enter_context(
-        AuditLog.open(path, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))
-    )
+    audit = open_audit(stack, ledger, audit_path_for(Path(batch["output_path"])), batch["batch_id"])
     audit.append({"type": "command_started", "command": command, "batch_id": batch["batch_id"],
                   "operator": operator_name(), "host": socket.gethostname()})
-
-    def finish() -> None:
-        audit.append({"type": "command_finished", "command": command})
-        last_hash, lines = audit.head
-        ledger.set_audit_head(path, batch["batch_id"], last_hash, lines)
-
-    stack.callback(finish)
+    stack.callback(audit.append, {"type": "command_finished", "command": command})
     return audit
 
 

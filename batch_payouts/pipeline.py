@@ -285,7 +285,7 @@ class RowExecutor:
                 return self._duplicate(number, row_key, earlier)
         try:
             customer_id = self._customer(row, row_key, entry)
-            order = self._send_order(row, row_key, customer_id)
+            self._send_order(row, row_key, customer_id)
         except ConektaError as error:
             return self._failure(number, row_key, error)
         return self._outcome(number, self.ledger.row(s.batch_id, row_key))
@@ -403,7 +403,7 @@ class RowExecutor:
             reference=earlier.reference,
             when=time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier.created_at)),
         )
-        self.ledger.record_duplicate(batch_id=self.settings.batch_id, row_key=row_key, earlier=earlier, message=message)
+        self.ledger.record_duplicate(batch_id=self.settings.batch_id, row_key=row_key, message=message)
         return RowOutcome(
             number, DUPLICATE, payout_order_id=earlier.payout_order_id, reference=earlier.reference,
             error_code="repeat_payout", error_message=message,

@@ -17,12 +17,11 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from batch_payouts import sheets
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, money
 from batch_payouts.pipeline import CREATED, DUPLICATE, FAILED, INVALID, UNKNOWN, RowOutcome
 
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 RESULT_COLUMNS = ["row", "status", "customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message"]
-VALIDATION_COLUMNS = ["row", "status", "error_code", "error_message"]
 TEXT_COLUMNS = ("customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message")
 ROW_FILLS = {INVALID: "FFF8CBAD", FAILED: "FFFFC7CE", UNKNOWN: "FFFFEB9C", DUPLICATE: "FFDDEBF7"}
 STATUS_ORDER = (CREATED, "valid", INVALID, FAILED, DUPLICATE, UNKNOWN)
@@ -156,11 +155,6 @@ MODE_UNKNOWN = Text(
     es="sin confirmar (Conekta aún no ha respondido a esta llave; se sabrá con la primera respuesta)",
     en="not confirmed yet (Conekta has not answered this key yet; the first answer will tell)",
 )
-
-
-def money(cents: int) -> str:
-    """Cents as a peso figure a person reads: 150000 -> $1,500.00."""
-    return f"${cents // 100:,}.{cents % 100:02d}"
 
 
 def format_summary(

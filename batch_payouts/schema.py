@@ -39,7 +39,7 @@ except ImportError:  # pragma: no cover - pandera < 0.24 has no pandera.pandas
 from email_validator import EmailNotValidError, validate_email
 
 from batch_payouts.errors import InputFileError
-from batch_payouts.i18n import DEFAULT_LANG, LANGUAGES, Text
+from batch_payouts.i18n import DEFAULT_LANG, LANGUAGES, Text, money
 
 # ---------------------------------------------------------------------------
 # Columns and their accepted names
@@ -704,7 +704,7 @@ def _report(
     max_amount: int | None = None,
 ) -> pd.DataFrame:
     labels = list(raw.index)
-    limit = "" if max_amount is None else f"${max_amount // 100:,}.{max_amount % 100:02d}"
+    limit = "" if max_amount is None else money(max_amount)
     # Messages quote the cell as the user typed it, not the parsed value.
     if cells is None:
         cells = _canonical_cells(raw, headers)
