@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo web test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ demo: $(STAMP)
 	  status=$$?; echo "Hoja de resultados: $(CURDIR)/.demo/beneficiaries.results.xlsx"; \
 	  test $$status -le 1
 
+# The web app on the built-in sandbox, for trying it in a browser: http://127.0.0.1:8000/
+web: $(STAMP)
+	BATCH_PAYOUTS_LEDGER=$${BATCH_PAYOUTS_LEDGER:-$(CURDIR)/.demo/ledger.sqlite} \
+	  $(BIN)/batch-payouts web --sandbox --data-dir .demo/web
+
 test: $(STAMP)
+	bash scripts/ensure-chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -373,3 +373,4 @@ def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path) -> 
 
 
 from batch_payouts import cli_ops  # noqa: E402,F401  registers status, cancel, reconcile, batches, show, report
+from batch_payouts import cli_web  # noqa: E402,F401  registers web, hash-password

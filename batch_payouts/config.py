@@ -23,6 +23,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 
 CONFIG_ENV = "BATCH_PAYOUTS_CONFIG"
+CONFIG_META = "batch_payouts.config"  # where the parsed file waits in click's context for a command that needs more
 
 UNREADABLE = Text(
     es="No se pudo leer el archivo de configuración «{path}»: {detail}",
@@ -75,6 +76,8 @@ def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all
             raise BatchError(UNKNOWN_KEY, path=str(path), key=scope, known=", ".join(sorted(all_commands)))
         for key, value in values.items():
             normal = key.replace("-", "_").lower()
+            if scope == "web" and normal == "users" and isinstance(value, dict):
+                continue  # sign-in users of `web`: read by that command itself, not an option
             if "key" in normal and ("api" in normal or "conekta" in normal or normal == "key"):
                 raise BatchError(SECRET_KEY, path=str(path), key=key)
             if normal not in known_anywhere:
@@ -93,10 +96,12 @@ def apply_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     group = ctx.find_root().command
     commands = dict(getattr(group, "commands", {}))
     try:
-        defaults = defaults_for(ctx.command, read_config(value), value, commands)
+        config = read_config(value)
+        defaults = defaults_for(ctx.command, config, value, commands)
     except BatchError as error:
         raise click.UsageError(error.message("es") + "\n" + error.message("en")) from error
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta[CONFIG_META] = config
     return value
 
 

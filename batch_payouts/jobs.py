@@ -78,12 +78,17 @@ class LoadedFile:
     raw: pd.DataFrame
     headers: schema.HeaderMap
     validated: pd.DataFrame
+    name: str = ""  # what the user called the file (an upload is stored under a random name)
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path.name
 
 
 @dataclass
 class RunOptions:
     input_path: Path
     output_path: Path | None = None
+    input_name: str | None = None  # the name the ledger and audit record; default: the file's own
     sheet: str | None = None
     amount_unit: str = "cents"
     lang: str = "es"
@@ -176,13 +181,13 @@ def load_file(path: Path, options: RunOptions) -> LoadedFile:
     raw = sheets.read_table(path, sheet=options.sheet)
     headers = schema.resolve_headers(list(raw.columns))
     if raw.empty:
-        raise InputFileError(NO_ROWS, name=path.name)
+        raise InputFileError(NO_ROWS, name=options.input_name or path.name)
     validated = schema.validate(
         raw, amount_unit=options.amount_unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
         max_amount=options.max_amount,
     )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedFile(path, digest, raw, headers, validated)
+    return LoadedFile(path, digest, raw, headers, validated, name=options.input_name or path.name)
 
 
 def _write(
@@ -196,7 +201,7 @@ def _write(
     text = tuple(canonical[c] for c in ("phone", "customer_id", "external_id") if c in canonical)
     integers = (canonical["amount"],) if options.amount_unit == "cents" and "amount" in canonical else ()
     summary = report.summarize(frame, loaded.validated)
-    facts = {"input_name": loaded.path.name, "input_sha256": loaded.sha256, **facts,
+    facts = {"input_name": loaded.name, "input_sha256": loaded.sha256, **facts,
              "finished_at": _now_text(), "tool": f"batch-payouts {__version__}"}
     report.write_results(
         frame, output, text_columns=text, integer_columns=integers,
@@ -260,7 +265,7 @@ def run_job(
         if not options.dry_run:
             audit = open_audit(stack, ledger, audit_path, batch_id)
             audit.run_started(
-                input_name=loaded.path.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
+                input_name=loaded.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
                 api_version=options.api_version, options=_audited_options(options),
             )
 
@@ -299,7 +304,7 @@ def run_job(
                 ledger_path=ledger_path, calls=calls, plan=plan, balance=balance,
             )
         ledger.record_batch_start(
-            batch_id=batch_id, input_name=loaded.path.name, input_sha256=loaded.sha256, key_fp=key_fp,
+            batch_id=batch_id, input_name=loaded.name, input_sha256=loaded.sha256, key_fp=key_fp,
             api_base=api_base, rows_total=len(loaded.raw),
         )
         settings = BatchSettings(

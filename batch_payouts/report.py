@@ -215,7 +215,7 @@ def result_json(result, *, dry_run: bool = False) -> dict:
         "output": str(result.output_path),
         "audit": str(result.audit_path) if result.audit_path else None,
         "ledger": str(result.ledger_path) if result.ledger_path else None,
-        "input": {"name": result.loaded.path.name, "sha256": result.loaded.sha256},
+        "input": {"name": result.loaded.name, "sha256": result.loaded.sha256},
         "dry_run": dry_run,
     }
     if result.plan is not None:

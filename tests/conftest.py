@@ -66,3 +66,57 @@ def beneficiary(n: int, **overrides) -> dict:
     }
     row.update(overrides)
     return row
+
+
+def free_socket():
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class WebServer:
+    """The web app under a real uvicorn on a free loopback port, in a thread of the test."""
+
+    def __init__(self, settings) -> None:
+        import threading
+
+        import uvicorn
+
+        from batch_payouts.web import create_app
+
+        self.app = create_app(settings)
+        self.web = self.app.state.web
+        self._socket = free_socket()
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
+
+    def __enter__(self) -> "WebServer":
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the web server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._socket.close()
+
+
+@pytest.fixture
+def web_settings(tmp_path, sandbox):
+    """Settings of a web app that pays through this test's sandbox with a test key."""
+    from batch_payouts.web import WebSettings
+
+    return WebSettings(
+        data_dir=tmp_path / "web-data", ledger_path=tmp_path / "ledger.sqlite", api_base=sandbox.url,
+        environ={"CONEKTA_API_KEY": API_KEY}, workers=4,
+    )

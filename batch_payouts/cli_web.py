@@ -1,0 +1,123 @@
+"""``batch-payouts web`` (the app for finance teams) and ``batch-payouts hash-password``.
+
+Registered on the ``batch-payouts`` group by importing this module (see the
+last lines of ``cli.py``).  The app itself is in ``batch_payouts.web``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+import click
+from platformdirs import user_data_dir
+
+from batch_payouts.cli import PesosType, _fail, lang_option, main
+from batch_payouts.config import CONFIG_META, config_option
+from batch_payouts.conekta import API_KEY_ENV, DEFAULT_API_VERSION
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+from batch_payouts.jobs import SANDBOX_KEY, sandbox_state_path
+from batch_payouts.ledger import default_ledger_path
+
+LISTENING = Text(
+    es="batch-payouts web: abre {url} en tu navegador (Ctrl+C para detener).",
+    en="batch-payouts web: open {url} in your browser (Ctrl+C to stop).",
+)
+SANDBOX_NOTE = Text(
+    es="Modo sandbox: los pagos van al emulador de Conekta integrado, no se mueve dinero real.",
+    en="Sandbox mode: payouts go to the built-in Conekta emulator; no real money moves.",
+)
+BAD_USERS = Text(
+    es="La sección [web.users] del archivo de configuración debe tener usuario = \"hash\" (el hash lo da "
+    "batch-payouts hash-password); «{user}» no lo tiene.",
+    en="The [web.users] table of the config file must hold user = \"hash\" (batch-payouts hash-password "
+    "prints the hash); '{user}' does not.",
+)
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("BATCH_PAYOUTS_DATA_DIR") or user_data_dir("batch-payouts", appauthor=False)) / "web"
+
+
+def configured_users(ctx: click.Context) -> dict[str, str]:
+    users = ((ctx.meta.get(CONFIG_META) or {}).get("web") or {}).get("users") or {}
+    for name, stored in users.items():
+        if not isinstance(stored, str) or not stored.startswith("scrypt$"):
+            raise BatchError(BAD_USERS, user=name)
+    return dict(users)
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback requires a login.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--sandbox", is_flag=True, help="Pay through the built-in Conekta emulator (no key needed).")
+@click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
+@click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, help="Conekta API version.")
+@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
+              help="Ledger file (also BATCH_PAYOUTS_LEDGER); the same one the CLI uses.")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where uploads and results are kept (also BATCH_PAYOUTS_DATA_DIR; default: the user data folder).")
+@lang_option
+@click.option("--amount-unit", type=click.Choice(["cents", "pesos"]), default="cents", show_default=True,
+              help="The unit pre-selected on the upload page.")
+@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Rows sent at the same time.")
+@click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None, help="Requests per second, all workers together.")
+@click.option("--max-total", type=PesosType(), default=None, help="Refuse batches above this many pesos in all.")
+@click.option("--max-amount", type=PesosType(), default=None, help="Rows above this many pesos are invalid.")
+@click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it the app refuses to pay with one.")
+@click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=20, show_default=True, help="Largest upload accepted.")
+@click.option("--trust-user-header", metavar="HEADER",
+              help="Take the signed-in user from this header set by an authenticating reverse proxy.")
+@click.pass_context
+def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
+        max_total, max_amount, live, max_upload_mb, trust_user_header) -> None:
+    """Serve the web app: upload, review, confirm, watch the run, download the results."""
+    import uvicorn
+
+    from batch_payouts.web import WebSettings, create_app
+
+    ledger = Path(ledger_path) if ledger_path else default_ledger_path()
+    environ = dict(os.environ)
+    with ExitStack() as stack:
+        try:
+            if sandbox:
+                from batch_payouts.sandbox import Sandbox
+
+                state = sandbox_state_path(ledger)
+                state.parent.mkdir(parents=True, exist_ok=True)
+                api_base = stack.enter_context(Sandbox(state_path=state)).url
+                environ[API_KEY_ENV] = SANDBOX_KEY
+                click.echo(SANDBOX_NOTE.format(lang), err=True)
+            settings = WebSettings(
+                data_dir=Path(data_dir) if data_dir else default_data_dir(), ledger_path=ledger, lang=lang, host=host,
+                api_base=api_base, api_version=api_version, environ=environ, users=configured_users(ctx),
+                trust_user_header=trust_user_header, max_upload_bytes=max_upload_mb * 1024 * 1024,
+                amount_unit=amount_unit, workers=workers, rate_limit=rate_limit, live=live, max_total=max_total,
+                max_amount=max_amount,
+            )
+            app = create_app(settings)
+        except BatchError as error:
+            _fail(error, lang)
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(LISTENING.format(lang, url=f"http://{shown}:{port}/"), err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(trust_user_header))
+
+
+@main.command("hash-password")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+def hash_password(password_stdin) -> None:
+    """Print the hash of a password for the [web.users] table of the config file."""
+    from batch_payouts.web.security import hash_password as make_hash
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Contraseña / Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.UsageError("La contraseña no puede estar vacía. / The password cannot be empty.")
+    click.echo(make_hash(password))

@@ -1,0 +1,632 @@
+"""Routes and pages: upload → review → confirm → progress → results, and the batch list.
+
+Every step calls the library the CLI calls: the review is ``run_job`` with
+``dry_run`` (validation, the plan, the balance, the mode -- no request that
+moves money), the run is ``run_job`` on a background thread, and the batch
+pages read the ledger and call ``operations`` for statuses and cancellations.
+Pages are rendered on the server (Jinja2); the one script only polls progress
+and handles drag and drop, and every page works without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from batch_payouts.audit import audit_path_for
+from batch_payouts.conekta import DEFAULT_API_VERSION
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import LANGUAGES, Text, money
+from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
+from batch_payouts.ledger import Ledger
+from batch_payouts.operations import (
+    PENDING_STATUSES,
+    Connection,
+    cancel_rows,
+    find_batch,
+    open_client,
+    refresh_status,
+    select_rows,
+    state_counts,
+    time_text,
+)
+from batch_payouts.report import INVALID
+from batch_payouts.template import write_template
+from batch_payouts.web import security
+from batch_payouts.web.runs import RunManager
+from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused, UploadStore
+
+log = logging.getLogger("batch_payouts.web")
+HERE = Path(__file__).parent
+PROBLEMS_SHOWN = 500
+ROWS_SHOWN = 1000
+BATCH_ID = re.compile(r"[0-9a-f]{64}")
+
+LOGIN_NEEDED = Text(
+    es="El servidor escucha en {host}, fuera de esta computadora: se necesita inicio de sesión. Agrega usuarios "
+    "en la sección [web.users] del archivo de configuración (batch-payouts hash-password da el valor) o indica "
+    "--trust-user-header si un proxy ya autentica a los usuarios.",
+    en="The server listens on {host}, beyond this computer: a login is required. Add users to the [web.users] "
+    "table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
+    "a reverse proxy already authenticates users.",
+)
+BAD_LOGIN = Text(es="Usuario o contraseña incorrectos.", en="Wrong user name or password.")
+BAD_CSRF = Text(
+    es="El formulario caducó o no vino de esta página. Recarga la página y vuelve a intentarlo.",
+    en="The form expired or did not come from this page. Reload the page and try again.",
+)
+CHANGED_SINCE_REVIEW = Text(
+    es="Lo que confirmaste ({count} pagos por {total}) ya no coincide con la revisión. No se envió nada: "
+    "revisa de nuevo.",
+    en="What you confirmed ({count} payouts for {total}) no longer matches the review. Nothing was sent: "
+    "review again.",
+)
+NOTHING_TO_SEND = Text(
+    es="No hay filas por pagar en este archivo: corrige las filas inválidas y súbelo de nuevo.",
+    en="There are no rows to pay in this file: fix the invalid rows and upload it again.",
+)
+LIVE_NOT_ALLOWED = Text(
+    es="La llave de API es de modo LIVE (dinero real) y este servidor no se inició con --live: no se puede "
+    "pagar desde aquí. Pide a quien opera el servidor que lo inicie con --live si de verdad se debe pagar.",
+    en="The API key is a LIVE key (real money) and this server was not started with --live: it cannot pay "
+    "from here. Ask whoever runs the server to start it with --live if this really must be paid.",
+)
+REFRESHED = Text(es="Estados actualizados: {count} órdenes consultadas, {changed} cambiaron.",
+                 en="Statuses refreshed: {count} orders checked, {changed} changed.")
+REFRESH_FAILED = Text(es="{count} órdenes no se pudieron consultar; vuelve a intentar.",
+                      en="{count} orders could not be checked; try again.")
+CANCELLED = Text(es="Cancelación: {cancelled} canceladas, {already} ya no estaban pendientes, {failed} fallaron.",
+                 en="Cancellation: {cancelled} cancelled, {already} no longer pending, {failed} failed.")
+NO_PENDING = Text(es="No hay referencias pendientes que cancelar.", en="There are no pending references to cancel.")
+NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
+RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
+NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
+
+
+STATE_LABELS = {
+    "created": Text(es="creada", en="created"), "failed": Text(es="fallida", en="failed"),
+    "duplicate": Text(es="duplicada", en="duplicate"), "unknown": Text(es="desconocida", en="unknown"),
+    "in_flight": Text(es="en curso", en="in flight"), "pending": Text(es="pendiente", en="pending"),
+    "open": Text(es="abierta", en="open"), "cashed": Text(es="cobrada", en="cashed"),
+    "cancelled": Text(es="cancelada", en="cancelled"), "expired": Text(es="vencida", en="expired"),
+}
+
+
+@dataclass
+class WebSettings:
+    """How the server reaches Conekta, where it keeps its files, and who may use it."""
+
+    data_dir: Path
+    ledger_path: Path
+    lang: str = "es"
+    host: str = "127.0.0.1"
+    api_base: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    users: dict[str, str] = field(default_factory=dict)
+    trust_user_header: str | None = None
+    max_upload_bytes: int = 20 * 1024 * 1024
+    amount_unit: str = "cents"
+    workers: int = 8
+    rate_limit: float | None = None
+    live: bool = False
+    max_total: int | None = None
+    max_amount: int | None = None
+
+    @property
+    def login_required(self) -> bool:
+        return bool(self.users) or bool(self.trust_user_header) or not security.is_loopback(self.host)
+
+
+def problem_parts(message: str) -> tuple[str, str, str]:
+    """("correo", "«x» no es un correo válido.", "Escríbelo como …") from one validation message.
+
+    The first sentence says what is wrong, the rest how to fix it; a full stop inside «…»
+    (an email, a name) does not end a sentence.
+    """
+    column = ""
+    found = re.match(r"(?:Columna|Column) «(.+?)»: ", message)
+    if found:
+        column, message = found.group(1), message[found.end():]
+    depth = 0
+    for position, char in enumerate(message):
+        depth += (char == "«") - (char == "»")
+        if char == "." and depth == 0 and message[position + 1:position + 2] == " ":
+            return column, message[:position + 1], message[position + 2:]
+    return column, message, ""
+
+
+class WebApp:
+    """The app's state: settings, uploads, runs; one per server."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        if not security.is_loopback(settings.host) and not (settings.users or settings.trust_user_header):
+            raise BatchError(LOGIN_NEEDED, host=settings.host)
+        self.settings = settings
+        self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
+        self.results_dir = settings.data_dir / "results"
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        self.runs = RunManager(settings.lang)
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.globals["money"] = money
+        self.templates.env.filters["when"] = time_text
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def lang(self, request: Request) -> str:
+        chosen = request.session.get("lang")
+        return chosen if chosen in LANGUAGES else self.settings.lang
+
+    def user(self, request: Request) -> str | None:
+        """The signed-in user; None on loopback without configured users (one person, one machine)."""
+        if self.settings.trust_user_header:
+            return request.headers.get(self.settings.trust_user_header) or None
+        return request.session.get(security.SESSION_USER)
+
+    def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        lang = self.lang(request)
+        flashes = request.session.pop("flash", [])
+        context.update(
+            request=request, lang=lang, t=lambda es, en: en if lang == "en" else es,
+            label=lambda state: STATE_LABELS[state].format(lang) if state in STATE_LABELS else (state or ""),
+            csrf=security.csrf_token(request.session), user=self.user(request),
+            login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
+        )
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def flash(self, request: Request, text: str, kind: str = "info") -> None:
+        request.session.setdefault("flash", []).append({"kind": kind, "text": text})
+
+    def error_page(self, request: Request, message: str, status_code: int = 400) -> Response:
+        return self.render(request, "error.html", status_code=status_code, message=message)
+
+    async def form(self, request: Request) -> Any:
+        """The submitted form, CSRF-checked."""
+        form = await request.form()
+        if not security.csrf_ok(request.session, form.get(security.CSRF_FIELD)):
+            raise HTTPException(403, BAD_CSRF.format(self.lang(request)))
+        return form
+
+    def guard(self, request: Request) -> Response | None:
+        """A redirect to the login page (or 401 behind a proxy) when someone must sign in first."""
+        if not self.settings.login_required or self.user(request):
+            return None
+        if self.settings.trust_user_header:
+            return Response("401: the reverse proxy did not name a user", status_code=401)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    def owned_upload(self, request: Request, upload_id: str) -> Upload | None:
+        upload = self.uploads.get(upload_id)
+        if upload is None or (self.settings.login_required and upload.user != self.user(request)):
+            return None
+        return upload
+
+    def run_options(self, upload: Upload, lang: str, **overrides: Any) -> RunOptions:
+        settings = self.settings
+        values = dict(
+            input_path=self.uploads.path(upload), input_name=upload.name, amount_unit=upload.amount_unit, lang=lang,
+            api_base=settings.api_base, api_version=settings.api_version, ledger_path=settings.ledger_path,
+            workers=settings.workers, rate_limit=settings.rate_limit, live=settings.live,
+            max_total=settings.max_total, max_amount=settings.max_amount,
+        )
+        values.update(overrides)
+        return RunOptions(**values)
+
+    def connection(self, lang: str) -> Connection:
+        s = self.settings
+        return Connection(api_base=s.api_base, api_version=None, rate_limit=s.rate_limit, workers=s.workers, lang=lang)
+
+    # -- upload and review ------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        return self.render(request, "upload.html", max_mb=self.settings.max_upload_bytes // 2**20,
+                           amount_unit=self.settings.amount_unit)
+
+    async def template_file(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        lang = self.lang(request)
+        folder = Path(tempfile.mkdtemp(prefix="template-", dir=self.settings.data_dir))
+        name = "plantilla_pagos.xlsx" if lang == "es" else "payouts_template.xlsx"
+        path = await run_in_threadpool(write_template, folder / name, lang)
+        return FileResponse(path, filename=name, background=BackgroundTask(_remove_tree, folder))
+
+    async def upload(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        lang = self.lang(request)
+        try:
+            form = await self.form(request)
+        except security.BodyTooLarge:
+            message = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
+                           en="The file is larger than {limit} MB, the upload limit.")
+            return self.error_page(request, message.format(lang, limit=self.settings.max_upload_bytes // 2**20), 413)
+        sent = form.get("file")
+        if not isinstance(sent, UploadFile) or not sent.filename:
+            self.flash(request, NO_FILE.format(lang), "error")
+            return RedirectResponse("/", status_code=303)
+        unit = form.get("amount_unit") if form.get("amount_unit") in ("cents", "pesos") else self.settings.amount_unit
+        try:
+            upload = await run_in_threadpool(
+                self.uploads.save, sent.filename, sent.file, user=self.user(request), amount_unit=unit
+            )
+        except UploadRefused as refused:
+            self.flash(request, refused.message(lang), "error")
+            return RedirectResponse("/", status_code=303)
+        finally:
+            await sent.close()
+        await run_in_threadpool(self.review, upload, lang)
+        return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+
+    def review(self, upload: Upload, lang: str) -> dict[str, Any]:
+        """A dry run of the upload: validation, the plan, the balance, the mode; nothing is sent."""
+        review: dict[str, Any] = {"lang": lang, "error": None, "blocker": None}
+        options = self.run_options(upload, lang, output_path=self.uploads.annotated_path(upload), dry_run=True)
+        try:
+            result = run_job(options, environ=self.settings.environ)
+        except BatchError as error:
+            review["blocker"] = error.message(lang)
+            try:  # still show what is wrong with the rows, if the file itself could be read
+                result = validate_job(options)
+            except BatchError:
+                review["error"] = review.pop("blocker")
+                review["blocker"] = None
+                upload.review = review
+                self.uploads.put(upload)
+                return review
+        review.update(self._review_facts(result, lang))
+        if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
+            review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
+        if review["to_send"] == 0 and review["blocker"] is None and review["already_done"] == 0:
+            review["blocker"] = NOTHING_TO_SEND.format(lang)
+        upload.review = review
+        upload.batch_id = result.batch_id
+        self.uploads.put(upload)
+        return review
+
+    @staticmethod
+    def _review_facts(result: JobResult, lang: str) -> dict[str, Any]:
+        validated = result.loaded.validated
+        valid = validated["valid"].astype(bool)
+        totals: dict[str, int] = {}
+        for currency, cents in zip(validated.loc[valid, "currency"], validated.loc[valid, "amount"]):
+            totals[currency] = totals.get(currency, 0) + int(cents)
+        problems = []
+        invalid = result.frame[result.frame["status"] == INVALID]
+        for number, message in zip(invalid["row"].tolist(), invalid["error_message"].tolist()):
+            for part in str(message).split(" | "):
+                column, problem, fix = problem_parts(part)
+                problems.append({"row": int(number), "column": column, "problem": problem, "fix": fix,
+                                 "name": str(validated.at[number, "name"] or "")})
+        plan = result.plan
+        return {
+            "rows": int(len(validated)), "valid": int(valid.sum()), "invalid": int((~valid).sum()),
+            "valid_totals": totals, "problems": problems[:PROBLEMS_SHOWN], "problems_total": len(problems),
+            "batch_id": result.batch_id,
+            "mode": "" if result.livemode is None else ("LIVE" if result.livemode else "TEST"),
+            "to_send": len(plan.to_send) if plan else 0, "already_done": plan.already_done if plan else 0,
+            "send_totals": dict(plan.totals) if plan else {}, "balance": result.balance,
+        }
+
+    async def review_page(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        upload = self.owned_upload(request, request.path_params["upload_id"])
+        if upload is None or upload.review is None:
+            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+        return self.render(request, "review.html", upload=upload, review=upload.review,
+                           running=self._running(upload.batch_id))
+
+    async def annotated(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        upload = self.owned_upload(request, request.path_params["upload_id"])
+        path = self.uploads.annotated_path(upload) if upload else None
+        if path is None or not path.exists():
+            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+        return FileResponse(path, filename=f"{Path(upload.name).stem}.revision.xlsx")
+
+    async def confirm_page(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        upload = self.owned_upload(request, request.path_params["upload_id"])
+        if upload is None or not upload.review or upload.review.get("error"):
+            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+        if upload.review.get("blocker"):
+            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        return self.render(request, "confirm.html", upload=upload, review=upload.review)
+
+    async def confirm(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        form = await self.form(request)
+        lang = self.lang(request)
+        upload = self.owned_upload(request, request.path_params["upload_id"])
+        if upload is None or not upload.review or upload.review.get("error") or not upload.batch_id:
+            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        review = upload.review
+        if review.get("blocker"):
+            return self.error_page(request, review["blocker"], 409)
+        total = sum(review["send_totals"].values())
+        if form.get("count") != str(review["to_send"]) or form.get("total") != str(total):
+            return self.error_page(
+                request, CHANGED_SINCE_REVIEW.format(lang, count=form.get("count"), total=form.get("total")), 409
+            )
+        options = self.run_options(upload, lang, output_path=self.results_dir / f"{upload.batch_id}.xlsx")
+        try:
+            self.runs.start(upload.batch_id, upload.id, self.user(request), options, self.settings.environ)
+        except BatchError as error:
+            self.flash(request, error.message(lang), "error")
+        return RedirectResponse(f"/batches/{upload.batch_id}", status_code=303)
+
+    # -- batches ---------------------------------------------------------------------------------
+    def _running(self, batch_id: str | None) -> bool:
+        progress = self.runs.progress(batch_id) if batch_id else None
+        return progress is not None and progress.as_json()["running"]
+
+    def _batch(self, request: Request) -> tuple[dict[str, Any] | None, str]:
+        batch_id = request.path_params["batch_id"]
+        if not BATCH_ID.fullmatch(batch_id):
+            return None, batch_id
+        with Ledger(self.settings.ledger_path) as ledger:
+            return ledger.batch(batch_id), batch_id
+
+    async def batches(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+
+        def load() -> list[dict[str, Any]]:
+            if not self.settings.ledger_path.exists():
+                return []
+            with Ledger(self.settings.ledger_path) as ledger:
+                found = ledger.batches()
+            for batch in found:
+                batch["running"] = self._running(batch["batch_id"])
+            return found
+
+        return self.render(request, "batches.html", batches=await run_in_threadpool(load))
+
+    async def batch_page(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        batch, batch_id = await run_in_threadpool(self._batch, request)
+        progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
+        if batch is None and progress is None:
+            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+
+        def details() -> dict[str, Any]:
+            with Ledger(self.settings.ledger_path) as ledger:
+                rows = ledger.rows(batch_id) if batch else []
+            created = [r for r in rows if r.state == "created"]
+            pending = [r for r in created if (r.order_status or "pending") in PENDING_STATUSES]
+            return {"rows": sorted(rows, key=lambda r: r.row_number)[:ROWS_SHOWN], "rows_total": len(rows),
+                    "pending": len(pending), "pending_amount": sum(r.amount for r in pending),
+                    "created": len(created), "amount_created": sum(r.amount for r in created),
+                    "failed": sum(r.state in ("failed", "unknown", "in_flight") for r in rows)}
+
+        facts = await run_in_threadpool(details)
+        output = Path(batch["output_path"]) if batch and batch.get("output_path") else None
+        return self.render(
+            request, "batch.html", batch=batch, batch_id=batch_id,
+            progress=progress.as_json() if progress else None,
+            has_results=bool(output and output.exists()),
+            has_audit=bool(output and audit_path_for(output).exists()), **facts,
+        )
+
+    async def progress(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        batch_id = request.path_params["batch_id"]
+        progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
+        if progress is not None:
+            return JSONResponse(progress.as_json())
+        batch, batch_id = await run_in_threadpool(self._batch, request)
+        if batch is None:
+            return JSONResponse({"error": "not found"}, status_code=404)
+
+        def from_ledger() -> dict[str, Any]:
+            with Ledger(self.settings.ledger_path) as ledger:
+                counts = state_counts(ledger, batch_id)
+            return {"batch_id": batch_id, "state": "idle", "running": False, "total": sum(counts.values()),
+                    "done": sum(counts.values()) - counts.get("pending", 0), "created": counts.get("created", 0),
+                    "failed": counts.get("failed", 0) + counts.get("unknown", 0) + counts.get("in_flight", 0),
+                    "duplicate": counts.get("duplicate", 0), "pending": counts.get("pending", 0), "message": None}
+
+        return JSONResponse(await run_in_threadpool(from_ledger))
+
+    async def download(self, request: Request) -> Response:
+        """The results sheet or the audit log of a batch: files this tool wrote, never an upload."""
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        lang = self.lang(request)
+        batch, _ = await run_in_threadpool(self._batch, request)
+        if batch is None:
+            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        if self._running(batch["batch_id"]):
+            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+        if request.path_params["kind"] not in ("results", "audit"):
+            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        output = Path(batch["output_path"]) if batch.get("output_path") else None
+        stem = Path(batch["input_name"]).stem
+        if request.path_params["kind"] == "audit":
+            path, name, media = (audit_path_for(output) if output else None), f"{stem}.audit.jsonl", "application/x-ndjson"
+        else:
+            path, name, media = output, f"{stem}.results{output.suffix if output else ''}", None
+        if path is None or not path.exists():
+            return self.error_page(request, NO_RESULTS_YET.format(lang), 404)
+        return FileResponse(path, filename=name, media_type=media)
+
+    async def refresh(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        await self.form(request)
+        lang = self.lang(request)
+        batch, batch_id = await run_in_threadpool(self._batch, request)
+        if batch is None:
+            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        if self._running(batch_id):
+            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+
+        def work() -> None:
+            with ExitStack() as stack:
+                ledger = stack.enter_context(Ledger(self.settings.ledger_path))
+                client = open_client(stack, batch, ledger, self.connection(lang), environ=self.settings.environ,
+                                     command="web status")
+                results = refresh_status(ledger, client, batch, workers=self.settings.workers)
+            self.flash(request, REFRESHED.format(lang, count=len(results), changed=sum(r.changed for r in results)))
+            failed = [r for r in results if r.error]
+            if failed:
+                self.flash(request, REFRESH_FAILED.format(lang, count=len(failed)), "error")
+
+        return await self._operation(request, batch_id, work)
+
+    async def cancel_page(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        batch, batch_id = await run_in_threadpool(self._batch, request)
+        if batch is None:
+            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+
+        def pending() -> list:
+            with Ledger(self.settings.ledger_path) as ledger:
+                try:
+                    return select_rows(ledger, batch, all_pending=True)
+                except BatchError:
+                    return []
+
+        rows = await run_in_threadpool(pending)
+        return self.render(request, "cancel.html", batch=batch, batch_id=batch_id, rows=rows[:ROWS_SHOWN],
+                           count=len(rows), amount=sum(r.amount for r in rows))
+
+    async def cancel(self, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        form = await self.form(request)
+        lang = self.lang(request)
+        batch, batch_id = await run_in_threadpool(self._batch, request)
+        if batch is None:
+            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        if self._running(batch_id):
+            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+
+        def work() -> None:
+            with ExitStack() as stack:
+                ledger = stack.enter_context(Ledger(self.settings.ledger_path))
+                rows = select_rows(ledger, batch, all_pending=True)
+                if not rows:
+                    self.flash(request, NO_PENDING.format(lang))
+                    return
+                if form.get("count") != str(len(rows)):
+                    raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=money(sum(r.amount for r in rows)))
+                client = open_client(stack, batch, ledger, self.connection(lang), environ=self.settings.environ,
+                                     command="web cancel")
+                outcomes = cancel_rows(ledger, client, batch, rows)
+            tally = {kind: sum(o.result == kind for o in outcomes) for kind in ("cancelled", "already", "failed")}
+            self.flash(request, CANCELLED.format(lang, **tally), "error" if tally["failed"] else "info")
+
+        return await self._operation(request, batch_id, work)
+
+    async def _operation(self, request: Request, batch_id: str, work) -> Response:
+        try:
+            await run_in_threadpool(work)
+        except BatchError as error:
+            self.flash(request, error.message(self.lang(request)), "error")
+        return RedirectResponse(f"/batches/{batch_id}", status_code=303)
+
+    # -- sign in, language -------------------------------------------------------------------------
+    async def login_page(self, request: Request) -> Response:
+        return self.render(request, "login.html", next=_safe_next(request.query_params.get("next")), failed=False)
+
+    async def login(self, request: Request) -> Response:
+        form = await self.form(request)
+        name = str(form.get("username") or "")
+        stored = self.settings.users.get(name)
+        ok = await run_in_threadpool(security.verify_password, str(form.get("password") or ""),
+                                     stored or security.hash_password("timing-equaliser"))
+        target = _safe_next(form.get("next"))
+        if not (stored and ok):
+            return self.render(request, "login.html", status_code=401, next=target, failed=True,
+                               message=BAD_LOGIN.format(self.lang(request)))
+        request.session.clear()  # a new session on sign-in: no fixation
+        request.session[security.SESSION_USER] = name
+        return RedirectResponse(target, status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        await self.form(request)
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def set_lang(self, request: Request) -> Response:
+        code = request.path_params["code"]
+        if code in LANGUAGES:
+            request.session["lang"] = code
+        return RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303)
+
+    async def http_error(self, request: Request, exc: HTTPException) -> Response:
+        return self.error_page(request, str(exc.detail), exc.status_code)
+
+
+def _safe_next(value: object) -> str:
+    """Only a path on this site: never an open redirect to another host."""
+    text = str(value or "/")
+    return text if text.startswith("/") and not text.startswith("//") and "\\" not in text else "/"
+
+
+def _remove_tree(folder: Path) -> None:
+    for child in folder.iterdir():
+        child.unlink(missing_ok=True)
+    folder.rmdir()
+
+
+def create_app(settings: WebSettings) -> Starlette:
+    """The ASGI app.  Raises ``BatchError`` when it must not start (a public address without login)."""
+    web = WebApp(settings)
+    routes = [
+        Route("/", web.home),
+        Route("/template.xlsx", web.template_file),
+        Route("/upload", web.upload, methods=["POST"]),
+        Route("/uploads/{upload_id}", web.review_page),
+        Route("/uploads/{upload_id}/annotated.xlsx", web.annotated),
+        Route("/uploads/{upload_id}/confirm", web.confirm_page, methods=["GET"]),
+        Route("/uploads/{upload_id}/confirm", web.confirm, methods=["POST"]),
+        Route("/batches", web.batches),
+        Route("/batches/{batch_id}", web.batch_page),
+        Route("/batches/{batch_id}/progress", web.progress),
+        Route("/batches/{batch_id}/download/{kind:str}", web.download),
+        Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
+        Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
+        Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),
+        Route("/login", web.login_page, methods=["GET"]),
+        Route("/login", web.login, methods=["POST"]),
+        Route("/logout", web.logout, methods=["POST"]),
+        Route("/lang/{code}", web.set_lang),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    middleware = [
+        Middleware(security.BodyLimit, limit=settings.max_upload_bytes + 64 * 1024),
+        Middleware(SessionMiddleware, secret_key=security.session_secret(settings.data_dir),
+                   session_cookie="batch_payouts_session", same_site="strict", max_age=12 * 3600),
+        Middleware(security.SecurityHeaders),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: web.http_error})
+    app.state.web = web
+    return app

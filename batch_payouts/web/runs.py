@@ -1,0 +1,143 @@
+"""Runs started from the browser: in a background thread, with progress anyone can ask for.
+
+A run is ``jobs.run_job`` -- the same ledger, lock, guards and exactly-once
+rules as ``batch-payouts run`` -- on a thread of the server, so closing the
+browser does not stop it and reloading the page finds it again by batch id.
+The progress counters live here while the server runs; after a restart the
+ledger still tells what was created, and uploading the file again resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
+from batch_payouts.pipeline import RowOutcome
+
+log = logging.getLogger("batch_payouts.web")
+
+ALREADY_RUNNING = Text(
+    es="El lote {batch_id} ya se está ejecutando: espera a que termine (esta página muestra su avance).",
+    en="Batch {batch_id} is already running: wait for it to finish (this page shows its progress).",
+)
+CRASHED = Text(
+    es="La ejecución se detuvo por un error inesperado ({detail}). Lo ya creado quedó en la bitácora; "
+    "vuelve a subir el archivo para continuar sin pagar dos veces.",
+    en="The run stopped on an unexpected error ({detail}). What was created is in the ledger; upload "
+    "the file again to continue without paying twice.",
+)
+
+
+@dataclass
+class RunProgress:
+    """What the progress bar shows; changed only by the run's own thread, under ``lock``."""
+
+    batch_id: str
+    upload_id: str
+    user: str | None
+    total: int = 0  # valid rows, known once the file is read again
+    done: int = 0
+    counts: Counter = field(default_factory=Counter)
+    state: str = "starting"  # starting | running | finished | stopped | error
+    message: str | None = None
+    exit_code: int | None = None
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        with self.lock:
+            failed = self.counts["failed"] + self.counts["unknown"]
+            return {
+                "batch_id": self.batch_id, "state": self.state, "running": self.state in ("starting", "running"),
+                "total": self.total, "done": self.done, "created": self.counts["created"], "failed": failed,
+                "duplicate": self.counts["duplicate"], "pending": max(0, self.total - self.done),
+                "message": self.message, "exit_code": self.exit_code,
+                "started_at": self.started_at, "finished_at": self.finished_at,
+            }
+
+
+class RunManager:
+    """At most one run per batch in this server (the ledger lock cannot tell two threads
+    of one process apart); runs of different batches go side by side."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self._runs: dict[str, RunProgress] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def progress(self, batch_id: str) -> RunProgress | None:
+        with self._lock:
+            return self._runs.get(batch_id)
+
+    def start(
+        self, batch_id: str, upload_id: str, user: str | None, options: RunOptions, environ: dict[str, str],
+        on_finish: Callable[[JobResult], None] | None = None,
+    ) -> RunProgress:
+        with self._lock:
+            current = self._runs.get(batch_id)
+            if current is not None and current.state in ("starting", "running"):
+                raise BatchError(ALREADY_RUNNING, batch_id=batch_id[:12])
+            progress = RunProgress(batch_id, upload_id, user)
+            self._runs[batch_id] = progress
+            thread = threading.Thread(
+                target=self._run, args=(progress, options, environ, on_finish), name=f"web-run-{batch_id[:12]}",
+                daemon=True,
+            )
+            self._threads[batch_id] = thread
+        thread.start()
+        return progress
+
+    def wait(self, batch_id: str, timeout: float | None = None) -> None:
+        """For tests and shutdown: block until the batch's run ends."""
+        with self._lock:
+            thread = self._threads.get(batch_id)
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(
+        self, progress: RunProgress, options: RunOptions, environ: dict[str, str],
+        on_finish: Callable[[JobResult], None] | None,
+    ) -> None:
+        def on_start(_loaded: LoadedFile, valid_rows: int) -> None:
+            with progress.lock:
+                progress.total = valid_rows
+                progress.state = "running"
+
+        def on_row(outcome: RowOutcome) -> None:
+            with progress.lock:
+                progress.done += 1
+                progress.counts[outcome.status] += 1
+
+        try:
+            result = run_job(options, on_row=on_row, on_start=on_start, environ=environ)
+        except BatchError as error:
+            self._end(progress, "error", error.message(self.lang), 2)
+            return
+        except Exception as error:  # noqa: BLE001 - the page must say it stopped, whatever it was
+            log.exception("run of batch %s failed", progress.batch_id[:12])
+            self._end(progress, "error", CRASHED.format(self.lang, detail=type(error).__name__), 2)
+            return
+        if on_finish is not None:
+            on_finish(result)
+        if result.stopped is not None:
+            self._end(progress, "stopped", result.stopped.message(self.lang), result.exit_code)
+        else:
+            self._end(progress, "finished", None, result.exit_code)
+
+    @staticmethod
+    def _end(progress: RunProgress, state: str, message: str | None, exit_code: int) -> None:
+        with progress.lock:
+            progress.state = state
+            progress.message = message
+            progress.exit_code = exit_code
+            progress.finished_at = time.time()

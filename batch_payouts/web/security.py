@@ -1,0 +1,174 @@
+"""Who may use the web app, and the limits every request lives within.
+
+On 127.0.0.1 the only person who can reach the app is the one at the machine,
+so no login is asked.  Anywhere else a login is required: either users with
+password hashes in the config file (``[web.users]``), or a reverse proxy that
+has already authenticated the user and names them in a header the operator
+explicitly trusts.  Every form carries a CSRF token tied to the session, and
+request bodies are cut off at the upload limit before they reach the disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# scrypt's cost: ~50 ms and 16 MiB per check, so a stolen config file is slow to brute-force.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+SCHEME = "scrypt"
+CSRF_FIELD = "csrf_token"
+SESSION_CSRF = "csrf"
+SESSION_USER = "user"
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """``scrypt$N$r$p$salt$hash`` (base64): what goes in ``[web.users]``."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check; a malformed stored hash never matches (and never raises)."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != SCHEME:
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected),
+            maxmem=256 * 1024 * 1024,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def session_secret(data_dir: Path) -> str:
+    """The key that signs session cookies, kept in the data directory (mode 0600) so logins
+    survive a restart; made once, never printed."""
+    path = data_dir / "web-session.key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret)
+    return secret
+
+
+def csrf_token(session: dict) -> str:
+    """The session's CSRF token, made on first use."""
+    token = session.get(SESSION_CSRF)
+    if not token:
+        token = session[SESSION_CSRF] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok(session: dict, submitted: object) -> bool:
+    expected = session.get(SESSION_CSRF)
+    return bool(expected) and isinstance(submitted, str) and hmac.compare_digest(expected, submitted)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with 413, whether or not they declare a length,
+    before the multipart parser spools them to disk."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send)
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(send)
+
+
+async def _too_large(send: Send) -> None:
+    body = "El archivo es demasiado grande. / The file is too large.".encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class SecurityHeaders:
+    """Headers that keep pages from being framed, sniffed or cached, and scripts to our own files."""
+
+    HEADERS = [
+        (b"content-security-policy",
+         b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+         b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                headers.extend(self.HEADERS)
+                if not scope["path"].startswith("/static/"):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

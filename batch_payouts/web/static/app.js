@@ -1,0 +1,58 @@
+// batch-payouts web: drag and drop on the upload page, live progress on the batch page.
+// Every page works without this file; it only saves clicks and reloads.
+(function () {
+  "use strict";
+
+  function setupDrop() {
+    var zone = document.getElementById("drop-zone");
+    var input = document.getElementById("file");
+    var label = document.getElementById("file-name");
+    if (!zone || !input) return;
+    function show() { label.textContent = input.files.length ? input.files[0].name : ""; }
+    input.addEventListener("change", show);
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.add("over"); });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function (event) { event.preventDefault(); zone.classList.remove("over"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        show();
+      }
+    });
+  }
+
+  function setupProgress() {
+    var box = document.getElementById("progress");
+    if (!box || box.dataset.running !== "yes") return;
+    var bar = document.getElementById("progress-bar");
+    function text(id, value) { var node = document.getElementById(id); if (node) node.textContent = value; }
+    function poll() {
+      fetch(box.dataset.url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (data) {
+          bar.max = data.total || 1;
+          bar.value = data.done;
+          text("created", data.created);
+          text("failed", data.failed);
+          text("pending", data.pending);
+          if (data.message) {
+            var message = document.getElementById("run-message");
+            message.textContent = data.message;
+            message.hidden = false;
+          }
+          if (data.running) {
+            window.setTimeout(poll, 1000);
+          } else {
+            window.location.reload();  // the results, links and buttons come with the page
+          }
+        })
+        .catch(function () { window.setTimeout(poll, 3000); });
+    }
+    poll();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { setupDrop(); setupProgress(); });
+})();

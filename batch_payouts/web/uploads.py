@@ -1,0 +1,160 @@
+"""Uploaded spreadsheets: checked, stored under random names, and remembered with their review.
+
+An upload is stored in ``<data dir>/uploads/<id>.<ext>`` where ``id`` is 128
+random bits: the user's file name never becomes a path (no traversal, no
+clashes), and nobody can guess another user's upload.  The name the user gave
+is kept in ``<id>.json`` beside it, with who uploaded it and the review, so the
+ledger and the audit record name the real file.  Raw uploads are never served
+back; only the sheets we write from them are.
+
+XLSX files are zip archives, so before any reader opens one it is checked
+against zip bombs: too many members, too much uncompressed data, or a
+compression ratio no real workbook has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+
+ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+ZIP_MAX_MEMBERS = 2_000
+ZIP_MAX_UNCOMPRESSED = 512 * 1024 * 1024
+ZIP_MAX_RATIO = 200  # real sheets compress 5-30x; a bomb compresses thousands of times
+COPY_CHUNK = 1024 * 1024
+ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+BAD_TYPE = Text(
+    es="«{name}» no es un archivo que podamos leer: sube un .xlsx (Excel) o un .csv.",
+    en="'{name}' is not a file we can read: upload an .xlsx (Excel) or a .csv file.",
+)
+NOT_XLSX = Text(
+    es="«{name}» no es un libro de Excel válido (.xlsx). Ábrelo en Excel y guárdalo como «Libro de Excel (.xlsx)».",
+    en="'{name}' is not a valid Excel workbook (.xlsx). Open it in Excel and save it as 'Excel Workbook (.xlsx)'.",
+)
+ZIP_BOMB = Text(
+    es="«{name}» se descomprime a un tamaño que ninguna hoja real tiene ({detail}); no se abrió. "
+    "Guárdalo de nuevo desde Excel o súbelo como .csv.",
+    en="'{name}' expands to a size no real sheet has ({detail}); it was not opened. Save it again from "
+    "Excel, or upload it as .csv.",
+)
+TOO_LARGE = Text(
+    es="«{name}» pesa más de {limit} MB, el máximo para subir. Divide el archivo en partes más pequeñas.",
+    en="'{name}' is larger than {limit} MB, the upload limit. Split the file into smaller parts.",
+)
+EMPTY = Text(es="El archivo «{name}» está vacío.", en="The file '{name}' is empty.")
+NO_FILE = Text(es="Elige un archivo para subir.", en="Choose a file to upload.")
+
+
+class UploadRefused(BatchError):
+    """The upload is not stored: wrong type, too large, empty, or a zip bomb."""
+
+
+@dataclass
+class Upload:
+    id: str
+    name: str  # as the user named it; for display and the audit record only
+    suffix: str
+    size: int
+    uploaded_at: float
+    user: str | None = None
+    amount_unit: str = "cents"
+    review: dict[str, Any] | None = None
+    batch_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def clean_name(name: str) -> str:
+    """The last path part of what the browser sent, without control characters, at most 200 characters."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = "".join(c for c in base if c.isprintable()).strip()
+    return base[:200] or "archivo"
+
+
+def check_xlsx(path: Path, name: str) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > ZIP_MAX_MEMBERS:
+                raise UploadRefused(ZIP_BOMB, name=name, detail=f"{len(members)} members")
+            total = sum(m.file_size for m in members)
+            if total > ZIP_MAX_UNCOMPRESSED:
+                raise UploadRefused(ZIP_BOMB, name=name, detail=f"{total // 2**20} MB")
+            for member in members:
+                if member.file_size > 1024 * 1024 and member.file_size > ZIP_MAX_RATIO * max(1, member.compress_size):
+                    ratio = member.file_size // max(1, member.compress_size)
+                    raise UploadRefused(ZIP_BOMB, name=name, detail=f"{ratio}:1")
+            if "xl/workbook.xml" not in {m.filename for m in members}:
+                raise UploadRefused(NOT_XLSX, name=name)
+    except zipfile.BadZipFile as exc:
+        raise UploadRefused(NOT_XLSX, name=name) from exc
+
+
+class UploadStore:
+    """The uploads folder of the data directory."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        root.mkdir(parents=True, exist_ok=True)
+
+    def save(self, name: str, source: BinaryIO, *, user: str | None, amount_unit: str) -> Upload:
+        name = clean_name(name)
+        suffix = Path(name).suffix.lower()
+        if suffix not in ALLOWED_SUFFIXES:
+            raise UploadRefused(BAD_TYPE, name=name)
+        upload_id = secrets.token_hex(16)
+        target = self.root / f"{upload_id}{suffix}"
+        size = 0
+        descriptor, temp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(descriptor, "wb") as out:
+                while chunk := source.read(COPY_CHUNK):
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        raise UploadRefused(TOO_LARGE, name=name, limit=self.max_bytes // 2**20)
+                    out.write(chunk)
+            if size == 0:
+                raise UploadRefused(EMPTY, name=name)
+            if suffix == ".xlsx":
+                check_xlsx(Path(temp), name)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        upload = Upload(upload_id, name, suffix, size, time.time(), user=user, amount_unit=amount_unit)
+        self.put(upload)
+        return upload
+
+    def path(self, upload: Upload) -> Path:
+        return self.root / f"{upload.id}{upload.suffix}"
+
+    def annotated_path(self, upload: Upload) -> Path:
+        return self.root / f"{upload.id}.review.xlsx"
+
+    def get(self, upload_id: str) -> Upload | None:
+        if not ID_PATTERN.fullmatch(upload_id or ""):
+            return None
+        try:
+            data = json.loads((self.root / f"{upload_id}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return Upload(**data)
+
+    def put(self, upload: Upload) -> None:
+        """Write the upload's record atomically (temp file, then rename)."""
+        descriptor, temp = tempfile.mkstemp(dir=self.root, prefix=".meta-")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            json.dump(asdict(upload), out, ensure_ascii=False)
+        os.replace(temp, self.root / f"{upload.id}.json")

@@ -1,0 +1,443 @@
+"""The web app over real HTTP: every route, the safety rules, and a full batch against the sandbox."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import openpyxl
+import pytest
+import requests
+
+from conftest import API_KEY, WebServer, beneficiary, read_xlsx, write_csv
+from batch_payouts.audit import verify
+from batch_payouts.errors import BatchError
+from batch_payouts.web import WebSettings, create_app
+from batch_payouts.web.app import problem_parts
+from batch_payouts.web.security import hash_password, verify_password
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+
+
+class Visitor:
+    """A person with a browser session: cookies kept, CSRF token read from the last page."""
+
+    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
+        self.base = base
+        self.http = requests.Session()
+        self.http.headers.update(headers or {})
+        self.csrf = ""
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        response = self.http.get(self.base + path, timeout=30, **kwargs)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    def post(self, path: str, data: dict | None = None, csrf: bool = True, **kwargs) -> requests.Response:
+        if not self.csrf:
+            self.get("/")
+        form = dict(data or {})
+        if csrf:
+            form["csrf_token"] = self.csrf
+        response = self.http.post(self.base + path, data=form, timeout=60, **kwargs)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', response.text)
+        if found:
+            self.csrf = found.group(1)
+        return response
+
+    def upload(self, path: Path, name: str | None = None, unit: str = "cents") -> requests.Response:
+        with open(path, "rb") as handle:
+            return self.post("/upload", {"amount_unit": unit}, files={"file": (name or path.name, handle)})
+
+    def confirm(self, review_url: str) -> requests.Response:
+        page = self.get(review_url.replace(self.base, "") + "/confirm")
+        count = re.search(r'name="count" value="(\d+)"', page.text).group(1)
+        total = re.search(r'name="total" value="(\d+)"', page.text).group(1)
+        return self.post(review_url.replace(self.base, "") + "/confirm", {"count": count, "total": total})
+
+
+def text_of(response: requests.Response) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.text))
+
+
+def flashes(response: requests.Response) -> list[str]:
+    return [re.sub(r"\s+", " ", m).strip() for m in re.findall(r'class="flash[^"]*"[^>]*>([^<]+)<', response.text)]
+
+
+def batch_id_of(response: requests.Response) -> str:
+    return response.url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def server(web_settings):
+    with WebServer(web_settings) as running:
+        yield running
+
+
+@pytest.fixture
+def visitor(server):
+    return Visitor(server.url)
+
+
+def run_sample(server: WebServer, visitor: Visitor) -> tuple[requests.Response, str]:
+    review = visitor.upload(SAMPLES / "beneficiaries.xlsx", name="nómina quincena.xlsx")
+    assert review.status_code == 200, review.text
+    started = visitor.confirm(review.url)
+    batch_id = batch_id_of(started)
+    server.web.runs.wait(batch_id, 60)
+    return review, batch_id
+
+
+# -- pages and the template ------------------------------------------------------------------------
+def test_home_is_spanish_with_a_csrf_token_and_the_template_link(visitor):
+    page = visitor.get("/")
+    assert page.status_code == 200
+    assert "Arrastra aquí tu archivo" in page.text and 'href="/template.xlsx"' in page.text
+    assert visitor.csrf
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+
+
+def test_language_switch_stays_for_the_session_and_refuses_open_redirects(visitor):
+    switched = visitor.get("/lang/en?next=/batches")
+    assert switched.url.endswith("/batches") and "Batches" in switched.text
+    assert "Drop your .xlsx or .csv file here" in visitor.get("/").text
+    outside = visitor.http.get(visitor.base + "/lang/es?next=//evil.example/x", allow_redirects=False, timeout=10)
+    assert outside.headers["location"] == "/"
+
+
+def test_blank_template_downloads_as_a_workbook(visitor, tmp_path):
+    response = visitor.get("/template.xlsx")
+    assert response.status_code == 200 and "plantilla_pagos.xlsx" in response.headers["content-disposition"]
+    (tmp_path / "t.xlsx").write_bytes(response.content)
+    headers = [c.value for c in openpyxl.load_workbook(tmp_path / "t.xlsx").worksheets[0][1]]
+    assert "nombre" in headers and "correo" in headers and "monto" in headers
+
+
+def test_static_files_are_served_and_paths_cannot_escape(visitor):
+    assert visitor.get("/static/app.js").status_code == 200
+    assert visitor.get("/static/../app.py").status_code == 404
+    assert visitor.get("/static/%2e%2e/app.py").status_code == 404
+
+
+# -- review -----------------------------------------------------------------------------------------
+def test_review_shows_counts_totals_mode_balance_and_each_problem_with_its_fix(server, visitor, sandbox):
+    review = visitor.upload(SAMPLES / "beneficiaries.xlsx")
+    assert review.status_code == 200 and "/uploads/" in review.url
+    text = text_of(review)
+    assert re.search(r"20 filas 14 válidas 6 inválidas", text)
+    assert "Por pagar ahora 14 pagos por $21,899.00 MXN" in text
+    assert "Saldo disponible $100,000,000.00 MXN" in text
+    assert "Todavía no se ha pagado nada" in text
+    problems = re.findall(r"<tr><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>",
+                          review.text)
+    assert [int(p[0]) for p in problems] == [5, 8, 11, 14, 17, 20]
+    row5 = problems[0]
+    assert row5[2] == "correo" and "no es un correo válido." in row5[3] and row5[4].startswith("Escríbelo como")
+    assert not [r for r in sandbox.request_log if r["method"] == "POST"], "a review never creates anything"
+
+
+def test_annotated_sheet_of_the_review_can_be_downloaded(visitor, tmp_path):
+    review = visitor.upload(SAMPLES / "beneficiaries.csv")
+    sheet = visitor.get(review.url.replace(visitor.base, "") + "/annotated.xlsx")
+    assert sheet.status_code == 200 and "beneficiaries.revision.xlsx" in sheet.headers["content-disposition"]
+    (tmp_path / "a.xlsx").write_bytes(sheet.content)
+    rows = read_xlsx(tmp_path / "a.xlsx")
+    assert [r["status"] for r in rows].count("invalid") == 6 and [r["status"] for r in rows].count("valid") == 14
+
+
+def test_review_in_english_and_amounts_in_pesos(visitor, env):
+    visitor.get("/lang/en")
+    path = write_csv(env / "pesos.csv", [beneficiary(1, monto="1500"), beneficiary(2, monto="12.34")])
+    text = text_of(visitor.upload(path, unit="pesos"))
+    assert "2 rows 1 valid 1 invalid" in text and "$1,500.00 MXN" in text
+    assert "Cash withdrawals are whole pesos" in text
+
+
+def test_an_unreadable_file_is_explained_on_the_review(visitor, env):
+    path = env / "broken.csv"
+    path.write_text("correo,telefono\nsolo@dos.mx,5512345678\n", encoding="utf-8")
+    review = visitor.upload(path)
+    assert review.status_code == 200
+    assert "nombre" in review.text.lower() and 'id="review-error"' in review.text
+    assert 'id="continue"' not in review.text
+
+
+def test_problem_parts_splits_the_column_the_problem_and_the_fix():
+    assert problem_parts("Columna «correo»: «a. b@x.mx» no es un correo válido. Escríbelo bien.") == (
+        "correo", "«a. b@x.mx» no es un correo válido.", "Escríbelo bien.")
+    assert problem_parts("Column «monto»: too big") == ("monto", "too big", "")
+
+
+# -- upload limits --------------------------------------------------------------------------------------
+def test_upload_without_csrf_token_is_refused(visitor):
+    visitor.get("/")
+    with open(SAMPLES / "beneficiaries.csv", "rb") as handle:
+        refused = visitor.post("/upload", {"csrf_token": "forged"}, csrf=False, files={"file": ("a.csv", handle)})
+    assert refused.status_code == 403 and "Recarga la página" in refused.text
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("nomina.pdf", b"%PDF-1.4", "no es un archivo que podamos leer"),
+        ("vacio.csv", b"", "está vacío"),
+        ("falso.xlsx", b"nombre,correo\n", "no es un libro de Excel válido"),
+    ],
+)
+def test_uploads_of_the_wrong_kind_are_refused_with_a_message(visitor, server, name, content, expected):
+    refused = visitor.post("/upload", files={"file": (name, io.BytesIO(content))})
+    assert refused.url.rstrip("/") == server.url and expected in " ".join(flashes(refused))
+    assert not list((server.web.settings.data_dir / "uploads").glob("*.*")), "nothing refused is kept"
+
+
+def test_zip_bombs_are_refused_before_any_reader_opens_them(visitor, server):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"\0" * (64 * 1024 * 1024))
+    refused = visitor.post("/upload", files={"file": ("bomba.xlsx", io.BytesIO(buffer.getvalue()))})
+    assert "no se abrió" in " ".join(flashes(refused))
+
+
+def test_uploads_over_the_size_limit_are_refused(web_settings, tmp_path):
+    small = replace(web_settings, max_upload_bytes=64 * 1024)
+    with WebServer(small) as running:
+        visitor = Visitor(running.url)
+        big = b"nombre,correo,telefono,monto,motivo\n" + b"x,a@b.mx,5512345678,10000,pago\n" * 20_000
+        refused = visitor.post("/upload", files={"file": ("grande.csv", io.BytesIO(big))})
+        assert refused.status_code == 413
+        assert not list((small.data_dir / "uploads").glob("*.csv"))
+
+
+def test_uploads_are_stored_under_random_names_and_never_served_raw(visitor, server):
+    review = visitor.upload(SAMPLES / "beneficiaries.csv", name="../../etc/passwd.csv")
+    upload_id = review.url.rsplit("/", 1)[1]
+    stored = [p.name for p in (server.web.settings.data_dir / "uploads").iterdir()]
+    assert f"{upload_id}.csv" in stored and not any("passwd" in name for name in stored)
+    assert "«passwd.csv»" in review.text
+    for path in (f"/uploads/{upload_id}.csv", f"/uploads/{upload_id}/file", f"/static/../uploads/{upload_id}.csv"):
+        assert visitor.get(path).status_code == 404
+
+
+# -- confirm, progress, results -------------------------------------------------------------------------
+def test_full_batch_pays_every_valid_row_once_and_serves_results_and_audit(server, visitor, sandbox, tmp_path):
+    review, batch_id = run_sample(server, visitor)
+    progress = visitor.get(f"/batches/{batch_id}/progress").json()
+    assert progress | {"started_at": 0, "finished_at": 0} == {
+        "batch_id": batch_id, "state": "finished", "running": False, "total": 14, "done": 14, "created": 14,
+        "failed": 0, "duplicate": 0, "pending": 0, "message": None, "exit_code": 1, "started_at": 0, "finished_at": 0}
+    page = visitor.get(f"/batches/{batch_id}")
+    assert "Creadas: 14" in text_of(page) and "Total creado $21,899.00" in text_of(page)
+
+    results = visitor.get(f"/batches/{batch_id}/download/results")
+    assert results.status_code == 200 and "results.xlsx" in results.headers["content-disposition"]
+    (tmp_path / "r.xlsx").write_bytes(results.content)
+    rows = [r for r in read_xlsx(tmp_path / "r.xlsx") if r["status"] == "created"]
+    orders = {o["id"]: o for o in sandbox.payout_orders()}
+    assert len(rows) == 14 == len(orders)
+    for row in rows:
+        assert str(row["reference"]) in page.text
+        assert orders[row["payout_order_id"]]["allowed_payout_methods"] == ["cashout"]
+
+    audit = visitor.get(f"/batches/{batch_id}/download/audit")
+    assert audit.status_code == 200
+    (tmp_path / "a.audit.jsonl").write_bytes(audit.content)
+    report = verify(tmp_path / "a.audit.jsonl")
+    assert report.ok, report
+    assert '"input_name": "nómina quincena.xlsx"' in audit.content.decode() or "nómina quincena.xlsx" in audit.content.decode()
+
+
+def test_confirming_twice_or_uploading_again_never_pays_twice(server, visitor, sandbox):
+    review, batch_id = run_sample(server, visitor)
+    again = visitor.confirm(review.url)
+    server.web.runs.wait(batch_id, 60)
+    assert batch_id_of(again) == batch_id
+    second = visitor.upload(SAMPLES / "beneficiaries.xlsx")
+    text = text_of(second)
+    assert "Ya pagadas antes 14" in text and "Por pagar ahora 0 pagos" in text
+    assert 'id="continue"' not in second.text
+    assert len(sandbox.payout_orders()) == 14
+
+
+def test_confirmation_must_name_what_was_reviewed(server, visitor, sandbox):
+    review = visitor.upload(SAMPLES / "beneficiaries.xlsx")
+    path = review.url.replace(visitor.base, "") + "/confirm"
+    confirm = visitor.get(path)
+    assert "Sí, pagar 14 órdenes por $21,899.00" in text_of(confirm)
+    refused = visitor.post(path, {"count": "14", "total": "1"})
+    assert refused.status_code == 409 and "No se envió nada" in refused.text
+    forged = visitor.post(path, {"count": "14", "total": "2189900", "csrf_token": "x"}, csrf=False)
+    assert forged.status_code == 403
+    assert sandbox.payout_orders() == []
+
+
+def test_progress_is_live_while_running_and_survives_a_reload(web_settings, sandbox):
+    sandbox.set_faults({"latency_ms": 150})
+    with WebServer(replace(web_settings, workers=1)) as running:
+        visitor = Visitor(running.url)
+        started = visitor.confirm(visitor.upload(SAMPLES / "beneficiaries.xlsx").url)
+        batch_id = batch_id_of(started)
+        assert 'data-running="yes"' in started.text and "Puedes cerrar esta página" in started.text
+        seen = visitor.get(f"/batches/{batch_id}/progress").json()
+        assert seen["running"] and seen["total"] in (0, 14)
+        other_tab = Visitor(running.url)  # a reload, or another browser: the state is on the server
+        assert other_tab.get(f"/batches/{batch_id}/progress").json()["running"]
+        running.web.runs.wait(batch_id, 60)
+        assert other_tab.get(f"/batches/{batch_id}/progress").json()["created"] == 14
+        # the batch list shows it with its totals
+        listing = text_of(other_tab.get("/batches"))
+        assert batch_id[:12] in listing and "$21,899.00" in listing and "TEST" in listing
+
+
+def test_progress_after_a_server_restart_comes_from_the_ledger(server, visitor, web_settings):
+    _, batch_id = run_sample(server, visitor)
+    with WebServer(web_settings) as restarted:
+        progress = Visitor(restarted.url).get(f"/batches/{batch_id}/progress").json()
+    assert progress["state"] == "idle" and progress["created"] == 14 and not progress["running"]
+
+
+def test_a_live_key_without_live_stops_before_paying(web_settings, sandbox):
+    live = replace(web_settings, environ={"CONEKTA_API_KEY": "key_live_web_test_1234"})
+    with WebServer(live) as running:
+        visitor = Visitor(running.url)
+        started = visitor.confirm(visitor.upload(SAMPLES / "beneficiaries.xlsx").url)
+        batch_id = batch_id_of(started)
+        running.web.runs.wait(batch_id, 60)
+        progress = visitor.get(f"/batches/{batch_id}/progress").json()
+        assert progress["state"] == "stopped" and "--live" in progress["message"]
+        assert sandbox.payout_orders("key_live_web_test_1234") == []
+        again = visitor.upload(SAMPLES / "beneficiaries.xlsx")  # now the ledger knows the mode
+        assert "LIVE" in again.text and 'id="review-blocker"' in again.text and 'id="continue"' not in again.text
+
+
+def test_low_balance_blocks_the_confirmation(web_settings, tmp_path):
+    from batch_payouts.sandbox import Sandbox
+
+    with Sandbox(starting_balance=100) as poor:
+        with WebServer(replace(web_settings, api_base=poor.url)) as running:
+            review = Visitor(running.url).upload(SAMPLES / "beneficiaries.xlsx")
+    assert "Saldo insuficiente" in review.text and 'id="continue"' not in review.text
+    assert re.search(r"14 válidas", text_of(review)), "the rows are still reviewed"
+
+
+# -- after the run: statuses, cancellations ----------------------------------------------------------------
+def test_refresh_statuses_and_cancel_pending_references_with_confirmation(server, visitor, sandbox):
+    _, batch_id = run_sample(server, visitor)
+    first = sandbox.payout_orders()[0]
+    sandbox.set_order_status(first["id"], "cashed")
+    refreshed = visitor.post(f"/batches/{batch_id}/refresh")
+    assert "14 órdenes consultadas, 1 cambiaron" in " ".join(flashes(refreshed))
+    assert "cobrada" in refreshed.text
+
+    ask = visitor.get(f"/batches/{batch_id}/cancel")
+    assert "Se cancelarán 13 referencias" in text_of(ask)
+    stale = visitor.post(f"/batches/{batch_id}/cancel", {"count": "14"})
+    assert "No se envió nada" in " ".join(flashes(stale))
+    assert all(o["status"] != "cancelled" for o in sandbox.payout_orders())
+    done = visitor.post(f"/batches/{batch_id}/cancel", {"count": "13"})
+    assert "13 canceladas" in " ".join(flashes(done))
+    assert sorted(o["status"] for o in sandbox.payout_orders()).count("cancelled") == 13
+    assert 'id="cancel-link"' not in done.text
+    assert visitor.post(f"/batches/{batch_id}/cancel", {"count": "13"}, csrf=False).status_code == 403
+
+
+def test_unknown_batches_and_uploads_are_404(visitor):
+    assert visitor.get("/batches/" + "0" * 64).status_code == 404
+    assert visitor.get("/batches/not-an-id").status_code == 404
+    assert visitor.get("/batches/" + "0" * 64 + "/progress").status_code == 404
+    assert visitor.get("/uploads/" + "0" * 32).status_code == 404
+    assert visitor.get("/batches/" + "0" * 64 + "/download/results").status_code == 404
+
+
+def test_the_api_key_never_reaches_a_page(server, visitor):
+    review, batch_id = run_sample(server, visitor)
+    pages = [visitor.get(p) for p in ("/", "/batches", f"/batches/{batch_id}", f"/batches/{batch_id}/progress",
+                                      f"/batches/{batch_id}/download/audit", f"/batches/{batch_id}/cancel")]
+    pages.append(review)
+    for page in pages:
+        assert API_KEY not in page.text and API_KEY[-8:] not in page.text
+
+
+# -- who may use it ----------------------------------------------------------------------------------------
+def test_a_public_address_without_login_refuses_to_start(web_settings):
+    with pytest.raises(BatchError) as refused:
+        create_app(replace(web_settings, host="0.0.0.0"))
+    assert "inicio de sesión" in refused.value.message("es")
+
+
+def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
+    users = {"ana": hash_password("s3creta ana"), "beto": hash_password("otra clave")}
+    with WebServer(replace(web_settings, host="0.0.0.0", users=users)) as running:
+        ana = Visitor(running.url)
+        assert ana.get("/").url.endswith("/login?next=/")
+        assert ana.get("/batches").url.endswith("/login?next=/batches")
+        wrong = ana.post("/login", {"username": "ana", "password": "nope", "next": "/"})
+        assert wrong.status_code == 401 and "incorrectos" in wrong.text
+        unknown = ana.post("/login", {"username": "zoe", "password": "nope", "next": "/"})
+        assert unknown.status_code == 401
+        signed = ana.post("/login", {"username": "ana", "password": "s3creta ana", "next": "https://evil.example/"})
+        assert signed.url.rstrip("/") == running.url and "ana" in signed.text
+        review = ana.upload(SAMPLES / "beneficiaries.csv")
+        assert review.status_code == 200 and "14 válidas" in text_of(review)
+
+        beto = Visitor(running.url)
+        beto.get("/login")
+        beto.post("/login", {"username": "beto", "password": "otra clave", "next": "/"})
+        assert beto.get(review.url.replace(running.url, "")).status_code == 404
+        assert beto.get(review.url.replace(running.url, "") + "/annotated.xlsx").status_code == 404
+
+        out = ana.post("/logout")
+        assert out.url.endswith("/login")
+        assert ana.get("/").url.endswith("/login?next=/")
+
+
+def test_a_trusted_proxy_header_names_the_user(web_settings):
+    with WebServer(replace(web_settings, host="0.0.0.0", trust_user_header="X-Remote-User")) as running:
+        assert requests.get(running.url + "/", timeout=10).status_code == 401
+        proxied = Visitor(running.url, headers={"X-Remote-User": "carla"})
+        page = proxied.get("/")
+        assert page.status_code == 200 and "carla" in page.text
+
+
+def test_password_hashes_verify_and_malformed_ones_never_match():
+    stored = hash_password("contraseña larga")
+    assert stored.startswith("scrypt$") and verify_password("contraseña larga", stored)
+    assert not verify_password("otra", stored)
+    for broken in ("", "scrypt$1$2", "bcrypt$x$y$z$a$b", "scrypt$x$8$1$AAAA$AAAA"):
+        assert not verify_password("x", broken)
+
+
+# -- the commands ---------------------------------------------------------------------------------------------
+def test_web_command_refuses_a_public_address_without_login(cli, env):
+    result = cli("web", "--host", "0.0.0.0", "--data-dir", env / "data")
+    assert result.exit_code == 2 and "inicio de sesión" in result.output
+
+
+def test_web_command_reads_users_from_the_config_file(cli, env, monkeypatch):
+    import batch_payouts.cli_web as cli_web
+
+    seen = {}
+    monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
+    config = env / "config.toml"
+    config.write_text(f'workers = 3\n[web]\nport = 8123\n[web.users]\nana = "{hash_password("x")}"\n', encoding="utf-8")
+    result = cli("web", "--config", config, "--host", "0.0.0.0", "--data-dir", env / "data")
+    assert result.exit_code == 0, result.output
+    settings = seen["app"].state.web.settings
+    assert seen["port"] == 8123 and settings.workers == 3 and list(settings.users) == ["ana"]
+    assert cli_web.default_data_dir().name == "web"
+
+
+def test_hash_password_command_prints_a_verifiable_hash(cli, monkeypatch):
+    from click.testing import CliRunner
+
+    from batch_payouts.cli import main
+
+    result = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="mi clave\n")
+    assert result.exit_code == 0 and verify_password("mi clave", result.output.strip())

@@ -1,0 +1,165 @@
+"""The web app in a real browser: headless Chromium (Debian's package) driven by Playwright.
+
+A finance user's whole path against the sandbox: upload the sample, see the
+invalid rows, confirm, watch the progress (and reload midway), download the
+results and check the references, then cancel the pending ones.  Every step is
+photographed; when a test fails the photographs are written to
+``tests/artifacts/`` so the failure can be seen, not guessed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from conftest import WebServer, read_xlsx
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = os.environ.get("BATCH_PAYOUTS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Flags for a root user on a machine without a display or outside network (see .ci/run).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium when run as root."
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+class Steps:
+    """Named steps of a browser test, each photographed; all photographs saved if one fails."""
+
+    def __init__(self, page, test_name: str) -> None:
+        self.page = page
+        self.test_name = test_name
+        self.shots: list[tuple[str, bytes]] = []
+
+    @contextmanager
+    def step(self, name: str):
+        try:
+            yield
+        except BaseException:
+            self._save(name)
+            raise
+        self.shots.append((name, self.page.screenshot(full_page=True)))
+
+    def _save(self, failed: str) -> None:
+        folder = ARTIFACTS / self.test_name
+        folder.mkdir(parents=True, exist_ok=True)
+        for number, (name, png) in enumerate(self.shots, 1):
+            (folder / f"{number:02d}-{name}.png").write_bytes(png)
+        try:
+            self.page.screenshot(path=str(folder / f"{len(self.shots) + 1:02d}-{failed}-FAILED.png"), full_page=True)
+            (folder / f"{len(self.shots) + 1:02d}-{failed}-FAILED.html").write_text(self.page.content(), encoding="utf-8")
+        except Exception:  # noqa: BLE001 - the page itself may be gone; the earlier shots still help
+            pass
+
+
+@pytest.fixture
+def page(browser, request):
+    context = browser.new_context(accept_downloads=True, locale="es-MX")
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def test_upload_review_confirm_watch_download_and_cancel(page, web_settings, sandbox, tmp_path, request):
+    steps = Steps(page, request.node.name)
+    sandbox.set_faults({"latency_ms": 120})  # slow enough to see the progress bar move
+    with WebServer(replace(web_settings, workers=2)) as server:
+        with steps.step("upload-page"):
+            page.goto(server.url + "/")
+            assert "Arrastra aquí tu archivo" in page.inner_text("#drop-zone")
+        with steps.step("review"):
+            page.set_input_files("#file", str(SAMPLES / "beneficiaries.xlsx"))
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            assert page.inner_text("#count-valid") == "14" and page.inner_text("#count-invalid") == "6"
+            problems = page.locator("#problems tbody tr")
+            assert problems.count() == 6
+            assert "correo" in problems.nth(0).inner_text() and "Escríbelo como" in problems.nth(0).inner_text()
+            assert "$21,899.00" in page.inner_text("#to-send")
+        with steps.step("confirm"):
+            page.click("#continue")
+            button = page.locator("#confirm-button")
+            assert "14" in button.inner_text() and "$21,899.00" in button.inner_text()
+        with steps.step("progress"):
+            button.click()
+            page.wait_for_url(re.compile(r"/batches/[0-9a-f]{64}$"))
+            batch_id = page.url.rsplit("/", 1)[1]
+            page.wait_for_function("() => document.getElementById('progress-bar').value > 0")
+            page.reload()  # the progress is the server's: a reload finds the run again
+            assert page.locator("#progress-bar").count() == 1
+        with steps.step("finished"):
+            page.wait_for_selector("#download-results")
+            assert page.inner_text("#created") == "14" and page.inner_text("#failed") == "0"
+            assert "Terminado" in page.inner_text("#state")
+        with steps.step("download"):
+            with page.expect_download() as download:
+                page.click("#download-results")
+            saved = tmp_path / download.value.suggested_filename
+            download.value.save_as(saved)
+            assert saved.name == "beneficiaries.results.xlsx"
+            created = [r for r in read_xlsx(saved) if r["status"] == "created"]
+            references = {o["id"]: o["reference"] for o in sandbox.payout_orders()}
+            assert len(created) == 14 == len(references)
+            shown = page.inner_text("#rows")
+            for row in created:
+                assert str(row["reference"]) == references[row["payout_order_id"]]
+                assert references[row["payout_order_id"]] in shown
+            with page.expect_download() as audit:
+                page.click("#download-audit")
+            assert audit.value.suggested_filename == "beneficiaries.audit.jsonl"
+        with steps.step("cancel"):
+            page.click("#cancel-link")
+            assert page.inner_text("#cancel-count") == "14"
+            page.click("#cancel-button")
+            page.wait_for_url(re.compile(rf"/batches/{batch_id}$"))
+            assert "14 canceladas" in page.inner_text("main")
+            assert [o["status"] for o in sandbox.payout_orders()] == ["cancelled"] * 14
+        with steps.step("batch-list"):
+            page.click("text=Lotes")
+            assert batch_id[:12] in page.inner_text("#batches")
+
+
+def test_drag_and_drop_upload_and_english(page, web_settings, request):
+    steps = Steps(page, request.node.name)
+    with WebServer(web_settings) as server:
+        with steps.step("english"):
+            page.goto(server.url + "/")
+            page.click("text=English")
+            assert "Drop your .xlsx or .csv file here" in page.inner_text("#drop-zone")
+        with steps.step("drop"):
+            content = (SAMPLES / "beneficiaries.csv").read_text(encoding="utf-8-sig")
+            transfer = page.evaluate_handle(
+                """(text) => { const dt = new DataTransfer();
+                   dt.items.add(new File([text], "arrastrado.csv", {type: "text/csv"})); return dt; }""",
+                content,
+            )
+            page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+            assert page.inner_text("#file-name") == "arrastrado.csv"
+        with steps.step("review"):
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            assert "arrastrado.csv" in page.inner_text("h1")
+            assert page.inner_text("#count-invalid") == "6"
+            assert "Continue to payment" in page.inner_text("#continue")
