@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from datetime import datetime
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -239,6 +240,7 @@ def run_job(
     on_row: Callable[[RowOutcome], None] | None = None,
     on_start: Callable[[LoadedFile, int], None] | None = None,
     environ: dict[str, str] | None = None,
+    stop: threading.Event | None = None,
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet."""
     started = _now_text()
@@ -316,7 +318,7 @@ def run_job(
         executor.livemode = known_mode  # learnt by an earlier run with this key, if any
         if on_start is not None:
             on_start(loaded, int(loaded.validated["valid"].sum()))
-        batch = run_batch(loaded.validated, keys, executor, on_row=on_row)
+        batch = run_batch(loaded.validated, keys, executor, on_row=on_row, stop=stop)
         livemode = batch.livemode
         if livemode is None:  # nothing was sent this time: what an earlier run learned
             livemode = executor.livemode

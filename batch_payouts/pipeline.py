@@ -434,8 +434,10 @@ def run_batch(
     executor: RowExecutor,
     *,
     on_row: Callable[[RowOutcome], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> BatchRun:
-    """Send every valid row; stop cleanly on a refused key or Ctrl-C.
+    """Send every valid row; stop cleanly on a refused key, Ctrl-C, or ``stop`` being set
+    (the web server shutting down: a thread gets no KeyboardInterrupt).
 
     At most ``workers`` rows are in flight.  On a stop, rows in flight finish
     and are recorded; rows never started are reported as not sent and stay
@@ -452,6 +454,7 @@ def run_batch(
     pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="payout")
     try:
         while position < len(pending) or in_flight:
+            interrupted = interrupted or (stop is not None and stop.is_set())
             while not (stopped or interrupted) and position < len(pending) and len(in_flight) < settings.workers:
                 number, row = pending[position]
                 position += 1
@@ -473,8 +476,8 @@ def run_batch(
                 number = in_flight.pop(future)
                 try:
                     outcome = future.result()
-                except StopBatch as stop:
-                    stopped = stopped or stop.error
+                except StopBatch as halt:
+                    stopped = stopped or halt.error
                     continue
                 outcomes[number] = outcome
                 if on_row is not None:

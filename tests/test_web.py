@@ -441,3 +441,38 @@ def test_hash_password_command_prints_a_verifiable_hash(cli, monkeypatch):
 
     result = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="mi clave\n")
     assert result.exit_code == 0 and verify_password("mi clave", result.output.strip())
+
+
+def test_server_shutdown_stops_a_run_cleanly_and_uploading_again_finishes_it_once(web_settings, sandbox):
+    sandbox.set_faults({"latency_ms": 200})
+    with WebServer(replace(web_settings, workers=1)) as first:
+        visitor = Visitor(first.url)
+        batch_id = batch_id_of(visitor.confirm(visitor.upload(SAMPLES / "beneficiaries.xlsx").url))
+        deadline = time.monotonic() + 30
+        while visitor.get(f"/batches/{batch_id}/progress").json()["created"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.web.runs.shutdown()  # what uvicorn's shutdown (Ctrl-C, SIGTERM) calls
+        progress = visitor.get(f"/batches/{batch_id}/progress").json()
+    assert progress["state"] == "interrupted" and "Vuelve a subir el mismo archivo" in progress["message"]
+    paid = len(sandbox.payout_orders())
+    assert 2 <= paid < 14
+    sandbox.set_faults({})
+    with WebServer(web_settings) as second:
+        visitor = Visitor(second.url)
+        review = visitor.upload(SAMPLES / "beneficiaries.xlsx")
+        assert f"Ya pagadas antes {paid}" in text_of(review) and f"Por pagar ahora {14 - paid} pagos" in text_of(review)
+        visitor.confirm(review.url)
+        second.web.runs.wait(batch_id, 60)
+    keys = [o["metadata"]["row_key"] for o in sandbox.payout_orders()]
+    assert len(keys) == len(set(keys)) == 14
+
+
+def test_the_batch_list_offers_refresh_and_cancel_for_each_batch(server, visitor, sandbox):
+    _, batch_id = run_sample(server, visitor)
+    listing = visitor.get("/batches")
+    assert f'action="/batches/{batch_id}/refresh"' in listing.text
+    assert f'href="/batches/{batch_id}/cancel"' in listing.text
+    sandbox.set_order_status(sandbox.payout_orders()[0]["id"], "expired")
+    refreshed = visitor.post(f"/batches/{batch_id}/refresh")
+    assert refreshed.url.endswith(f"/batches/{batch_id}") and "1 cambiaron" in " ".join(flashes(refreshed))
+    assert "vencida" in refreshed.text

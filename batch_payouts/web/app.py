@@ -14,7 +14,8 @@ import logging
 import os
 import re
 import tempfile
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -476,28 +477,16 @@ class WebApp:
         return FileResponse(path, filename=name, media_type=media)
 
     async def refresh(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
-        await self.form(request)
-        lang = self.lang(request)
-        batch, batch_id = await run_in_threadpool(self._batch, request)
-        if batch is None:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
-        if self._running(batch_id):
-            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+        """Ask Conekta every created order's status now (``batch-payouts status``)."""
 
-        def work() -> None:
-            with ExitStack() as stack:
-                ledger = stack.enter_context(Ledger(self.settings.ledger_path))
-                client = open_client(stack, batch, ledger, self.connection(lang), environ=self.settings.environ,
-                                     command="web status")
-                results = refresh_status(ledger, client, batch, workers=self.settings.workers)
+        def work(lang: str, form: Any, batch: dict[str, Any], ledger: Ledger, client: Callable[[str], Any]) -> None:
+            results = refresh_status(ledger, client("web status"), batch, workers=self.settings.workers)
             self.flash(request, REFRESHED.format(lang, count=len(results), changed=sum(r.changed for r in results)))
             failed = [r for r in results if r.error]
             if failed:
                 self.flash(request, REFRESH_FAILED.format(lang, count=len(failed)), "error")
 
-        return await self._operation(request, batch_id, work)
+        return await self._batch_operation(request, work)
 
     async def cancel_page(self, request: Request) -> Response:
         if (redirect := self.guard(request)) is not None:
@@ -518,6 +507,25 @@ class WebApp:
                            count=len(rows), amount=sum(r.amount for r in rows))
 
     async def cancel(self, request: Request) -> Response:
+        """Cancel every pending reference (``batch-payouts cancel --all-pending``), as many as the
+        confirmation page named."""
+
+        def work(lang: str, form: Any, batch: dict[str, Any], ledger: Ledger, client: Callable[[str], Any]) -> None:
+            rows = select_rows(ledger, batch, all_pending=True)
+            if not rows:
+                self.flash(request, NO_PENDING.format(lang))
+                return
+            if form.get("count") != str(len(rows)):
+                raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=money(sum(r.amount for r in rows)))
+            outcomes = cancel_rows(ledger, client("web cancel"), batch, rows)
+            tally = {kind: sum(o.result == kind for o in outcomes) for kind in ("cancelled", "already", "failed")}
+            self.flash(request, CANCELLED.format(lang, **tally), "error" if tally["failed"] else "info")
+
+        return await self._batch_operation(request, work)
+
+    async def _batch_operation(self, request: Request, work: Callable[..., None]) -> Response:
+        """A POST about one finished batch: signed in, CSRF-checked, not while it runs; ``work`` gets
+        the ledger and opens the batch's client (same key, audited) only if it needs one."""
         if (redirect := self.guard(request)) is not None:
             return redirect
         form = await self.form(request)
@@ -528,28 +536,20 @@ class WebApp:
         if self._running(batch_id):
             return self.error_page(request, RUNNING_NOW.format(lang), 409)
 
-        def work() -> None:
+        def run() -> None:
             with ExitStack() as stack:
                 ledger = stack.enter_context(Ledger(self.settings.ledger_path))
-                rows = select_rows(ledger, batch, all_pending=True)
-                if not rows:
-                    self.flash(request, NO_PENDING.format(lang))
-                    return
-                if form.get("count") != str(len(rows)):
-                    raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=money(sum(r.amount for r in rows)))
-                client = open_client(stack, batch, ledger, self.connection(lang), environ=self.settings.environ,
-                                     command="web cancel")
-                outcomes = cancel_rows(ledger, client, batch, rows)
-            tally = {kind: sum(o.result == kind for o in outcomes) for kind in ("cancelled", "already", "failed")}
-            self.flash(request, CANCELLED.format(lang, **tally), "error" if tally["failed"] else "info")
 
-        return await self._operation(request, batch_id, work)
+                def client(command: str):
+                    return open_client(stack, batch, ledger, self.connection(lang), environ=self.settings.environ,
+                                       command=command)
 
-    async def _operation(self, request: Request, batch_id: str, work) -> Response:
+                work(lang, form, batch, ledger, client)
+
         try:
-            await run_in_threadpool(work)
+            await run_in_threadpool(run)
         except BatchError as error:
-            self.flash(request, error.message(self.lang(request)), "error")
+            self.flash(request, error.message(lang), "error")
         return RedirectResponse(f"/batches/{batch_id}", status_code=303)
 
     # -- sign in, language -------------------------------------------------------------------------
@@ -627,6 +627,12 @@ def create_app(settings: WebSettings) -> Starlette:
                    session_cookie="batch_payouts_session", same_site="strict", max_age=12 * 3600),
         Middleware(security.SecurityHeaders),
     ]
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: web.http_error})
+    @asynccontextmanager
+    async def lifespan(_app: Starlette):
+        yield
+        await run_in_threadpool(web.runs.shutdown)
+
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: web.http_error},
+                    lifespan=lifespan)
     app.state.web = web
     return app

@@ -28,6 +28,12 @@ ALREADY_RUNNING = Text(
     es="El lote {batch_id} ya se está ejecutando: espera a que termine (esta página muestra su avance).",
     en="Batch {batch_id} is already running: wait for it to finish (this page shows its progress).",
 )
+INTERRUPTED = Text(
+    es="El servidor se detuvo a mitad del lote: las filas en curso terminaron y quedaron registradas. "
+    "Vuelve a subir el mismo archivo para continuar; nada se paga dos veces.",
+    en="The server stopped midway through the batch: rows in flight finished and were recorded. Upload "
+    "the same file again to continue; nothing is paid twice.",
+)
 CRASHED = Text(
     es="La ejecución se detuvo por un error inesperado ({detail}). Lo ya creado quedó en la bitácora; "
     "vuelve a subir el archivo para continuar sin pagar dos veces.",
@@ -46,7 +52,7 @@ class RunProgress:
     total: int = 0  # valid rows, known once the file is read again
     done: int = 0
     counts: Counter = field(default_factory=Counter)
-    state: str = "starting"  # starting | running | finished | stopped | error
+    state: str = "starting"  # starting | running | finished | stopped | interrupted | error
     message: str | None = None
     exit_code: int | None = None
     started_at: float = field(default_factory=time.time)
@@ -74,6 +80,7 @@ class RunManager:
         self._runs: dict[str, RunProgress] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
 
     def progress(self, batch_id: str) -> RunProgress | None:
         with self._lock:
@@ -104,6 +111,16 @@ class RunManager:
         if thread is not None:
             thread.join(timeout)
 
+    def shutdown(self, timeout: float = 120.0) -> None:
+        """Ask every run to stop cleanly (rows in flight finish and are recorded, the sheet is
+        written) and wait for them: the server's shutdown must not cut a run mid-row."""
+        self._stop.set()
+        with self._lock:
+            threads = list(self._threads.values())
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def _run(
         self, progress: RunProgress, options: RunOptions, environ: dict[str, str],
         on_finish: Callable[[JobResult], None] | None,
@@ -119,7 +136,7 @@ class RunManager:
                 progress.counts[outcome.status] += 1
 
         try:
-            result = run_job(options, on_row=on_row, on_start=on_start, environ=environ)
+            result = run_job(options, on_row=on_row, on_start=on_start, environ=environ, stop=self._stop)
         except BatchError as error:
             self._end(progress, "error", error.message(self.lang), 2)
             return
@@ -131,6 +148,8 @@ class RunManager:
             on_finish(result)
         if result.stopped is not None:
             self._end(progress, "stopped", result.stopped.message(self.lang), result.exit_code)
+        elif result.interrupted:
+            self._end(progress, "interrupted", INTERRUPTED.format(self.lang), result.exit_code)
         else:
             self._end(progress, "finished", None, result.exit_code)
 
