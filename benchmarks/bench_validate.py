@@ -39,10 +39,10 @@ else:
 """
 
 
-def measure(rows: int, repeats: int, work: Path) -> list[dict]:
+def measure(rows: int, repeats: int, work: Path, kinds: tuple[str, ...] = ("xlsx", "csv")) -> list[dict]:
     data = beneficiaries(rows)
     results = []
-    for kind in ("xlsx", "csv"):
+    for kind in kinds:
         source = work / f"beneficiarios.{kind}"
         (write_xlsx if kind == "xlsx" else write_csv)(source, data)
         out = work / f"ours.results.{kind}"
@@ -82,9 +82,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--only", choices=("xlsx", "csv"), help="measure one format only (default: both)")
+    parser.add_argument("--keep", type=Path, help="generate the input files in this folder and keep them (for profiling)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bp-bench-validate-") as folder:
-        results = measure(args.rows, args.repeats, Path(folder))
+    kinds = (args.only,) if args.only else ("xlsx", "csv")
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = measure(args.rows, args.repeats, args.keep, kinds)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bp-bench-validate-") as folder:
+            results = measure(args.rows, args.repeats, Path(folder), kinds)
     for r in results:
         print(f"{r['bench']:<14} {r['rows']:>7} rows: ours {r['ours_s']:.2f} s, floor {r['floor_s']:.2f} s, "
               f"ratio {r['ratio']:.2f}x (goal <= 1.5x); peak RSS ours {r['ours_peak_rss_mib']} MiB, "
