@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from batch_payouts import sheets
@@ -75,8 +76,9 @@ def results_frame(
 def validation_frame(raw: pd.DataFrame, validated: pd.DataFrame) -> pd.DataFrame:
     """Input columns, then row, valid/invalid and the errors: the `validate` sheet."""
     frame = _input_part(raw, RESULT_COLUMNS).astype(object)
-    frame["row"] = [int(n) for n in raw.index]
-    frame["status"] = validated["valid"].map({True: "valid", False: INVALID}).astype(object)
+    frame["row"] = raw.index.to_numpy(dtype="int64")
+    status = np.where(validated["valid"].to_numpy(dtype=bool), "valid", INVALID).astype(object)
+    frame["status"] = pd.Series(status, index=frame.index, dtype=object)
     frame["error_code"] = validated["error_code"].astype(object)
     frame["error_message"] = validated["error_message"].astype(object)
     return frame
@@ -119,15 +121,18 @@ class Summary:
 
 
 def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
-    counts = Counter(frame["status"])
+    statuses = frame["status"].tolist()
+    counts = Counter(statuses)
     created = frame["status"] == CREATED
     totals: dict[str, int] = {}
     for number in frame.index[created]:
         currency = validated.at[number, "currency"]
         totals[currency] = totals.get(currency, 0) + int(validated.at[number, "amount"])
+    # Plain lists, not a Series per row: this runs over every row of the batch.
     amounts: dict[str, int] = {}
-    for status, amount in zip(frame["status"], validated["amount"]):
-        if not pd.isna(amount):
+    known = validated["amount"].notna().tolist()
+    for status, amount, present in zip(statuses, validated["amount"].tolist(), known):
+        if present:
             amounts[status] = amounts.get(status, 0) + int(amount)
     return Summary(
         counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
