@@ -71,11 +71,13 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
 @click.option("--max-amount", type=PesosType(), default=None, help="Rows above this many pesos are invalid.")
 @click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it the app refuses to pay with one.")
 @click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=20, show_default=True, help="Largest upload accepted.")
+@click.option("--keep-uploads-days", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Delete uploaded files and their reviews older than this when the server starts.")
 @click.option("--trust-user-header", metavar="HEADER",
               help="Take the signed-in user from this header set by an authenticating reverse proxy.")
 @click.pass_context
 def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
-        max_total, max_amount, live, max_upload_mb, trust_user_header) -> None:
+        max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header) -> None:
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
@@ -97,6 +99,7 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
                 data_dir=Path(data_dir) if data_dir else default_data_dir(), ledger_path=ledger, lang=lang, host=host,
                 api_base=api_base, api_version=api_version, environ=environ, users=configured_users(ctx),
                 trust_user_header=trust_user_header, max_upload_bytes=max_upload_mb * 1024 * 1024,
+                keep_uploads_days=keep_uploads_days,
                 amount_unit=amount_unit, workers=workers, rate_limit=rate_limit, live=live, max_total=max_total,
                 max_amount=max_amount,
             )

@@ -476,3 +476,18 @@ def test_the_batch_list_offers_refresh_and_cancel_for_each_batch(server, visitor
     refreshed = visitor.post(f"/batches/{batch_id}/refresh")
     assert refreshed.url.endswith(f"/batches/{batch_id}") and "1 cambiaron" in " ".join(flashes(refreshed))
     assert "vencida" in refreshed.text
+
+
+def test_old_uploads_are_deleted_when_the_server_starts(server, visitor, web_settings):
+    import json
+
+    review = visitor.upload(SAMPLES / "beneficiaries.csv")
+    upload_id = review.url.rsplit("/", 1)[1]
+    uploads = web_settings.data_dir / "uploads"
+    meta = uploads / f"{upload_id}.json"
+    record = json.loads(meta.read_text(encoding="utf-8"))
+    meta.write_text(json.dumps({**record, "uploaded_at": record["uploaded_at"] - 31 * 86400}), encoding="utf-8")
+    fresh = Visitor(server.url).upload(SAMPLES / "beneficiaries.csv").url.rsplit("/", 1)[1]
+    create_app(web_settings)  # a server starting on the same data directory
+    left = {p.name.split(".")[0] for p in uploads.iterdir() if not p.name.startswith(".")}
+    assert upload_id not in left and fresh in left

@@ -35,7 +35,7 @@ from starlette.templating import Jinja2Templates
 
 from batch_payouts.audit import audit_path_for
 from batch_payouts.conekta import DEFAULT_API_VERSION
-from batch_payouts.errors import BatchError
+from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.i18n import LANGUAGES, Text, money
 from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
 from batch_payouts.ledger import Ledger
@@ -126,6 +126,7 @@ class WebSettings:
     users: dict[str, str] = field(default_factory=dict)
     trust_user_header: str | None = None
     max_upload_bytes: int = 20 * 1024 * 1024
+    keep_uploads_days: float = 30.0
     amount_unit: str = "cents"
     workers: int = 8
     rate_limit: float | None = None
@@ -164,6 +165,7 @@ class WebApp:
             raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.settings = settings
         self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
+        self.uploads.prune(settings.keep_uploads_days)
         self.results_dir = settings.data_dir / "results"
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.runs = RunManager(settings.lang)
@@ -284,16 +286,14 @@ class WebApp:
         options = self.run_options(upload, lang, output_path=self.uploads.annotated_path(upload), dry_run=True)
         try:
             result = run_job(options, environ=self.settings.environ)
-        except BatchError as error:
+        except InputFileError as error:  # the file itself cannot be read: nothing more to show
+            review["error"] = error.message(lang)
+            upload.review = review
+            self.uploads.put(upload)
+            return review
+        except BatchError as error:  # it can, but cannot be paid now: still show what is wrong with the rows
             review["blocker"] = error.message(lang)
-            try:  # still show what is wrong with the rows, if the file itself could be read
-                result = validate_job(options)
-            except BatchError:
-                review["error"] = review.pop("blocker")
-                review["blocker"] = None
-                upload.review = review
-                self.uploads.put(upload)
-                return review
+            result = validate_job(options)
         review.update(self._review_facts(result, lang))
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
             review["blocker"] = LIVE_NOT_ALLOWED.format(lang)

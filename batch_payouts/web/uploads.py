@@ -137,6 +137,20 @@ class UploadStore:
         self.put(upload)
         return upload
 
+    def prune(self, max_age_days: float) -> int:
+        """Delete uploads (and their reviews) older than ``max_age_days``: they hold personal data and
+        are not needed once paid -- the results sheet, the ledger and the audit log keep the record."""
+        cutoff = time.time() - max_age_days * 86400
+        removed = 0
+        for meta in self.root.glob("*.json"):
+            upload = self.get(meta.stem)
+            if upload is None or upload.uploaded_at >= cutoff:
+                continue
+            for path in (self.path(upload), self.annotated_path(upload), meta):
+                path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def path(self, upload: Upload) -> Path:
         return self.root / f"{upload.id}{upload.suffix}"
 
