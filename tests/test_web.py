@@ -491,3 +491,47 @@ def test_old_uploads_are_deleted_when_the_server_starts(server, visitor, web_set
     create_app(web_settings)  # a server starting on the same data directory
     left = {p.name.split(".")[0] for p in uploads.iterdir() if not p.name.startswith(".")}
     assert upload_id not in left and fresh in left
+
+
+def test_the_real_command_serves_the_sandbox_and_shares_the_ledger_with_the_cli(tmp_path, cli, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_socket
+
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    ledger = tmp_path / "ledger.sqlite"
+    env = {**os.environ, "BATCH_PAYOUTS_LEDGER": str(ledger)}
+    env.pop("CONEKTA_API_KEY", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "batch_payouts", "web", "--sandbox", "--port", str(port), "--data-dir", str(tmp_path / "d")],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(base + "/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read()
+                time.sleep(0.1)
+        visitor = Visitor(base)
+        batch_id = batch_id_of(visitor.confirm(visitor.upload(SAMPLES / "beneficiaries.xlsx").url))
+        while visitor.get(f"/batches/{batch_id}/progress").json()["running"]:
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.2)
+        assert visitor.get(f"/batches/{batch_id}/progress").json()["created"] == 14
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode in (0, -signal.SIGTERM) and "Traceback" not in err  # uvicorn re-raises the signal after a graceful stop
+    assert "127.0.0.1:%d" % port in err and "sandbox" in err.lower()
+    monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger))
+    listed = cli("batches")
+    assert listed.exit_code == 0 and batch_id[:12] in listed.output and "beneficiaries.xlsx" in listed.output
