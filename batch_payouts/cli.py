@@ -14,6 +14,7 @@ import sys
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,9 +22,13 @@ from batch_payouts import __version__
 from batch_payouts.config import config_option
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
-from batch_payouts.jobs import RunOptions, run_job, validate_job
-from batch_payouts.pipeline import RowOutcome
-from batch_payouts.report import format_plan, format_summary, result_json
+
+if TYPE_CHECKING:
+    from batch_payouts.pipeline import RowOutcome
+
+# ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
+# `--help`, `template`, `audit verify`, `hash-password`... do not load them, and no command
+# loads what only another one needs (the HTTP client, the ledger, the web app, the sandbox).
 
 PROBLEMS_SHOWN = 20
 MORE_PROBLEMS = Text(
@@ -144,6 +149,9 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 
     Example: batch-payouts validate pagos.xlsx
     """
+    from batch_payouts.jobs import RunOptions, validate_job
+    from batch_payouts.report import format_summary
+
     console = Console(lang, log_json)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
                          lang=lang, allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount)
@@ -188,6 +196,9 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
     """
+    from batch_payouts.jobs import RunOptions, run_job
+    from batch_payouts.report import format_plan, format_summary, result_json
+
     console = Console(lang, log_json)
     try:
         options = RunOptions(

@@ -12,15 +12,21 @@ import json
 import sys
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from batch_payouts import operations as ops
 from batch_payouts.cli import _fail, lang_option, main
 from batch_payouts.config import config_option
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
-from batch_payouts.ledger import Ledger, default_ledger_path
+
+if TYPE_CHECKING:
+    from batch_payouts import operations as ops
+    from batch_payouts.ledger import Ledger
+
+# ``operations`` (pandas, the Conekta client) and the ledger (sqlite3) are imported by the
+# commands that use them, so registering these commands costs `batch-payouts validate` nothing.
 
 NO_LEDGER = Text(
     es="No existe la bitácora «{path}»: todavía no se ha ejecutado ningún lote con ella "
@@ -159,6 +165,8 @@ def with_connection(command):
 
 
 def _ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
+    from batch_payouts.ledger import Ledger, default_ledger_path
+
     path = Path(ledger_path) if ledger_path else default_ledger_path()
     if not path.exists():
         raise BatchError(NO_LEDGER, path=str(path))
@@ -166,6 +174,8 @@ def _ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
 
 
 def _connection(api_base, api_version, sandbox, rate_limit, lang, workers=8) -> ops.Connection:
+    from batch_payouts import operations as ops
+
     return ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, rate_limit=rate_limit,
                           workers=workers, lang=lang)
 
@@ -189,6 +199,8 @@ def _status_lines(counts: dict[str, dict[str, list[int]]], lang: str) -> list[st
 
 def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path | None, str | None]:
     """The refreshed sheet, or why it could not be written: the ledger already holds the news."""
+    from batch_payouts import operations as ops
+
     try:
         return ops.write_status_sheet(ledger, batch, ops.sheet_source(batch, ref), output_path, changed), None
     except BatchError as error:
@@ -215,6 +227,8 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
 
     Example: batch-payouts status pagos.results.xlsx
     """
+    from batch_payouts import operations as ops
+
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
@@ -288,6 +302,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
 
     Example: batch-payouts cancel pagos.results.xlsx --rows 4,7-9
     """
+    from batch_payouts import operations as ops
+
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
@@ -351,6 +367,8 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
 
     Example: batch-payouts reconcile 3f9a1c2b7d4e
     """
+    from batch_payouts import operations as ops
+
     try:
         with ExitStack() as stack:
             ledger = _ledger(stack, ledger_path)
@@ -406,6 +424,9 @@ def batches(ledger_path, lang) -> None:
 
     Example: batch-payouts batches
     """
+    from batch_payouts import operations as ops
+    from batch_payouts.ledger import default_ledger_path
+
     try:
         with ExitStack() as stack:
             path = Path(ledger_path) if ledger_path else default_ledger_path()
@@ -442,6 +463,8 @@ def show(ref, ledger_path, lang) -> None:
 
     Example: batch-payouts show 3f9a1c2b7d4e
     """
+    from batch_payouts import operations as ops
+
     try:
         with ExitStack() as stack:
             ledger = _ledger(stack, ledger_path)
@@ -481,6 +504,8 @@ def report_command(since, until, output_path, ledger_path, lang) -> None:
 
     Example: batch-payouts report --since 2026-03-01 --until 2026-04-01
     """
+    from batch_payouts import operations as ops
+
     try:
         first = ops.parse_day(since, "--since")
         last = ops.parse_day(until, "--until") if until else None

@@ -12,15 +12,15 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import click
-from platformdirs import user_data_dir
 
 from batch_payouts.cli import PesosType, _fail, lang_option, main
 from batch_payouts.config import CONFIG_META, config_option
 from batch_payouts.conekta import API_KEY_ENV, DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.jobs import SANDBOX_KEY, sandbox_state_path
-from batch_payouts.ledger import default_ledger_path
+
+# platformdirs, the ledger and ``jobs`` are imported by the commands below when they run:
+# registering them must cost the other commands (`batch-payouts validate`) nothing.
 
 LISTENING = Text(
     es="batch-payouts web: abre {url} en tu navegador (Ctrl+C para detener).",
@@ -39,6 +39,8 @@ BAD_USERS = Text(
 
 
 def default_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
     return Path(os.environ.get("BATCH_PAYOUTS_DATA_DIR") or user_data_dir("batch-payouts", appauthor=False)) / "web"
 
 
@@ -81,6 +83,8 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
+    from batch_payouts.jobs import SANDBOX_KEY, sandbox_state_path
+    from batch_payouts.ledger import default_ledger_path
     from batch_payouts.web import WebSettings, create_app
 
     ledger = Path(ledger_path) if ledger_path else default_ledger_path()

@@ -21,15 +21,19 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
+
+if TYPE_CHECKING:
+    import requests
+
+# requests (with urllib3, charset_normalizer, http.client, ssl) is imported by the
+# client itself, not by this module: `batch-payouts validate` and everything else
+# that only needs the constants or ConektaError never pays for it.
 
 DEFAULT_API_BASE = "https://api.conekta.io"
 DEFAULT_API_VERSION = "2.0.0"
@@ -196,6 +200,9 @@ class ConektaClient:
         self._rand = rand
         self._throttle = throttle
         self._on_call = on_call
+        import requests
+        from requests.adapters import HTTPAdapter
+
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=config.pool_size, max_retries=0)
         self.session.mount("http://", adapter)
@@ -283,6 +290,8 @@ class ConektaClient:
         """
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        import requests  # already loaded by __init__
+
         url = self._base + path
         maybe_executed = False
         attempt = 0
@@ -353,6 +362,8 @@ class ConektaClient:
 
 def _transport_message(exc: Exception) -> str:
     """Name the failure without echoing URLs with credentials or headers."""
+    import requests
+
     kind = type(exc).__name__
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return "no answer within the read timeout (ReadTimeout)"

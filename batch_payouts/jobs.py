@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from batch_payouts import __version__, report, schema, sheets
-from batch_payouts.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -33,7 +33,6 @@ from batch_payouts.conekta import (
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.guards import Plan, available_balance, check_balance, plan_batch
 from batch_payouts.i18n import Text, money
-from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
 from batch_payouts.pipeline import (
     DEFAULT_REPEAT_WINDOW,
     KEY_MISMATCH,
@@ -46,6 +45,12 @@ from batch_payouts.pipeline import (
     run_batch,
 )
 from batch_payouts.throttle import RateLimiter
+
+if TYPE_CHECKING:
+    from batch_payouts.audit import AuditLog
+
+# The ledger (sqlite3) and the audit log are imported by ``run_job`` only: ``validate_job``
+# touches neither, and `batch-payouts validate` should not pay for loading them.
 
 SANDBOX_KEY = "key_test_sandbox_local"
 
@@ -243,6 +248,9 @@ def run_job(
     stop: threading.Event | None = None,
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet."""
+    from batch_payouts.audit import audit_path_for, open_audit
+    from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
+
     started = _now_text()
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)

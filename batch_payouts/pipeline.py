@@ -17,14 +17,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from batch_payouts.conekta import ConektaClient, ConektaError
+from batch_payouts.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.ledger import EarlierPayout, Ledger, LedgerRow
+
+if TYPE_CHECKING:  # annotations only: `validate` (via report) must not load the ledger's sqlite code
+    from batch_payouts.conekta import ConektaClient
+    from batch_payouts.ledger import EarlierPayout, Ledger, LedgerRow
 
 DEFAULT_REPEAT_WINDOW = 24 * 3600.0
 
