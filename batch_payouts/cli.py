@@ -6,6 +6,8 @@ created (or not valid); 2 the batch could not run; 130 interrupted.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import os
 import re
@@ -142,6 +144,19 @@ def _fail(error: BatchError, lang: str) -> None:
     Console(lang).fail(error)
 
 
+def _quick_exit_gc() -> None:
+    """Skip the cycle collector's passes over everything already loaded when the interpreter exits.
+
+    Those passes walk every object pandas, pandera and pydantic created (~0.08 s of a 1.7 s
+    `validate`); by then the results sheet is written (``os.replace``d) and closed, so nothing is left
+    for them to finish.  ``gc.freeze`` at exit (an ``atexit`` hook, so an in-process caller such as
+    the test runner is unaffected until its own end) leaves reference counting, atexit hooks and the
+    flushing of stdout/stderr exactly as they were.  Registered once however often it is called.
+    """
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)
+
+
 @main.command()
 @with_input_options
 def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json) -> None:
@@ -161,6 +176,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
         console.fail(error)
     console.problems(result.loaded.validated)
     click.echo(format_summary(result.summary, lang=lang, output=result.output_path))
+    _quick_exit_gc()
     sys.exit(result.exit_code)
 
 
