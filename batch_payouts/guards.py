@@ -76,6 +76,25 @@ def available_balance(client: ConektaClient) -> dict[str, int]:
     return available
 
 
+def account_mode(client: ConektaClient) -> bool | None:
+    """True for a LIVE account, False for TEST, read from its newest customer or payout order
+    (two GETs at most, nothing created); None when the account has neither yet.
+
+    A dry run (and the web review) uses it so the person about to confirm sees which money a run
+    would move, before the first answer of a real run would tell."""
+    for path in ("/customers", "/payout_orders"):
+        try:
+            page = client.request("GET", path, params={"limit": 1})
+        except ConektaError as error:
+            if error.stops_batch:
+                raise
+            return None
+        for item in page.get("data") or []:
+            if "livemode" in item:
+                return bool(item["livemode"])
+    return None
+
+
 def check_balance(plan: Plan, available: dict[str, int]) -> None:
     for currency, needed in plan.totals.items():
         if needed > available.get(currency, 0):

@@ -31,7 +31,7 @@ from batch_payouts.conekta import (
     check_api_base,
 )
 from batch_payouts.errors import BatchError, InputFileError
-from batch_payouts.guards import Plan, available_balance, check_balance, plan_batch
+from batch_payouts.guards import Plan, account_mode, available_balance, check_balance, plan_batch
 from batch_payouts.i18n import Text, money
 from batch_payouts.pipeline import (
     DEFAULT_REPEAT_WINDOW,
@@ -306,6 +306,11 @@ def run_job(
                 raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
             check_balance(plan, balance)
         if options.dry_run:
+            if known_mode is None and plan.to_send:
+                try:
+                    known_mode = account_mode(client)
+                except ConektaError as error:
+                    raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
             frame = report.validation_frame(loaded.raw, loaded.validated)
             mode = "" if known_mode is None else ("LIVE" if known_mode else "TEST")
             summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})

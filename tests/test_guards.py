@@ -103,3 +103,20 @@ def test_the_summary_always_names_the_mode(sandbox, env, cli):
     later = write_csv(env / "b.csv", [beneficiary(2)])
     known = cli("run", later, "--api-base", sandbox.url, "--dry-run")
     assert "Modo: TEST" in known.output  # learnt from the earlier batch with this key
+
+
+def test_dry_run_reads_the_account_mode_from_its_customers_without_creating_anything(sandbox, env, cli, monkeypatch):
+    from batch_payouts.conekta import ClientConfig, ConektaClient
+    from batch_payouts.guards import account_mode
+
+    live_key = "key_live_guard_mode_4242"
+    with ConektaClient(ClientConfig(api_key=live_key, api_base=sandbox.url)) as client:
+        assert account_mode(client) is None  # a new account: nothing to tell by
+        client.create_customer({"name": "Ana Pérez", "email": "ana@ejemplo.mx", "phone": "5512345678"}, "idem-1")
+        assert account_mode(client) is True
+    posts_before = len(_posts(sandbox))
+    monkeypatch.setenv("CONEKTA_API_KEY", live_key)
+    source = write_csv(env / "p.csv", [beneficiary(1)])
+    result = cli("run", source, "--api-base", sandbox.url, "--dry-run", "--json")
+    assert json.loads(result.stdout.strip().splitlines()[-1])["mode"] == "LIVE"
+    assert len(_posts(sandbox)) == posts_before

@@ -535,3 +535,16 @@ def test_the_real_command_serves_the_sandbox_and_shares_the_ledger_with_the_cli(
     monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger))
     listed = cli("batches")
     assert listed.exit_code == 0 and batch_id[:12] in listed.output and "beneficiaries.xlsx" in listed.output
+
+
+def test_review_tells_a_live_account_before_anything_is_sent(web_settings, sandbox):
+    from batch_payouts.conekta import ClientConfig, ConektaClient
+
+    live_key = "key_live_web_review_7777"
+    with ConektaClient(ClientConfig(api_key=live_key, api_base=sandbox.url)) as client:
+        client.create_customer({"name": "Ana Pérez", "email": "ana@ejemplo.mx", "phone": "5512345678"}, "idem-web")
+    with WebServer(replace(web_settings, environ={"CONEKTA_API_KEY": live_key})) as running:
+        review = Visitor(running.url).upload(SAMPLES / "beneficiaries.xlsx")
+    assert 'class="badge live"' in review.text and "servidor no se inició con --live" in review.text
+    assert 'id="continue"' not in review.text
+    assert sandbox.payout_orders(live_key) == []
