@@ -415,11 +415,22 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
     sys.exit(result.exit_code)
 
 
+def _batch_json(batch: dict, ops) -> dict:
+    """A batch as scripts read it: ids, file, who, when (ISO, Mexico City), mode, results sheet."""
+    keep = ("batch_id", "input_name", "input_sha256", "operator", "host", "runs", "rows_total", "api_base",
+            "api_version", "output_path")
+    data = {key: batch.get(key) for key in keep if key in batch}
+    data.update(first_run_at=ops.time_text(batch["first_run_at"]), last_run_at=ops.time_text(batch["last_run_at"]),
+                mode=ops.mode_text(batch["livemode"]) or None)
+    return data
+
+
 @main.command()
 @ledger_option
 @lang_option
+@json_option
 @config_option
-def batches(ledger_path, lang) -> None:
+def batches(ledger_path, lang, as_json) -> None:
     """List the batches the ledger knows, newest first: when, file, who, counts, total created.
 
     Example: batch-payouts batches
@@ -435,6 +446,8 @@ def batches(ledger_path, lang) -> None:
         _fail(error, lang)
     if not known:
         click.echo(M["no_batches"].format(lang, path=path))
+        if as_json:
+            _print_json({"ledger": str(path), "batches": []})
         sys.exit(0)
     keys = list(BATCH_HEADERS)
     table = [[BATCH_HEADERS[k].format(lang) for k in keys]]
@@ -449,14 +462,19 @@ def batches(ledger_path, lang) -> None:
     for line in table:
         cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
         click.echo("  ".join(cells).rstrip())
+    if as_json:
+        counts = ("created", "failed", "unknown", "duplicate", "amount_created")
+        _print_json({"ledger": str(path), "batches": [
+            {**_batch_json(b, ops), **{key: int(b[key]) for key in counts}} for b in known]})
 
 
 @main.command()
 @click.argument("ref", metavar="BATCH_ID")
 @ledger_option
 @lang_option
+@json_option
 @config_option
-def show(ref, ledger_path, lang) -> None:
+def show(ref, ledger_path, lang, as_json) -> None:
     """Show one batch in detail: file and SHA-256, who ran it where, runs, API, counts, totals.
 
     BATCH_ID may be the id, 6+ characters of it, or the results sheet's path.
@@ -487,6 +505,10 @@ def show(ref, ledger_path, lang) -> None:
     for key, label in SHOW_LABELS.items():
         value = values.get(key)
         click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
+    if as_json:
+        _print_json({**_batch_json(batch, ops), "states": states, "totals_created": totals,
+                     "order_status": {status: {currency: {"count": v[0], "amount": v[1]} for currency, v in per.items()}
+                                      for status, per in counts.items()}})
 
 
 @main.command("report")

@@ -185,6 +185,20 @@ def test_batches_and_show_print_what_the_ledger_knows(sandbox, env, cli):
     assert cli("show", "ffffffffffff").exit_code == 2
 
 
+def test_batches_and_show_json_for_scripts(sandbox, env, cli):
+    assert json.loads(cli("batches", "--json").output.strip().splitlines()[-1])["batches"] == []
+    out, batch_id = _run(sandbox, env, cli, count=2)
+    listed = json.loads(cli("batches", "--json").output.strip().splitlines()[-1])
+    [batch] = listed["batches"]
+    assert batch["batch_id"] == batch_id and batch["input_name"] == "pagos.csv" and batch["mode"] == "TEST"
+    assert batch["created"] == 2 and batch["amount_created"] == 20300 and batch["output_path"] == str(out.resolve())
+    shown = json.loads(cli("show", batch_id[:12], "--json").output.strip().splitlines()[-1])
+    assert shown["batch_id"] == batch_id and shown["states"] == {"created": 2}
+    assert shown["totals_created"] == {"MXN": 20300}
+    assert shown["order_status"] == {"pending": {"MXN": {"count": 2, "amount": 20300}}}
+    assert len(shown["input_sha256"]) == 64
+
+
 def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch):
     out, batch_id = _run(sandbox, env, cli, count=3)
     rows = _ledger_rows(env)
