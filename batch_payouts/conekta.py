@@ -126,12 +126,13 @@ def check_api_base(url: str) -> str:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BatchError(BAD_BASE, url=url)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise BatchError(INSECURE_BASE, url=url)
     return url.strip().rstrip("/")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address; anything else (a name, "", 0.0.0.0) may reach a network."""
     if host == "localhost":
         return True
     try:

@@ -201,21 +201,6 @@ class RowStatus:
         return self.error is None and self.current != self.previous
 
 
-@dataclass
-class StatusResult:
-    batch: dict[str, Any]
-    rows: list[RowStatus]
-    sheet: Path | None = None
-
-    @property
-    def failed(self) -> list[RowStatus]:
-        return [r for r in self.rows if r.error is not None]
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-
 def created_rows(ledger: Ledger, batch_id: str) -> list[LedgerRow]:
     return [r for r in ledger.rows(batch_id) if r.state == "created" and r.payout_order_id]
 

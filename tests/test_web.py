@@ -366,9 +366,10 @@ def test_the_api_key_never_reaches_a_page(server, visitor):
 
 
 # -- who may use it ----------------------------------------------------------------------------------------
-def test_a_public_address_without_login_refuses_to_start(web_settings):
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::", "192.168.1.20", "payouts.example"])
+def test_a_public_address_without_login_refuses_to_start(web_settings, host):
     with pytest.raises(BatchError) as refused:
-        create_app(replace(web_settings, host="0.0.0.0"))
+        create_app(replace(web_settings, host=host))
     assert "inicio de sesión" in refused.value.message("es")
 
 

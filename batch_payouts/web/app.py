@@ -34,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from batch_payouts.audit import audit_path_for
-from batch_payouts.conekta import DEFAULT_API_VERSION
+from batch_payouts.conekta import DEFAULT_API_VERSION, is_loopback
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.i18n import LANGUAGES, Text, money
 from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
@@ -136,7 +136,7 @@ class WebSettings:
 
     @property
     def login_required(self) -> bool:
-        return bool(self.users) or bool(self.trust_user_header) or not security.is_loopback(self.host)
+        return bool(self.users) or bool(self.trust_user_header) or not is_loopback(self.host)
 
 
 def problem_parts(message: str) -> tuple[str, str, str]:
@@ -161,7 +161,7 @@ class WebApp:
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
-        if not security.is_loopback(settings.host) and not (settings.users or settings.trust_user_header):
+        if not is_loopback(settings.host) and not (settings.users or settings.trust_user_header):
             raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.settings = settings
         self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
