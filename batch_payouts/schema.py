@@ -957,6 +957,24 @@ def _first_rows(keys: pd.Series, labels: list, failures: pd.DataFrame) -> dict[s
     return {key: str(labels[p]) for p, key in zip(first[first].index, keys[first].tolist())}
 
 
+def _prefix_pattern(lang: str) -> re.Pattern[str]:
+    before, after = _COLUMN_PREFIX.format(lang, column="\0").split("\0")
+    return re.compile(re.escape(before) + "(.+?)" + re.escape(after))
+
+
+_PREFIX_PATTERNS = tuple(_prefix_pattern(lang) for lang in LANGUAGES)
+
+
+def split_column_prefix(message: str) -> tuple[str, str]:
+    """("correo", "«x» no es un correo válido. …") from one part of an ``error_message``:
+    the header the problem is about, as the file wrote it ("" when none), and the rest."""
+    for pattern in _PREFIX_PATTERNS:
+        found = pattern.match(message)
+        if found:
+            return found.group(1), message[found.end():]
+    return "", message
+
+
 def row_problems(validated: pd.DataFrame, lang: str = DEFAULT_LANG) -> list[str]:
     """Console lines, one per problem: "Fila 7, columna «Correo»: …".
 

@@ -384,6 +384,16 @@ def test_row_problems_english_and_one_line_per_problem():
     assert [line.split(":")[0] for line in lines] == ["Row 2, column «nombre»", "Row 2, column «monto»"]
 
 
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_split_column_prefix_gives_back_the_header_of_each_problem(lang):
+    result = check({"nombre": "", "monto": "x"}, {}, lang=lang)
+    parts = result["error_message"].iloc[0].split(" | ")
+    split = [schema.split_column_prefix(part) for part in parts]
+    assert [column for column, _ in split] == ["nombre", "monto"]
+    assert all(rest and not rest.startswith(("Columna", "Column")) for _, rest in split)
+    assert schema.split_column_prefix("sin columna: nada") == ("", "sin columna: nada")
+
+
 def test_bad_options():
     with pytest.raises(ValueError):
         check({}, amount_unit="dollars")

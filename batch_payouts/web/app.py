@@ -51,6 +51,7 @@ from batch_payouts.operations import (
     time_text,
 )
 from batch_payouts.report import INVALID
+from batch_payouts.schema import split_column_prefix
 from batch_payouts.template import write_template
 from batch_payouts.web import security
 from batch_payouts.web.runs import RunManager
@@ -145,10 +146,7 @@ def problem_parts(message: str) -> tuple[str, str, str]:
     The first sentence says what is wrong, the rest how to fix it; a full stop inside «…»
     (an email, a name) does not end a sentence.
     """
-    column = ""
-    found = re.match(r"(?:Columna|Column) «(.+?)»: ", message)
-    if found:
-        column, message = found.group(1), message[found.end():]
+    column, message = split_column_prefix(message)
     depth = 0
     for position, char in enumerate(message):
         depth += (char == "«") - (char == "»")
