@@ -300,7 +300,9 @@ def test_progress_after_a_server_restart_comes_from_the_ledger(server, visitor, 
     _, batch_id = run_sample(server, visitor)
     with WebServer(web_settings) as restarted:
         progress = Visitor(restarted.url).get(f"/batches/{batch_id}/progress").json()
+        page = text_of(Visitor(restarted.url).get(f"/batches/{batch_id}"))
     assert progress["state"] == "idle" and progress["created"] == 14 and not progress["running"]
+    assert "Creadas: 14 Fallidas: 0 Pendientes: 0" in page and "Detenido" not in page
 
 
 def test_a_live_key_without_live_stops_before_paying(web_settings, sandbox):

@@ -47,14 +47,13 @@ from batch_payouts.operations import (
     open_client,
     refresh_status,
     select_rows,
-    state_counts,
     time_text,
 )
 from batch_payouts.report import INVALID
 from batch_payouts.schema import split_column_prefix
 from batch_payouts.template import write_template
 from batch_payouts.web import security
-from batch_payouts.web.runs import RunManager
+from batch_payouts.web.runs import RunManager, ledger_progress
 from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused, UploadStore
 
 log = logging.getLogger("batch_payouts.web")
@@ -380,7 +379,7 @@ class WebApp:
     # -- batches ---------------------------------------------------------------------------------
     def _running(self, batch_id: str | None) -> bool:
         progress = self.runs.progress(batch_id) if batch_id else None
-        return progress is not None and progress.as_json()["running"]
+        return progress is not None and progress.running
 
     def _batch(self, request: Request) -> tuple[dict[str, Any] | None, str]:
         batch_id = request.path_params["batch_id"]
@@ -419,14 +418,13 @@ class WebApp:
             pending = [r for r in created if (r.order_status or "pending") in PENDING_STATUSES]
             return {"rows": sorted(rows, key=lambda r: r.row_number)[:ROWS_SHOWN], "rows_total": len(rows),
                     "pending": len(pending), "pending_amount": sum(r.amount for r in pending),
-                    "created": len(created), "amount_created": sum(r.amount for r in created),
-                    "failed": sum(r.state in ("failed", "unknown", "in_flight") for r in rows)}
+                    "amount_created": sum(r.amount for r in created),
+                    "progress": progress.as_json() if progress else ledger_progress(batch_id, rows)}
 
         facts = await run_in_threadpool(details)
         output = Path(batch["output_path"]) if batch and batch.get("output_path") else None
         return self.render(
             request, "batch.html", batch=batch, batch_id=batch_id,
-            progress=progress.as_json() if progress else None,
             has_results=bool(output and output.exists()),
             has_audit=bool(output and audit_path_for(output).exists()), **facts,
         )
@@ -444,11 +442,7 @@ class WebApp:
 
         def from_ledger() -> dict[str, Any]:
             with Ledger(self.settings.ledger_path) as ledger:
-                counts = state_counts(ledger, batch_id)
-            return {"batch_id": batch_id, "state": "idle", "running": False, "total": sum(counts.values()),
-                    "done": sum(counts.values()) - counts.get("pending", 0), "created": counts.get("created", 0),
-                    "failed": counts.get("failed", 0) + counts.get("unknown", 0) + counts.get("in_flight", 0),
-                    "duplicate": counts.get("duplicate", 0), "pending": counts.get("pending", 0), "message": None}
+                return ledger_progress(batch_id, ledger.rows(batch_id))
 
         return JSONResponse(await run_in_threadpool(from_ledger))
 

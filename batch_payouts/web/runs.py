@@ -20,6 +20,7 @@ from typing import Any
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
+from batch_payouts.ledger import LedgerRow
 from batch_payouts.pipeline import RowOutcome
 
 log = logging.getLogger("batch_payouts.web")
@@ -59,16 +60,32 @@ class RunProgress:
     finished_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def running(self) -> bool:
+        return self.state in ("starting", "running")
+
     def as_json(self) -> dict[str, Any]:
         with self.lock:
             failed = self.counts["failed"] + self.counts["unknown"]
             return {
-                "batch_id": self.batch_id, "state": self.state, "running": self.state in ("starting", "running"),
+                "batch_id": self.batch_id, "state": self.state, "running": self.running,
                 "total": self.total, "done": self.done, "created": self.counts["created"], "failed": failed,
                 "duplicate": self.counts["duplicate"], "pending": max(0, self.total - self.done),
                 "message": self.message, "exit_code": self.exit_code,
                 "started_at": self.started_at, "finished_at": self.finished_at,
             }
+
+
+def ledger_progress(batch_id: str, rows: list[LedgerRow]) -> dict[str, Any]:
+    """The same counters as ``RunProgress.as_json`` for a batch this server is not running
+    (finished before a restart, or run from the CLI), from its rows in the ledger."""
+    states = Counter(row.state for row in rows)
+    return {
+        "batch_id": batch_id, "state": "idle", "running": False, "total": len(rows),
+        "done": len(rows) - states["pending"], "created": states["created"],
+        "failed": states["failed"] + states["unknown"] + states["in_flight"], "duplicate": states["duplicate"],
+        "pending": states["pending"], "message": None, "exit_code": None, "started_at": None, "finished_at": None,
+    }
 
 
 class RunManager:
@@ -92,7 +109,7 @@ class RunManager:
     ) -> RunProgress:
         with self._lock:
             current = self._runs.get(batch_id)
-            if current is not None and current.state in ("starting", "running"):
+            if current is not None and current.running:
                 raise BatchError(ALREADY_RUNNING, batch_id=batch_id[:12])
             progress = RunProgress(batch_id, upload_id, user)
             self._runs[batch_id] = progress
