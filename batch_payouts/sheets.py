@@ -26,12 +26,10 @@ import math
 import os
 import re
 import tempfile
-from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import accumulate
 from pathlib import Path
 
 import numpy as np

@@ -43,7 +43,6 @@ from batch_payouts.operations import (
     PENDING_STATUSES,
     Connection,
     cancel_rows,
-    find_batch,
     open_client,
     refresh_status,
     select_rows,
@@ -98,6 +97,8 @@ REFRESH_FAILED = Text(es="{count} órdenes no se pudieron consultar; vuelve a in
 CANCELLED = Text(es="Cancelación: {cancelled} canceladas, {already} ya no estaban pendientes, {failed} fallaron.",
                  en="Cancellation: {cancelled} cancelled, {already} no longer pending, {failed} failed.")
 NO_PENDING = Text(es="No hay referencias pendientes que cancelar.", en="There are no pending references to cancel.")
+UPLOAD_TOO_LARGE = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
+                        en="The file is larger than {limit} MB, the upload limit.")
 NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
 RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
 NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
@@ -257,9 +258,7 @@ class WebApp:
         try:
             form = await self.form(request)
         except security.BodyTooLarge:
-            message = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
-                           en="The file is larger than {limit} MB, the upload limit.")
-            return self.error_page(request, message.format(lang, limit=self.settings.max_upload_bytes // 2**20), 413)
+            return self.error_page(request, UPLOAD_TOO_LARGE.format(lang, limit=self.settings.max_upload_bytes // 2**20), 413)
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
             self.flash(request, NO_FILE.format(lang), "error")
@@ -277,9 +276,10 @@ class WebApp:
         await run_in_threadpool(self.review, upload, lang)
         return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
 
-    def review(self, upload: Upload, lang: str) -> dict[str, Any]:
-        """A dry run of the upload: validation, the plan, the balance, the mode; nothing is sent."""
-        review: dict[str, Any] = {"lang": lang, "error": None, "blocker": None}
+    def review(self, upload: Upload, lang: str) -> None:
+        """A dry run of the upload (validation, the plan, the balance, the mode; nothing is sent),
+        kept with the upload so the review page and the confirmation read the same facts."""
+        review: dict[str, Any] = {"error": None, "blocker": None}
         options = self.run_options(upload, lang, output_path=self.uploads.annotated_path(upload), dry_run=True)
         try:
             result = run_job(options, environ=self.settings.environ)
@@ -287,11 +287,11 @@ class WebApp:
             review["error"] = error.message(lang)
             upload.review = review
             self.uploads.put(upload)
-            return review
+            return
         except BatchError as error:  # it can, but cannot be paid now: still show what is wrong with the rows
             review["blocker"] = error.message(lang)
             result = validate_job(options)
-        review.update(self._review_facts(result, lang))
+        review.update(self._review_facts(result))
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
             review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
         if review["to_send"] == 0 and review["blocker"] is None and review["already_done"] == 0:
@@ -299,10 +299,9 @@ class WebApp:
         upload.review = review
         upload.batch_id = result.batch_id
         self.uploads.put(upload)
-        return review
 
     @staticmethod
-    def _review_facts(result: JobResult, lang: str) -> dict[str, Any]:
+    def _review_facts(result: JobResult) -> dict[str, Any]:
         validated = result.loaded.validated
         valid = validated["valid"].astype(bool)
         totals: dict[str, int] = {}

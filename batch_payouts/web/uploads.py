@@ -21,7 +21,7 @@ import secrets
 import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -72,7 +72,6 @@ class Upload:
     amount_unit: str = "cents"
     review: dict[str, Any] | None = None
     batch_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def clean_name(name: str) -> str:
