@@ -299,20 +299,18 @@ def run_job(
         keys = row_keys(loaded.validated)
         plan = plan_batch(loaded.validated, keys, ledger, batch_id, retry_failed=options.retry_failed)
         balance = None
-        if plan.to_send and not options.skip_balance_check:
-            try:
+        try:
+            if plan.to_send and not options.skip_balance_check:
                 balance = available_balance(client)
-            except ConektaError as error:  # 401/403: the key itself was refused
-                raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
+            if options.dry_run and known_mode is None and plan.to_send:
+                known_mode = account_mode(client)
+        except ConektaError as error:  # 401/403: the key itself was refused
+            raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
+        if balance is not None:
             check_balance(plan, balance)
         if options.dry_run:
-            if known_mode is None and plan.to_send:
-                try:
-                    known_mode = account_mode(client)
-                except ConektaError as error:
-                    raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
             frame = report.validation_frame(loaded.raw, loaded.validated)
-            mode = "" if known_mode is None else ("LIVE" if known_mode else "TEST")
+            mode = report.mode_text(known_mode)
             summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
             return JobResult(
                 output, frame, summary, loaded, batch_id=batch_id, livemode=known_mode,
@@ -336,7 +334,7 @@ def run_job(
         if livemode is None:  # nothing was sent this time: what an earlier run learned
             livemode = executor.livemode
         frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
-        mode = "" if livemode is None else ("LIVE" if livemode else "TEST")
+        mode = report.mode_text(livemode)
         summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
         ledger.set_output(batch_id, output, options.api_version)
         result = JobResult(

@@ -32,6 +32,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.i18n import Text
 from batch_payouts.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
+from batch_payouts.report import mode_text
 from batch_payouts.throttle import RateLimiter
 
 PENDING_STATUSES = ("pending", "open")
@@ -518,10 +519,6 @@ def _compare(result: ReconcileResult, row: LedgerRow, order: dict[str, Any], cou
 
 
 # -- batches, show ---------------------------------------------------------------------------
-def mode_text(livemode: object) -> str:
-    return "" if livemode is None else ("LIVE" if livemode else "TEST")
-
-
 def batch_totals(ledger: Ledger, batch_id: str) -> dict[str, int]:
     """Cents created per currency."""
     totals: dict[str, int] = {}

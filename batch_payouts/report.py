@@ -106,6 +106,11 @@ def write_results(
     )
 
 
+def mode_text(livemode: object) -> str:
+    """"LIVE", "TEST", or "" while no answer from Conekta has told the account's mode."""
+    return "" if livemode is None else ("LIVE" if livemode else "TEST")
+
+
 @dataclass
 class Summary:
     """Counts per status and the money created, for the console and --json."""
@@ -176,7 +181,7 @@ def format_summary(
     if batch_id:
         lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
     if batch_id:  # a run (not validate): always say which money this is
-        mode = MODE_UNKNOWN.format(lang) if livemode is None else ("LIVE" if livemode else "TEST")
+        mode = mode_text(livemode) or MODE_UNKNOWN.format(lang)
         lines.append(MODE_LINE.format(lang, mode=mode))
     for status, count in summary.counts.items():
         lines.append(f"  {count:>6}  {STATUS_LABELS[status].format(lang)}")
@@ -213,7 +218,7 @@ def result_json(result, *, dry_run: bool = False) -> dict:
     data = {
         "batch_id": result.batch_id,
         "exit_code": 0 if dry_run and result.exit_code == 0 else result.exit_code,
-        "mode": None if result.livemode is None else ("LIVE" if result.livemode else "TEST"),
+        "mode": mode_text(result.livemode) or None,
         "counts": summary.counts,
         "amount_created": summary.amount_created,
         "totals_created": summary.currency_totals,

@@ -48,7 +48,7 @@ from batch_payouts.operations import (
     select_rows,
     time_text,
 )
-from batch_payouts.report import INVALID
+from batch_payouts.report import INVALID, mode_text
 from batch_payouts.schema import split_column_prefix
 from batch_payouts.template import write_template
 from batch_payouts.web import security
@@ -319,7 +319,7 @@ class WebApp:
             "rows": int(len(validated)), "valid": int(valid.sum()), "invalid": int((~valid).sum()),
             "valid_totals": totals, "problems": problems[:PROBLEMS_SHOWN], "problems_total": len(problems),
             "batch_id": result.batch_id,
-            "mode": "" if result.livemode is None else ("LIVE" if result.livemode else "TEST"),
+            "mode": mode_text(result.livemode),
             "to_send": len(plan.to_send) if plan else 0, "already_done": plan.already_done if plan else 0,
             "send_totals": dict(plan.totals) if plan else {}, "balance": result.balance,
         }
