@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import json
 import os
 import re
 import signal
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -93,7 +95,32 @@ def with_input_options(command):
     return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands in ``lazy_commands`` (name -> module) are imported when first asked
+    for, by name or by a listing such as ``--help``: each such module registers its commands on
+    this group when imported.  So `validate` and `run` do not load the after-run and web commands
+    (the click documentation's "lazily loading subcommands" pattern)."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            importlib.import_module(self.lazy_commands[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+_LAZY_COMMANDS = {
+    **dict.fromkeys(("status", "cancel", "reconcile", "batches", "show", "report"), "batch_payouts.cli_ops"),
+    **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli_web"),
+}
+
+
+@click.group(cls=LazyGroup, lazy_commands=_LAZY_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batch-payouts")
 def main() -> None:
     """Pay a spreadsheet of beneficiaries through Conekta cash withdrawals (OXXO), exactly once.
@@ -157,6 +184,29 @@ def _quick_exit_gc() -> None:
     atexit.register(gc.freeze)
 
 
+@contextmanager
+def _heavy_imports():
+    """Import pandas, pandera and pydantic (about a million objects) with the cycle collector paused,
+    then freeze what they made (``gc.freeze``) until the command ends.
+
+    Otherwise the collector walks the young modules over and over while they load and once more
+    after (~0.05 s of a 1.3 s `validate` of 100,000 rows), and a module lives until exit anyway.
+    The command's end unfreezes them (``call_on_close``), so an in-process caller such as the test
+    runner gets its collector back as it was.  A caller that paused or froze the collector itself
+    is left alone.
+    """
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+        click.get_current_context().call_on_close(gc.unfreeze)
+
+
 @main.command()
 @with_input_options
 def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json) -> None:
@@ -164,8 +214,9 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 
     Example: batch-payouts validate pagos.xlsx
     """
-    from batch_payouts.jobs import RunOptions, validate_job
-    from batch_payouts.report import format_summary
+    with _heavy_imports():
+        from batch_payouts.jobs import RunOptions, validate_job
+        from batch_payouts.report import format_summary
 
     console = Console(lang, log_json)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
@@ -212,8 +263,9 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
     """
-    from batch_payouts.jobs import RunOptions, run_job
-    from batch_payouts.report import format_plan, format_summary, result_json
+    with _heavy_imports():
+        from batch_payouts.jobs import RunOptions, run_job
+        from batch_payouts.report import format_plan, format_summary, result_json
 
     console = Console(lang, log_json)
     try:
@@ -398,6 +450,3 @@ def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path) -> 
         _fail(error, "es")
     serve_forever(host=host, port=port, faults=faults, state_path=state_path)
 
-
-from batch_payouts import cli_ops  # noqa: E402,F401  registers status, cancel, reconcile, batches, show, report
-from batch_payouts import cli_web  # noqa: E402,F401  registers web, hash-password

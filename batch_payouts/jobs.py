@@ -209,10 +209,11 @@ def _write(
     summary = report.summarize(frame, loaded.validated)
     facts = {"input_name": loaded.name, "input_sha256": loaded.sha256, **facts,
              "finished_at": _now_text(), "tool": f"batch-payouts {__version__}"}
-    report.write_results(
-        frame, output, text_columns=text, integer_columns=integers,
-        extra_sheets=report.extra_sheets(frame, loaded.validated, summary, facts, options.lang),
+    # A CSV holds one table: the summary and error sheets exist only in XLSX.
+    extra = None if output.suffix.lower() == ".csv" else report.extra_sheets(
+        frame, loaded.validated, summary, facts, options.lang
     )
+    report.write_results(frame, output, text_columns=text, integer_columns=integers, extra_sheets=extra)
     return summary
 
 

@@ -8,7 +8,6 @@ references are always text and every status has a plain explanation.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,15 +35,15 @@ def expires_at_text(unix_seconds: int | None) -> str:
 
 
 def _input_part(raw: pd.DataFrame, reserved: list[str]) -> pd.DataFrame:
-    """The user's columns, minus any left by a previous results sheet fed back in."""
-    return raw[[c for c in raw.columns if c not in reserved]].copy()
+    """The user's columns (as plain objects, a new frame), minus any left by a previous results sheet fed back in."""
+    return raw[[c for c in raw.columns if c not in reserved]].astype(object)
 
 
 def results_frame(
     raw: pd.DataFrame, validated: pd.DataFrame, outcomes: dict[int, RowOutcome]
 ) -> pd.DataFrame:
     """Input columns, then row, status, ids, reference, expiry and errors, one line per input row."""
-    frame = _input_part(raw, RESULT_COLUMNS).astype(object)
+    frame = _input_part(raw, RESULT_COLUMNS)
     records = []
     for number in raw.index:
         outcome = outcomes.get(int(number))
@@ -75,7 +74,7 @@ def results_frame(
 
 def validation_frame(raw: pd.DataFrame, validated: pd.DataFrame) -> pd.DataFrame:
     """Input columns, then row, valid/invalid and the errors: the `validate` sheet."""
-    frame = _input_part(raw, RESULT_COLUMNS).astype(object)
+    frame = _input_part(raw, RESULT_COLUMNS)
     frame["row"] = raw.index.to_numpy(dtype="int64")
     status = np.where(validated["valid"].to_numpy(dtype=bool), "valid", INVALID).astype(object)
     frame["status"] = pd.Series(status, index=frame.index, dtype=object)
@@ -126,19 +125,29 @@ class Summary:
 
 
 def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
-    statuses = frame["status"].tolist()
-    counts = Counter(statuses)
-    created = frame["status"] == CREATED
+    """Rows per status, and the cents per status and per currency created.
+
+    Grouped with numpy over the whole batch; each sum is of Python ints, so exact however large."""
+    codes, statuses = pd.factorize(frame["status"].to_numpy(dtype=object))
+    amount = validated["amount"]
+    if not amount.index.equals(frame.index):
+        amount = amount.reindex(frame.index)
+    known = amount.notna().to_numpy(dtype=bool)
+    cents = amount.to_numpy(dtype="int64", na_value=0)
+    counts = dict(zip(statuses.tolist(), np.bincount(codes, minlength=len(statuses)).tolist()))
+    groups = []  # (first row, status, its rows with a readable amount)
+    for code, status in enumerate(statuses.tolist()):
+        rows = known & (codes == code)
+        if rows.any():
+            groups.append((int(np.argmax(rows)), status, rows))
+    groups.sort(key=lambda group: group[0])  # statuses in the order the rows first show them
+    amounts = {status: sum(cents[rows].tolist()) for _, status, rows in groups}
+    created = next((rows for _, status, rows in groups if status == CREATED), np.zeros(len(codes), dtype=bool))
     totals: dict[str, int] = {}
-    for number in frame.index[created]:
-        currency = validated.at[number, "currency"]
-        totals[currency] = totals.get(currency, 0) + int(validated.at[number, "amount"])
-    # Plain lists, not a Series per row: this runs over every row of the batch.
-    amounts: dict[str, int] = {}
-    known = validated["amount"].notna().tolist()
-    for status, amount, present in zip(statuses, validated["amount"].tolist(), known):
-        if present:
-            amounts[status] = amounts.get(status, 0) + int(amount)
+    if created.any():
+        currencies = validated["currency"].reindex(frame.index).to_numpy(dtype=object)
+        for currency in dict.fromkeys(currencies[created].tolist()):
+            totals[str(currency)] = sum(cents[created & (currencies == currency)].tolist())
     return Summary(
         counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
         amount_created=sum(totals.values()),

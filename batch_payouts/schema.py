@@ -25,8 +25,8 @@ import re
 import sys
 import time
 import unicodedata
-from bisect import bisect_right
-from itertools import accumulate
+from itertools import repeat
+from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as clock
@@ -40,11 +40,12 @@ try:
     import pandera.pandas as pa
 except ImportError:  # pragma: no cover - pandera < 0.24 has no pandera.pandas
     import pandera as pa
+from pandera.config import ValidationDepth, config_context
 from email_validator import EmailNotValidError, validate_email
 
 from batch_payouts.errors import InputFileError
 from batch_payouts.i18n import DEFAULT_LANG, LANGUAGES, Text, money
-from batch_payouts.sheets import flagged_positions, paused_gc
+from batch_payouts.sheets import flagged_positions, joined_cells, paused_gc
 
 
 def _load_pandera_strategies_without_hypothesis() -> None:
@@ -439,61 +440,72 @@ def _emails_ok(emails: pd.Series) -> pd.Series:
     verdicts = _plain_verdicts(values)
     if verdicts is None:
         verdicts = [None] * len(values)
-    undecided = [position for position, verdict in enumerate(verdicts) if verdict is None]
-    others = {values[p]: None for p in undecided}
-    for value in others:
-        others[value] = value == "" or is_valid_email(value)
-    for position in undecided:
-        verdicts[position] = others[values[position]]
-    return pd.Series(verdicts, index=emails.index, dtype=bool)
+    if None in verdicts:
+        undecided = [position for position, verdict in enumerate(verdicts) if verdict is None]
+        others = {values[p]: None for p in undecided}
+        for value in others:
+            others[value] = value == "" or is_valid_email(value)
+        for position in undecided:
+            verdicts[position] = others[values[position]]
+    return pd.Series(np.fromiter(verdicts, dtype=bool, count=len(verdicts)), index=emails.index)
 
 
-# What stops a local part (the text before the first "@") matching
-# _PLAIN_ADDRESS's, in a column of local parts joined by NUL: a character
-# outside the atom characters, two dots in a row, a dot at either end, or an
-# empty local part.  Every match lies inside one local part.
-_NOT_PLAIN_LOCAL = re.compile(r"[^A-Za-z0-9_%+\-.\x00]|\.\.|(?<![^\x00])\.|\.(?![^\x00])|(?<![^\x00])(?![^\x00])")
-_NOT_PLAIN_LOCAL_QUICK = re.compile(r"[^A-Za-z0-9_%+\-.\x00]|\.\.|\x00[.\x00]|\.\x00")
+# A local part (the text before the first "@") is plain, as _PLAIN_ADDRESS's,
+# when it is only atom characters, does not start or end with a dot, has no two
+# dots in a row and is not empty.  In a column of local parts joined by NUL
+# (``sheets.joined_cells``) that is: only these characters, and no dot or NUL
+# next to another dot or NUL.
+_PLAIN_LOCAL_CHARACTERS = re.compile(r"[A-Za-z0-9_%+\-.\x00]*")
+_NOT_PLAIN_LOCAL_CHARACTER = re.compile(r"[^A-Za-z0-9_%+\-.\x00]")
+_DOT_OR_NUL_BEFORE_ANOTHER = re.compile(r"[.\x00](?=[.\x00])")  # one character, so matches never overlap a text
 _PLAIN_DOMAIN = re.compile(r"[^@\s]+")
 
 
-def _all_locals_plain(joined: str) -> bool:
-    """The quick answer for the usual column: no _NOT_PLAIN_LOCAL match at all
-    (one scan without the look-arounds, which the regex tries at every character)."""
-    return not (
-        joined == ""
-        or joined.startswith((".", "\x00"))
-        or joined.endswith((".", "\x00"))
-        or _NOT_PLAIN_LOCAL_QUICK.search(joined) is not None
-    )
+def _not_plain_locals(locals_: list[str]) -> set[int] | None:
+    """Positions of the local parts that are not plain; None when one holds NUL.
+
+    The usual column is decided by two C-level scans of the joined text (a
+    character class and a substring search); only a column with a suspect
+    local part is searched for which ones."""
+    joined = joined_cells(locals_)
+    if joined.count("\x00") != len(locals_) + 1:
+        return None
+    not_plain: set[int] = set()
+    if _PLAIN_LOCAL_CHARACTERS.fullmatch(joined) is None:
+        not_plain.update(flagged_positions(_NOT_PLAIN_LOCAL_CHARACTER, locals_, joined) or ())
+    if ".." in joined.replace("\x00", "."):  # a dot or NUL beside another: a dot at an end, two dots, an empty part
+        not_plain.update(flagged_positions(_DOT_OR_NUL_BEFORE_ANOTHER, locals_, joined) or ())
+    return not_plain
+
+
+def _domain_verdict(domain: str) -> bool | None:
+    """The verdict of every plain local part at ``domain``: one email-validator call.
+    Behind a plain local part a second "@" or a missing domain is never valid;
+    other unusual domains (whitespace) are left to a call per address (None)."""
+    if _PLAIN_DOMAIN.fullmatch(domain):
+        return is_valid_email("a@" + domain)
+    return False if domain == "" or "@" in domain else None
 
 
 def _plain_verdicts(values: list[str]) -> list[bool | None] | None:
-    """Per address: its verdict when it is plain (``_PLAIN_ADDRESS`` and within
-    the length limits), from its domain's one email-validator call; ``None``
+    """Per address: its verdict when its local part is plain and it is within
+    the length limits, from its domain's one email-validator call; ``None``
     for the others.  ``None`` instead of a list when a value is not text."""
     try:
-        parts = [value.partition("@") for value in values]
-    except AttributeError:  # pragma: no cover - normalize() only gives text
+        parts = list(map(str.partition, values, repeat("@")))
+    except TypeError:  # pragma: no cover - normalize() only gives text
         return None
-    locals_ = [part[0] for part in parts]
-    joined = "\x00".join(locals_)
-    if joined.count("\x00") != len(locals_) - 1 and locals_:  # a NUL in an address: no shortcut
+    locals_ = list(map(itemgetter(0), parts))
+    not_plain = _not_plain_locals(locals_)
+    if not_plain is None:  # a NUL in an address: no shortcut
         return None
-    not_plain: set[int] = set()
-    if locals_ and not _all_locals_plain(joined):
-        starts = list(accumulate((len(local) + 1 for local in locals_), initial=0))
-        not_plain = {bisect_right(starts, match.start()) - 1 for match in _NOT_PLAIN_LOCAL.finditer(joined)}
     if max(map(len, values), default=0) > _MAX_LOCAL_CHARS:  # only then can a length limit bite
         not_plain.update(
             position for position, (value, local) in enumerate(zip(values, locals_))
             if len(value) > _MAX_ADDRESS_CHARS or len(local) > _MAX_LOCAL_CHARS
         )
-    domains = [part[2] for part in parts]
-    by_domain = {
-        domain: is_valid_email("a@" + domain) if _PLAIN_DOMAIN.fullmatch(domain) else None
-        for domain in set(domains)
-    }
+    domains = list(map(itemgetter(2), parts))
+    by_domain = {domain: _domain_verdict(domain) for domain in set(domains)}
     verdicts = list(map(by_domain.__getitem__, domains))
     for position in not_plain:
         verdicts[position] = None
@@ -540,8 +552,8 @@ def build_schema(*, now: int, allow_duplicate_rows: bool = False, max_amount: in
         return pa.Check(fn, name=name, error=name, ignore_na=ignore_na, **options)
 
     row_checks = [
-        check("invalid_amount", lambda df: ~_filled(df["amount_text"]) | df["amount_exact"].notna()),
-        check("amount_not_integer", lambda df: df["amount_exact"].isna() | df["amount"].notna()),
+        check("invalid_amount", lambda df: ~_filled(df["amount_text"]) | df["amount_readable"]),
+        check("amount_not_integer", lambda df: ~df["amount_readable"] | df["amount"].notna()),
         check("invalid_expires_at", lambda df: ~_filled(df["expires_text"]) | df["expires_at"].notna()),
     ]
     duplicate_row = [] if allow_duplicate_rows else [
@@ -560,7 +572,7 @@ def build_schema(*, now: int, allow_duplicate_rows: bool = False, max_amount: in
                 str, check("invalid_phone", _phones_ok)
             ),
             "amount_text": pa.Column(str, check("missing_amount", _filled)),
-            "amount_exact": pa.Column(None, nullable=True),
+            "amount_readable": pa.Column(bool),
             "amount": pa.Column(
                 "Int64",
                 [
@@ -595,7 +607,6 @@ def build_schema(*, now: int, allow_duplicate_rows: bool = False, max_amount: in
             "expires_at": pa.Column(
                 "Int64", check("expires_at_in_past", lambda s: s > now, ignore_na=True), nullable=True
             ),
-            "metadata": pa.Column(None),
             "duplicate_key": pa.Column(str, duplicate_row),
         },
         checks=row_checks,
@@ -626,9 +637,10 @@ def _cells(raw: pd.DataFrame, header: str | None) -> list[str]:
     if header is None:
         return [""] * len(raw)
     values = raw[header].tolist()
-    if set(map(type, values)) <= {str}:  # the usual case: read_table gives text only
+    try:  # the usual case: read_table gives text only
         return list(map(str.strip, values))
-    return [_cell_text(value) for value in values]
+    except TypeError:  # another type somewhere (str.strip refuses it): cell by cell
+        return [_cell_text(value) for value in values]
 
 
 def _cell_text(value: object) -> str:
@@ -681,27 +693,32 @@ def _parse_amount(text: str, pesos: bool) -> Decimal | None:
 
 
 def _parse_amounts(texts: list[str], amount_unit: str) -> tuple[pd.Series, pd.Series, list[str]]:
-    """Amount text -> (exact cents as ``Decimal`` or None, whole cents as Int64,
-    the amount as the duplicate-row key compares it).
+    """Amount text -> (readable: a well-formed amount, whole cents as Int64
+    (<NA> unless readable and whole), the amount as the duplicate-row key
+    compares it).
 
     Accepts "3000", "3000.0", "3,000" (comma = thousands separator, as Excel
     in Mexico shows it); in pesos also "$1,500.00" and "$ 30".  In cents a "$"
     is refused: "$1,500" in a cents column is almost surely pesos, and
-    guessing would pay 100 times less.
+    guessing would pay 100 times less.  Each distinct text is parsed once;
+    plain ASCII digits (the usual cell) need no ``Decimal``.
     """
     pesos = amount_unit == "pesos"
-    exact: dict[str, Decimal | None] = {}
+    readable: dict[str, bool] = {}
     whole: dict[str, int | None] = {}
     key: dict[str, str] = {}
     for text in dict.fromkeys(texts):
+        if len(text) <= 16 and text.isascii() and text.isdigit():  # longer: leading zeros, or over the limit
+            cents = int(text) * 100 if pesos else int(text)
+            if cents < MAX_AMOUNT_CENTS:
+                readable[text], whole[text], key[text] = True, cents, str(cents)
+                continue
         value = _parse_amount(text, pesos)
-        exact[text] = value
         cents = int(value) if value is not None and value == value.to_integral_value() else None
-        whole[text] = cents
+        readable[text], whole[text] = value is not None, cents
         key[text] = "?" + text if cents is None else str(cents)
-    exact_cents = pd.Series(list(map(exact.__getitem__, texts)), dtype=object)
-    cents = _int64(texts, whole)
-    return exact_cents, cents, list(map(key.__getitem__, texts))
+    is_readable = pd.Series(np.fromiter(map(readable.__getitem__, texts), dtype=bool, count=len(texts)))
+    return is_readable, _int64(texts, whole), list(map(key.__getitem__, texts))
 
 
 def _expiry_seconds(text: str) -> int | None:
@@ -744,46 +761,48 @@ def _phones(texts: list[str]) -> list[str]:
     return phones
 
 
-def _metadata(raw: pd.DataFrame, headers: HeaderMap) -> tuple[list[dict[str, str]], list[str]]:
-    """Per-row metadata dicts (non-empty cells only) and a comparable text key."""
+def _metadata(raw: pd.DataFrame, headers: HeaderMap) -> tuple[list[dict[str, str]], list[str] | None]:
+    """Per-row metadata dicts (non-empty cells only) and what the duplicate-row
+    key compares of them: the cells, in the file's column order (every row of a
+    file has the same columns, so the names add nothing); None without metadata."""
     keys = list(headers.metadata)
     if not keys:
-        return [{} for _ in range(len(raw))], [""] * len(raw)
+        return [{} for _ in range(len(raw))], None
     columns = [_cells(raw, headers.metadata[key]) for key in keys]
     if len(keys) == 1:
         (key,), (column,) = keys, columns
-        records = [{key: value} if value else {} for value in column]
-    else:
-        records = [{k: v for k, v in zip(keys, values) if v} for values in zip(*columns)]
-    labelled = [[key + "\x1e" + value for value in column] for key, column in zip(keys, columns)]
-    return records, list(map("\x1f".join, zip(*labelled)))
+        return [{key: value} if value else {} for value in column], column
+    records = [{k: v for k, v in zip(keys, values) if v} for values in zip(*columns)]
+    return records, list(map("\x1e".join, zip(*columns)))
 
 
 def normalize(
     raw: pd.DataFrame, headers: HeaderMap, amount_unit: str = "cents", cells: dict[str, list[str]] | None = None
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """The table ``build_schema`` validates (positional index), one column each
-    for the parsed value and, where parsing can fail, the text it came from.
+    for the parsed value and, where parsing can fail, the text it came from;
+    and each row's metadata, which no rule looks into (so it stays out of the table).
     ``cells`` (from ``_canonical_cells``) saves reading the columns twice."""
     if cells is None:
         cells = _canonical_cells(raw, headers)
-    amount_exact, amount, amount_key = _parse_amounts(cells["amount"], amount_unit)
+    amount_readable, amount, amount_key = _parse_amounts(cells["amount"], amount_unit)
     currency = _currencies(cells["currency"])
     reason = _nfc(cells["reason"])
     metadata, metadata_key = _metadata(raw, headers)
     emails = list(map(str.casefold, cells["email"]))
-    duplicate_key = list(map("\x1f".join, zip(emails, amount_key, currency, reason, metadata_key)))
+    compared = [emails, amount_key, currency, reason] + ([] if metadata_key is None else [metadata_key])
+    duplicate_key = list(map("\x1f".join, zip(*compared)))
 
     def text(values: list[str]) -> pd.Series:
         return pd.Series(values, dtype="str")
 
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "name": text(_nfc(cells["name"])),
             "email": text(cells["email"]),
             "phone": text(_phones(cells["phone"])),
             "amount_text": text(cells["amount"]),
-            "amount_exact": amount_exact,
+            "amount_readable": amount_readable,
             "amount": amount,
             "currency": text(currency),
             "reason": text(reason),
@@ -791,11 +810,11 @@ def normalize(
             "external_id": text(cells["external_id"]),
             "expires_text": text(cells["expires_at"]),
             "expires_at": _parse_expiries(cells["expires_at"]),
-            "metadata": pd.Series(metadata, dtype=object),
             "duplicate_key": text(duplicate_key),
         },
         copy=False,  # the columns were just built for this frame
     )
+    return table, metadata
 
 
 # ---------------------------------------------------------------------------
@@ -831,21 +850,34 @@ def validate(
     headers = resolve_headers(raw.columns)
     with paused_gc():
         cells = _canonical_cells(raw, headers)
-        table = normalize(raw, headers, amount_unit, cells)
+        table, metadata = normalize(raw, headers, amount_unit, cells)
         schema = build_schema(
             now=int(time.time() if now is None else now), allow_duplicate_rows=allow_duplicate_rows,
             max_amount=max_amount,
         )
         failures = _failures(schema, table)
-        return _report(raw, headers, table, failures, amount_unit, lang, cells, max_amount=max_amount)
+        return _report(raw, headers, table, metadata, failures, amount_unit, lang, cells, max_amount=max_amount)
 
 
-def _failures(schema: pa.DataFrameSchema, table: pd.DataFrame) -> pd.DataFrame:
+# What pandera runs at every validation.  Pinned, whatever PANDERA_VALIDATION_ENABLED
+# or PANDERA_VALIDATION_DEPTH the environment holds: "False" or "SCHEMA_ONLY" there
+# would otherwise pass every row of every file as valid, and pay it.
+# DATA_ONLY: every rule (the checks) runs on every row; pandera's schema-level
+# checks (dtypes, nulls, the set of columns) are skipped here because they test
+# the table normalize() builds, not the user's file -- tests/test_schema.py runs
+# them (FULL_DEPTH) on every kind of input instead.  They were a fifth of the
+# validation time of a 100,000-row file.
+RUN_DEPTH = {"validation_enabled": True, "validation_depth": ValidationDepth.DATA_ONLY}
+FULL_DEPTH = {"validation_enabled": True, "validation_depth": ValidationDepth.SCHEMA_AND_DATA}
+
+
+def _failures(schema: pa.DataFrameSchema, table: pd.DataFrame, depth: dict | None = None) -> pd.DataFrame:
     """pandera's failure table reduced to distinct (position, code) pairs."""
     try:
         # inplace: the schema coerces nothing, so pandera's defensive copy of
         # the whole table would only be thrown away.
-        schema.validate(table, lazy=True, inplace=True)
+        with config_context(**(depth or RUN_DEPTH)):
+            schema.validate(table, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
     else:
@@ -869,13 +901,14 @@ def _report(
     raw: pd.DataFrame,
     headers: HeaderMap,
     table: pd.DataFrame,
+    metadata: list[dict[str, str]],
     failures: pd.DataFrame,
     amount_unit: str,
     lang: str,
     cells: dict[str, list[str]] | None = None,
     max_amount: int | None = None,
 ) -> pd.DataFrame:
-    labels = list(raw.index)
+    labels = raw.index.to_numpy()
     limit = "" if max_amount is None else money(max_amount)
     # Messages quote the cell as the user typed it, not the parsed value.
     if cells is None:
@@ -884,9 +917,10 @@ def _report(
     rows_by_external_id = _rows_sharing(table["external_id"], labels, failures, "duplicate_external_id")
     first_by_key = _first_rows(table["duplicate_key"], labels, failures)
 
-    reasons = table["reason"].tolist()
-    external_ids = table["external_id"].tolist()
-    duplicate_keys = table["duplicate_key"].tolist()
+    # Looked up only at the failing positions: arrays, not 100,000-item lists.
+    reasons = table["reason"].to_numpy(dtype=object)
+    external_ids = table["external_id"].to_numpy(dtype=object)
+    duplicate_keys = table["duplicate_key"].to_numpy(dtype=object)
     codes: dict[int, list[str]] = {}
     messages: dict[int, list[str]] = {}
     for position, code in zip(failures["position"].tolist(), failures["code"].tolist()):
@@ -908,6 +942,8 @@ def _report(
         message_texts[position] = " | ".join(messages[position])
     error_code = pd.Series(code_texts, dtype="str")
     error_message = pd.Series(message_texts, dtype="str")
+    valid = np.ones(len(raw), dtype=bool)
+    valid[list(codes)] = False
     bad_phone = failures.loc[failures["code"] == "invalid_phone", "position"]
     phone = table["phone"].copy()
     phone.iloc[bad_phone.to_numpy()] = ""
@@ -923,10 +959,10 @@ def _report(
             "customer_id": table["customer_id"],
             "external_id": table["external_id"],
             "expires_at": table["expires_at"],
-            "metadata": table["metadata"],
-            "valid": (error_code == "").astype(bool),
-            "error_code": error_code.astype("str"),
-            "error_message": error_message.astype("str"),
+            "metadata": pd.Series(metadata, dtype=object),
+            "valid": pd.Series(valid),
+            "error_code": error_code,
+            "error_message": error_message,
         },
         copy=False,  # copy-on-write: the table is not used again
     )
@@ -934,7 +970,7 @@ def _report(
     return result
 
 
-def _rows_sharing(values: pd.Series, labels: list, failures: pd.DataFrame, code: str) -> dict[str, str]:
+def _rows_sharing(values: pd.Series, labels: np.ndarray, failures: pd.DataFrame, code: str) -> dict[str, str]:
     """For each repeated value: the row numbers holding it, "3, 8, 12"
     (the first five and a count when there are many)."""
     positions = failures.loc[failures["code"] == code, "position"].to_numpy()
@@ -949,7 +985,7 @@ def _rows_sharing(values: pd.Series, labels: list, failures: pd.DataFrame, code:
     return shown
 
 
-def _first_rows(keys: pd.Series, labels: list, failures: pd.DataFrame) -> dict[str, str]:
+def _first_rows(keys: pd.Series, labels: np.ndarray, failures: pd.DataFrame) -> dict[str, str]:
     """For each repeated row key: the row number of its first occurrence."""
     if not (failures["code"] == "duplicate_row").any():
         return {}

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import openpyxl
 import pytest
 
@@ -19,7 +20,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def _commands(group, prefix=""):
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         full = f"{prefix}{name}"
         if hasattr(command, "commands"):
             yield from _commands(command, full + " ")

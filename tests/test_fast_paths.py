@@ -97,14 +97,16 @@ def test_text_helpers_agree_with_pandas(values):
     assert schema._currencies(values) == [v.upper() if v else "MXN" for v in values]
 
 
-_AMOUNT = st.text(alphabet=st.sampled_from(list("0123456789,.$+- \u00a0e")), max_size=10)
+_AMOUNT = st.text(alphabet=st.sampled_from(list("0123456789,.$+- \u00a0e\u00b2\u0661")), max_size=10) | st.sampled_from(
+    ["9" * 15, "9" * 13, "1" + "0" * 13, "0" * 20 + "1", "1" + "0" * 15, "9" * 16, "9" * 17, "9" * 5000]
+)
 
 
 @pytest.mark.parametrize("unit", ["cents", "pesos"])
 @settings(max_examples=150, deadline=None)
 @given(texts=st.lists(_AMOUNT, max_size=10))
 def test_amount_parsing_agrees_with_the_per_cell_rules(unit, texts):
-    exact, cents, key = schema._parse_amounts(texts, unit)
+    readable, cents, key = schema._parse_amounts(texts, unit)
     for position, text in enumerate(texts):
         cleaned = re.sub(r"\s+", "", text)
         if unit == "pesos":
@@ -115,10 +117,10 @@ def test_amount_parsing_agrees_with_the_per_cell_rules(unit, texts):
             if abs(value) >= schema.MAX_AMOUNT_CENTS:
                 value = None
         whole = int(value) if value is not None and value == value.to_integral_value() else None
-        assert exact.iloc[position] == value and (exact.iloc[position] is None) == (value is None)
+        assert readable.iloc[position] == (value is not None)
         assert (cents.iloc[position] is pd.NA and whole is None) or cents.iloc[position] == whole
         assert key[position] == ("?" + text if whole is None else str(whole))
-    assert str(cents.dtype) == "Int64" and exact.dtype == object
+    assert str(cents.dtype) == "Int64" and readable.dtype == bool
 
 
 def test_expiries_by_distinct_text():
@@ -184,6 +186,59 @@ def test_rows_become_the_same_frame(rows):
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
+def csv_module_columns(payload: bytes, delimiter: str) -> list[list[str]]:
+    """The definition: every record as ``csv.reader`` reads it, padded into columns."""
+    rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline=""), delimiter=delimiter))
+    return [column.tolist() for column in sheets._rows_to_columns(rows)]
+
+
+TRICKY_CSV = [
+    "a,b\n1,2\n", "a,b\n\n1,2\n", "a,b\n  \n1,2", "a,b\n1\n1,2,3\n", 'a,b\n"x\ny",2\n3,4\n', 'a,b\nb"c,d\n',
+    'a,b\n"ab"c,d\n', "a,b\r\n1,2\r\n\r\n", "a,b\r1,2\r", 'a,b\n"unterminated,2\n', "a,b\n,\n,,\n",
+    "a,b,c\n1,2\n", '"a""b",c\n"""",""\n', "\na,b\n1,2\n", "a,b\n1,2", "a\n#1\n", "a,b\n NA ,null\n",
+    'a,b\n"x\r\ny",2\r\n', "a;b\n1;2\n", "a,b\n\t,\t\n", "a\n\n\n", "é,ñ\n«x»,€\n", 'a,b\n "q" ,2\n',
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_CSV)
+def test_tokenizer_reads_csv_as_the_csv_module_does(text):
+    delimiter = ";" if ";" in text else ","
+    got = sheets._tokenized_columns(text.encode("utf-8"), delimiter)
+    if got is not None:
+        assert [column.tolist() for column in got] == csv_module_columns(text.encode("utf-8"), delimiter)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab1 ,;\"\n\r\té#"), max_size=30), min_size=1, max_size=6),
+       st.sampled_from([",", ";", "\t"]))
+def test_tokenizer_agrees_with_the_csv_module_on_generated_text(lines, delimiter):
+    text = "\n".join(lines)
+    got = sheets._tokenized_columns(text.encode("utf-8"), delimiter)
+    if got is not None:
+        assert [column.tolist() for column in got] == csv_module_columns(text.encode("utf-8"), delimiter)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_CELL | st.sampled_from(['"', ",", "\n", "a\r\nb", '""x""']), min_size=1, max_size=4),
+                min_size=1, max_size=8))
+def test_tokenizer_agrees_with_the_csv_module_on_written_csv(rows):
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    payload = out.getvalue().encode("utf-8")
+    got = sheets._tokenized_columns(payload, ",")
+    if got is not None:
+        assert [column.tolist() for column in got] == csv_module_columns(payload, ",")
+
+
+def test_the_tokenizer_takes_the_usual_file_and_leaves_ragged_ones_to_the_csv_module(tmp_path):
+    assert sheets._tokenized_columns(b"a,b\n1,2\n\n3,4\n", ",") is not None
+    assert sheets._tokenized_columns(b"a,b\n1,2,3\n", ",") is None
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_bytes(b"nombre,correo\nAna,ana@x.mx,extra\n")
+    frame = sheets.read_table(ragged)
+    assert frame.columns.tolist() == ["nombre", "correo", "(C)"] and frame.loc[2].tolist() == ["Ana", "ana@x.mx", "extra"]
+
+
 # --------------------------------------------------------------------------- writing
 
 
@@ -243,3 +298,36 @@ def test_validation_sheet_and_summary_per_row_definitions():
     summary = report.summarize(frame, validated)
     assert summary.counts == {"valid": 2, "invalid": 1}
     assert summary.amounts == {"valid": 400}
+
+
+def reference_summary(frame: pd.DataFrame, validated: pd.DataFrame) -> report.Summary:
+    """Row by row: the definition of the summary's counts and sums."""
+    counts, amounts, totals = {}, {}, {}
+    for number, status in zip(frame.index, frame["status"].tolist()):
+        counts[status] = counts.get(status, 0) + 1
+        amount = validated.at[number, "amount"]
+        if pd.notna(amount):
+            amounts[status] = amounts.get(status, 0) + int(amount)
+            if status == report.CREATED:
+                currency = validated.at[number, "currency"]
+                totals[currency] = totals.get(currency, 0) + int(amount)
+    return report.Summary(
+        counts={s: counts[s] for s in report.STATUS_ORDER if counts.get(s)},
+        amount_created=sum(totals.values()), currency_totals=totals, amounts=amounts,
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(report.STATUS_ORDER), st.sampled_from(["MXN", "USD"]),
+                          st.none() | st.integers(0, 10**15)), max_size=12))
+def test_summary_sums_exactly_what_the_rows_say(rows):
+    index = pd.Index(range(2, 2 + len(rows)), dtype="int64")
+    frame = pd.DataFrame({"status": pd.Series([r[0] for r in rows], index=index, dtype=object)})
+    validated = pd.DataFrame(
+        {"currency": pd.Series([r[1] for r in rows], index=index, dtype="str"),
+         "amount": pd.Series([r[2] for r in rows], index=index, dtype="Int64")}
+    )
+    got = report.summarize(frame, validated)
+    expected = reference_summary(frame, validated)
+    assert got == expected
+    assert list(got.currency_totals) == list(expected.currency_totals) and list(got.amounts) == list(expected.amounts)

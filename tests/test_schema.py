@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
@@ -465,3 +466,42 @@ def test_many_rows_in_reasonable_time():
     result = schema.validate(raw, now=NOW)
     assert time.perf_counter() - started < 10
     assert (~result["valid"]).sum() == len(range(0, n, 3))
+
+
+# --------------------------------------------------------------------------- what pandera runs
+
+
+_CELL_TEXT = st.sampled_from(
+    ["", " ", "x", "ana@ejemplo.mx", "no-es-correo", "150000", "150.50", "$1,500.00", "-100", "12-34", "55 1234 5678",
+     "MXN", "mnx", "2030-12-31", "ayer", "F1", "josé@x.mx", "9" * 30, "Motivo " * 8, "=1+1", "\u00a0", "NaN", "None"]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.fixed_dictionaries({k: _CELL_TEXT for k in BASE}), min_size=1, max_size=6),
+       st.sampled_from(schema.AMOUNT_UNITS))
+def test_the_table_normalize_builds_passes_pandera_schema_level_checks(rows, unit):
+    """Validation runs pandera with DATA_ONLY (every rule, on every row): the schema-level checks
+    (dtypes, nulls, the column set) test only what normalize() builds, so they run here instead,
+    on every kind of cell: they never fail, and the rules find exactly the same problems."""
+    raw = table(*rows)
+    headers = schema.resolve_headers(list(raw.columns))
+    normalized, _ = schema.normalize(raw, headers, unit)
+    built = schema.build_schema(now=NOW)
+    full = schema._failures(built, normalized, schema.FULL_DEPTH)  # raises on a failure outside the rules
+    assert full.equals(schema._failures(built, normalized))
+
+
+@pytest.mark.parametrize("setting", [{"PANDERA_VALIDATION_DEPTH": "SCHEMA_ONLY"}, {"PANDERA_VALIDATION_ENABLED": "False"}])
+def test_pandera_settings_in_the_environment_cannot_switch_the_rules_off(tmp_path, setting):
+    """pandera reads these at import: with them, an unpinned validate() passes every row as valid."""
+    import subprocess
+    import sys
+
+    source = tmp_path / "pagos.csv"
+    source.write_text("nombre,correo,monto,motivo\nAna,no-es-correo,150.50,Pago\n", encoding="utf-8")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("PANDERA_", "BATCH_PAYOUTS_"))}, **setting}
+    done = subprocess.run([sys.executable, "-m", "batch_payouts", "validate", str(source)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 1, done.stderr
+    assert "invalid_email" in (tmp_path / "pagos.results.csv").read_text(encoding="utf-8-sig")
