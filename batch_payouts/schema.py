@@ -794,7 +794,10 @@ def normalize(
     duplicate_key = list(map("\x1f".join, zip(*compared)))
 
     def text(values: list[str]) -> pd.Series:
-        return pd.Series(values, dtype="str")
+        # Plain Python str in an object column: what pandera's ``str`` accepts
+        # (tests/test_schema.py runs its dtype checks on this table), without
+        # pandas' per-cell conversion into its string dtype.
+        return pd.Series(values, dtype=object)
 
     table = pd.DataFrame(
         {
@@ -940,8 +943,8 @@ def _report(
     for position, found in codes.items():
         code_texts[position] = ";".join(found)
         message_texts[position] = " | ".join(messages[position])
-    error_code = pd.Series(code_texts, dtype="str")
-    error_message = pd.Series(message_texts, dtype="str")
+    error_code = pd.Series(code_texts, dtype=object)
+    error_message = pd.Series(message_texts, dtype=object)
     valid = np.ones(len(raw), dtype=bool)
     valid[list(codes)] = False
     bad_phone = failures.loc[failures["code"] == "invalid_phone", "position"]
