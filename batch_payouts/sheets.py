@@ -244,7 +244,7 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
     if data.startswith(b"PK\x03\x04"):
         raise InputFileError(EXCEL_WITH_CSV_EXTENSION, path=str(file), ext=ext)
     text, encoding = _decode(data, file)
-    if not text.strip():
+    if not text or text.isspace():  # only whitespace (strip() would copy the whole file to say so)
         raise InputFileError(EMPTY_FILE, path=str(file))
     hint = _SEP_HINT.match(text)
     if hint:  # Excel's own "sep=;" first line: it names the delimiter and is not a row
@@ -591,6 +591,17 @@ def joined_cells(texts: list[str]) -> str:
     return "\x00".join(["", *texts, ""])
 
 
+def _nul_positions(joined: str, texts: list[str]) -> np.ndarray:
+    """The offsets of the NULs in ``joined_cells(texts)``: read from its bytes when
+    every character is one Latin-1 byte (the usual column: offsets in bytes are
+    offsets in characters, and that copy is a memcpy), else summed from the texts' lengths."""
+    try:
+        return np.flatnonzero(np.frombuffer(joined.encode("latin-1"), dtype=np.uint8) == 0)
+    except UnicodeEncodeError:
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+        return np.concatenate(([0], np.cumsum(lengths + 1)))
+
+
 def flagged_positions(pattern: re.Pattern, texts: list[str], joined: str | None = None) -> list[int] | None:
     """The positions of the texts in which ``pattern`` matches, from one scan
     of ``joined_cells(texts)`` (NUL never occurs in a cell).
@@ -607,8 +618,7 @@ def flagged_positions(pattern: re.Pattern, texts: list[str], joined: str | None 
         return []
     if joined.count("\x00") != len(texts) + 1:
         return None
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    starts = np.concatenate(([0], np.cumsum(lengths + 1)))  # where each text's leading NUL is
+    starts = _nul_positions(joined, texts)  # where each text's leading NUL is (and the last NUL)
     found = np.fromiter((match.start() for match in pattern.finditer(joined)), dtype=np.int64)
     return np.unique(np.searchsorted(starts, found, side="right") - 1).tolist()
 
