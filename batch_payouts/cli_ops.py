@@ -292,8 +292,9 @@ def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
 @ledger_option
 @lang_option
 @config_option
+@json_option
 def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version, sandbox, rate_limit, output_path,
-           ledger_path, lang) -> None:
+           ledger_path, lang, as_json) -> None:
     """Cancel payout orders of a batch: their references can no longer be cashed.
 
     Shows what will be cancelled and asks for confirmation (on a terminal; --yes otherwise).
@@ -314,6 +315,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                                      lang=lang)
             if not chosen:
                 click.echo(M["nothing_to_cancel"].format(lang, batch=short))
+                if as_json:
+                    _print_json(_cancel_json(batch, 0, []))
                 sys.exit(0)
             client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
                                      command="cancel")
@@ -330,6 +333,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                     raise BatchError(NEED_YES, count=len(chosen))
                 if not click.confirm(M["confirm"].format(lang, count=len(chosen)), default=False):
                     click.echo(M["declined"].format(lang))
+                    if as_json:
+                        _print_json({**_cancel_json(batch, 1, []), "declined": True})
                     sys.exit(1)
             outcomes = ops.cancel_rows(ledger, client, batch, chosen)
             changed = [o.row.row_key for o in outcomes if o.result == "cancelled" or o.status != o.row.order_status]
@@ -349,7 +354,28 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     count = {kind: sum(1 for o in outcomes if o.result == kind) for kind in ("cancelled", "already", "failed")}
     click.echo(M["cancel_summary"].format(lang, amount=_amounts(done), **count))
     _sheet_line(sheet, sheet_error, lang)
-    sys.exit(1 if count["failed"] or sheet_error else 0)
+    code = 1 if count["failed"] or sheet_error else 0
+    if as_json:
+        _print_json(_cancel_json(batch, code, outcomes, sheet))
+    sys.exit(code)
+
+
+def _cancel_json(batch: dict, code: int, outcomes: list, sheet: Path | None = None) -> dict:
+    """What `cancel --json` prints: each chosen row's outcome, and the money that can no longer be cashed."""
+    def row(o) -> dict:
+        return {"row": o.row.row_number, "payout_order_id": o.row.payout_order_id, "reference": o.row.reference,
+                "amount": o.row.amount, "currency": o.row.currency, "status": o.status,
+                **({"error": str(o.error)} if o.result == "failed" else {})}
+
+    cancelled: dict[str, int] = {}
+    for o in outcomes:
+        if o.result == "cancelled":
+            cancelled[o.row.currency] = cancelled.get(o.row.currency, 0) + o.row.amount
+    return {
+        "batch_id": batch["batch_id"], "exit_code": code,
+        **{kind: [row(o) for o in outcomes if o.result == kind] for kind in ("cancelled", "already", "failed")},
+        "amount_cancelled": cancelled, "sheet": str(sheet) if sheet else None,
+    }
 
 
 @main.command()
@@ -519,7 +545,8 @@ def show(ref, ledger_path, lang, as_json) -> None:
 @ledger_option
 @lang_option
 @config_option
-def report_command(since, until, output_path, ledger_path, lang) -> None:
+@json_option
+def report_command(since, until, output_path, ledger_path, lang, as_json) -> None:
     """One XLSX with every payout created in a period, across batches, with its latest known status.
 
     Run `status` first for fresh statuses.
@@ -540,3 +567,5 @@ def report_command(since, until, output_path, ledger_path, lang) -> None:
     for currency, amount in zip(frame["currency"], frame["amount"]):
         totals[currency] = totals.get(currency, 0) + int(amount)
     click.echo(M["report_written"].format(lang, path=target, count=len(frame), totals=_amounts(totals)))
+    if as_json:
+        _print_json({"path": str(target), "payouts": len(frame), "totals": totals, "since": since, "until": until})

@@ -217,6 +217,12 @@ def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch
     assert all(isinstance(r["reference"], str) and len(r["reference"]) == 16 for r in lines)
     assert lines[0]["input_name"] == "pagos.csv" and lines[0]["status_checked_at"]
 
+    as_json = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target, "--json")
+    assert as_json.exit_code == 0, as_json.output
+    summary = json.loads(as_json.output.strip().splitlines()[-1])
+    assert summary == {"path": str(target), "payouts": 3, "totals": {"MXN": 30600},
+                       "since": today.isoformat(), "until": tomorrow.isoformat()}
+
     monkeypatch.chdir(env)
     later = cli("report", "--since", tomorrow.isoformat())
     assert later.exit_code == 2  # until (now) is before since
@@ -247,3 +253,22 @@ def test_status_and_reconcile_print_json_for_scripts(sandbox, env, cli):
     rec = cli("reconcile", batch_id, "--api-base", sandbox.url, "--json")
     data = json.loads(rec.stdout.strip().splitlines()[-1])
     assert (data["exit_code"], data["agreed"], data["orphans"], data["missing"]) == (0, 2, [], [])
+
+
+def test_cancel_json_lists_each_outcome_and_the_money_that_can_no_longer_be_cashed(sandbox, env, cli):
+    out, batch_id = _run(sandbox, env, cli, count=3)
+    rows = _ledger_rows(env)
+    sandbox.set_order_status(rows[3]["payout_order_id"], "cashed")  # the ledger does not know yet
+    result = cli("cancel", out, "--rows", "2-3", "--yes", "--api-base", sandbox.url, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["batch_id"] == batch_id and data["exit_code"] == 0 and data["failed"] == []
+    assert [(r["row"], r["status"], r["amount"]) for r in data["cancelled"]] == [(2, "cancelled", 10100)]
+    assert [(r["row"], r["status"]) for r in data["already"]] == [(3, "cashed")]
+    assert data["cancelled"][0]["reference"] == rows[2]["reference"]
+    assert data["amount_cancelled"] == {"MXN": 10100} and data["sheet"] == str(out)
+
+    nothing = cli("cancel", out, "--rows", "2", "--yes", "--api-base", sandbox.url, "--json")
+    assert nothing.exit_code == 0, nothing.output
+    again = json.loads(nothing.output.strip().splitlines()[-1])
+    assert again["cancelled"] == [] and again["amount_cancelled"] == {}
