@@ -221,11 +221,12 @@ def _now_text() -> str:
     return datetime.now(report.MEXICO_CITY).isoformat(timespec="seconds")
 
 
-def validate_job(options: RunOptions) -> JobResult:
-    """Read and validate only: no network, no ledger."""
+def validate_job(options: RunOptions, *, loaded: LoadedFile | None = None) -> JobResult:
+    """Read and validate only: no network, no ledger.  ``loaded``: the file already read
+    and validated with these options (``load_file``), so it is not done twice."""
     started = _now_text()
     output = resolve_output(options.input_path, options.output_path)
-    loaded = load_file(options.input_path, options)
+    loaded = loaded or load_file(options.input_path, options)
     frame = report.validation_frame(loaded.raw, loaded.validated)
     summary = _write(frame, output, loaded, options, {"started_at": started})
     return JobResult(output, frame, summary, loaded)
@@ -247,15 +248,17 @@ def run_job(
     on_start: Callable[[LoadedFile, int], None] | None = None,
     environ: dict[str, str] | None = None,
     stop: threading.Event | None = None,
+    loaded: LoadedFile | None = None,
 ) -> JobResult:
-    """Validate, then pay every valid row exactly once and write the results sheet."""
+    """Validate, then pay every valid row exactly once and write the results sheet.
+    ``loaded``: the file already read and validated with these options (``load_file``)."""
     from batch_payouts.audit import audit_path_for, open_audit
     from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
 
     started = _now_text()
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)
-    loaded = load_file(options.input_path, options)
+    loaded = loaded or load_file(options.input_path, options)
     check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
     with ExitStack() as stack:

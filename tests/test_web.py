@@ -319,14 +319,19 @@ def test_a_live_key_without_live_stops_before_paying(web_settings, sandbox):
         assert "LIVE" in again.text and 'id="review-blocker"' in again.text and 'id="continue"' not in again.text
 
 
-def test_low_balance_blocks_the_confirmation(web_settings, tmp_path):
+def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch):
+    from batch_payouts import sheets
     from batch_payouts.sandbox import Sandbox
 
+    reads = []
+    read_table = sheets.read_table
+    monkeypatch.setattr(sheets, "read_table", lambda *a, **k: reads.append(a) or read_table(*a, **k))
     with Sandbox(starting_balance=100) as poor:
         with WebServer(replace(web_settings, api_base=poor.url)) as running:
             review = Visitor(running.url).upload(SAMPLES / "beneficiaries.xlsx")
     assert "Saldo insuficiente" in review.text and 'id="continue"' not in review.text
     assert re.search(r"14 válidas", text_of(review)), "the rows are still reviewed"
+    assert len(reads) == 1, "the blocked review reads and validates the file once"
 
 
 # -- after the run: statuses, cancellations ----------------------------------------------------------------

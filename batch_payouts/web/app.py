@@ -37,7 +37,7 @@ from batch_payouts.audit import audit_path_for
 from batch_payouts.conekta import DEFAULT_API_VERSION, is_loopback
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.i18n import LANGUAGES, Text, money
-from batch_payouts.jobs import JobResult, RunOptions, run_job, validate_job
+from batch_payouts.jobs import JobResult, RunOptions, load_file, run_job, validate_job
 from batch_payouts.ledger import Ledger
 from batch_payouts.operations import (
     PENDING_STATUSES,
@@ -282,15 +282,19 @@ class WebApp:
         review: dict[str, Any] = {"error": None, "blocker": None}
         options = self.run_options(upload, lang, output_path=self.uploads.annotated_path(upload), dry_run=True)
         try:
-            result = run_job(options, environ=self.settings.environ)
+            loaded = load_file(options.input_path, options)  # read and validated once, for both paths below
+            try:
+                result = run_job(options, environ=self.settings.environ, loaded=loaded)
+            except InputFileError:
+                raise
+            except BatchError as error:  # it can, but cannot be paid now: still show what is wrong with the rows
+                review["blocker"] = error.message(lang)
+                result = validate_job(options, loaded=loaded)
         except InputFileError as error:  # the file itself cannot be read: nothing more to show
             review["error"] = error.message(lang)
             upload.review = review
             self.uploads.put(upload)
             return
-        except BatchError as error:  # it can, but cannot be paid now: still show what is wrong with the rows
-            review["blocker"] = error.message(lang)
-            result = validate_job(options)
         review.update(self._review_facts(result))
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
             review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
