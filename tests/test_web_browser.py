@@ -157,6 +157,15 @@ def test_drag_and_drop_upload_and_english(page, web_settings, request):
             )
             page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
             assert page.inner_text("#file-name") == "arrastrado.csv"
+        with steps.step("busy"):
+            # Held back once: what the user sees while a large file is being reviewed.
+            page.evaluate("""() => document.getElementById("upload-form").addEventListener(
+                "submit", (event) => event.preventDefault(), {once: true})""")
+            assert page.locator("#upload-busy").is_hidden()
+            page.click("#upload-button")
+            page.wait_for_function("() => document.getElementById('upload-button').disabled")
+            assert "Reviewing the file" in page.inner_text("#upload-busy")
+            page.evaluate("() => { document.getElementById('upload-button').disabled = false; }")
         with steps.step("review"):
             page.click("#upload-button")
             page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))

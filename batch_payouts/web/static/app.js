@@ -24,6 +24,22 @@
     });
   }
 
+  function setupUploadBusy() {
+    // The review of a large file takes seconds: say so, and keep a second click from uploading it twice.
+    var form = document.getElementById("upload-form");
+    var busy = document.getElementById("upload-busy");
+    var button = document.getElementById("upload-button");
+    if (!form || !busy || !button) return;
+    form.addEventListener("submit", function () {
+      busy.hidden = false;
+      window.setTimeout(function () { button.disabled = true; }, 0);  // after the browser has taken the submission
+    });
+    window.addEventListener("pageshow", function () {  // back from the review (page cache): ready again
+      busy.hidden = true;
+      button.disabled = false;
+    });
+  }
+
   function setupProgress() {
     var box = document.getElementById("progress");
     if (!box || box.dataset.running !== "yes") return;
@@ -54,5 +70,5 @@
     poll();
   }
 
-  document.addEventListener("DOMContentLoaded", function () { setupDrop(); setupProgress(); });
+  document.addEventListener("DOMContentLoaded", function () { setupDrop(); setupUploadBusy(); setupProgress(); });
 })();
