@@ -190,7 +190,7 @@ def _heavy_imports():
     then freeze what they made (``gc.freeze``) until the command ends.
 
     Otherwise the collector walks the young modules over and over while they load and once more
-    after (~0.05 s of a 1.3 s `validate` of 100,000 rows), and a module lives until exit anyway.
+    after (~0.05 s of a 1.2 s `validate` of 100,000 rows), and a module lives until exit anyway.
     The command's end unfreezes them (``call_on_close``), so an in-process caller such as the test
     runner gets its collector back as it was.  A caller that paused or froze the collector itself
     is left alone.
