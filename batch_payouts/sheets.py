@@ -265,7 +265,10 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
 
 def _tokenized_columns(payload: bytes, delimiter: str) -> list[np.ndarray] | None:
     """``csv.reader``'s records through pandas' C tokenizer, or None where the two
-    could differ (a row longer than the first, an unclosed quote)."""
+    could differ (a row longer than the first, an unclosed quote, a byte-order mark
+    left at the start, which pandas would drop)."""
+    if payload.startswith(b"\xef\xbb\xbf"):
+        return None
     try:
         frame = pd.read_csv(
             io.BytesIO(payload), sep=delimiter, header=None, dtype=object, na_filter=False,

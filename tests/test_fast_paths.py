@@ -197,6 +197,7 @@ TRICKY_CSV = [
     'a,b\n"ab"c,d\n', "a,b\r\n1,2\r\n\r\n", "a,b\r1,2\r", 'a,b\n"unterminated,2\n', "a,b\n,\n,,\n",
     "a,b,c\n1,2\n", '"a""b",c\n"""",""\n', "\na,b\n1,2\n", "a,b\n1,2", "a\n#1\n", "a,b\n NA ,null\n",
     'a,b\n"x\r\ny",2\r\n', "a;b\n1;2\n", "a,b\n\t,\t\n", "a\n\n\n", "é,ñ\n«x»,€\n", 'a,b\n "q" ,2\n',
+    "\ufeffa,b\n1,2\n", "a,b\n\ufeff1,2\n", "a\u2028b,c\n1,2\x85\n", "a,b\x0c\n\x1a,2\n",
 ]
 
 
@@ -209,7 +210,8 @@ def test_tokenizer_reads_csv_as_the_csv_module_does(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.text(st.sampled_from("ab1 ,;\"\n\r\té#"), max_size=30), min_size=1, max_size=6),
+@given(st.lists(st.text(st.sampled_from("ab1 ,;\"\n\r\té#'\\\ufeff\x0b\x0c\x1a\x1c\x1e\x85\u2028"), max_size=30),
+                min_size=1, max_size=6),
        st.sampled_from([",", ";", "\t"]))
 def test_tokenizer_agrees_with_the_csv_module_on_generated_text(lines, delimiter):
     text = "\n".join(lines)
