@@ -240,6 +240,9 @@ class _Scan:
     entries: list[dict | None]  # parsed entry per complete line, None if not an entry
 
 
+_HASH = re.compile(r"[0-9a-f]{64}")  # compiled once: this runs on every line of every reopened log
+
+
 def _parse(line: bytes) -> dict | None:
     try:
         entry = json.loads(line.decode("utf-8"))
@@ -250,7 +253,7 @@ def _parse(line: bytes) -> dict | None:
     seq, prev, ts = entry.get("seq"), entry.get("prev"), entry.get("ts")
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(ts, str):
         return None
-    if not isinstance(prev, str) or not re.fullmatch(r"[0-9a-f]{64}", prev):
+    if not isinstance(prev, str) or not _HASH.fullmatch(prev):
         return None
     # Keep only what the chain checks read: a log of a 100,000-row batch has 200,000+
     # lines, and whole entries held at once would cost hundreds of MB on every reopen.
@@ -337,8 +340,11 @@ def _head_problems(
     ))]
 
 
-def _verify_data(data: bytes, expected_head: str | None, expected_lines: int | None) -> tuple[VerifyResult, _Scan]:
-    scan = _scan(data)
+def _verify_data(
+    data: bytes, expected_head: str | None, expected_lines: int | None, scanned: _Scan | None = None
+) -> tuple[VerifyResult, _Scan]:
+    """``scanned``: ``_scan(data)`` when already at hand (parsing every line is most of the cost)."""
+    scan = scanned or _scan(data)
     problems = _chain_problems(scan)
     hashes = [line_hash(line) for line in scan.lines]
     if scan.partial is not None:
@@ -411,7 +417,7 @@ def audit_path_for(results_sheet: Path) -> Path:
 class AuditLog:
     """An append-only, hash-chained JSON-lines file shared by the worker threads of a run."""
 
-    def __init__(self, path: Path, fd: int, previous: VerifyResult) -> None:
+    def __init__(self, path: Path, fd: int, previous: VerifyResult, read: tuple[bytes, _Scan] | None = None) -> None:
         self.path = path
         self.previous = previous  # what ``open`` found in the existing file
         self._fd: int | None = fd
@@ -425,7 +431,7 @@ class AuditLog:
         self._pending_head: tuple[str, int] | None = None
         _lock_file(fd)
         try:
-            self._load(broken=not previous.ok)
+            self._load(broken=not previous.ok, read=read)
         finally:
             _unlock_file(fd)
 
@@ -448,15 +454,18 @@ class AuditLog:
             data = _read_locked(fd)
         except OSError as error:
             raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
-        previous, _ = _verify_data(data, expected_head, expected_lines)
-        return cls(path, fd, previous)
+        scan = _scan(data)
+        previous, _ = _verify_data(data, expected_head, expected_lines, scan)
+        return cls(path, fd, previous, read=(data, scan))
 
     # The file's state, read under the locks: the chain's tail, and whether the
     # last line is an unfinished write to terminate before the next entry.
-    def _load(self, broken: bool = False) -> None:
+    def _load(self, broken: bool = False, read: tuple[bytes, _Scan] | None = None) -> None:
+        """``read``: bytes already read and scanned (by ``open``), reused when the file still holds exactly them."""
         assert self._fd is not None
         data = _pread_all(self._fd)
-        checked, scan = _verify_data(data, None, None)  # a whole line without its newline counts as a line
+        scanned = read[1] if read is not None and read[0] == data else None
+        checked, scan = _verify_data(data, None, None, scanned)  # a whole line without its newline counts as a line
         lines, entries = scan.lines, scan.entries
         self._prefix = b"\n" if data and not data.endswith(b"\n") else b""
         self._pending_head = None

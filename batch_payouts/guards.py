@@ -50,10 +50,11 @@ def plan_batch(
     settled = ("created", "duplicate") if retry_failed else ("created", "duplicate", "failed")
     done = {key for key, state in ledger.row_states(batch_id).items() if state in settled}
     plan = Plan()
+    key_of = keys.to_dict()  # a dict lookup per row, not a Series lookup
     for number, row in rows_of(validated):
         if not row["valid"]:
             continue
-        if keys[number] in done:
+        if key_of[number] in done:
             plan.already_done += 1
             continue
         plan.to_send.append(number)
