@@ -52,8 +52,19 @@ class Visitor:
         return response
 
     def upload(self, path: Path, name: str | None = None, unit: str = "cents") -> requests.Response:
+        """The review page of the upload, as a person sees it once the review is done (a slow
+        machine may first show the page that refreshes itself while the review goes on)."""
         with open(path, "rb") as handle:
-            return self.post("/upload", {"amount_unit": unit}, files={"file": (name or path.name, handle)})
+            response = self.post("/upload", {"amount_unit": unit}, files={"file": (name or path.name, handle)})
+        return self.reviewed(response)
+
+    def reviewed(self, response: requests.Response, timeout: float = 60) -> requests.Response:
+        deadline = time.monotonic() + timeout
+        while 'id="review-pending"' in response.text:
+            assert time.monotonic() < deadline, "the review never finished"
+            time.sleep(0.1)
+            response = self.get(response.url.replace(self.base, ""))
+        return response
 
     def confirm(self, review_url: str) -> requests.Response:
         page = self.get(review_url.replace(self.base, "") + "/confirm")
@@ -317,6 +328,45 @@ def test_a_live_key_without_live_stops_before_paying(web_settings, sandbox):
         assert sandbox.payout_orders("key_live_web_test_1234") == []
         again = visitor.upload(SAMPLES / "beneficiaries.xlsx")  # now the ledger knows the mode
         assert "LIVE" in again.text and 'id="review-blocker"' in again.text and 'id="continue"' not in again.text
+
+
+def test_a_review_that_takes_long_shows_a_page_that_refreshes_itself_then_the_review(web_settings):
+    import threading
+
+    release = threading.Event()
+    with WebServer(replace(web_settings, review_wait_seconds=0.2)) as running:
+        review, calls = running.web.review, []
+
+        def large_file(upload, lang):
+            calls.append(upload.id)
+            release.wait(30)
+            review(upload, lang)
+
+        running.web.review = large_file
+        visitor = Visitor(running.url)
+        with open(SAMPLES / "beneficiaries.xlsx", "rb") as handle:
+            pending = visitor.post("/upload", {"amount_unit": "cents"}, files={"file": ("grande.xlsx", handle)})
+        assert pending.status_code == 200 and re.search(r"/uploads/[0-9a-f]{32}$", pending.url)
+        assert 'id="review-pending"' in pending.text and "Revisando «grande.xlsx»" in text_of(pending)
+        assert '<meta http-equiv="refresh" content="2">' in pending.text
+        path = pending.url.replace(running.url, "")
+        assert 'id="review-pending"' in visitor.get(path).text  # asked again: still under way, not started twice
+        early = visitor.get(path + "/confirm")
+        assert 'id="review-pending"' in early.text, "nothing to confirm before the review"
+        release.set()
+        done = visitor.reviewed(visitor.get(path))
+    assert re.search(r"14 válidas", text_of(done)) and 'id="continue"' in done.text
+    assert len(calls) == 1, "one review, however often the page was asked for"
+
+
+def test_a_review_that_fails_says_so_instead_of_waiting_for_ever(web_settings):
+    with WebServer(replace(web_settings, review_wait_seconds=5)) as running:
+        def broken(upload, lang):
+            raise RuntimeError("disk on fire")
+
+        running.web.review = broken
+        page = Visitor(running.url).upload(SAMPLES / "beneficiaries.xlsx")
+    assert "No se pudo revisar el archivo" in text_of(page) and "disk on fire" not in page.text
 
 
 def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -143,7 +144,14 @@ def test_upload_review_confirm_watch_download_and_cancel(page, web_settings, san
 
 def test_drag_and_drop_upload_and_english(page, web_settings, request):
     steps = Steps(page, request.node.name)
-    with WebServer(web_settings) as server:
+    with WebServer(replace(web_settings, review_wait_seconds=0.1)) as server:
+        review = server.web.review
+
+        def large_file(upload, lang):  # long enough to see the page that refreshes itself
+            time.sleep(2.5)
+            review(upload, lang)
+
+        server.web.review = large_file
         with steps.step("english"):
             page.goto(server.url + "/")
             page.click("text=English")
@@ -166,9 +174,12 @@ def test_drag_and_drop_upload_and_english(page, web_settings, request):
             page.wait_for_function("() => document.getElementById('upload-button').disabled")
             assert "Reviewing the file" in page.inner_text("#upload-busy")
             page.evaluate("() => { document.getElementById('upload-button').disabled = false; }")
-        with steps.step("review"):
+        with steps.step("reviewing"):
             page.click("#upload-button")
             page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            assert "refreshes itself" in page.inner_text("#review-pending")
+        with steps.step("review"):
+            page.wait_for_selector("#count-invalid", timeout=20_000)  # the page refreshed itself
             assert "arrastrado.csv" in page.inner_text("h1")
             assert page.inner_text("#count-invalid") == "6"
             assert "Continue to payment" in page.inner_text("#continue")

@@ -10,10 +10,13 @@ and handles drag and drop, and every page works without it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, asynccontextmanager
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +102,12 @@ CANCELLED = Text(es="Cancelación: {cancelled} canceladas, {already} ya no estab
 NO_PENDING = Text(es="No hay referencias pendientes que cancelar.", en="There are no pending references to cancel.")
 UPLOAD_TOO_LARGE = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
                         en="The file is larger than {limit} MB, the upload limit.")
+REVIEW_FAILED = Text(
+    es="No se pudo revisar el archivo por un error inesperado; no se pagó nada. Vuelve a subirlo; si se repite, "
+    "avisa a quien administra este servidor.",
+    en="The file could not be reviewed because of an unexpected error; nothing was paid. Upload it again; if it "
+    "happens again, tell whoever runs this server.",
+)
 NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
 RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
 NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
@@ -134,6 +143,9 @@ class WebSettings:
     live: bool = False
     max_total: int | None = None
     max_amount: int | None = None
+    # How long the upload request waits for its review: a small file's review is shown at once, a
+    # large one's page says it is being reviewed (and refreshes itself) while the review goes on.
+    review_wait_seconds: float = 3.0
 
     @property
     def login_required(self) -> bool:
@@ -167,6 +179,9 @@ class WebApp:
         self.results_dir = settings.data_dir / "results"
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.runs = RunManager(settings.lang)
+        self._review_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="review")
+        self._reviews: dict[str, Future] = {}  # upload id -> its review under way
+        self._reviews_lock = threading.Lock()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["money"] = money
         self.templates.env.filters["when"] = time_text
@@ -273,8 +288,40 @@ class WebApp:
             return RedirectResponse("/", status_code=303)
         finally:
             await sent.close()
-        await run_in_threadpool(self.review, upload, lang)
+        review = asyncio.wrap_future(self.start_review(upload.id, lang))
+        try:  # a small file: straight to its review; a large one: to the page that says it is under way
+            await asyncio.wait_for(asyncio.shield(review), timeout=self.settings.review_wait_seconds)
+        except asyncio.TimeoutError:
+            pass
         return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+
+    def start_review(self, upload_id: str, lang: str) -> Future:
+        """The upload's review, on a background thread: started unless one is under way (a server
+        restarted during a review starts it again when the page is asked for)."""
+        with self._reviews_lock:
+            future = self._reviews.get(upload_id)
+            if future is None:
+                future = self._review_pool.submit(self._review_in_background, upload_id, lang)
+                self._reviews[upload_id] = future
+        return future
+
+    def _review_in_background(self, upload_id: str, lang: str) -> None:
+        try:
+            upload = self.uploads.get(upload_id)
+            if upload is not None and upload.review is None:
+                try:
+                    self.review(upload, lang)
+                except Exception:  # recorded, so the page says so instead of waiting for ever
+                    log.exception("the review of upload %s failed", upload_id)
+                    upload.review = {"error": REVIEW_FAILED.format(lang), "blocker": None}
+                    self.uploads.put(upload)
+        finally:
+            with self._reviews_lock:
+                self._reviews.pop(upload_id, None)
+
+    def stop_reviews(self) -> None:
+        """At shutdown: reviews not started are dropped (their page starts them again)."""
+        self._review_pool.shutdown(wait=False, cancel_futures=True)
 
     def review(self, upload: Upload, lang: str) -> None:
         """A dry run of the upload (validation, the plan, the balance, the mode; nothing is sent),
@@ -332,8 +379,11 @@ class WebApp:
         if (redirect := self.guard(request)) is not None:
             return redirect
         upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is None or upload.review is None:
+        if upload is None:
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+        if upload.review is None:
+            self.start_review(upload.id, self.lang(request))
+            return self.render(request, "reviewing.html", upload=upload)
         return self.render(request, "review.html", upload=upload, review=upload.review,
                            running=self._running(upload.batch_id))
 
@@ -350,7 +400,9 @@ class WebApp:
         if (redirect := self.guard(request)) is not None:
             return redirect
         upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is None or not upload.review or upload.review.get("error"):
+        if upload is not None and upload.review is None:  # still being reviewed
+            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        if upload is None or upload.review.get("error"):
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
         if upload.review.get("blocker"):
             return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
@@ -362,7 +414,9 @@ class WebApp:
         form = await self.form(request)
         lang = self.lang(request)
         upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is None or not upload.review or upload.review.get("error") or not upload.batch_id:
+        if upload is not None and upload.review is None:  # still being reviewed: nothing to confirm yet
+            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        if upload is None or upload.review.get("error") or not upload.batch_id:
             return self.error_page(request, NOT_FOUND.format(lang), 404)
         review = upload.review
         if review.get("blocker"):
@@ -625,6 +679,7 @@ def create_app(settings: WebSettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette):
         yield
+        web.stop_reviews()
         await run_in_threadpool(web.runs.shutdown)
 
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={HTTPException: web.http_error},
