@@ -359,6 +359,16 @@ def test_a_review_that_takes_long_shows_a_page_that_refreshes_itself_then_the_re
     assert len(calls) == 1, "one review, however often the page was asked for"
 
 
+def test_an_upload_whose_review_was_cut_short_by_a_restart_is_reviewed_when_asked_for(web_settings):
+    with WebServer(web_settings) as running:
+        with open(SAMPLES / "beneficiaries.xlsx", "rb") as handle:  # stored, never reviewed (the server stopped)
+            upload = running.web.uploads.save("antes.xlsx", handle, user=None, amount_unit="cents")
+        visitor = Visitor(running.url)
+        first = visitor.get(f"/uploads/{upload.id}")
+        done = visitor.reviewed(first)
+    assert re.search(r"14 válidas", text_of(done)) and "antes.xlsx" in done.text
+
+
 def test_a_review_that_fails_says_so_instead_of_waiting_for_ever(web_settings):
     with WebServer(replace(web_settings, review_wait_seconds=5)) as running:
         def broken(upload, lang):
