@@ -434,7 +434,7 @@ def _emails_ok(emails: pd.Series) -> pd.Series:
 
     Each distinct domain of the plain addresses, and each distinct other
     address, goes through email-validator once; which addresses are plain is
-    decided for the whole column at once (see ``_plain_domains``).
+    decided for the whole column at once (see ``_plain_verdicts``).
     """
     values = emails.tolist()
     verdicts = _plain_verdicts(values)
@@ -472,9 +472,9 @@ def _not_plain_locals(locals_: list[str]) -> set[int] | None:
         return None
     not_plain: set[int] = set()
     if _PLAIN_LOCAL_CHARACTERS.fullmatch(joined) is None:
-        not_plain.update(flagged_positions(_NOT_PLAIN_LOCAL_CHARACTER, locals_, joined) or ())
+        not_plain.update(flagged_positions(_NOT_PLAIN_LOCAL_CHARACTER, locals_, joined))
     if ".." in joined.replace("\x00", "."):  # a dot or NUL beside another: a dot at an end, two dots, an empty part
-        not_plain.update(flagged_positions(_DOT_OR_NUL_BEFORE_ANOTHER, locals_, joined) or ())
+        not_plain.update(flagged_positions(_DOT_OR_NUL_BEFORE_ANOTHER, locals_, joined))
     return not_plain
 
 
@@ -752,8 +752,7 @@ def _phones(texts: list[str]) -> list[str]:
     """Separators (spaces, - . ( )) and one leading + removed; only the cells
     that hold one of them are rewritten."""
     phones = texts
-    flagged = flagged_positions(_PHONE_MARK, texts)
-    for position in range(len(texts)) if flagged is None else flagged:
+    for position in flagged_positions(_PHONE_MARK, texts):
         if phones is texts:
             phones = list(texts)
         digits = _PHONE_SEPARATOR.sub("", texts[position])

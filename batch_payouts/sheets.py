@@ -605,13 +605,13 @@ def _nul_positions(joined: str, texts: list[str]) -> np.ndarray:
         return np.concatenate(([0], np.cumsum(lengths + 1)))
 
 
-def flagged_positions(pattern: re.Pattern, texts: list[str], joined: str | None = None) -> list[int] | None:
+def flagged_positions(pattern: re.Pattern, texts: list[str], joined: str | None = None) -> list[int]:
     """The positions of the texts in which ``pattern`` matches, from one scan
     of ``joined_cells(texts)`` (NUL never occurs in a cell).
 
     A match inside a text flags that text, and so does a match starting at the
-    NUL just before it: ``"\\0="`` flags the texts that start with "=".
-    ``None`` when a text holds NUL after all (then ask each text).
+    NUL just before it: ``"\\0="`` flags the texts that start with "=".  When a
+    text holds NUL after all, each text is searched on its own, between NULs.
     """
     if not texts:
         return []
@@ -620,7 +620,7 @@ def flagged_positions(pattern: re.Pattern, texts: list[str], joined: str | None 
     if pattern.search(joined) is None:
         return []
     if joined.count("\x00") != len(texts) + 1:
-        return None
+        return [position for position, text in enumerate(texts) if pattern.search("\x00" + text + "\x00")]
     starts = _nul_positions(joined, texts)  # where each text's leading NUL is (and the last NUL)
     found = np.fromiter((match.start() for match in pattern.finditer(joined)), dtype=np.int64)
     return np.unique(np.searchsorted(starts, found, side="right") - 1).tolist()
@@ -639,11 +639,8 @@ def _csv_quoted(cells: list[str], joined: str | None = None) -> list[str]:
         joined = joined_cells(cells)
     if not any(character in joined for character in _CSV_QUOTE_CHARACTERS):
         return cells
-    flagged = flagged_positions(_CSV_NEEDS_QUOTES, cells, joined)
-    if flagged is None:
-        flagged = [p for p, text in enumerate(cells) if _CSV_NEEDS_QUOTES.search(text)]
     quoted = list(cells)
-    for position in flagged:
+    for position in flagged_positions(_CSV_NEEDS_QUOTES, cells, joined):
         quoted[position] = '"' + cells[position].replace('"', '""') + '"'
     return quoted
 
@@ -682,9 +679,8 @@ def _csv_column(values: list, integer: bool) -> tuple[list[str], str | None]:
         if not any(prefix in joined for prefix in FORMULA_PREFIXES):
             return values, joined
         pattern, fix = _CSV_FORMULA_START, lambda v: "'" + v if v.startswith(FORMULA_PREFIXES) else v
-    flagged = flagged_positions(pattern, values, joined)
     cells = list(values)
-    for position in range(len(values)) if flagged is None else flagged:
+    for position in flagged_positions(pattern, values, joined):
         cells[position] = fix(values[position])
     return cells, None
 

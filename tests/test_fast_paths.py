@@ -139,9 +139,6 @@ def test_expiries_by_distinct_text():
 def test_flagged_positions_are_the_cells_the_pattern_finds(texts, pattern):
     compiled = re.compile(pattern)
     found = sheets.flagged_positions(compiled, texts)
-    if found is None:
-        assert any("\x00" in t for t in texts)
-        return
     assert found == [p for p, t in enumerate(texts) if compiled.search("\x00" + t + "\x00")]
 
 
@@ -261,7 +258,7 @@ def reference_csv(frame: pd.DataFrame, integer_columns: frozenset[str]) -> bytes
 
 _CSV_TEXT = st.lists(
     st.sampled_from(["", " ", "a", "José", ",", '"', "\r", "\n", "\r\n", "=", "+", "-", "@", "\t", "'", "0", "00", "7",
-                     "150000", "1,000", "1.0", "-5", "«", "😀", "\x1f", "\u2028"]),
+                     "150000", "1,000", "1.0", "-5", "«", "😀", "\x1f", "\u2028", "\x00", "1\x002"]),
     max_size=3,
 ).map("".join)
 _CSV_VALUE = st.one_of(_CSV_TEXT, _CSV_TEXT, st.sampled_from([None, float("nan"), 3, -4, 0, 2.5, 3.0, True, np.int64(7)]))
