@@ -128,10 +128,10 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
     """Rows per status, and the cents per status and per currency created.
 
     Grouped with numpy over the whole batch; each sum is of Python ints, so exact however large."""
+    if not validated.index.equals(frame.index):
+        validated = validated.reindex(frame.index)
     codes, statuses = pd.factorize(frame["status"].to_numpy(dtype=object))
     amount = validated["amount"]
-    if not amount.index.equals(frame.index):
-        amount = amount.reindex(frame.index)
     known = amount.notna().to_numpy(dtype=bool)
     cents = amount.to_numpy(dtype="int64", na_value=0)
     counts = dict(zip(statuses.tolist(), np.bincount(codes, minlength=len(statuses)).tolist()))
@@ -145,7 +145,7 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
     created = next((rows for _, status, rows in groups if status == CREATED), np.zeros(len(codes), dtype=bool))
     totals: dict[str, int] = {}
     if created.any():
-        currencies = validated["currency"].reindex(frame.index).to_numpy(dtype=object)
+        currencies = validated["currency"].to_numpy(dtype=object)
         for currency in dict.fromkeys(currencies[created].tolist()):
             totals[str(currency)] = sum(cents[created & (currencies == currency)].tolist())
     return Summary(
@@ -187,11 +187,9 @@ def format_summary(
     audit: Path | None = None,
 ) -> str:
     lines = []
-    if batch_id:
-        lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
     if batch_id:  # a run (not validate): always say which money this is
-        mode = mode_text(livemode) or MODE_UNKNOWN.format(lang)
-        lines.append(MODE_LINE.format(lang, mode=mode))
+        lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
+        lines.append(MODE_LINE.format(lang, mode=mode_text(livemode) or MODE_UNKNOWN.format(lang)))
     for status, count in summary.counts.items():
         lines.append(f"  {count:>6}  {STATUS_LABELS[status].format(lang)}")
     for currency, cents in summary.currency_totals.items():
