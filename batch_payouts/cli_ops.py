@@ -158,6 +158,12 @@ def _print_json(data: dict) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, default=str))
 
 
+def _per_status_json(counts: dict[str, dict[str, list[int]]]) -> dict:
+    """``ops.status_counts`` (status -> currency -> [count, cents]) as --json prints it."""
+    return {status: {currency: {"count": n, "amount": cents} for currency, (n, cents) in per.items()}
+            for status, per in counts.items()}
+
+
 def with_connection(command):
     for option in reversed(connection_options):
         command = option(command)
@@ -264,8 +270,7 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     if as_json:
         _print_json({
             "batch_id": batch["batch_id"], "exit_code": code, "checked": len(results), "changed": len(changed),
-            "statuses": {status: {currency: {"count": n, "amount": cents} for currency, (n, cents) in per.items()}
-                         for status, per in counts.items()},
+            "statuses": _per_status_json(counts),
             "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id, "error": str(r.error)}
                             for r in failed],
             "sheet": str(sheet) if sheet else None,
@@ -356,25 +361,23 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if count["failed"] or sheet_error else 0
     if as_json:
-        _print_json(_cancel_json(batch, code, outcomes, sheet))
+        _print_json(_cancel_json(batch, code, outcomes, done, sheet))
     sys.exit(code)
 
 
-def _cancel_json(batch: dict, code: int, outcomes: list, sheet: Path | None = None) -> dict:
-    """What `cancel --json` prints: each chosen row's outcome, and the money that can no longer be cashed."""
+def _cancel_json(batch: dict, code: int, outcomes: list, cancelled: dict[str, int] | None = None,
+                 sheet: Path | None = None) -> dict:
+    """What `cancel --json` prints: each chosen row's outcome, and the money (``cancelled``,
+    cents per currency) that can no longer be cashed."""
     def row(o) -> dict:
         return {"row": o.row.row_number, "payout_order_id": o.row.payout_order_id, "reference": o.row.reference,
                 "amount": o.row.amount, "currency": o.row.currency, "status": o.status,
                 **({"error": str(o.error)} if o.result == "failed" else {})}
 
-    cancelled: dict[str, int] = {}
-    for o in outcomes:
-        if o.result == "cancelled":
-            cancelled[o.row.currency] = cancelled.get(o.row.currency, 0) + o.row.amount
     return {
         "batch_id": batch["batch_id"], "exit_code": code,
         **{kind: [row(o) for o in outcomes if o.result == kind] for kind in ("cancelled", "already", "failed")},
-        "amount_cancelled": cancelled, "sheet": str(sheet) if sheet else None,
+        "amount_cancelled": cancelled or {}, "sheet": str(sheet) if sheet else None,
     }
 
 
@@ -533,8 +536,7 @@ def show(ref, ledger_path, lang, as_json) -> None:
         click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
     if as_json:
         _print_json({**_batch_json(batch, ops), "states": states, "totals_created": totals,
-                     "order_status": {status: {currency: {"count": v[0], "amount": v[1]} for currency, v in per.items()}
-                                      for status, per in counts.items()}})
+                     "order_status": _per_status_json(counts)})
 
 
 @main.command("report")
