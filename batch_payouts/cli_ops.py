@@ -47,11 +47,6 @@ STATUS_LABELS = {
     "expired": Text(es="vencidas (no se cobraron)", en="expired (never cashed)"),
     "cancelled": Text(es="canceladas", en="cancelled"),
 }
-ONE_ORDER_STATUS = {  # the same states, said of one order
-    "cashed": Text(es="cobrada", en="cashed"),
-    "expired": Text(es="vencida", en="expired"),
-    "cancelled": Text(es="cancelada", en="cancelled"),
-}
 M = {
     "status_title": Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
                          en="Payout order status of batch {batch} ({count} checked, {when})"),
@@ -352,7 +347,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             done[o.row.currency] = done.get(o.row.currency, 0) + o.row.amount
             click.echo(M["cancelled"].format(lang, row=o.row.row_number, reference=o.row.reference))
         elif o.result == "already":
-            label = ONE_ORDER_STATUS[o.status].format(lang) if o.status in ONE_ORDER_STATUS else o.status
+            labels = ops.ORDER_STATUS_LABELS
+            label = labels[o.status].format(lang) if o.status in labels else o.status
             click.echo(M["already"].format(lang, row=o.row.row_number, status=label))
         else:
             click.echo(M["cancel_failed"].format(lang, row=o.row.row_number, error=o.error))

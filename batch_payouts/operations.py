@@ -36,6 +36,11 @@ from batch_payouts.report import mode_text
 from batch_payouts.throttle import RateLimiter
 
 PENDING_STATUSES = ("pending", "open")
+ORDER_STATUS_LABELS = {  # a payout order's status at Conekta, said of one order (the CLI and the web pages)
+    "pending": Text(es="pendiente", en="pending"), "open": Text(es="abierta", en="open"),
+    "cashed": Text(es="cobrada", en="cashed"), "expired": Text(es="vencida", en="expired"),
+    "cancelled": Text(es="cancelada", en="cancelled"),
+}
 FINAL_STATUSES = ("cancelled", "cashed", "expired")
 STATUS_ORDER = ("pending", "open", "cashed", "expired", "cancelled")
 CHANGED = "changed"

@@ -43,6 +43,7 @@ from batch_payouts.i18n import LANGUAGES, Text, money
 from batch_payouts.jobs import JobResult, RunOptions, load_file, run_job, validate_job
 from batch_payouts.ledger import Ledger
 from batch_payouts.operations import (
+    ORDER_STATUS_LABELS,
     PENDING_STATUSES,
     Connection,
     cancel_rows,
@@ -113,12 +114,10 @@ RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="
 NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
 
 
-STATE_LABELS = {
+STATE_LABELS = {  # a row's state in the ledger, then its order's status at Conekta
     "created": Text(es="creada", en="created"), "failed": Text(es="fallida", en="failed"),
     "duplicate": Text(es="duplicada", en="duplicate"), "unknown": Text(es="desconocida", en="unknown"),
-    "in_flight": Text(es="en curso", en="in flight"), "pending": Text(es="pendiente", en="pending"),
-    "open": Text(es="abierta", en="open"), "cashed": Text(es="cobrada", en="cashed"),
-    "cancelled": Text(es="cancelada", en="cancelled"), "expired": Text(es="vencida", en="expired"),
+    "in_flight": Text(es="en curso", en="in flight"), **ORDER_STATUS_LABELS,
 }
 
 
