@@ -80,6 +80,14 @@ KILL_AFTER_POSTS = {
 }
 
 
+def _recover_and_check(sandbox, source, ledger, workers: int, results_csv):
+    """After the kills: faults off, rerun until done, then each row paid once and the sheet agreeing."""
+    sandbox.set_faults(Faults())
+    _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
+    _assert_exactly_once(sandbox, ROWS)
+    _assert_sheet_agrees(sandbox, results_csv)
+
+
 @pytest.mark.parametrize(
     "workers,kill_after_posts",
     [(w, n) for w, points in KILL_AFTER_POSTS.items() for n in points],
@@ -94,10 +102,7 @@ def test_sigkill_at_any_point_then_rerun_pays_each_row_once(tmp_path, workers, k
         victim.send_signal(signal.SIGKILL)
         victim.communicate()
         assert victim.returncode == -signal.SIGKILL, "finished before the kill point"
-        sandbox.set_faults(Faults())
-        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
-        _assert_exactly_once(sandbox, ROWS)
-        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+        _recover_and_check(sandbox, source, ledger, workers, tmp_path / "pagos.results.csv")
 
 
 @pytest.mark.parametrize("workers", [8, 1])
@@ -115,10 +120,7 @@ def test_sigkill_at_a_random_moment_then_rerun_pays_each_row_once(tmp_path, work
         time.sleep(rng.uniform(0.0, 0.35 if workers == 8 else 0.6))
         victim.send_signal(signal.SIGKILL)
         victim.communicate()
-        sandbox.set_faults(Faults())
-        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
-        _assert_exactly_once(sandbox, ROWS)
-        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+        _recover_and_check(sandbox, source, ledger, workers, tmp_path / "pagos.results.csv")
 
 
 @pytest.mark.parametrize("workers,first_kill,second_kill", [(8, 6, 3), (1, 9, 2), (8, 15, 1)])
@@ -131,10 +133,7 @@ def test_the_rerun_is_killed_too_and_the_third_run_still_pays_each_row_once(tmp_
             _wait_for_posts(sandbox, kill_at, victim)
             victim.send_signal(signal.SIGKILL)
             victim.communicate()
-        sandbox.set_faults(Faults())
-        _rerun_until_done(source, sandbox, ledger, "--workers", str(workers))
-        _assert_exactly_once(sandbox, ROWS)
-        _assert_sheet_agrees(sandbox, tmp_path / "pagos.results.csv")
+        _recover_and_check(sandbox, source, ledger, workers, tmp_path / "pagos.results.csv")
 
 
 def test_ctrl_c_stops_cleanly_writes_the_partial_sheet_and_exits_130(tmp_path):

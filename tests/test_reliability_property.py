@@ -151,6 +151,17 @@ def check_exactly_once(sandbox: Sandbox, rows: list[dict], output: Path, ledger_
         assert line["customer_id"] == entry.customer_id == order["customer_info"]["id"]
 
 
+def _run_then_rerun_without_faults(sandbox, folder: Path, source: Path, output: Path, workers: int):
+    """One run under the sandbox's faults, then reruns without them until nothing is left to settle."""
+    result = _run(folder, source, output, sandbox.url, workers)
+    sandbox.set_faults(Faults())
+    for _ in range(MAX_RERUNS):
+        if not _needs_rerun(result):
+            break
+        result = _run(folder, source, output, sandbox.url, workers)
+    return result
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=batches(), faults=fault_schedules(), workers=st.sampled_from([1, 8]),
        output_ext=st.sampled_from([".csv", ".xlsx"]))
@@ -159,12 +170,7 @@ def test_any_batch_under_any_faults_is_paid_exactly_once(rows, faults, workers, 
         folder = Path(name)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / f"pagos.results{output_ext}"
-        result = _run(folder, source, output, sandbox.url, workers)
-        sandbox.set_faults(Faults())
-        for _ in range(MAX_RERUNS):
-            if not _needs_rerun(result):
-                break
-            result = _run(folder, source, output, sandbox.url, workers)
+        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers)
         assert result is not None and not _needs_rerun(result), list(zip(result.frame["status"], result.frame["error_code"]))
         check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
         assert result.exit_code == (1 if any(r["meta_fila"] == "bad" for r in rows) else 0)
@@ -180,12 +186,7 @@ def test_every_first_answer_lost_still_pays_once(rows, workers, seed):
         folder = Path(name)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / "pagos.results.csv"
-        result = _run(folder, source, output, sandbox.url, workers)
-        sandbox.set_faults(Faults())
-        for _ in range(MAX_RERUNS):
-            if not _needs_rerun(result):
-                break
-            result = _run(folder, source, output, sandbox.url, workers)
+        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers)
         check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
 
 
