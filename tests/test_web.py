@@ -465,6 +465,16 @@ def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
         assert out.url.endswith("/login")
         assert ana.get("/").url.endswith("/login?next=/")
 
+        # Every page and every action, not only the ones above, sends a stranger to sign in first.
+        stranger = requests.Session()
+        for route in running.app.routes:
+            if not hasattr(route, "methods") or route.path in ("/login", "/logout", "/lang/{code}"):
+                continue
+            path = route.path.replace("{kind:str}", "results").format(upload_id="0" * 32, batch_id="0" * 64)
+            for method in sorted(route.methods - {"HEAD"}):
+                answer = stranger.request(method, running.url + path, allow_redirects=False, timeout=10)
+                assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, path)
+
 
 def test_a_trusted_proxy_header_names_the_user(web_settings):
     with WebServer(replace(web_settings, host="0.0.0.0", trust_user_header="X-Remote-User")) as running:

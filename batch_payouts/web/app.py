@@ -11,6 +11,7 @@ and handles drag and drop, and every page works without it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -166,6 +167,18 @@ def problem_parts(message: str) -> tuple[str, str, str]:
     return column, message, ""
 
 
+def signed_in(page: Callable[..., Any]) -> Callable[..., Any]:
+    """A page for the signed-in only: anyone else is sent to sign in first (``WebApp.guard``)."""
+
+    @functools.wraps(page)
+    async def guarded(self: WebApp, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        return await page(self, request)
+
+    return guarded
+
+
 class WebApp:
     """The app's state: settings, uploads, runs; one per server."""
 
@@ -250,24 +263,21 @@ class WebApp:
         return Connection(api_base=s.api_base, api_version=None, rate_limit=s.rate_limit, workers=s.workers, lang=lang)
 
     # -- upload and review ------------------------------------------------------------------------
+    @signed_in
     async def home(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         return self.render(request, "upload.html", max_mb=self.settings.max_upload_bytes // 2**20,
                            amount_unit=self.settings.amount_unit)
 
+    @signed_in
     async def template_file(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         lang = self.lang(request)
         folder = Path(tempfile.mkdtemp(prefix="template-", dir=self.settings.data_dir))
         name = "plantilla_pagos.xlsx" if lang == "es" else "payouts_template.xlsx"
         path = await run_in_threadpool(write_template, folder / name, lang)
         return FileResponse(path, filename=name, background=BackgroundTask(_remove_tree, folder))
 
+    @signed_in
     async def upload(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         lang = self.lang(request)
         try:
             form = await self.form(request)
@@ -374,9 +384,8 @@ class WebApp:
             "send_totals": dict(plan.totals) if plan else {}, "balance": result.balance,
         }
 
+    @signed_in
     async def review_page(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         upload = self.owned_upload(request, request.path_params["upload_id"])
         if upload is None:
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
@@ -386,18 +395,16 @@ class WebApp:
         return self.render(request, "review.html", upload=upload, review=upload.review,
                            running=self._running(upload.batch_id))
 
+    @signed_in
     async def annotated(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         upload = self.owned_upload(request, request.path_params["upload_id"])
         path = self.uploads.annotated_path(upload) if upload else None
         if path is None or not path.exists():
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
         return FileResponse(path, filename=f"{Path(upload.name).stem}.revision.xlsx")
 
+    @signed_in
     async def confirm_page(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         upload = self.owned_upload(request, request.path_params["upload_id"])
         if upload is not None and upload.review is None:  # still being reviewed
             return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
@@ -407,9 +414,8 @@ class WebApp:
             return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
         return self.render(request, "confirm.html", upload=upload, review=upload.review)
 
+    @signed_in
     async def confirm(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         form = await self.form(request)
         lang = self.lang(request)
         upload = self.owned_upload(request, request.path_params["upload_id"])
@@ -444,9 +450,8 @@ class WebApp:
         with Ledger(self.settings.ledger_path) as ledger:
             return ledger.batch(batch_id), batch_id
 
+    @signed_in
     async def batches(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
 
         def load() -> list[dict[str, Any]]:
             if not self.settings.ledger_path.exists():
@@ -459,9 +464,8 @@ class WebApp:
 
         return self.render(request, "batches.html", batches=await run_in_threadpool(load))
 
+    @signed_in
     async def batch_page(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         batch, batch_id = await run_in_threadpool(self._batch, request)
         progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
         if batch is None and progress is None:
@@ -485,9 +489,8 @@ class WebApp:
             has_audit=bool(output and audit_path_for(output).exists()), **facts,
         )
 
+    @signed_in
     async def progress(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         batch_id = request.path_params["batch_id"]
         progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
         if progress is not None:
@@ -502,10 +505,9 @@ class WebApp:
 
         return JSONResponse(await run_in_threadpool(from_ledger))
 
+    @signed_in
     async def download(self, request: Request) -> Response:
         """The results sheet or the audit log of a batch: files this tool wrote, never an upload."""
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         lang = self.lang(request)
         batch, _ = await run_in_threadpool(self._batch, request)
         if batch is None:
@@ -524,6 +526,7 @@ class WebApp:
             return self.error_page(request, NO_RESULTS_YET.format(lang), 404)
         return FileResponse(path, filename=name, media_type=media)
 
+    @signed_in
     async def refresh(self, request: Request) -> Response:
         """Ask Conekta every created order's status now (``batch-payouts status``)."""
 
@@ -536,9 +539,8 @@ class WebApp:
 
         return await self._batch_operation(request, work)
 
+    @signed_in
     async def cancel_page(self, request: Request) -> Response:
-        if (redirect := self.guard(request)) is not None:
-            return redirect
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
@@ -554,6 +556,7 @@ class WebApp:
         return self.render(request, "cancel.html", batch=batch, batch_id=batch_id, rows=rows[:ROWS_SHOWN],
                            count=len(rows), amount=sum(r.amount for r in rows))
 
+    @signed_in
     async def cancel(self, request: Request) -> Response:
         """Cancel every pending reference (``batch-payouts cancel --all-pending``), as many as the
         confirmation page named."""
@@ -572,10 +575,8 @@ class WebApp:
         return await self._batch_operation(request, work)
 
     async def _batch_operation(self, request: Request, work: Callable[..., None]) -> Response:
-        """A POST about one finished batch: signed in, CSRF-checked, not while it runs; ``work`` gets
-        the ledger and opens the batch's client (same key, audited) only if it needs one."""
-        if (redirect := self.guard(request)) is not None:
-            return redirect
+        """A POST about one finished batch (its route is ``signed_in``): CSRF-checked, not while it
+        runs; ``work`` gets the ledger and opens the batch's client (same key, audited) only if it needs one."""
         form = await self.form(request)
         lang = self.lang(request)
         batch, batch_id = await run_in_threadpool(self._batch, request)
