@@ -1,4 +1,4 @@
-from batch_payouts.cli import main
+from batch_payouts.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from batch_payouts import __version__, report, schema, sheets
-from batch_payouts.conekta import (
+from batch_payouts import __version__, report
+from batch_payouts.files import sheets
+from batch_payouts.rules import schema
+from batch_payouts.payout.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
     DEFAULT_API_VERSION,
@@ -31,9 +33,9 @@ from batch_payouts.conekta import (
     check_api_base,
 )
 from batch_payouts.errors import BatchError, InputFileError
-from batch_payouts.guards import Plan, account_mode, available_balance, check_balance, plan_batch
+from batch_payouts.payout.guards import Plan, account_mode, available_balance, check_balance, plan_batch
 from batch_payouts.i18n import Text, money
-from batch_payouts.pipeline import (
+from batch_payouts.payout.pipeline import (
     DEFAULT_REPEAT_WINDOW,
     KEY_MISMATCH,
     STOPPED,
@@ -44,10 +46,10 @@ from batch_payouts.pipeline import (
     row_keys,
     run_batch,
 )
-from batch_payouts.throttle import RateLimiter
+from batch_payouts.payout.throttle import RateLimiter
 
 if TYPE_CHECKING:
-    from batch_payouts.audit import AuditLog
+    from batch_payouts.payout.audit import AuditLog
 
 # The ledger (sqlite3) and the audit log are imported by ``run_job`` only: ``validate_job``
 # touches neither, and `batch-payouts validate` should not pay for loading them.
@@ -252,8 +254,8 @@ def run_job(
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet.
     ``loaded``: the file already read and validated with these options (``load_file``)."""
-    from batch_payouts.audit import audit_path_for, open_audit
-    from batch_payouts.ledger import Ledger, default_ledger_path, key_fingerprint
+    from batch_payouts.payout.audit import audit_path_for, open_audit
+    from batch_payouts.payout.ledger import Ledger, default_ledger_path, key_fingerprint
 
     started = _now_text()
     env = os.environ if environ is None else environ

@@ -25,15 +25,17 @@ from typing import Any
 
 import pandas as pd
 
-from batch_payouts import report, schema, sheets
-from batch_payouts.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
-from batch_payouts.audit import AuditLog, audit_path_for, open_audit
+from batch_payouts import report
+from batch_payouts.files import sheets
+from batch_payouts.rules import schema
+from batch_payouts.payout.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
+from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.errors import BatchError
 from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.i18n import Text
-from batch_payouts.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
+from batch_payouts.payout.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
 from batch_payouts.report import mode_text
-from batch_payouts.throttle import RateLimiter
+from batch_payouts.payout.throttle import RateLimiter
 
 PENDING_STATUSES = ("pending", "open")
 ORDER_STATUS_LABELS = {  # a payout order's status at Conekta, said of one order (the CLI and the web pages)

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from batch_payouts import sheets
+from batch_payouts.files import sheets
 from batch_payouts.i18n import Text, money
-from batch_payouts.pipeline import CREATED, DUPLICATE, FAILED, INVALID, UNKNOWN, RowOutcome
+from batch_payouts.payout.pipeline import CREATED, DUPLICATE, FAILED, INVALID, UNKNOWN, RowOutcome
 
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 RESULT_COLUMNS = ["row", "status", "customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message"]

@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from batch_payouts.cli import main
+from batch_payouts.cli.main import main
 from batch_payouts.sandbox import Sandbox
 
 API_KEY = "key_test_RECOGNIZABLE_e2e_secret_4242"
@@ -120,3 +120,14 @@ def web_settings(tmp_path, sandbox):
         data_dir=tmp_path / "web-data", ledger_path=tmp_path / "ledger.sqlite", api_base=sandbox.url,
         environ={"CONEKTA_API_KEY": API_KEY}, workers=4,
     )
+
+
+# Folders whose every test is slow (subprocesses killed mid-run, property runs, a real browser).
+_SLOW_PLACES = ("e2e", "test_web_browser.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the slow places so `pytest -m "not slow"` is the quick inner loop."""
+    for item in items:
+        if any(part in _SLOW_PLACES for part in Path(str(item.fspath)).parts):
+            item.add_marker(pytest.mark.slow)

@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_FOR_VALIDATE = (
     "requests", "urllib3", "charset_normalizer", "http.client", "sqlite3",
     "starlette", "uvicorn", "jinja2", "multipart", "openpyxl", "platformdirs",
-    "batch_payouts.ledger", "batch_payouts.audit", "batch_payouts.operations",
+    "batch_payouts.payout.ledger", "batch_payouts.payout.audit", "batch_payouts.operations",
     "batch_payouts.sandbox", "batch_payouts.web",
 )
 
 PROBE = """
 import json, sys
-from batch_payouts.cli import main
+from batch_payouts.cli.main import main
 try:
     main(sys.argv[1:], standalone_mode=False)
     code = 0

@@ -37,12 +37,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from batch_payouts.audit import audit_path_for
-from batch_payouts.conekta import DEFAULT_API_VERSION, is_loopback
+from batch_payouts.payout.audit import audit_path_for
+from batch_payouts.payout.conekta import DEFAULT_API_VERSION, is_loopback
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.i18n import LANGUAGES, Text, money
 from batch_payouts.jobs import JobResult, RunOptions, load_file, run_job, validate_job
-from batch_payouts.ledger import Ledger
+from batch_payouts.payout.ledger import Ledger
 from batch_payouts.operations import (
     ORDER_STATUS_LABELS,
     PENDING_STATUSES,
@@ -54,8 +54,8 @@ from batch_payouts.operations import (
     time_text,
 )
 from batch_payouts.report import INVALID, mode_text
-from batch_payouts.schema import split_column_prefix
-from batch_payouts.template import write_template
+from batch_payouts.rules.schema import split_column_prefix
+from batch_payouts.rules.template import write_template
 from batch_payouts.web import security
 from batch_payouts.web.runs import RunManager, ledger_progress
 from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused, UploadStore

@@ -20,8 +20,8 @@ from typing import Any
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
-from batch_payouts.ledger import LedgerRow
-from batch_payouts.pipeline import RowOutcome
+from batch_payouts.payout.ledger import LedgerRow
+from batch_payouts.payout.pipeline import RowOutcome
 
 log = logging.getLogger("batch_payouts.web")
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from batch_payouts.errors import BatchError
 from batch_payouts.jobs import RunOptions, run_job
-from batch_payouts.ledger import Ledger
+from batch_payouts.payout.ledger import Ledger
 from batch_payouts.sandbox import FAULT_KINDS, Faults, Sandbox
 from conftest import API_KEY, read_xlsx, write_csv
 

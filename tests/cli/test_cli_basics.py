@@ -12,10 +12,10 @@ import click
 import openpyxl
 import pytest
 
-from batch_payouts.cli import main
+from batch_payouts.cli.main import main
 from conftest import beneficiary, read_xlsx, write_csv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from batch_payouts.conekta import ConektaError
+from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 
 if TYPE_CHECKING:  # annotations only: `validate` (via report) must not load the ledger's sqlite code
-    from batch_payouts.conekta import ConektaClient
-    from batch_payouts.ledger import EarlierPayout, Ledger, LedgerRow
+    from batch_payouts.payout.conekta import ConektaClient
+    from batch_payouts.payout.ledger import EarlierPayout, Ledger, LedgerRow
 
 DEFAULT_REPEAT_WINDOW = 24 * 3600.0
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from batch_payouts.conekta import (
+from batch_payouts.payout.conekta import (
     ConektaError,
     api_key_from_env,
     backoff_seconds,

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from batch_payouts.errors import BatchError
-from batch_payouts.ledger import Ledger, key_fingerprint
+from batch_payouts.payout.ledger import Ledger, key_fingerprint
 
 
 def _row(ledger, key="x:1", number=2, batch="b1"):
@@ -86,7 +86,7 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
     Ledger(path).close()
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys,time; from batch_payouts.ledger import Ledger; l=Ledger(sys.argv[1]); l.acquire_lock('b1');"
+         "import sys,time; from batch_payouts.payout.ledger import Ledger; l=Ledger(sys.argv[1]); l.acquire_lock('b1');"
          "print('locked', flush=True); time.sleep(60)", str(path)],
         stdout=subprocess.PIPE, text=True,
     )
@@ -148,7 +148,7 @@ def test_batch_listing_counts_and_status_updates(ledger):
 
 
 def test_migrations_upgrade_an_older_ledger(tmp_path):
-    import batch_payouts.ledger as module
+    import batch_payouts.payout.ledger as module
 
     path = tmp_path / "old.sqlite"
     saved = module.MIGRATIONS

@@ -21,7 +21,7 @@ import pytest
 
 from conftest import WebServer, read_xlsx
 
-SAMPLES = Path(__file__).parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = os.environ.get("BATCH_PAYOUTS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a root user on a machine without a display or outside network (see .ci/run).

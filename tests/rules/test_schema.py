@@ -13,7 +13,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_payouts import schema
+from batch_payouts.rules import schema
 from batch_payouts.errors import InputFileError
 
 NOW = int(datetime(2025, 6, 1, tzinfo=timezone.utc).timestamp())

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts.audit import (
+from batch_payouts.payout.audit import (
     BAD_HEAD,
     BAD_JSON,
     BAD_PREV,

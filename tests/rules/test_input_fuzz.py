@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts.cli import main
+from batch_payouts.cli.main import main
 from batch_payouts.sandbox import Sandbox
 from conftest import API_KEY
 

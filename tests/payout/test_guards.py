@@ -106,8 +106,8 @@ def test_the_summary_always_names_the_mode(sandbox, env, cli):
 
 
 def test_dry_run_reads_the_account_mode_from_its_customers_without_creating_anything(sandbox, env, cli, monkeypatch):
-    from batch_payouts.conekta import ClientConfig, ConektaClient
-    from batch_payouts.guards import account_mode
+    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
+    from batch_payouts.payout.guards import account_mode
 
     live_key = "key_live_guard_mode_4242"
     with ConektaClient(ClientConfig(api_key=live_key, api_base=sandbox.url)) as client:

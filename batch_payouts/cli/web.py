@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from batch_payouts.cli import PesosType, _fail, lang_option, main
-from batch_payouts.config import CONFIG_META, config_option
-from batch_payouts.conekta import API_KEY_ENV, DEFAULT_API_VERSION
+from batch_payouts.cli.main import PesosType, _fail, lang_option, main
+from batch_payouts.cli.config import CONFIG_META, config_option
+from batch_payouts.payout.conekta import API_KEY_ENV, DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 
@@ -84,7 +84,7 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
     import uvicorn
 
     from batch_payouts.jobs import SANDBOX_KEY, sandbox_state_path
-    from batch_payouts.ledger import default_ledger_path
+    from batch_payouts.payout.ledger import default_ledger_path
     from batch_payouts.web import WebSettings, create_app
 
     ledger = Path(ledger_path) if ledger_path else default_ledger_path()

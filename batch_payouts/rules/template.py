@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts import schema, sheets
+from batch_payouts.files import sheets
+from batch_payouts.rules import schema
 from batch_payouts.i18n import DEFAULT_LANG, Text
 
 # (canonical column or "metadata", header in Spanish, header in English)

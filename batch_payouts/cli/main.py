@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 import click
 
 from batch_payouts import __version__
-from batch_payouts.config import config_option
+from batch_payouts.cli.config import config_option
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
 
 if TYPE_CHECKING:
-    from batch_payouts.pipeline import RowOutcome
+    from batch_payouts.payout.pipeline import RowOutcome
 
 # ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
 # `--help`, `template`, `audit verify`, `hash-password`... do not load them, and no command
@@ -115,8 +115,8 @@ class LazyGroup(click.Group):
 
 
 _LAZY_COMMANDS = {
-    **dict.fromkeys(("status", "cancel", "reconcile", "batches", "show", "report"), "batch_payouts.cli_ops"),
-    **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli_web"),
+    **dict.fromkeys(("status", "cancel", "reconcile", "batches", "show", "report"), "batch_payouts.cli.ops"),
+    **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
 }
 
 
@@ -153,7 +153,7 @@ class Console:
             click.echo(message, err=True)
 
     def problems(self, validated) -> None:
-        from batch_payouts.schema import row_problems
+        from batch_payouts.rules.schema import row_problems
 
         problems = row_problems(validated, self.lang)
         shown = problems if self.json_lines else problems[:PROBLEMS_SHOWN]
@@ -354,7 +354,7 @@ def template(output, lang) -> None:
 
     Example: batch-payouts template plantilla.xlsx
     """
-    from batch_payouts.template import write_template
+    from batch_payouts.rules.template import write_template
 
     try:
         write_template(output, lang=lang)
@@ -378,8 +378,8 @@ def audit_verify(audit_file, ledger_path, lang) -> None:
 
     Example: batch-payouts audit verify pagos.results.audit.jsonl
     """
-    from batch_payouts.audit import describe, verify
-    from batch_payouts.ledger import Ledger, default_ledger_path
+    from batch_payouts.payout.audit import describe, verify
+    from batch_payouts.payout.ledger import Ledger, default_ledger_path
 
     console = Console(lang)
     if not audit_file.is_file():

@@ -45,7 +45,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from batch_payouts.errors import InputFileError
 from batch_payouts.i18n import DEFAULT_LANG, LANGUAGES, Text, money
-from batch_payouts.sheets import flagged_positions, joined_cells, paused_gc
+from batch_payouts.files.sheets import flagged_positions, joined_cells, paused_gc
 
 
 def _load_pandera_strategies_without_hypothesis() -> None:

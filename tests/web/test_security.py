@@ -21,7 +21,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from batch_payouts.conekta import ClientConfig, ConektaClient, ConektaError
+from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
 from batch_payouts.sandbox import Faults, Sandbox
 from conftest import API_KEY, beneficiary, write_csv
 

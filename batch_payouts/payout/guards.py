@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from batch_payouts.conekta import ConektaError
+from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
-from batch_payouts.pipeline import rows_of
+from batch_payouts.payout.pipeline import rows_of
 
 if TYPE_CHECKING:
-    from batch_payouts.conekta import ConektaClient
-    from batch_payouts.ledger import Ledger
+    from batch_payouts.payout.conekta import ConektaClient
+    from batch_payouts.payout.ledger import Ledger
 
 LOW_BALANCE = Text(
     es="Saldo insuficiente: el lote necesita {needed} {currency} y el saldo disponible en Conekta es "

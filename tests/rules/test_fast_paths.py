@@ -21,7 +21,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_payouts import report, schema, sheets
+from batch_payouts import report
+from batch_payouts.files import sheets
+from batch_payouts.rules import schema
 
 # --------------------------------------------------------------------------- emails
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from batch_payouts import pipeline, schema
+from batch_payouts.payout import pipeline
+from batch_payouts.rules import schema
 
 RAW = pd.DataFrame(
     {"nombre": ["Ana Núñez", "Luis", "Luis", "Eva"], "correo": ["Ana@X.mx", "l@x.mx", "l@x.mx", "e@x.mx"],

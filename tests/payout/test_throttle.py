@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from batch_payouts.throttle import RateLimiter
+from batch_payouts.payout.throttle import RateLimiter
 
 
 class FakeClock:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import openpyxl
 
-from batch_payouts import schema, sheets, template
+from batch_payouts.files import sheets
+from batch_payouts.rules import schema, template
 
 SPANISH_HEADERS = ["nombre", "correo", "telefono", "monto", "moneda", "motivo", "folio", "meta_cliente", "vence"]
 

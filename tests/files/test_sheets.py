@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts import sheets
+from batch_payouts.files import sheets
 from batch_payouts.errors import BatchError, InputFileError
 
 HEADER = "nombre,correo,telefono,monto\n"

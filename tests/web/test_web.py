@@ -14,13 +14,13 @@ import pytest
 import requests
 
 from conftest import API_KEY, WebServer, beneficiary, read_xlsx, write_csv
-from batch_payouts.audit import verify
+from batch_payouts.payout.audit import verify
 from batch_payouts.errors import BatchError
 from batch_payouts.web import WebSettings, create_app
 from batch_payouts.web.app import problem_parts
 from batch_payouts.web.security import hash_password, verify_password
 
-SAMPLES = Path(__file__).parent.parent / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 class Visitor:
@@ -380,7 +380,7 @@ def test_a_review_that_fails_says_so_instead_of_waiting_for_ever(web_settings):
 
 
 def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch):
-    from batch_payouts import sheets
+    from batch_payouts.files import sheets
     from batch_payouts.sandbox import Sandbox
 
     reads = []
@@ -499,7 +499,7 @@ def test_web_command_refuses_a_public_address_without_login(cli, env):
 
 
 def test_web_command_reads_users_from_the_config_file(cli, env, monkeypatch):
-    import batch_payouts.cli_web as cli_web
+    import batch_payouts.cli.web as cli_web
 
     seen = {}
     monkeypatch.setattr("uvicorn.run", lambda app, **kw: seen.update(app=app, **kw))
@@ -515,7 +515,7 @@ def test_web_command_reads_users_from_the_config_file(cli, env, monkeypatch):
 def test_hash_password_command_prints_a_verifiable_hash(cli, monkeypatch):
     from click.testing import CliRunner
 
-    from batch_payouts.cli import main
+    from batch_payouts.cli.main import main
 
     result = CliRunner().invoke(main, ["hash-password", "--password-stdin"], input="mi clave\n")
     assert result.exit_code == 0 and verify_password("mi clave", result.output.strip())
@@ -616,7 +616,7 @@ def test_the_real_command_serves_the_sandbox_and_shares_the_ledger_with_the_cli(
 
 
 def test_review_tells_a_live_account_before_anything_is_sent(web_settings, sandbox):
-    from batch_payouts.conekta import ClientConfig, ConektaClient
+    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
 
     live_key = "key_live_web_review_7777"
     with ConektaClient(ClientConfig(api_key=live_key, api_base=sandbox.url)) as client:

@@ -23,7 +23,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 
 CONFIG_ENV = "BATCH_PAYOUTS_CONFIG"
-CONFIG_META = "batch_payouts.config"  # where the parsed file waits in click's context for a command that needs more
+CONFIG_META = "batch_payouts.cli.config"  # where the parsed file waits in click's context for a command that needs more
 
 UNREADABLE = Text(
     es="No se pudo leer el archivo de configuración «{path}»: {detail}",

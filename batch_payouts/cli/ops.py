@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from batch_payouts.cli import _fail, lang_option, main
-from batch_payouts.config import config_option
+from batch_payouts.cli.main import _fail, lang_option, main
+from batch_payouts.cli.config import config_option
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
 
 if TYPE_CHECKING:
     from batch_payouts import operations as ops
-    from batch_payouts.ledger import Ledger
+    from batch_payouts.payout.ledger import Ledger
 
 # ``operations`` (pandas, the Conekta client) and the ledger (sqlite3) are imported by the
 # commands that use them, so registering these commands costs `batch-payouts validate` nothing.
@@ -166,7 +166,7 @@ def with_connection(command):
 
 
 def _ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
-    from batch_payouts.ledger import Ledger, default_ledger_path
+    from batch_payouts.payout.ledger import Ledger, default_ledger_path
 
     path = Path(ledger_path) if ledger_path else default_ledger_path()
     if not path.exists():
@@ -461,7 +461,7 @@ def batches(ledger_path, lang, as_json) -> None:
     Example: batch-payouts batches
     """
     from batch_payouts import operations as ops
-    from batch_payouts.ledger import default_ledger_path
+    from batch_payouts.payout.ledger import default_ledger_path
 
     try:
         with ExitStack() as stack:

@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import DEFAULT_LANG, Text
-from batch_payouts.ledger import Ledger, operator_name
+from batch_payouts.payout.ledger import Ledger, operator_name
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
     import fcntl

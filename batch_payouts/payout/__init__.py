@@ -1,0 +1,1 @@
+"""Paying: the Conekta client, throttle, ledger, pipeline, guards and audit log."""

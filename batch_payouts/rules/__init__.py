@@ -1,0 +1,1 @@
+"""The rules of an input file: headers and aliases, parsing, the pandera schema, messages, the template."""
