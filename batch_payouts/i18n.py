@@ -28,3 +28,18 @@ class Text:
 def money(cents: int) -> str:
     """Cents as a peso figure a person reads: 150000 -> $1,500.00."""
     return f"${cents // 100:,}.{cents % 100:02d}"
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A message about a count, worded for 1 and for any other count ("1 pago", "2 pagos", "0 pagos").
+
+    Spanish and English both take the singular for exactly one, so two forms are enough.
+    The count is passed as ``count`` and may be used in the text as ``{count}``.
+    """
+
+    one: Text
+    other: Text
+
+    def format(self, lang: str = DEFAULT_LANG, *, count: int, **params: object) -> str:
+        return (self.one if count == 1 else self.other).format(lang, count=count, **params)
