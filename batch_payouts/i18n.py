@@ -15,14 +15,23 @@ DEFAULT_LANG = "es"
 
 @dataclass(frozen=True)
 class Text:
-    """One message in Spanish and English, with ``str.format`` placeholders."""
+    """One message in Spanish and English, with ``str.format`` placeholders.
+
+    Both languages use the same placeholders.  A parameter that itself depends on the
+    language (a list of column names with "también se acepta" / "also accepted") is
+    passed as a ``Text`` and rendered in the same language as the message.
+    """
 
     es: str
     en: str
 
     def format(self, lang: str = DEFAULT_LANG, **params: object) -> str:
         template = self.en if lang == "en" else self.es
-        return template.format(**params) if params else template
+        if not params:
+            return template
+        if any(type(value) is Text for value in params.values()):
+            params = {key: value.format(lang) if type(value) is Text else value for key, value in params.items()}
+        return template.format(**params)
 
 
 def money(cents: int) -> str:

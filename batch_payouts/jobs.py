@@ -19,9 +19,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from batch_payouts import __version__, report
-from batch_payouts.files import sheets
-from batch_payouts.rules import schema
+from batch_payouts import __version__, report, states
+from batch_payouts.files.read import in_sheet, read_table
+from batch_payouts.rules.template import mark_examples
+from batch_payouts.rules.headers import HeaderMap, resolve_headers
+from batch_payouts.files.leftovers import remove_leftovers
+from batch_payouts.rules.api_version import require_phone
+from batch_payouts.storage import DiskFull, naming_full_disk
+from batch_payouts.rules.validation import Problem, validate
 from batch_payouts.payout.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -35,18 +40,18 @@ from batch_payouts.payout.conekta import (
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.payout.guards import Plan, account_mode, available_balance, check_balance, plan_batch
 from batch_payouts.i18n import Text, money
-from batch_payouts.payout.pipeline import (
+from batch_payouts.payout.identity import batch_identity, row_keys
+from batch_payouts.payout.pipeline import KEY_MISMATCH, run_batch
+from batch_payouts.payout.row_executor import (
+    DEFAULT_EXPIRES_IN,
     DEFAULT_REPEAT_WINDOW,
-    KEY_MISMATCH,
     STOPPED,
     BatchSettings,
     RowExecutor,
     RowOutcome,
-    batch_identity,
-    row_keys,
-    run_batch,
 )
 from batch_payouts.payout.throttle import RateLimiter
+from batch_payouts.totals import format_totals, totals_by_currency
 
 if TYPE_CHECKING:
     from batch_payouts.payout.audit import AuditLog
@@ -84,9 +89,10 @@ class LoadedFile:
     path: Path
     sha256: str
     raw: pd.DataFrame
-    headers: schema.HeaderMap
+    headers: HeaderMap
     validated: pd.DataFrame
     name: str = ""  # what the user called the file (an upload is stored under a random name)
+    problems: list[Problem] = field(default_factory=list)  # the failure table, rendered by whoever shows it
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.name
@@ -109,6 +115,7 @@ class RunOptions:
     retry_failed: bool = False
     allow_repeat: bool = False
     repeat_window: float = DEFAULT_REPEAT_WINDOW
+    expires_in: float = DEFAULT_EXPIRES_IN  # seconds; a row's own expires_at wins
     workers: int = 8
     rate_limit: float | None = None
     live: bool = False
@@ -144,7 +151,9 @@ class JobResult:
             return 130
         if self.stopped is not None:
             return 2
-        good = {"created", "valid"}
+        good = {states.CREATED, states.VALID}
+        if any(code == "reference_pending" for code in self.frame["error_code"]):
+            return 1  # created, but the beneficiary has no reference to cash yet
         return 0 if all(status in good for status in self.frame["status"]) else 1
 
 
@@ -169,9 +178,10 @@ def resolve_endpoint(
 
 
 def default_output_path(input_path: Path) -> Path:
-    """``<stem>.results.xlsx`` beside the input; CSV in, CSV out."""
-    suffix = ".csv" if input_path.suffix.lower() in (".csv", ".txt", ".tsv") else ".xlsx"
-    return input_path.with_name(f"{input_path.stem}.results{suffix}")
+    """``<stem>.results.xlsx`` beside the input, whatever the input's format: only an
+    XLSX cell can be text, and a 16-digit reference or a phone written to CSV comes
+    back from Excel rounded to 15 digits or without its leading zero."""
+    return input_path.with_name(f"{input_path.stem}.results.xlsx")
 
 
 def resolve_output(input_path: Path, output_path: Path | None) -> Path:
@@ -186,16 +196,27 @@ def resolve_output(input_path: Path, output_path: Path | None) -> Path:
 
 def load_file(path: Path, options: RunOptions) -> LoadedFile:
     path = Path(path)
-    raw = sheets.read_table(path, sheet=options.sheet)
-    headers = schema.resolve_headers(list(raw.columns))
-    if raw.empty:
-        raise InputFileError(NO_ROWS, name=options.input_name or path.name)
-    validated = schema.validate(
-        raw, amount_unit=options.amount_unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
-        max_amount=options.max_amount,
-    )
+    raw = read_table(path, sheet=options.sheet)
+    try:  # a workbook's errors name the sheet they are about
+        headers = resolve_headers(list(raw.columns))
+        if raw.empty:
+            raise InputFileError(NO_ROWS, name=options.input_name or path.name)
+        validation = validate(
+            raw, amount_unit=options.amount_unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
+            max_amount=options.max_amount,
+        )
+    except InputFileError as error:
+        if "sheet" not in raw.attrs:  # a CSV: one table, nothing to name
+            raise
+        raise in_sheet(error, raw.attrs) from error
+    validation = mark_examples(raw, validation, options.lang)  # the template's example row is never paid
+    # The only rule that depends on how the batch is sent: a phone for API versions that require one.
+    require_phone(validation, headers.header("phone"), options.api_version, options.lang, options.amount_unit)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return LoadedFile(path, digest, raw, headers, validated, name=options.input_name or path.name)
+    return LoadedFile(
+        path, digest, raw, headers, validation.frame, name=options.input_name or path.name,
+        problems=validation.problems,
+    )
 
 
 def _write(
@@ -213,9 +234,11 @@ def _write(
              "finished_at": _now_text(), "tool": f"batch-payouts {__version__}"}
     # A CSV holds one table: the summary and error sheets exist only in XLSX.
     extra = None if output.suffix.lower() == ".csv" else report.extra_sheets(
-        frame, loaded.validated, summary, facts, options.lang
+        frame, loaded.validated, summary, facts, options.lang, loaded.problems
     )
-    report.write_results(frame, output, text_columns=text, integer_columns=integers, extra_sheets=extra)
+    remove_leftovers(output)  # temp files of an earlier writer that was killed mid-sheet
+    with naming_full_disk(output, "results"):
+        report.write_results(frame, output, text_columns=text, integer_columns=integers, extra_sheets=extra)
     return summary
 
 
@@ -235,12 +258,14 @@ def validate_job(options: RunOptions, *, loaded: LoadedFile | None = None) -> Jo
 
 
 def check_max_total(validated: pd.DataFrame, cap: int | None) -> None:
-    """A batch over the cap is refused as a whole, before any request."""
+    """A batch over the cap is refused as a whole, before any request. The cap applies to each
+    currency's total: pesos and dollars are never added together."""
     if cap is None:
         return
-    total = int(validated.loc[validated["valid"], "amount"].sum())
-    if total > cap:
-        raise BatchError(OVER_MAX_TOTAL, total=money(total), cap=money(cap))
+    valid = validated.loc[validated["valid"]]
+    for currency, total in totals_by_currency(valid["amount"].tolist(), valid["currency"].tolist()).items():
+        if total > cap:
+            raise BatchError(OVER_MAX_TOTAL, total=format_totals({currency: total}), cap=money(cap))
 
 
 def run_job(
@@ -263,7 +288,9 @@ def run_job(
     loaded = loaded or load_file(options.input_path, options)
     check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
+    finished: list[JobResult] = []
     with ExitStack() as stack:
+        stack.push(_full_disk_after(finished))  # first in, so last out: sees the closing steps' errors
         api_key, api_base = resolve_endpoint(
             stack, sandbox=options.sandbox, api_base=options.api_base, ledger_path=ledger_path, environ=env
         )
@@ -271,7 +298,7 @@ def run_job(
         key_fp = key_fingerprint(api_key)
         batch_id = options.batch_id or batch_identity(loaded.validated, key_fp)
         known = ledger.batch(batch_id)
-        if known is not None and known["key_fingerprint"] != key_fp:
+        if known is not None and known.key_fingerprint != key_fp:
             raise BatchError(KEY_MISMATCH, batch_id=batch_id)
         if not options.dry_run:
             ledger.acquire_lock(batch_id)
@@ -279,16 +306,18 @@ def run_job(
         audit: AuditLog | None = None
         audit_path = audit_path_for(output)
         if not options.dry_run:
-            audit = open_audit(stack, ledger, audit_path, batch_id)
-            audit.run_started(
-                input_name=loaded.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
-                api_version=options.api_version, options=_audited_options(options),
-            )
+            with naming_full_disk(audit_path, "audit"):
+                audit = open_audit(stack, ledger, audit_path, batch_id)
+                audit.run_started(
+                    input_name=loaded.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
+                    api_version=options.api_version, options=_audited_options(options),
+                )
 
         def record_call(call: dict) -> None:
             calls.append(call)
             if audit is not None:
-                audit.api_call(**call)
+                with naming_full_disk(audit_path, "audit"):  # stops the batch (run_batch) with that message
+                    audit.api_call(**call)
 
         client = stack.enter_context(
             ConektaClient(
@@ -329,30 +358,62 @@ def run_job(
         settings = BatchSettings(
             batch_id=batch_id, key_fp=key_fp, lang=options.lang, retry_failed=options.retry_failed,
             allow_repeat=options.allow_repeat, repeat_window=options.repeat_window, workers=options.workers,
-            live=options.live,
+            live=options.live, expires_in=options.expires_in,
         )
         executor = RowExecutor(client, ledger, settings)
         executor.livemode = known_mode  # learnt by an earlier run with this key, if any
         if on_start is not None:
             on_start(loaded, int(loaded.validated["valid"].sum()))
         batch = run_batch(loaded.validated, keys, executor, on_row=on_row, stop=stop)
+        stopped = batch.stopped
         livemode = batch.livemode
         if livemode is None:  # nothing was sent this time: what an earlier run learned
             livemode = executor.livemode
+        if livemode is not None:  # the ledger states the mode the results sheet states, for `batches`/`show`
+            stopped = stopped or _full_disk_of(lambda: ledger.set_livemode(batch_id, livemode))
         frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
         mode = report.mode_text(livemode)
         summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
-        ledger.set_output(batch_id, output, options.api_version)
+        stopped = stopped or _full_disk_of(lambda: ledger.set_output(batch_id, output, options.api_version))
         result = JobResult(
             output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
-            livemode=livemode, stopped=batch.stopped, interrupted=batch.interrupted, calls=calls,
+            livemode=livemode, stopped=stopped, interrupted=batch.interrupted, calls=calls,
             plan=plan, balance=balance, audit_path=audit_path,
         )
-        audit.run_finished(
-            mode=mode or None, counts=summary.counts, totals=summary.amounts, exit_code=result.exit_code,
-            results_path=str(output),
-        )
+        result.stopped = result.stopped or _full_disk_of(lambda: _finish_audit(audit, audit_path, result, mode))
+        finished.append(result)
     return result
+
+
+def _full_disk_after(finished: list[JobResult]) -> Callable[..., bool]:
+    """An exit handler: once the results are out, a full disk while closing (the audit head or the
+    run lock written to the ledger) ends the run with that message instead of hiding the result."""
+
+    def handle(kind, error, traceback) -> bool:
+        if finished and isinstance(error, DiskFull):
+            finished[0].stopped = finished[0].stopped or error
+            return True
+        return False
+
+    return handle
+
+
+def _full_disk_of(step: Callable[[], object]) -> DiskFull | None:
+    """Run a bookkeeping step that follows the batch; a full disk is returned, not raised, so the
+    results sheet and the summary still come out and the run ends with the message (exit 2)."""
+    try:
+        step()
+    except DiskFull as full:
+        return full
+    return None
+
+
+def _finish_audit(audit: AuditLog, path: Path, result: JobResult, mode: str) -> None:
+    with naming_full_disk(path, "audit"):
+        audit.run_finished(
+            mode=mode or None, counts=result.summary.counts, totals=result.summary.amounts,
+            exit_code=result.exit_code, results_path=str(result.output_path),
+        )
 
 
 def _audited_options(options: RunOptions) -> dict:

@@ -26,25 +26,27 @@ from typing import Any
 import pandas as pd
 
 from batch_payouts import report
-from batch_payouts.files import sheets
-from batch_payouts.rules import schema
+from batch_payouts.files.read import XLSX_EXTENSIONS, read_table
+from batch_payouts.files.write import write_table
+from batch_payouts.rules.headers import resolve_headers
 from batch_payouts.payout.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.errors import BatchError
 from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.i18n import Text
-from batch_payouts.payout.ledger import Ledger, LedgerRow, key_fingerprint, operator_name
+from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
+from batch_payouts.payout.records import BatchRecord, LedgerRow
 from batch_payouts.report import mode_text
+from batch_payouts import states
+from batch_payouts.states import CREATED, ORDER_FINAL, ORDER_LABELS, ORDER_NOT_CASHED, ORDER_STATUSES, Counts, count_rows
+from batch_payouts.totals import totals_by_currency
 from batch_payouts.payout.throttle import RateLimiter
 
-PENDING_STATUSES = ("pending", "open")
-ORDER_STATUS_LABELS = {  # a payout order's status at Conekta, said of one order (the CLI and the web pages)
-    "pending": Text(es="pendiente", en="pending"), "open": Text(es="abierta", en="open"),
-    "cashed": Text(es="cobrada", en="cashed"), "expired": Text(es="vencida", en="expired"),
-    "cancelled": Text(es="cancelada", en="cancelled"),
-}
-FINAL_STATUSES = ("cancelled", "cashed", "expired")
-STATUS_ORDER = ("pending", "open", "cashed", "expired", "cancelled")
+# Conekta's order statuses and their words are named in `states`; these names stay for callers.
+PENDING_STATUSES = ORDER_NOT_CASHED
+ORDER_STATUS_LABELS = ORDER_LABELS
+FINAL_STATUSES = ORDER_FINAL
+STATUS_ORDER = ORDER_STATUSES
 CHANGED = "changed"
 CHANGED_FILL = "FFFFEB9C"
 STATUS_COLUMNS = ["order_status", "status_checked_at", "status_change"]
@@ -117,7 +119,7 @@ def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")
 
 
 # -- opening a batch and its client ------------------------------------------------------------
-def find_batch(ledger: Ledger, ref: str) -> dict[str, Any]:
+def find_batch(ledger: Ledger, ref: str) -> BatchRecord:
     found = ledger.find_batch(str(ref))
     if found is None:
         raise BatchError(UNKNOWN_BATCH, ref=ref, ledger=str(ledger.path))
@@ -139,7 +141,7 @@ class Connection:
 
 
 def open_client(
-    stack: ExitStack, batch: dict[str, Any], ledger: Ledger, conn: Connection,
+    stack: ExitStack, batch: BatchRecord, ledger: Ledger, conn: Connection,
     environ: dict[str, str] | None = None, command: str | None = None,
 ) -> ConektaClient:
     """The client for ``batch``: same key (checked by fingerprint), API base chosen as ``run`` does.
@@ -149,17 +151,17 @@ def open_client(
     """
     env = os.environ if environ is None else environ
     if conn.sandbox and (
-        key_fingerprint(SANDBOX_KEY) != batch["key_fingerprint"] or not sandbox_state_path(ledger.path).exists()
+        key_fingerprint(SANDBOX_KEY) != batch.key_fingerprint or not sandbox_state_path(ledger.path).exists()
     ):
-        raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch["batch_id"][:12], api_base=batch["api_base"])
+        raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch.batch_id[:12], api_base=batch.api_base)
     api_key, api_base = resolve_endpoint(
         stack, sandbox=conn.sandbox, api_base=conn.api_base, ledger_path=ledger.path, environ=env
     )
-    if key_fingerprint(api_key) != batch["key_fingerprint"]:
-        raise BatchError(OTHER_KEY, batch_id=batch["batch_id"][:12])
+    if key_fingerprint(api_key) != batch.key_fingerprint:
+        raise BatchError(OTHER_KEY, batch_id=batch.batch_id[:12])
     config = ClientConfig(
         api_key=api_key, api_base=api_base,
-        api_version=conn.api_version or batch.get("api_version") or DEFAULT_API_VERSION, lang=conn.lang,
+        api_version=conn.api_version or batch.api_version or DEFAULT_API_VERSION, lang=conn.lang,
         max_retries=conn.max_retries, pool_size=max(4, conn.workers * 2), initial_backoff=conn.initial_backoff,
     )
     audit = _open_audit(stack, batch, ledger, command)
@@ -167,13 +169,13 @@ def open_client(
     return stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit), on_call=on_call))
 
 
-def _open_audit(stack: ExitStack, batch: dict[str, Any], ledger: Ledger, command: str | None) -> AuditLog | None:
+def _open_audit(stack: ExitStack, batch: BatchRecord, ledger: Ledger, command: str | None) -> AuditLog | None:
     """Calls made by ``status``/``cancel``/``reconcile`` go to the batch's audit log too,
     so an auditor sees every request about the batch's money, not only the run's."""
-    if command is None or not batch.get("output_path"):
+    if command is None or not batch.output_path:
         return None
-    audit = open_audit(stack, ledger, audit_path_for(Path(batch["output_path"])), batch["batch_id"])
-    audit.append({"type": "command_started", "command": command, "batch_id": batch["batch_id"],
+    audit = open_audit(stack, ledger, audit_path_for(Path(batch.output_path)), batch.batch_id)
+    audit.append({"type": "command_started", "command": command, "batch_id": batch.batch_id,
                   "operator": operator_name(), "host": socket.gethostname()})
     stack.callback(audit.append, {"type": "command_finished", "command": command})
     return audit
@@ -203,6 +205,7 @@ class RowStatus:
     previous: str | None
     current: str | None = None
     error: str | None = None
+    reference: str | None = None  # Conekta's, for an order created before its reference was assigned
 
     @property
     def changed(self) -> bool:
@@ -210,15 +213,15 @@ class RowStatus:
 
 
 def created_rows(ledger: Ledger, batch_id: str) -> list[LedgerRow]:
-    return [r for r in ledger.rows(batch_id) if r.state == "created" and r.payout_order_id]
+    return [r for r in ledger.rows(batch_id) if r.state == CREATED and r.payout_order_id]
 
 
 def refresh_status(
-    ledger: Ledger, client: ConektaClient, batch: dict[str, Any], *, workers: int = 8,
+    ledger: Ledger, client: ConektaClient, batch: BatchRecord, *, workers: int = 8,
     on_row: Callable[[RowStatus], None] | None = None,
 ) -> list[RowStatus]:
     """GET every created order of the batch and record its status and the time in the ledger."""
-    rows = created_rows(ledger, batch["batch_id"])
+    rows = created_rows(ledger, batch.batch_id)
 
     def fetch(row: LedgerRow) -> RowStatus:
         result = RowStatus(row, row.order_status)
@@ -230,6 +233,7 @@ def refresh_status(
             result.error = str(error)
             return result
         result.current = str(order.get("status") or "")
+        result.reference = order.get("reference") or None
         return result
 
     results: list[RowStatus] = []
@@ -237,8 +241,10 @@ def refresh_status(
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for result in pool.map(fetch, rows):
                 if result.error is None:
-                    ledger.update_order_status(batch["batch_id"], result.row.row_key, result.current,
+                    ledger.update_order_status(batch.batch_id, result.row.row_key, result.current,
                                                cancelled=result.current == "cancelled" and result.changed)
+                    if result.reference and not result.row.reference:  # created "reference pending"
+                        ledger.set_reference(batch.batch_id, result.row.row_key, result.reference)
                 results.append(result)
                 if on_row is not None:
                     on_row(result)
@@ -260,18 +266,18 @@ def status_counts(ledger: Ledger, batch_id: str) -> dict[str, dict[str, list[int
 
 
 # -- the refreshed results sheet ----------------------------------------------------------------
-def sheet_source(batch: dict[str, Any], ref: str) -> Path | None:
+def sheet_source(batch: BatchRecord, ref: str) -> Path | None:
     """The results sheet to refresh: the file the user named, else the one the ledger remembers."""
     given = Path(ref)
     if given.is_file():
         return given
-    if batch.get("output_path") and Path(batch["output_path"]).is_file():
-        return Path(batch["output_path"])
+    if batch.output_path and Path(batch.output_path).is_file():
+        return Path(batch.output_path)
     return None
 
 
 def write_status_sheet(
-    ledger: Ledger, batch: dict[str, Any], source: Path | None, output: Path | None, changed: Iterable[str],
+    ledger: Ledger, batch: BatchRecord, source: Path | None, output: Path | None, changed: Iterable[str],
 ) -> Path | None:
     """Rewrite the results sheet with the latest status of every order; changed rows filled.
 
@@ -283,11 +289,11 @@ def write_status_sheet(
     if target is None:
         return None
     changed = set(changed)
-    by_number = {r.row_number: r for r in ledger.rows(batch["batch_id"])}
+    by_number = {r.row_number: r for r in ledger.rows(batch.batch_id)}
     extra: dict[str, pd.DataFrame] = {}
     if source is not None:
-        frame = sheets.read_table(source).astype(object)
-        if source.suffix.lower() in sheets.XLSX_EXTENSIONS and target.suffix.lower() == ".xlsx":
+        frame = read_table(source).astype(object)
+        if source.suffix.lower() in XLSX_EXTENSIONS and target.suffix.lower() == ".xlsx":
             extra = _other_sheets(source)
         numbers = [_int(v) for v in frame["row"]] if "row" in frame.columns else [int(i) for i in frame.index]
     else:
@@ -301,23 +307,44 @@ def write_status_sheet(
     statuses, checked, marks = [], [], []
     for number in numbers:
         row = by_number.get(number)
-        known = row is not None and row.state == "created" and row.payout_order_id
+        known = row is not None and row.state == CREATED and row.payout_order_id
         statuses.append((row.order_status or "") if known else "")
         checked.append(time_text(row.status_checked_at) if known else "")
         marks.append(CHANGED if known and row.row_key in changed else "")
     frame["order_status"], frame["status_checked_at"], frame["status_change"] = statuses, checked, marks
+    _fill_references(frame, numbers, by_number)
     text = [c for c in (*report.TEXT_COLUMNS, *STATUS_COLUMNS) if c in frame.columns]
     integers = ["row"]
     try:
-        headers = schema.resolve_headers([c for c in frame.columns if c not in report.RESULT_COLUMNS])
+        headers = resolve_headers([c for c in frame.columns if c not in report.RESULT_COLUMNS])
         text += [headers.canonical[c] for c in ("phone", "customer_id", "external_id") if c in headers.canonical]
         if "amount" in headers.canonical:
             integers.append(headers.canonical["amount"])
     except BatchError:  # a sheet without the input's columns: keep what it has
         pass
-    sheets.write_table(frame, target, text_columns=text, integer_columns=integers,
+    write_table(frame, target, text_columns=text, integer_columns=integers,
                        row_fills={CHANGED: CHANGED_FILL}, fill_column="status_change", extra_sheets=extra)
     return target
+
+
+def _fill_references(frame: pd.DataFrame, numbers: list, by_number: dict[int, LedgerRow]) -> None:
+    """Rows the run left "created, reference pending" get the reference Conekta has since assigned
+    (and lose the note that it was missing)."""
+    if "reference" not in frame.columns:
+        return
+    references = frame["reference"].tolist()
+    codes = frame["error_code"].tolist() if "error_code" in frame.columns else [""] * len(references)
+    messages = frame["error_message"].tolist() if "error_message" in frame.columns else [""] * len(references)
+    for position, number in enumerate(numbers):
+        row = by_number.get(number)
+        if row is None or row.state != CREATED or not row.reference or references[position]:
+            continue
+        references[position] = row.reference
+        if codes[position] == "reference_pending":
+            codes[position], messages[position] = "", ""
+    frame["reference"] = references
+    if "error_code" in frame.columns:
+        frame["error_code"], frame["error_message"] = codes, messages
 
 
 def _other_sheets(path: Path) -> dict[str, pd.DataFrame]:
@@ -331,7 +358,7 @@ def _other_sheets(path: Path) -> dict[str, pd.DataFrame]:
     kept = {}
     for name in names:
         try:
-            kept[name] = sheets.read_table(path, sheet=name)
+            kept[name] = read_table(path, sheet=name)
         except BatchError:
             continue
     return kept
@@ -359,31 +386,31 @@ def parse_rows(value: str) -> set[int]:
 
 
 def select_rows(
-    ledger: Ledger, batch: dict[str, Any], *, rows: str | None = None, external_ids: Iterable[str] = (),
+    ledger: Ledger, batch: BatchRecord, *, rows: str | None = None, external_ids: Iterable[str] = (),
     all_pending: bool = False, lang: str = "es",
 ) -> list[LedgerRow]:
     """The created orders to cancel; a row or folio without one refuses the whole selection."""
     external_ids = list(external_ids)
     if sum([bool(rows), bool(external_ids), all_pending]) != 1:
         raise BatchError(ONE_SELECTION)
-    batch_id = batch["batch_id"]
+    batch_id = batch.batch_id
     every = ledger.rows(batch_id)
     if all_pending:
-        return [r for r in every if r.state == "created" and r.payout_order_id
-                and (r.order_status or "pending") in PENDING_STATUSES]
+        return [r for r in every if r.state == CREATED and r.payout_order_id
+                and (r.order_status or ORDER_NOT_CASHED[0]) in ORDER_NOT_CASHED]
     chosen: list[LedgerRow] = []
     if rows:
         by_number = {r.row_number: r for r in every}
         for number in sorted(parse_rows(rows)):
             row = by_number.get(number)
-            if row is None or row.state != "created" or not row.payout_order_id:
-                state = row.state if row is not None else NOT_IN_LEDGER.format(lang)
+            if row is None or row.state != CREATED or not row.payout_order_id:
+                state = states.label(row.state, lang) if row is not None else NOT_IN_LEDGER.format(lang)
                 raise BatchError(NO_SUCH_ROW, row=number, batch_id=batch_id[:12], state=state)
             chosen.append(row)
     for external_id in external_ids:
         row = next((r for r in every if r.row_key == f"x:{external_id}"), None)
-        if row is None or row.state != "created" or not row.payout_order_id:
-            state = row.state if row is not None else NOT_IN_LEDGER.format(lang)
+        if row is None or row.state != CREATED or not row.payout_order_id:
+            state = states.label(row.state, lang) if row is not None else NOT_IN_LEDGER.format(lang)
             raise BatchError(NO_SUCH_FOLIO, external_id=external_id, batch_id=batch_id[:12], state=state)
         if row not in chosen:
             chosen.append(row)
@@ -398,14 +425,14 @@ class CancelOutcome:
     error: str | None = None
 
 
-def cancel_rows(ledger: Ledger, client: ConektaClient, batch: dict[str, Any], rows: list[LedgerRow]) -> list[CancelOutcome]:
+def cancel_rows(ledger: Ledger, client: ConektaClient, batch: BatchRecord, rows: list[LedgerRow]) -> list[CancelOutcome]:
     """PUT /payout_orders/{id}/cancel for each row; each result recorded in the ledger at once.
 
     Rows the ledger already knows as cancelled, cashed or expired are not sent.  When Conekta
     refuses (428: state does not allow it), the order is read to tell "already cashed" from a
     real failure.
     """
-    batch_id = batch["batch_id"]
+    batch_id = batch.batch_id
     outcomes: list[CancelOutcome] = []
     for row in rows:
         if row.order_status in FINAL_STATUSES:
@@ -450,7 +477,7 @@ class Mismatch:
 
 @dataclass
 class ReconcileResult:
-    batch: dict[str, Any]
+    batch: BatchRecord
     at_conekta: int = 0
     in_ledger: int = 0
     agreed: int = 0
@@ -463,14 +490,14 @@ class ReconcileResult:
         return 1 if (self.orphans or self.missing or self.mismatched) else 0
 
 
-def reconcile(ledger: Ledger, client: ConektaClient, batch: dict[str, Any]) -> ReconcileResult:
+def reconcile(ledger: Ledger, client: ConektaClient, batch: BatchRecord) -> ReconcileResult:
     """Compare the orders Conekta holds for the batch (metadata ``batch_id``) with the ledger."""
-    batch_id = batch["batch_id"]
+    batch_id = batch.batch_id
     try:
         orders = [o for o in client.list_payout_orders(search=batch_id)
                   if str((o.get("metadata") or {}).get("batch_id")) == batch_id]
         rows = ledger.rows(batch_id)
-        created = [r for r in rows if r.state == "created" and r.payout_order_id]
+        created = [r for r in rows if r.state == CREATED and r.payout_order_id]
         by_order = {r.payout_order_id: r for r in created}
         by_key = {r.row_key: r for r in rows}
         result = ReconcileResult(batch, at_conekta=len(orders), in_ledger=len(created))
@@ -486,11 +513,8 @@ def reconcile(ledger: Ledger, client: ConektaClient, batch: dict[str, Any]) -> R
             if row.payout_order_id in seen:
                 continue
             # Not found by search: read it directly before calling it missing.
-            try:
-                order = client.get_payout_order(row.payout_order_id)
-            except ConektaError as error:
-                if error.stops_batch or error.http_status != 404:
-                    raise
+            order = _read_order(client, row.payout_order_id)
+            if order is None:
                 result.missing.append(row)
                 continue
             meta = str((order.get("metadata") or {}).get("batch_id"))
@@ -501,6 +525,25 @@ def reconcile(ledger: Ledger, client: ConektaClient, batch: dict[str, Any]) -> R
             raise _key_refused(error) from error
         raise BatchError(RECONCILE_FAILED, detail=str(error)) from error
     return result
+
+
+def _read_order(client: ConektaClient, order_id: str) -> dict[str, Any] | None:
+    """The order, or None when Conekta says it does not exist.
+
+    A 404 says so.  Some API versions (and public mocks) answer a GET of an unknown id with 402
+    ``processing_error`` instead: that alone proves nothing, so the list search by the id decides
+    (API.md).  Any other error is raised: nothing is concluded from it.
+    """
+    try:
+        return client.get_payout_order(order_id)
+    except ConektaError as error:
+        if error.stops_batch or error.http_status not in (402, 404):
+            raise
+        if error.http_status == 402 and error.type != "processing_error":
+            raise
+        if error.http_status == 404:
+            return None
+    return next((o for o in client.list_payout_orders(search=order_id) if o.get("id") == order_id), None)
 
 
 RECONCILE_FAILED = Text(
@@ -528,17 +571,21 @@ def _compare(result: ReconcileResult, row: LedgerRow, order: dict[str, Any], cou
 # -- batches, show ---------------------------------------------------------------------------
 def batch_totals(ledger: Ledger, batch_id: str) -> dict[str, int]:
     """Cents created per currency."""
-    totals: dict[str, int] = {}
-    for row in created_rows(ledger, batch_id):
-        totals[row.currency] = totals.get(row.currency, 0) + row.amount
-    return totals
+    rows = created_rows(ledger, batch_id)
+    return totals_by_currency((row.amount for row in rows), (row.currency for row in rows))
 
 
 def state_counts(ledger: Ledger, batch_id: str) -> dict[str, int]:
+    """Rows per ledger state, as stored (``show --json`` prints it under ``states``)."""
     counts: dict[str, int] = {}
     for row in ledger.rows(batch_id):
         counts[row.state] = counts.get(row.state, 0) + 1
     return counts
+
+
+def batch_counts(ledger: Ledger, batch_id: str) -> Counts:
+    """Rows per group (created, unconfirmed, failed, ...), by the one rule of ``states``."""
+    return count_rows(row.state for row in ledger.rows(batch_id))
 
 
 # -- the month-end report ----------------------------------------------------------------------
@@ -581,7 +628,7 @@ def payouts_report(ledger: Ledger, since: date, until: date | None, output: Path
     totals = frame.groupby(["currency", "order_status"], dropna=False)["amount"].agg(["count", "sum"]).reset_index() \
         if len(frame) else pd.DataFrame(columns=["currency", "order_status", "count", "sum"])
     totals = totals.rename(columns={"count": "payouts", "sum": "amount"})
-    sheets.write_table(
+    write_table(
         frame, target, sheet_name="Pagos",
         text_columns=("batch_id", "reference", "payout_order_id", "created_at", "status_checked_at", "cancelled_at",
                       "email", "reason", "input_name"),

@@ -8,23 +8,30 @@ references are always text and every status has a plain explanation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from batch_payouts.files import sheets
-from batch_payouts.i18n import Text, money
-from batch_payouts.payout.pipeline import CREATED, DUPLICATE, FAILED, INVALID, UNKNOWN, RowOutcome
+from batch_payouts.files.write import write_table
+from batch_payouts.i18n import Plural, Text, money
+from batch_payouts.payout.row_executor import RowOutcome
+from batch_payouts.states import CREATED, DUPLICATE, FAILED, INVALID, RESULT_STATUSES, UNKNOWN, VALID, UNCONFIRMED_EXPLAINED, count_rows, hint
+from batch_payouts.totals import format_totals, totals_by_currency
+
+if TYPE_CHECKING:
+    from batch_payouts.rules.validation import Problem
 
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 RESULT_COLUMNS = ["row", "status", "customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message"]
 TEXT_COLUMNS = ("customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message")
 ROW_FILLS = {INVALID: "FFF8CBAD", FAILED: "FFFFC7CE", UNKNOWN: "FFFFEB9C", DUPLICATE: "FFDDEBF7"}
-STATUS_ORDER = (CREATED, "valid", INVALID, FAILED, DUPLICATE, UNKNOWN)
+STATUS_ORDER = RESULT_STATUSES  # the order summaries list statuses in
 
 
 def expires_at_text(unix_seconds: int | None) -> str:
@@ -76,7 +83,7 @@ def validation_frame(raw: pd.DataFrame, validated: pd.DataFrame) -> pd.DataFrame
     """Input columns, then row, valid/invalid and the errors: the `validate` sheet."""
     frame = _input_part(raw, RESULT_COLUMNS)
     frame["row"] = raw.index.to_numpy(dtype="int64")
-    status = np.where(validated["valid"].to_numpy(dtype=bool), "valid", INVALID).astype(object)
+    status = np.where(validated["valid"].to_numpy(dtype=bool), VALID, INVALID).astype(object)
     frame["status"] = pd.Series(status, index=frame.index, dtype=object)
     frame["error_code"] = validated["error_code"].astype(object)
     frame["error_message"] = validated["error_message"].astype(object)
@@ -99,7 +106,7 @@ def write_results(
     """
     text = [c for c in (*TEXT_COLUMNS, *text_columns) if c in frame.columns]
     integers = ["row", *(c for c in integer_columns if c in frame.columns)]
-    sheets.write_table(
+    write_table(
         frame, path, text_columns=text, integer_columns=integers, row_fills=ROW_FILLS, fill_column="status",
         extra_sheets=extra_sheets,
     )
@@ -118,6 +125,8 @@ class Summary:
     amount_created: int
     currency_totals: dict[str, int] = field(default_factory=dict)
     amounts: dict[str, int] = field(default_factory=dict)  # per status, rows whose amount could be read
+    # The same per status and currency: what people are shown (the Resumen sheet), never pesos plus dollars.
+    amounts_by_currency: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -142,29 +151,19 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
             groups.append((int(np.argmax(rows)), status, rows))
     groups.sort(key=lambda group: group[0])  # statuses in the order the rows first show them
     amounts = {status: sum(cents[rows].tolist()) for _, status, rows in groups}
-    created = next((rows for _, status, rows in groups if status == CREATED), np.zeros(len(codes), dtype=bool))
-    totals: dict[str, int] = {}
-    if created.any():
-        currencies = validated["currency"].to_numpy(dtype=object)
-        for currency in dict.fromkeys(currencies[created].tolist()):
-            totals[str(currency)] = sum(cents[created & (currencies == currency)].tolist())
+    currencies = validated["currency"].to_numpy(dtype=object, na_value="")
+    by_currency = {status: totals_by_currency(cents[rows].tolist(), currencies[rows].tolist()) for _, status, rows in groups}
+    totals = by_currency.get(CREATED, {})
     return Summary(
         counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
         amount_created=sum(totals.values()),
         currency_totals=totals,
         amounts=amounts,
+        amounts_by_currency=by_currency,
     )
 
 
 SUMMARY_TITLE = Text(es="Resumen del lote {batch}", en="Batch {batch} summary")
-STATUS_LABELS = {
-    CREATED: Text(es="creadas", en="created"),
-    "valid": Text(es="válidas", en="valid"),
-    INVALID: Text(es="inválidas (corrige el archivo)", en="invalid (fix the file)"),
-    FAILED: Text(es="fallidas", en="failed"),
-    DUPLICATE: Text(es="duplicadas (no se pagaron otra vez)", en="duplicate (not paid again)"),
-    UNKNOWN: Text(es="desconocidas (vuelve a ejecutar para resolverlas)", en="unknown (run again to resolve)"),
-}
 TOTAL_LINE = Text(es="Total creado: {amount} ({currency})", en="Total created: {amount} ({currency})")
 OUTPUT_LINE = Text(es="Hoja de resultados: {path}", en="Results sheet: {path}")
 AUDIT_LINE = Text(es="Registro de auditoría: {path}", en="Audit log: {path}")
@@ -191,7 +190,9 @@ def format_summary(
         lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
         lines.append(MODE_LINE.format(lang, mode=mode_text(livemode) or MODE_UNKNOWN.format(lang)))
     for status, count in summary.counts.items():
-        lines.append(f"  {count:>6}  {STATUS_LABELS[status].format(lang)}")
+        lines.append(f"  {count:>6}  {hint(status, lang, count)}")
+    if summary.counts.get(UNKNOWN):
+        lines.append(UNCONFIRMED_EXPLAINED.format(lang))
     for currency, cents in summary.currency_totals.items():
         lines.append(TOTAL_LINE.format(lang, amount=money(cents), currency=currency))
     lines.append(OUTPUT_LINE.format(lang, path=output))
@@ -203,19 +204,26 @@ def format_summary(
 
 
 PLAN_LINE = Text(
-    es="Simulación (--dry-run): se enviarían {count} filas por {totals}; {done} ya estaban resueltas en una ejecución anterior. No se envió nada.",
-    en="Dry run (--dry-run): {count} rows would be sent for {totals}; {done} were already settled by an earlier run. Nothing was sent.",
+    es="Simulación (--dry-run): {send}; {done}. No se envió nada.",
+    en="Dry run (--dry-run): {send}; {done}. Nothing was sent.",
+)
+PLAN_SEND = Plural(
+    one=Text(es="se enviaría {count} fila por {totals}", en="{count} row would be sent for {totals}"),
+    other=Text(es="se enviarían {count} filas por {totals}", en="{count} rows would be sent for {totals}"),
+)
+PLAN_DONE = Plural(
+    one=Text(es="{count} ya estaba resuelta en una ejecución anterior", en="{count} was already settled by an earlier run"),
+    other=Text(es="{count} ya estaban resueltas en una ejecución anterior", en="{count} were already settled by an earlier run"),
 )
 BALANCE_LINE = Text(es="Saldo disponible: {amounts}", en="Available balance: {amounts}")
 
 
 def format_plan(plan, balance: dict[str, int] | None, lang: str) -> str:
     """What a dry run found: rows and money that a real run would send."""
-    totals = ", ".join(f"{money(cents)} {currency}" for currency, cents in plan.totals.items()) or money(0)
-    lines = [PLAN_LINE.format(lang, count=len(plan.to_send), totals=totals, done=plan.already_done)]
+    send = PLAN_SEND.format(lang, count=len(plan.to_send), totals=format_totals(plan.totals))
+    lines = [PLAN_LINE.format(lang, send=send, done=PLAN_DONE.format(lang, count=plan.already_done))]
     if balance is not None:
-        amounts = ", ".join(f"{money(cents)} {currency}" for currency, cents in balance.items()) or money(0)
-        lines.append(BALANCE_LINE.format(lang, amounts=amounts))
+        lines.append(BALANCE_LINE.format(lang, amounts=format_totals(balance)))
     return "\n".join(lines)
 
 
@@ -227,6 +235,7 @@ def result_json(result, *, dry_run: bool = False) -> dict:
         "exit_code": 0 if dry_run and result.exit_code == 0 else result.exit_code,
         "mode": mode_text(result.livemode) or None,
         "counts": summary.counts,
+        "unconfirmed": count_rows(summary.counts).unconfirmed,  # may exist at Conekta: never part of a failure count
         "amount_created": summary.amount_created,
         "totals_created": summary.currency_totals,
         "output": str(result.output_path),
@@ -259,6 +268,7 @@ ERROR_HEADERS = {
     "name": Text(es="Nombre", en="Name"),
     "email": Text(es="Correo", en="Email"),
     "status": Text(es="Estado", en="Status"),
+    "column": Text(es="Columna", en="Column"),
     "error_code": Text(es="Código", en="Code"),
     "error_message": Text(es="Qué corregir", en="What to fix"),
 }
@@ -270,32 +280,47 @@ def summary_sheet(summary: Summary, facts: dict[str, str], lang: str) -> pd.Data
     item, rows, amount = (h.format(lang) for h in SUMMARY_HEADERS)
     records = [{item: FACT_LABELS[k].format(lang), rows: value, amount: ""} for k, value in facts.items() if value]
     for status, count in summary.counts.items():
-        records.append({item: f"{STATUS_LABELS[status].format(lang)} ({status})", rows: count,
-                        amount: money(summary.amounts.get(status, 0))})
+        records.append({item: f"{hint(status, lang, count)} ({status})", rows: count,
+                        amount: format_totals(summary.amounts_by_currency.get(status, {}))})
     for currency, cents in summary.currency_totals.items():
         records.append({item: f"{TOTAL_CREATED.format(lang)} ({currency})", rows: summary.counts.get(CREATED, 0),
                         amount: money(cents)})
     return pd.DataFrame.from_records(records, columns=[item, rows, amount])
 
 
-def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str) -> pd.DataFrame:
-    """The "Errores" sheet: only the rows someone must act on, with the fix in plain words."""
+def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str, problems: Sequence[Problem] = ()) -> pd.DataFrame:
+    """The "Errores" sheet: only the rows someone must act on, with the fix in plain words.
+
+    An invalid row gets one line per problem, rendered here in ``lang`` from the failure
+    table (``problems``), each naming its column as the file writes it, so a filter on
+    the column or the code finds every cell to fix; a failed or unconfirmed row, one line.
+    """
+    by_row: dict[int, list[Problem]] = {}
+    for problem in problems:
+        by_row.setdefault(problem.row, []).append(problem)
     to_fix = frame[frame["status"].isin([INVALID, FAILED, UNKNOWN])]
-    table = pd.DataFrame(
-        {
-            "row": to_fix["row"],
-            "name": validated.loc[to_fix.index, "name"],
-            "email": validated.loc[to_fix.index, "email"],
-            "status": to_fix["status"],
-            "error_code": to_fix["error_code"],
-            "error_message": to_fix["error_message"],
-        }
-    )
+    names, emails = validated["name"], validated["email"]
+    records = []
+    for label, number, status, code, message in zip(
+        to_fix.index, to_fix["row"].tolist(), to_fix["status"].tolist(), to_fix["error_code"].tolist(),
+        to_fix["error_message"].tolist(),
+    ):
+        row = {"row": number, "name": names.at[label], "email": emails.at[label], "status": status}
+        found = by_row.get(int(number), []) if status == INVALID else []
+        for problem in found:
+            records.append({**row, "column": problem.column, "error_code": problem.code,
+                            "error_message": problem.text(lang)})
+        if not found:
+            records.append({**row, "column": "", "error_code": code, "error_message": message})
+    table = pd.DataFrame.from_records(records, columns=list(ERROR_HEADERS))
     return table.rename(columns={k: v.format(lang) for k, v in ERROR_HEADERS.items()})
 
 
-def extra_sheets(frame: pd.DataFrame, validated: pd.DataFrame, summary: Summary, facts: dict[str, str], lang: str):
+def extra_sheets(
+    frame: pd.DataFrame, validated: pd.DataFrame, summary: Summary, facts: dict[str, str], lang: str,
+    problems: Sequence[Problem] = (),
+):
     return {
         SHEET_NAMES["summary"].format(lang): summary_sheet(summary, facts, lang),
-        SHEET_NAMES["errors"].format(lang): errors_sheet(frame, validated, lang),
+        SHEET_NAMES["errors"].format(lang): errors_sheet(frame, validated, lang, problems),
     }

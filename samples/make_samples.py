@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 import pandas as pd  # noqa: E402
 
-from batch_payouts.files.sheets import write_table  # noqa: E402
+from batch_payouts.files.write import write_table  # noqa: E402
 
 HEADERS = ["nombre", "correo", "telefono", "monto", "moneda", "motivo", "folio", "meta_departamento", "notas"]
 

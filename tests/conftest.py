@@ -68,6 +68,34 @@ def beneficiary(n: int, **overrides) -> dict:
     return row
 
 
+# The first row of a one-worker run (POST 1 creates its customer): the answer to its order (POST 2)
+# is lost after the order was created, and the lookup that could settle it (a search) fails:
+# nobody can tell whether it exists, so the row ends ``unknown`` and is not sent again.
+FIRST_ORDER_IN_DOUBT = {"script": {2: "drop_after_commit"}, "search_error_rate": 1.0}
+
+
+def run_with_a_row_in_doubt(sandbox, folder: Path, ledger_path: Path):
+    """A real run over HTTP whose row 2 (the first data row) may exist at Conekta (``unknown``) and row 3 is created.
+
+    Returns the ``JobResult``; the sandbox's faults are cleared afterwards."""
+    from batch_payouts.jobs import RunOptions, run_job
+    from batch_payouts.sandbox import Faults
+
+    source = write_csv(folder / "pagos.csv", [beneficiary(1), beneficiary(2)])
+    sandbox.set_faults(Faults(**FIRST_ORDER_IN_DOUBT))
+    try:
+        result = run_job(
+            RunOptions(input_path=source, ledger_path=ledger_path, api_base=sandbox.url, workers=1,
+                       initial_backoff=0.001, max_retries=4),
+            environ={"CONEKTA_API_KEY": API_KEY},
+        )
+    finally:
+        sandbox.set_faults(Faults())
+    assert list(result.frame["status"]) == ["unknown", "created"]
+    assert len(sandbox.payout_orders()) == 2  # the order in doubt does exist: "failed" would invite paying twice
+    return result
+
+
 def free_socket():
     import socket
 

@@ -6,14 +6,18 @@ The real CLI, the real client, real HTTP to the sandbox, a real ledger file.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import datetime, timedelta
 
 import openpyxl
 import requests
 
+from batch_payouts.contracts import SCHEMA_VERSION
+from batch_payouts import report
 from batch_payouts.report import MEXICO_CITY
-from conftest import API_KEY, beneficiary, read_xlsx, write_csv
+from batch_payouts.states import UNCONFIRMED_EXPLAINED
+from conftest import API_KEY, beneficiary, read_xlsx, run_with_a_row_in_doubt, write_csv
 
 
 def _run(sandbox, env, cli, count=4, **row_overrides):
@@ -45,7 +49,9 @@ def test_status_updates_ledger_sheet_and_summary(sandbox, env, cli):
 
     result = cli("status", out, "--api-base", sandbox.url)
     assert result.exit_code == 0, result.output
-    assert "cobradas" in result.output and "vencidas" in result.output
+    # one order each: worded in the singular ("1 cobrada", not "1 cobradas")
+    assert re.search(r"\b1  cobrada ", result.output) and re.search(r"\b1  vencida \(no se cobró\)", result.output)
+    assert re.search(r"\b2  pendientes de cobro", result.output)
     assert "$101.00" in result.output and "$102.00" in result.output  # rows 2 and 3: 10100 and 10200 cents
     assert "Cambiaron de estado desde la última consulta: 2" in result.output
     after = _ledger_rows(env)
@@ -142,7 +148,7 @@ def test_reconcile_agrees_then_reports_an_orphan_and_a_missing_order(sandbox, en
     out, batch_id = _run(sandbox, env, cli, count=3)
     clean = cli("reconcile", batch_id, "--api-base", sandbox.url)
     assert clean.exit_code == 0, clean.output
-    assert "3 coinciden" in clean.output
+    assert "coinciden: 3" in clean.output
 
     auth = (API_KEY, "")
     headers = {"Accept": "application/vnd.conekta-v2.0.0+json"}
@@ -199,6 +205,56 @@ def test_batches_and_show_json_for_scripts(sandbox, env, cli):
     assert len(shown["input_sha256"]) == 64
 
 
+def _table(output: str) -> dict[str, str]:
+    """The `batches` table's header and first batch, cell by cell (columns are two or more spaces apart)."""
+    header, first = (re.split(r"\s{2,}", line.strip()) for line in output.splitlines()[:2])
+    return dict(zip(header, first))
+
+
+def test_batches_and_show_call_a_row_in_doubt_unconfirmed_never_failed(sandbox, env, cli):
+    """A row whose order may exist at Conekta is "sin confirmar", with why and what to do; reading
+    "fallida" a finance person may pay it by hand and the rerun would pay it again."""
+    result = run_with_a_row_in_doubt(sandbox, env, env / "ledger.sqlite")
+    batch_id = result.batch_id
+    run_json = report.result_json(result)  # what `run --json` prints
+    assert run_json["counts"] == {"created": 1, "unknown": 1} and run_json["unconfirmed"] == 1
+    summary = openpyxl.load_workbook(result.output_path)["Resumen"]
+    items = [line[0] for line in summary.iter_rows(values_only=True)]
+    assert "sin confirmar (vuelve a ejecutar el mismo archivo para resolverla; no la pagues a mano) (unknown)" in items
+    listed = cli("batches")
+    assert listed.exit_code == 0, listed.output
+    row = _table(listed.output)
+    assert (row["creadas"], row["sin confirmar"], row["fallidas"], row["sin enviar"]) == ("1", "1", "0", "0")
+    assert UNCONFIRMED_EXPLAINED.es in listed.output
+    [batch] = json.loads(cli("batches", "--json").output.strip().splitlines()[-1])["batches"]
+    assert (batch["created"], batch["unconfirmed"], batch["unknown"], batch["failed"], batch["pending"]) == (1, 1, 1, 0, 0)
+
+    shown = cli("show", batch_id[:12])
+    assert "creada 1, sin confirmar 1" in shown.output and "fallida" not in shown.output
+    assert UNCONFIRMED_EXPLAINED.es in shown.output
+    english = cli("show", batch_id[:12], "--lang", "en", "--json")
+    assert "created 1, unconfirmed 1" in english.output and UNCONFIRMED_EXPLAINED.en in english.output
+    data = json.loads(english.output.strip().splitlines()[-1])
+    assert data["states"] == {"unknown": 1, "created": 1}
+    assert (data["counts"]["unconfirmed"], data["counts"]["failed"], data["counts"]["created"]) == (1, 0, 1)
+
+
+def test_every_batch_of_a_key_records_its_own_mode_not_only_the_first(sandbox, env, cli):
+    """Regression: the second file run with a key already known as TEST showed "—" in batches/show."""
+    for name, first in (("primero.csv", 1), ("segundo.csv", 10)):
+        source = write_csv(env / name, [beneficiary(n) for n in range(first, first + 2)])
+        ran = cli("run", source, "--api-base", sandbox.url, "--output", env / f"{name}.results.xlsx", "--json")
+        assert ran.exit_code == 0, ran.output
+        assert json.loads(ran.output.strip().splitlines()[-1])["mode"] == "TEST"
+    listed = json.loads(cli("batches", "--json").output.strip().splitlines()[-1])["batches"]
+    assert sorted(b["input_name"] for b in listed) == ["primero.csv", "segundo.csv"]
+    assert [b["mode"] for b in listed] == ["TEST", "TEST"]
+    for batch in listed:
+        shown = json.loads(cli("show", batch["batch_id"], "--json").output.strip().splitlines()[-1])
+        assert shown["mode"] == "TEST"
+    assert "—" not in cli("batches").output
+
+
 def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch):
     out, batch_id = _run(sandbox, env, cli, count=3)
     rows = _ledger_rows(env)
@@ -220,7 +276,7 @@ def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch
     as_json = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target, "--json")
     assert as_json.exit_code == 0, as_json.output
     summary = json.loads(as_json.output.strip().splitlines()[-1])
-    assert summary == {"path": str(target), "payouts": 3, "totals": {"MXN": 30600},
+    assert summary == {"schema_version": SCHEMA_VERSION, "path": str(target), "payouts": 3, "totals": {"MXN": 30600},
                        "since": today.isoformat(), "until": tomorrow.isoformat()}
 
     monkeypatch.chdir(env)

@@ -24,32 +24,51 @@ import click
 
 from batch_payouts import __version__
 from batch_payouts.cli.config import config_option
+from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.i18n import LANGUAGES, Plural, Text
 
 if TYPE_CHECKING:
-    from batch_payouts.payout.pipeline import RowOutcome
+    from batch_payouts.payout.row_executor import RowOutcome
+    from batch_payouts.rules.validation import Problem
 
 # ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
 # `--help`, `template`, `audit verify`, `hash-password`... do not load them, and no command
 # loads what only another one needs (the HTTP client, the ledger, the web app, the sandbox).
 
 PROBLEMS_SHOWN = 20
-MORE_PROBLEMS = Text(
-    es="… y {count} problemas más: ver la columna error_message de la hoja de resultados.",
-    en="… and {count} more problems: see the error_message column of the results sheet.",
+MORE_PROBLEMS = Plural(
+    one=Text(
+        es="… y {count} problema más: ver la columna error_message de la hoja de resultados.",
+        en="… and {count} more problem: see the error_message column of the results sheet.",
+    ),
+    other=Text(
+        es="… y {count} problemas más: ver la columna error_message de la hoja de resultados.",
+        en="… and {count} more problems: see the error_message column of the results sheet.",
+    ),
 )
 INTERRUPTED = Text(
     es="Interrumpido: las filas en curso terminaron y quedaron registradas; vuelve a ejecutar para continuar.",
     en="Interrupted: rows in flight finished and were recorded; run again to continue.",
 )
-PROGRESS = Text(es="Enviando {total} filas", en="Sending {total} rows")
-PROGRESS_LINE = Text(es="{done}/{total} filas procesadas", en="{done}/{total} rows processed")
+PROGRESS = Plural(one=Text(es="Enviando {count} fila", en="Sending {count} row"),
+                  other=Text(es="Enviando {count} filas", en="Sending {count} rows"))
+# "3/10": the noun agrees with the total.
+PROGRESS_LINE = Plural(one=Text(es="{done}/{count} fila procesada", en="{done}/{count} row processed"),
+                       other=Text(es="{done}/{count} filas procesadas", en="{done}/{count} rows processed"))
 AUDIT_MISSING = Text(es="No existe el registro de auditoría «{path}».", en="The audit log '{path}' does not exist.")
 BAD_WINDOW = Text(
     es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
     en="--repeat-window '{value}' is not valid: use a number with h, m or s (for example 24h, 90m).",
 )
+
+BAD_EXPIRES_IN = Text(
+    es="--expires-in «{value}» no es válido: usa un número de horas, o un número con h o d "
+    "(por ejemplo 48, 36h, 2d).",
+    en="--expires-in '{value}' is not valid: use a number of hours, or a number with h or d "
+    "(for example 48, 36h, 2d).",
+)
+
 
 class PesosType(click.ParamType):
     """An amount in pesos as finance writes it ("250000", "$250,000.00"), converted exactly to cents."""
@@ -76,8 +95,8 @@ lang_option = click.option(
 input_options = [
     click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
     click.option("--output", "output_path", type=click.Path(path_type=Path),
-                 help="Results sheet path (default: <input>.results.xlsx beside the input; CSV in, CSV out)."),
-    click.option("--sheet", help="XLSX sheet to read (default: the first sheet)."),
+                 help="Results sheet path (default: <input>.results.xlsx beside the input, also for CSV input; .csv only if asked, with a warning)."),
+    click.option("--sheet", help="XLSX sheet to read (default: the first visible sheet with data)."),
     click.option("--amount-unit", type=click.Choice(["cents", "pesos"]), default="cents", show_default=True,
                  help="How to read the amount column: integer cents (3000 = $30.00) or pesos ($30, 1,500.00)."),
     click.option("--allow-duplicate-rows", is_flag=True,
@@ -117,6 +136,7 @@ class LazyGroup(click.Group):
 _LAZY_COMMANDS = {
     **dict.fromkeys(("status", "cancel", "reconcile", "batches", "show", "report"), "batch_payouts.cli.ops"),
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
+    "schemas": "batch_payouts.cli.schemas",
 }
 
 
@@ -137,6 +157,25 @@ def parse_window(value: str, lang: str) -> float:
     return number * {"h": 3600, "m": 60, "s": 1}[unit]
 
 
+def parse_expires_in(value: str) -> float:
+    """``--expires-in``: "48h", "2d", or a bare number of hours -> seconds (more than zero)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hd]?)\s*", value or "", flags=re.IGNORECASE)
+    seconds = float(match.group(1)) * (86400 if match.group(2).lower() == "d" else 3600) if match else 0
+    if seconds <= 0:
+        raise BatchError(BAD_EXPIRES_IN, value=value)
+    return seconds
+
+
+CSV_OUTPUT = Text(
+    es="Aviso: pediste la hoja de resultados en CSV ({path}). Si la abres con doble clic en Excel, "
+    "las referencias de 16 dígitos pierden el último dígito y los teléfonos y folios con ceros al inicio "
+    "los pierden. Usa .xlsx (el predeterminado) o, en Excel, Datos > Desde texto/CSV marcando esas columnas como Texto.",
+    en="Warning: you asked for the results sheet as CSV ({path}). Opened with a double click in Excel, "
+    "16-digit references lose their last digit and phones and ids lose their leading zeros. "
+    "Use .xlsx (the default) or, in Excel, Data > From Text/CSV with those columns set to Text.",
+)
+
+
 class Console:
     """Where human messages go: stderr as text, or as JSON lines with --log-json (for cron and log shippers)."""
 
@@ -152,15 +191,19 @@ class Console:
         else:
             click.echo(message, err=True)
 
-    def problems(self, validated) -> None:
-        from batch_payouts.rules.schema import row_problems
-
-        problems = row_problems(validated, self.lang)
+    def problems(self, problems: list[Problem]) -> None:
+        """One line per problem of the file ("Fila 7, columna «correo»: …"), rendered here from the failure table."""
         shown = problems if self.json_lines else problems[:PROBLEMS_SHOWN]
-        for line in shown:
-            self.log("invalid_row", line, level="warning")
+        for problem in shown:
+            self.log("invalid_row", problem.line(self.lang), level="warning",
+                     row=problem.row, column=problem.column, code=problem.code)
         if len(problems) > len(shown):
             self.log("invalid_rows_more", MORE_PROBLEMS.format(self.lang, count=len(problems) - len(shown)))
+
+    def csv_output(self, output_path: Path | None) -> None:
+        """Warn before the work starts when the results sheet was asked for as CSV (it keeps no text cells)."""
+        if output_path is not None and Path(output_path).suffix.lower() == ".csv":
+            self.log("csv_output", CSV_OUTPUT.format(self.lang, path=output_path), level="warning")
 
     def fail(self, error: BatchError) -> None:
         self.log("batch_error", error.message(self.lang), level="error", exit_code=error.exit_code)
@@ -209,24 +252,31 @@ def _heavy_imports():
 
 @main.command()
 @with_input_options
-def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
+def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json,
+             as_json) -> None:
     """Check a file without sending anything; writes the sheet with status valid/invalid.
 
     Example: batch-payouts validate pagos.xlsx
     """
     with _heavy_imports():
         from batch_payouts.jobs import RunOptions, validate_job
-        from batch_payouts.report import format_summary
+        from batch_payouts.report import format_summary, result_json
 
     console = Console(lang, log_json)
+    console.csv_output(output_path)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
                          lang=lang, allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount)
     try:
         result = validate_job(options)
     except BatchError as error:
+        _print_error_json(error, lang, as_json)
         console.fail(error)
-    console.problems(result.loaded.validated)
-    click.echo(format_summary(result.summary, lang=lang, output=result.output_path))
+    console.problems(result.loaded.problems)
+    click.echo(format_summary(result.summary, lang=lang, output=result.output_path), err=as_json)
+    if as_json:
+        click.echo(json.dumps(versioned(result_json(result)), ensure_ascii=False))
     _quick_exit_gc()
     sys.exit(result.exit_code)
 
@@ -244,12 +294,15 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
               help="Pay even if an identical payout was created in another batch within the repeat window.")
 @click.option("--repeat-window", default="24h", show_default=True,
               help="How far back an identical payout in another batch counts as a repeat (e.g. 24h, 90m).")
+@click.option("--expires-in", default="48h", show_default=True,
+              help="How long each payout order can be withdrawn (48, 36h, 2d); the file's expires_at column wins.")
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Rows sent at the same time (output order is always the input order).")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
               help="At most this many requests per second, shared by all workers (default: no limit).")
 @click.option("--max-total", type=PesosType(), default=None,
-              help="Refuse the whole batch, before any request, if its valid rows add up to more (pesos, e.g. 250000).")
+              help="Refuse the whole batch, before any request, if its valid rows in any one currency add up to more "
+                   "(e.g. 250000; pesos and dollars are never added together).")
 @click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it a live key stops the run.")
 @click.option("--dry-run", is_flag=True,
               help="Validate, check balance and plan (rows to send, totals) without creating anything.")
@@ -257,7 +310,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--json", "as_json", is_flag=True,
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json, sandbox, api_base, api_version,
-        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, workers, rate_limit, max_total, live,
+        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, expires_in, workers, rate_limit, max_total, live,
         dry_run, skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
@@ -268,12 +321,14 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         from batch_payouts.report import format_plan, format_summary, result_json
 
     console = Console(lang, log_json)
+    console.csv_output(output_path)
     try:
         options = RunOptions(
             input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
-            repeat_window=parse_window(repeat_window, lang), workers=workers, rate_limit=rate_limit,
+            repeat_window=parse_window(repeat_window, lang), expires_in=parse_expires_in(expires_in),
+            workers=workers, rate_limit=rate_limit,
             live=live, dry_run=dry_run, skip_balance_check=skip_balance_check, max_total=max_total,
             max_amount=max_amount,
         )
@@ -285,8 +340,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             signal.signal(signal.SIGTERM, previous)
             progress.finish()
     except BatchError as error:
-        if as_json:
-            click.echo(json.dumps({"exit_code": error.exit_code, "error": error.message(lang)}, ensure_ascii=False))
+        _print_error_json(error, lang, as_json)
         console.fail(error)
     except KeyboardInterrupt:
         console.log("interrupted", INTERRUPTED.format(lang), level="warning")
@@ -298,15 +352,21 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
                              ledger=result.ledger_path, livemode=result.livemode, audit=result.audit_path)
     if dry_run:
-        console.problems(result.loaded.validated)
+        console.problems(result.loaded.problems)
         summary = format_plan(result.plan, result.balance, lang) + "\n" + summary
     if console.json_lines:
         console.log("summary", summary, **result_json(result, dry_run=dry_run))
     else:
         click.echo(summary, err=as_json)
     if as_json:
-        click.echo(json.dumps(result_json(result, dry_run=dry_run), ensure_ascii=False))
+        click.echo(json.dumps(versioned(result_json(result, dry_run=dry_run)), ensure_ascii=False))
     sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)
+
+
+def _print_error_json(error: BatchError, lang: str, as_json: bool) -> None:
+    """With --json, a batch that cannot run still ends stdout with a document (schemas/run.schema.json)."""
+    if as_json:
+        click.echo(json.dumps(versioned({"exit_code": error.exit_code, "error": error.message(lang)}), ensure_ascii=False))
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -326,10 +386,10 @@ class Progress:
 
     def start(self, loaded, total: int) -> None:
         """Show the file's problems first: they are known before anything is sent."""
-        self.console.problems(loaded.validated)
+        self.console.problems(loaded.problems)
         self.total = total
         if self.tty and total:
-            self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, total=total), file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, count=total), file=sys.stderr)
             self.bar.__enter__()
 
     def advance(self, outcome: RowOutcome) -> None:
@@ -337,7 +397,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.total and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
-            self.console.log("progress", PROGRESS_LINE.format(self.lang, done=self.done, total=self.total),
+            self.console.log("progress", PROGRESS_LINE.format(self.lang, done=self.done, count=self.total),
                              done=self.done, total=self.total)
 
     def finish(self) -> None:
@@ -378,7 +438,7 @@ def audit_verify(audit_file, ledger_path, lang) -> None:
 
     Example: batch-payouts audit verify pagos.results.audit.jsonl
     """
-    from batch_payouts.payout.audit import describe, verify
+    from batch_payouts.payout.audit_verify import describe, verify
     from batch_payouts.payout.ledger import Ledger, default_ledger_path
 
     console = Console(lang)

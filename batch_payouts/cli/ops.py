@@ -7,6 +7,7 @@ printing, exit codes (0 all good, 1 something to look at, 2 could not run).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import sys
@@ -18,8 +19,12 @@ import click
 
 from batch_payouts.cli.main import _fail, lang_option, main
 from batch_payouts.cli.config import config_option
+from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text, money
+from batch_payouts import states
+from batch_payouts.i18n import Plural, Text, money
+from batch_payouts.payout.records import BatchRecord
+from batch_payouts.totals import format_totals, totals_by_currency
 
 if TYPE_CHECKING:
     from batch_payouts import operations as ops
@@ -34,26 +39,35 @@ NO_LEDGER = Text(
     en="The ledger '{path}' does not exist: no batch has been run with it yet "
     "(choose another with --ledger or BATCH_PAYOUTS_LEDGER).",
 )
-NEED_YES = Text(
-    es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
-    "si de verdad quieres cancelar estas {count} órdenes. No se canceló nada.",
-    en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
-    "mean to cancel these {count} orders. Nothing was cancelled.",
+NEED_YES = Plural(
+    one=Text(
+        es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
+        "si de verdad quieres cancelar esta orden. No se canceló nada.",
+        en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
+        "mean to cancel this order. Nothing was cancelled.",
+    ),
+    other=Text(
+        es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
+        "si de verdad quieres cancelar estas {count} órdenes. No se canceló nada.",
+        en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
+        "mean to cancel these {count} orders. Nothing was cancelled.",
+    ),
 )
-STATUS_LABELS = {
-    "pending": Text(es="pendientes de cobro", en="pending (not cashed yet)"),
-    "open": Text(es="abiertas (pendientes de cobro)", en="open (not cashed yet)"),
-    "cashed": Text(es="cobradas", en="cashed"),
-    "expired": Text(es="vencidas (no se cobraron)", en="expired (never cashed)"),
-    "cancelled": Text(es="canceladas", en="cancelled"),
-}
 M = {
-    "status_title": Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
-                         en="Payout order status of batch {batch} ({count} checked, {when})"),
+    "status_title": Plural(
+        one=Text(es="Estado de las órdenes del lote {batch} ({count} consultada, {when})",
+                 en="Payout order status of batch {batch} ({count} checked, {when})"),
+        other=Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
+                   en="Payout order status of batch {batch} ({count} checked, {when})"),
+    ),
     "changed": Text(es="Cambiaron de estado desde la última consulta: {count}",
                     en="Changed status since the last check: {count}"),
-    "fetch_failed": Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
-                         en="{count} orders could not be fetched (run `status` again later):"),
+    "fetch_failed": Plural(
+        one=Text(es="No se pudo consultar {count} orden (vuelve a ejecutar `status` más tarde):",
+                 en="{count} order could not be fetched (run `status` again later):"),
+        other=Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
+                   en="{count} orders could not be fetched (run `status` again later):"),
+    ),
     "row_error": Text(es="  fila {row} ({order}): {error}", en="  row {row} ({order}): {error}"),
     "sheet": Text(es="Hoja de resultados actualizada: {path}", en="Results sheet updated: {path}"),
     "no_sheet": Text(es="No se encontró la hoja de resultados del lote; la bitácora sí se actualizó "
@@ -62,12 +76,20 @@ M = {
                      "(use --output to write one)."),
     "none_created": Text(es="El lote {batch} no tiene órdenes de pago creadas: nada que consultar.",
                          en="Batch {batch} has no created payout orders: nothing to check."),
-    "to_cancel": Text(es="Se cancelarán {count} órdenes del lote {batch} ({total}):",
-                      en="{count} orders of batch {batch} will be cancelled ({total}):"),
+    "to_cancel": Plural(
+        one=Text(es="Se cancelará {count} orden del lote {batch} ({total}):",
+                 en="{count} order of batch {batch} will be cancelled ({total}):"),
+        other=Text(es="Se cancelarán {count} órdenes del lote {batch} ({total}):",
+                   en="{count} orders of batch {batch} will be cancelled ({total}):"),
+    ),
     "cancel_line": Text(es="  fila {row}  {email}  {amount} {currency}  referencia {reference}  (último estado: {status})",
                         en="  row {row}  {email}  {amount} {currency}  reference {reference}  (last status: {status})"),
-    "confirm": Text(es="¿Cancelar estas {count} referencias? Los beneficiarios ya no podrán cobrarlas.",
-                    en="Cancel these {count} references? Beneficiaries will no longer be able to cash them."),
+    "confirm": Plural(
+        one=Text(es="¿Cancelar esta referencia? El beneficiario ya no podrá cobrarla.",
+                 en="Cancel this reference? The beneficiary will no longer be able to cash it."),
+        other=Text(es="¿Cancelar estas {count} referencias? Los beneficiarios ya no podrán cobrarlas.",
+                   en="Cancel these {count} references? Beneficiaries will no longer be able to cash them."),
+    ),
     "declined": Text(es="No se canceló nada.", en="Nothing was cancelled."),
     "nothing_to_cancel": Text(es="No hay órdenes pendientes que cancelar en el lote {batch}.",
                               en="There are no pending orders to cancel in batch {batch}."),
@@ -81,10 +103,11 @@ M = {
                            "fallidas: {failed}",
                            en="Cancelled: {cancelled} ({amount}); already cashed/cancelled/expired: {already}; "
                            "failed: {failed}"),
-    "rec_title": Text(es="Conciliación del lote {batch}: {conekta} órdenes en Conekta, {ledger} creadas en la "
-                      "bitácora, {agreed} coinciden",
-                      en="Reconciliation of batch {batch}: {conekta} orders at Conekta, {ledger} created in the "
-                      "ledger, {agreed} agree"),
+    # Three counts: each after its label, so no word has to agree with a number.
+    "rec_title": Text(es="Conciliación del lote {batch} — órdenes en Conekta: {conekta}; creadas en la "
+                      "bitácora: {ledger}; coinciden: {agreed}",
+                      en="Reconciliation of batch {batch} — orders at Conekta: {conekta}; created in the "
+                      "ledger: {ledger}; agree: {agreed}"),
     "rec_ok": Text(es="Todo coincide.", en="Everything agrees."),
     "orphans": Text(es="Órdenes en Conekta que la bitácora no tiene como creadas (huérfanas): {count}",
                     en="Orders at Conekta the ledger does not have as created (orphans): {count}"),
@@ -101,16 +124,19 @@ M = {
     "mismatch_line": Text(es="  fila {row}  {order}  {field}: bitácora {mine!r}, Conekta {theirs!r}",
                           en="  row {row}  {order}  {field}: ledger {mine!r}, Conekta {theirs!r}"),
     "no_batches": Text(es="La bitácora {path} no tiene lotes.", en="The ledger {path} has no batches."),
-    "report_written": Text(es="Reporte: {path} ({count} pagos, {totals})", en="Report: {path} ({count} payouts, {totals})"),
+    "report_written": Plural(
+        one=Text(es="Reporte: {path} ({count} pago, {totals})", en="Report: {path} ({count} payout, {totals})"),
+        other=Text(es="Reporte: {path} ({count} pagos, {totals})", en="Report: {path} ({count} payouts, {totals})"),
+    ),
 }
 BATCH_HEADERS = {
     "id": Text(es="lote", en="batch"), "when": Text(es="última ejecución", en="last run"),
     "file": Text(es="archivo", en="file"), "operator": Text(es="operador", en="operator"),
-    "rows": Text(es="filas", en="rows"), "created": Text(es="creadas", en="created"),
-    "failed": Text(es="fallidas", en="failed"), "unknown": Text(es="desconocidas", en="unknown"),
-    "duplicate": Text(es="duplicadas", en="duplicate"), "total": Text(es="total creado", en="total created"),
-    "mode": Text(es="modo", en="mode"),
+    "rows": Text(es="filas", en="rows"),
+    # the count columns (created, unconfirmed, failed, pending, duplicate) take their words from `states`
+    "total": Text(es="total creado", en="total created"), "mode": Text(es="modo", en="mode"),
 }
+BATCH_COUNTS = ("created", "unconfirmed", "failed", "pending", "duplicate")
 SHOW_LABELS = {
     "batch_id": Text(es="Lote", en="Batch"),
     "input_name": Text(es="Archivo", en="File"),
@@ -150,7 +176,8 @@ json_option = click.option(
 
 
 def _print_json(data: dict) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, default=str))
+    """Every document carries ``schema_version``: its contract is schemas/<command>.schema.json."""
+    click.echo(json.dumps(versioned(data), ensure_ascii=False, default=str))
 
 
 def _per_status_json(counts: dict[str, dict[str, list[int]]]) -> dict:
@@ -181,20 +208,12 @@ def _connection(api_base, api_version, sandbox, rate_limit, lang, workers=8) -> 
                           workers=workers, lang=lang)
 
 
-def _amounts(per_currency: dict[str, list[int]] | dict[str, int]) -> str:
-    parts = []
-    for currency, value in per_currency.items():
-        cents = value[1] if isinstance(value, list) else value
-        parts.append(f"{money(cents)} {currency}")
-    return ", ".join(parts) or money(0)
-
-
 def _status_lines(counts: dict[str, dict[str, list[int]]], lang: str) -> list[str]:
     lines = []
     for status, per_currency in counts.items():
-        label = STATUS_LABELS[status].format(lang) if status in STATUS_LABELS else status
         count = sum(v[0] for v in per_currency.values())
-        lines.append(f"  {count:>6}  {label:<32} {_amounts(per_currency)}")
+        label = states.order_label(status, lang, count)
+        lines.append(f"  {count:>6}  {label:<32} {format_totals({currency: v[1] for currency, v in per_currency.items()})}")
     return lines
 
 
@@ -235,8 +254,8 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
             ops.check_output(output_path)
             ledger = _ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
-            short = batch["batch_id"][:12]
-            rows = ops.created_rows(ledger, batch["batch_id"])
+            short = batch.batch_id[:12]
+            rows = ops.created_rows(ledger, batch.batch_id)
             results: list[ops.RowStatus] = []
             if rows:
                 client = ops.open_client(stack, batch, ledger,
@@ -247,7 +266,7 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
                 click.echo(M["none_created"].format(lang, batch=short))
             changed = [r.row.row_key for r in results if r.changed]
             sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path, changed, lang)
-            counts = ops.status_counts(ledger, batch["batch_id"])
+            counts = ops.status_counts(ledger, batch.batch_id)
     except BatchError as error:
         _fail(error, lang)
     failed = [r for r in results if r.error is not None]
@@ -264,7 +283,7 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     code = 1 if failed or sheet_error else 0
     if as_json:
         _print_json({
-            "batch_id": batch["batch_id"], "exit_code": code, "checked": len(results), "changed": len(changed),
+            "batch_id": batch.batch_id, "exit_code": code, "checked": len(results), "changed": len(changed),
             "statuses": _per_status_json(counts),
             "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id, "error": str(r.error)}
                             for r in failed],
@@ -310,7 +329,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             ops.check_output(output_path)
             ledger = _ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
-            short = batch["batch_id"][:12]
+            short = batch.batch_id[:12]
             chosen = ops.select_rows(ledger, batch, rows=rows_spec, external_ids=external_ids, all_pending=all_pending,
                                      lang=lang)
             if not chosen:
@@ -320,10 +339,8 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                 sys.exit(0)
             client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
                                      command="cancel")
-            totals: dict[str, int] = {}
-            for row in chosen:
-                totals[row.currency] = totals.get(row.currency, 0) + row.amount
-            click.echo(M["to_cancel"].format(lang, count=len(chosen), batch=short, total=_amounts(totals)))
+            totals = totals_by_currency((row.amount for row in chosen), (row.currency for row in chosen))
+            click.echo(M["to_cancel"].format(lang, count=len(chosen), batch=short, total=format_totals(totals)))
             for row in chosen:
                 click.echo(M["cancel_line"].format(
                     lang, row=row.row_number, email=row.email, amount=money(row.amount), currency=row.currency,
@@ -341,19 +358,17 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path, changed, lang)
     except BatchError as error:
         _fail(error, lang)
-    done: dict[str, int] = {}
+    cancelled = [o.row for o in outcomes if o.result == "cancelled"]
+    done = totals_by_currency((row.amount for row in cancelled), (row.currency for row in cancelled))
     for o in outcomes:
         if o.result == "cancelled":
-            done[o.row.currency] = done.get(o.row.currency, 0) + o.row.amount
             click.echo(M["cancelled"].format(lang, row=o.row.row_number, reference=o.row.reference))
         elif o.result == "already":
-            labels = ops.ORDER_STATUS_LABELS
-            label = labels[o.status].format(lang) if o.status in labels else o.status
-            click.echo(M["already"].format(lang, row=o.row.row_number, status=label))
+            click.echo(M["already"].format(lang, row=o.row.row_number, status=states.order_label(o.status, lang)))
         else:
             click.echo(M["cancel_failed"].format(lang, row=o.row.row_number, error=o.error))
     count = {kind: sum(1 for o in outcomes if o.result == kind) for kind in ("cancelled", "already", "failed")}
-    click.echo(M["cancel_summary"].format(lang, amount=_amounts(done), **count))
+    click.echo(M["cancel_summary"].format(lang, amount=format_totals(done), **count))
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if count["failed"] or sheet_error else 0
     if as_json:
@@ -371,7 +386,7 @@ def _cancel_json(batch: dict, code: int, outcomes: list, cancelled: dict[str, in
                 **({"error": str(o.error)} if o.result == "failed" else {})}
 
     return {
-        "batch_id": batch["batch_id"], "exit_code": code,
+        "batch_id": batch.batch_id, "exit_code": code,
         **{kind: [row(o) for o in outcomes if o.result == kind] for kind in ("cancelled", "already", "failed")},
         "amount_cancelled": cancelled or {}, "sheet": str(sheet) if sheet else None,
     }
@@ -403,12 +418,13 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
             result = ops.reconcile(ledger, client, batch)
     except BatchError as error:
         _fail(error, lang)
-    click.echo(M["rec_title"].format(lang, batch=batch["batch_id"][:12], conekta=result.at_conekta,
+    click.echo(M["rec_title"].format(lang, batch=batch.batch_id[:12], conekta=result.at_conekta,
                                      ledger=result.in_ledger, agreed=result.agreed))
     if result.orphans:
         click.echo(M["orphans"].format(lang, count=len(result.orphans)))
         for order, row in result.orphans:
-            known = M["orphan_known"].format(lang, row=row.row_number, state=row.state) if row is not None else ""
+            known = (M["orphan_known"].format(lang, row=row.row_number, state=states.label(row.state, lang))
+                     if row is not None else "")
             click.echo(M["orphan"].format(
                 lang, order=order.get("id"), amount=money(int(order.get("amount") or 0)), currency=order.get("currency"),
                 reference=order.get("reference"), status=order.get("status"),
@@ -428,7 +444,7 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
         click.echo(M["rec_ok"].format(lang))
     if as_json:
         _print_json({
-            "batch_id": batch["batch_id"], "exit_code": result.exit_code, "at_conekta": result.at_conekta,
+            "batch_id": batch.batch_id, "exit_code": result.exit_code, "at_conekta": result.at_conekta,
             "in_ledger": result.in_ledger, "agreed": result.agreed,
             "orphans": [{"payout_order_id": order.get("id"), "amount": order.get("amount"),
                          "currency": order.get("currency"), "reference": order.get("reference"),
@@ -440,13 +456,13 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
     sys.exit(result.exit_code)
 
 
-def _batch_json(batch: dict, ops) -> dict:
+def _batch_json(batch: BatchRecord, ops) -> dict:
     """A batch as scripts read it: ids, file, who, when (ISO, Mexico City), mode, results sheet."""
     keep = ("batch_id", "input_name", "input_sha256", "operator", "host", "runs", "rows_total", "api_base",
             "api_version", "output_path")
-    data = {key: batch.get(key) for key in keep if key in batch}
-    data.update(first_run_at=ops.time_text(batch["first_run_at"]), last_run_at=ops.time_text(batch["last_run_at"]),
-                mode=ops.mode_text(batch["livemode"]) or None)
+    data = {key: getattr(batch, key) for key in keep}
+    data.update(first_run_at=ops.time_text(batch.first_run_at), last_run_at=ops.time_text(batch.last_run_at),
+                mode=ops.mode_text(batch.livemode) or None)
     return data
 
 
@@ -474,23 +490,30 @@ def batches(ledger_path, lang, as_json) -> None:
         if as_json:
             _print_json({"ledger": str(path), "batches": []})
         sys.exit(0)
-    keys = list(BATCH_HEADERS)
-    table = [[BATCH_HEADERS[k].format(lang) for k in keys]]
+    first = ("id", "when", "file", "operator", "rows")
+    headers = {**{k: BATCH_HEADERS[k].format(lang) for k in first},
+               **{k: states.GROUP_LABELS[k].format(lang, count=2) for k in BATCH_COUNTS},
+               **{k: BATCH_HEADERS[k].format(lang) for k in ("total", "mode")}}
+    keys = list(headers)
+    table = [list(headers.values())]
     for b in known:
         table.append([
-            b["batch_id"][:12], ops.time_text(b["last_run_at"]), b["input_name"], b["operator"], str(b["rows_total"]),
-            str(b["created"]), str(b["failed"]), str(b["unknown"]), str(b["duplicate"]), money(int(b["amount_created"])),
-            ops.mode_text(b["livemode"]) or "—",
+            b.batch_id[:12], ops.time_text(b.last_run_at), b.input_name, b.operator, str(b.rows_total),
+            *(str(getattr(b.counts, k)) for k in BATCH_COUNTS), format_totals(b.totals_created), ops.mode_text(b.livemode) or "—",
         ])
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
-    numeric = {"rows", "created", "failed", "unknown", "duplicate", "total"}
+    numeric = {"rows", *BATCH_COUNTS, "total"}
     for line in table:
         cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
         click.echo("  ".join(cells).rstrip())
+    if any(b.counts.unconfirmed for b in known):
+        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
     if as_json:
-        counts = ("created", "failed", "unknown", "duplicate", "amount_created")
+        # `unknown` repeats `unconfirmed` for scripts written before it; neither is ever part of `failed`
+        counts = (*BATCH_COUNTS, "unknown")
         _print_json({"ledger": str(path), "batches": [
-            {**_batch_json(b, ops), **{key: int(b[key]) for key in counts}} for b in known]})
+            {**_batch_json(b, ops), **{key: b.counts.as_json()[key] for key in counts},
+             "amount_created": b.amount_created} for b in known]})
 
 
 @main.command()
@@ -512,27 +535,39 @@ def show(ref, ledger_path, lang, as_json) -> None:
         with ExitStack() as stack:
             ledger = _ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
-            states = ops.state_counts(ledger, batch["batch_id"])
-            totals = ops.batch_totals(ledger, batch["batch_id"])
-            counts = ops.status_counts(ledger, batch["batch_id"])
+            by_state = ops.state_counts(ledger, batch.batch_id)
+            grouped = ops.batch_counts(ledger, batch.batch_id)
+            totals = ops.batch_totals(ledger, batch.batch_id)
+            counts = ops.status_counts(ledger, batch.batch_id)
     except BatchError as error:
         _fail(error, lang)
     values = {
-        **batch,
-        "first_run_at": ops.time_text(batch["first_run_at"]),
-        "last_run_at": ops.time_text(batch["last_run_at"]),
-        "mode": ops.mode_text(batch["livemode"]) or "—",
-        "states": ", ".join(f"{state} {count}" for state, count in states.items()) or "—",
-        "totals": _amounts(totals),
-        "order_status": ", ".join(f"{status} {sum(v[0] for v in per.values())}" for status, per in counts.items()) or "—",
+        **dataclasses.asdict(batch),
+        "first_run_at": ops.time_text(batch.first_run_at),
+        "last_run_at": ops.time_text(batch.last_run_at),
+        "mode": ops.mode_text(batch.livemode) or "—",
+        "states": _group_line(grouped, lang),
+        "totals": format_totals(totals),
+        "order_status": ", ".join(f"{states.order_label(status, lang, n)} {n}"
+                                  for status, n in ((s, sum(v[0] for v in per.values())) for s, per in counts.items()))
+                        or "—",
     }
     width = max(len(label.format(lang)) for label in SHOW_LABELS.values())
     for key, label in SHOW_LABELS.items():
         value = values.get(key)
         click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
+    if grouped.unconfirmed:
+        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
     if as_json:
-        _print_json({**_batch_json(batch, ops), "states": states, "totals_created": totals,
-                     "order_status": _per_status_json(counts)})
+        _print_json({**_batch_json(batch, ops), "states": by_state, "counts": grouped.as_json(),
+                     "totals_created": totals, "order_status": _per_status_json(counts)})
+
+
+def _group_line(counts, lang: str) -> str:
+    """The nonzero groups of ``states.Counts`` in words, e.g. "creadas 12, <unconfirmed label> 1"."""
+    parts = [f"{states.GROUP_LABELS[group].format(lang, count=n)} {n}"
+             for group in states.GROUPS if (n := getattr(counts, group))]
+    return ", ".join(parts) or "—"
 
 
 @main.command("report")
@@ -561,9 +596,7 @@ def report_command(since, until, output_path, ledger_path, lang, as_json) -> Non
             target, frame = ops.payouts_report(ledger, first, last, output_path)
     except BatchError as error:
         _fail(error, lang)
-    totals: dict[str, int] = {}
-    for currency, amount in zip(frame["currency"], frame["amount"]):
-        totals[currency] = totals.get(currency, 0) + int(amount)
-    click.echo(M["report_written"].format(lang, path=target, count=len(frame), totals=_amounts(totals)))
+    totals = totals_by_currency(frame["amount"], frame["currency"])
+    click.echo(M["report_written"].format(lang, path=target, count=len(frame), totals=format_totals(totals)))
     if as_json:
         _print_json({"path": str(target), "payouts": len(frame), "totals": totals, "since": since, "until": until})

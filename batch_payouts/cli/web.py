@@ -69,7 +69,7 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
               help="The unit pre-selected on the upload page.")
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Rows sent at the same time.")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None, help="Requests per second, all workers together.")
-@click.option("--max-total", type=PesosType(), default=None, help="Refuse batches above this many pesos in all.")
+@click.option("--max-total", type=PesosType(), default=None, help="Refuse batches above this much in any one currency.")
 @click.option("--max-amount", type=PesosType(), default=None, help="Rows above this many pesos are invalid.")
 @click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it the app refuses to pay with one.")
 @click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=20, show_default=True, help="Largest upload accepted.")

@@ -34,26 +34,28 @@ never the API key: ``scrub_options`` drops every option named like a secret
 or holding a key-like value (``key_...``), and key-like text anywhere else in
 an entry is replaced by ``[redacted]``.
 
-This module is a library: it never prints and never exits.
+Reading and checking a log is ``audit_verify``; keeping secrets out is
+``audit_scrub``.  These modules are a library: they never print and never exit.
 """
 
 from __future__ import annotations
 
-import hashlib
+from __future__ import annotations
+
 import json
 import os
-import re
 import socket
 import threading
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import DEFAULT_LANG, Text
+from batch_payouts.i18n import Text
+from batch_payouts.payout.audit_scrub import redact, scrub_options
+from batch_payouts.payout.audit_verify import ZERO_HASH, Scan, VerifyResult, line_hash, scan_lines, verify_data
 from batch_payouts.payout.ledger import Ledger, operator_name
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
@@ -61,23 +63,7 @@ try:  # advisory lock between processes (POSIX); threads use a threading.Lock
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-ZERO_HASH = "0" * 64
-REDACTED = "[redacted]"
 RESERVED_FIELDS = ("seq", "ts", "prev")
-SECRET_NAME_PARTS = ("key", "secret", "token", "password")
-CONEKTA_KEY = re.compile(r"(?<![A-Za-z0-9_])key_[A-Za-z0-9_]+")
-
-# Problem codes.  The first group means the file was changed after it was written.
-BAD_JSON = "bad_json"
-BAD_SEQ = "bad_seq"
-BAD_PREV = "bad_prev"
-TRUNCATED_TAIL = "truncated_tail"
-BAD_HEAD = "bad_head"
-LINES_AFTER_HEAD = "lines_after_head"
-# ... and these mean a crash in the middle of a write, not tampering.
-PARTIAL_LAST_LINE = "partial_last_line"
-RECOVERED_PARTIAL_LINE = "recovered_partial_line"
-CRASH_CODES = frozenset({PARTIAL_LAST_LINE, RECOVERED_PARTIAL_LINE})
 
 CANNOT_OPEN = Text(
     es="No se pudo abrir el registro de auditoría «{path}»: {error}. Revisa que la carpeta exista y tengas permiso de escritura.",
@@ -88,130 +74,9 @@ CANNOT_WRITE = Text(
     en="Could not write to the audit log '{path}': {error}. Check the free disk space and the permissions.",
 )
 
-MESSAGES: dict[str, Text] = {
-    BAD_JSON: Text(
-        es="Línea {line}: no es un registro válido (JSON dañado o sin seq, ts o prev): la línea fue modificada.",
-        en="Line {line}: not a valid entry (damaged JSON, or no seq, ts or prev): the line was modified.",
-    ),
-    BAD_SEQ: Text(
-        es="Línea {line}: el número de secuencia no sigue al de la línea anterior: falta, sobra, se repite o cambió de orden una línea.",
-        en="Line {line}: the sequence number does not follow the previous line's: a line is missing, added, duplicated or out of order.",
-    ),
-    BAD_PREV: Text(
-        es="Línea {line}: la línea fue modificada o falta la anterior (el hash no coincide): la línea anterior fue editada, o se quitó, insertó o movió una línea aquí.",
-        en="Line {line}: the line was modified or the previous one is missing (the hash does not match): the previous line was edited, or a line was removed, inserted or moved here.",
-    ),
-    TRUNCATED_TAIL: Text(
-        es="Línea {line}: faltan líneas al final: la bitácora registró {expected_lines} líneas y el archivo tiene {lines}; se quitaron las últimas.",
-        en="Line {line}: lines are missing at the end: the ledger recorded {expected_lines} lines and the file has {lines}; the last ones were removed.",
-    ),
-    BAD_HEAD: Text(
-        es="Línea {line}: no es la última línea que registró la bitácora (el hash no coincide): fue modificada, o se quitaron o cambiaron líneas al final.",
-        en="Line {line}: not the last line the ledger recorded (the hash does not match): it was modified, or lines at the end were removed or replaced.",
-    ),
-    LINES_AFTER_HEAD: Text(
-        es="Línea {line} en adelante: hay líneas después de la última que registró la bitácora: una ejecución que se interrumpió antes de registrarla, o líneas añadidas después. Revísalas.",
-        en="Line {line} onwards: there are lines after the last one the ledger recorded: a run that stopped before recording it, or lines added afterwards. Check them.",
-    ),
-    PARTIAL_LAST_LINE: Text(
-        es="Línea {line}: quedó incompleta porque el programa se interrumpió mientras la escribía (un corte, no una alteración); esa llamada no quedó registrada.",
-        en="Line {line}: left incomplete because the program stopped while writing it (a crash, not tampering); that call was not recorded.",
-    ),
-    RECOVERED_PARTIAL_LINE: Text(
-        es="Línea {line}: quedó incompleta por una interrupción al escribirla (un corte, no una alteración); la ejecución siguiente continuó la cadena desde ella.",
-        en="Line {line}: left incomplete by a stop while it was written (a crash, not tampering); the next run continued the chain from it.",
-    ),
-}
-VERDICT_OK = Text(
-    es="Registro de auditoría íntegro: {lines} líneas, ninguna modificada, quitada, insertada ni reordenada.",
-    en="Audit log intact: {lines} lines, none modified, removed, inserted or reordered.",
-)
-VERDICT_CRASH = Text(
-    es="Sin alteraciones en {lines} líneas; solo hubo una interrupción al escribir (ver arriba).",
-    en="No tampering in {lines} lines; only an interrupted write (see above).",
-)
-VERDICT_TAMPERED = Text(
-    es="El registro de auditoría NO es íntegro: fue modificado después de escribirse ({count} problemas).",
-    en="The audit log is NOT intact: it was changed after it was written ({count} problems).",
-)
-
-
-class Problem(NamedTuple):
-    line: int  # 1-based line number in the file
-    code: str
-    detail: str  # English, technical; ``describe`` gives the user's language
-
-
-@dataclass
-class VerifyResult:
-    """``ok``: no sign of tampering (a crash mid-write alone keeps it true; see ``problems``)."""
-
-    ok: bool
-    lines: int
-    problems: list[Problem] = field(default_factory=list)
-    last_hash: str = ZERO_HASH
-    expected_head: str | None = None
-    expected_lines: int | None = None
-
-    @property
-    def crashed(self) -> bool:
-        return any(p.code in CRASH_CODES for p in self.problems)
-
-
-def line_hash(line: bytes) -> str:
-    """SHA-256 hex of a line's exact bytes, without its newline."""
-    return hashlib.sha256(line).hexdigest()
-
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-# -- scrubbing ---------------------------------------------------------------
-def _secret_name(name: object) -> bool:
-    lowered = str(name).lower()
-    return any(part in lowered for part in SECRET_NAME_PARTS)
-
-
-def _looks_like_key(value: object) -> bool:
-    return isinstance(value, str) and CONEKTA_KEY.search(value) is not None
-
-
-_DROP = object()
-
-
-def _scrub_value(value: Any) -> Any:
-    if _looks_like_key(value):
-        return _DROP
-    if isinstance(value, dict):
-        return scrub_options(value)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [v for v in (_scrub_value(item) for item in value) if v is not _DROP]
-    return value
-
-
-def scrub_options(options: dict) -> dict:
-    """A copy without secrets: drops every item whose name contains key/secret/token/password
-    and every value that looks like a Conekta key (``key_...``), in nested dicts and lists too."""
-    clean: dict = {}
-    for name, value in options.items():
-        if _secret_name(name):
-            continue
-        value = _scrub_value(value)
-        if value is not _DROP:
-            clean[name] = value
-    return clean
-
-
-def _redact(value: Any) -> Any:
-    """Entry fields other than options: key-looking text is replaced in place, so a path stays readable."""
-    if isinstance(value, str):
-        return CONEKTA_KEY.sub(REDACTED, value)
-    if isinstance(value, dict):
-        return {name: _redact(item) for name, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_redact(item) for item in value]
-    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -230,167 +95,6 @@ def encode_line(record: dict) -> bytes:
     return json.dumps(
         record, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default
     ).encode("utf-8")
-
-
-# -- reading and verifying ---------------------------------------------------
-@dataclass
-class _Scan:
-    lines: list[bytes]  # newline-terminated lines, newline removed
-    partial: bytes | None  # bytes after the last newline, if any
-    entries: list[dict | None]  # parsed entry per complete line, None if not an entry
-
-
-_HASH = re.compile(r"[0-9a-f]{64}")  # compiled once: this runs on every line of every reopened log
-
-
-def _parse(line: bytes) -> dict | None:
-    try:
-        entry = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    if not isinstance(entry, dict):
-        return None
-    seq, prev, ts = entry.get("seq"), entry.get("prev"), entry.get("ts")
-    if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(ts, str):
-        return None
-    if not isinstance(prev, str) or not _HASH.fullmatch(prev):
-        return None
-    # Keep only what the chain checks read: a log of a 100,000-row batch has 200,000+
-    # lines, and whole entries held at once would cost hundreds of MB on every reopen.
-    return {"seq": seq, "prev": prev, "recovered_partial_line": entry.get("recovered_partial_line")}
-
-
-def _scan(data: bytes) -> _Scan:
-    parts = data.split(b"\n")
-    partial = parts.pop() or None  # "" after a final newline
-    return _Scan(parts, partial, [_parse(line) for line in parts])
-
-
-def _chain_problems(scan: _Scan) -> list[Problem]:
-    problems: list[Problem] = []
-    prev_hash = ZERO_HASH
-    last_seq, last_seq_line = 0, 0  # the last parsed seq and its line number
-    for index, (line, entry) in enumerate(zip(scan.lines, scan.entries)):
-        number = index + 1
-        if entry is None:
-            nxt = scan.entries[index + 1] if index + 1 < len(scan.entries) else None
-            recovered = (
-                nxt is not None
-                and nxt.get("recovered_partial_line") == number
-                and nxt.get("prev") == line_hash(line)
-            )
-            if recovered:
-                problems.append(Problem(number, RECOVERED_PARTIAL_LINE, (
-                    "an incomplete line from a write interrupted by a crash, terminated and continued by the next run; "
-                    "this is not tampering"
-                )))
-            else:
-                problems.append(Problem(number, BAD_JSON, "not a JSON object with integer seq, string ts and 64-hex prev"))
-        else:
-            expected_seq = last_seq + (number - last_seq_line)
-            if entry["seq"] != expected_seq:
-                problems.append(Problem(number, BAD_SEQ, (
-                    f"seq is {entry['seq']}, expected {expected_seq}: a line is missing, duplicated, inserted or reordered"
-                )))
-            if entry["prev"] != prev_hash:
-                problems.append(Problem(number, BAD_PREV, (
-                    "prev does not match the SHA-256 of the previous line: the previous line was edited, "
-                    "or a line was removed, inserted or reordered here"
-                )))
-            last_seq, last_seq_line = entry["seq"], number
-        prev_hash = line_hash(line)
-    return problems
-
-
-def _head_problems(
-    hashes: list[str], expected_head: str | None, expected_lines: int | None
-) -> list[Problem]:
-    count = len(hashes)
-    last_hash = hashes[-1] if hashes else ZERO_HASH
-    if expected_lines is not None:
-        if count < expected_lines:
-            return [Problem(count + 1, TRUNCATED_TAIL, (
-                f"the ledger recorded {expected_lines} lines, the file has {count}: "
-                f"the last {expected_lines - count} line(s) were removed"
-            ))]
-        recorded = hashes[expected_lines - 1] if expected_lines else ZERO_HASH
-        if expected_head is not None and recorded != expected_head:
-            return [Problem(max(expected_lines, 1), BAD_HEAD, (
-                f"line {expected_lines} is not the line the ledger recorded as the head: "
-                "it was modified, or lines at the end were removed or replaced"
-            ))]
-        if count > expected_lines:
-            return [Problem(expected_lines + 1, LINES_AFTER_HEAD, (
-                f"{count - expected_lines} line(s) after the head the ledger recorded: a run that stopped "
-                "before recording its head, or lines added afterwards"
-            ))]
-        return []
-    if expected_head is None or expected_head == last_hash:
-        return []
-    if expected_head in hashes:
-        position = hashes.index(expected_head) + 1
-        return [Problem(position + 1, LINES_AFTER_HEAD, (
-            f"{count - position} line(s) after the head the ledger recorded: a run that stopped "
-            "before recording its head, or lines added afterwards"
-        ))]
-    if expected_head == ZERO_HASH:
-        return [Problem(1, LINES_AFTER_HEAD, "the ledger recorded an empty log, the file has lines")]
-    return [Problem(max(count, 1), TRUNCATED_TAIL, (
-        "the head the ledger recorded is not in the file: the last line was modified or lines at the end were removed"
-    ))]
-
-
-def _verify_data(
-    data: bytes, expected_head: str | None, expected_lines: int | None, scanned: _Scan | None = None
-) -> tuple[VerifyResult, _Scan]:
-    """``scanned``: ``_scan(data)`` when already at hand (parsing every line is most of the cost)."""
-    scan = scanned or _scan(data)
-    problems = _chain_problems(scan)
-    hashes = [line_hash(line) for line in scan.lines]
-    if scan.partial is not None:
-        entry = _parse(scan.partial)
-        if entry is None:
-            problems.append(Problem(len(scan.lines) + 1, PARTIAL_LAST_LINE, (
-                "the last line has no newline and is incomplete: a write interrupted by a crash, not tampering; "
-                "it is not counted"
-            )))
-        else:  # written whole, only the newline was lost: a normal line
-            tail = _Scan(scan.lines + [scan.partial], None, scan.entries + [entry])
-            problems = _chain_problems(tail)
-            hashes.append(line_hash(scan.partial))
-            scan = tail
-    problems += _head_problems(hashes, expected_head, expected_lines)
-    problems.sort(key=lambda p: p.line)
-    ok = not any(p.code not in CRASH_CODES for p in problems)
-    result = VerifyResult(
-        ok=ok, lines=len(hashes), problems=problems, last_hash=hashes[-1] if hashes else ZERO_HASH,
-        expected_head=expected_head, expected_lines=expected_lines,
-    )
-    return result, scan
-
-
-def verify(path: str | Path, expected_head: str | None = None, expected_lines: int | None = None) -> VerifyResult:
-    """Check the whole chain; with the head the ledger recorded, also a cut-off tail.
-
-    A missing file reads as empty.  ``problems`` is sorted by line number."""
-    path = Path(path)
-    data = path.read_bytes() if path.exists() else b""
-    return _verify_data(data, expected_head, expected_lines)[0]
-
-
-def describe(result: VerifyResult, lang: str = DEFAULT_LANG) -> list[str]:
-    """One message per problem in the user's language, then a one-line verdict."""
-    params = {"lines": result.lines, "expected_lines": result.expected_lines}
-    out = [MESSAGES[p.code].format(lang, line=p.line, **params) for p in result.problems]
-    tampering = [p for p in result.problems if p.code not in CRASH_CODES]
-    if tampering:
-        out.append(VERDICT_TAMPERED.format(lang, count=len(tampering)))
-    elif result.problems:
-        out.append(VERDICT_CRASH.format(lang, lines=result.lines))
-    else:
-        out.append(VERDICT_OK.format(lang, lines=result.lines))
-    return out
-
 
 # -- writing -----------------------------------------------------------------
 def open_audit(stack: ExitStack, ledger: Ledger, path: Path, batch_id: str) -> AuditLog:
@@ -417,7 +121,7 @@ def audit_path_for(results_sheet: Path) -> Path:
 class AuditLog:
     """An append-only, hash-chained JSON-lines file shared by the worker threads of a run."""
 
-    def __init__(self, path: Path, fd: int, previous: VerifyResult, read: tuple[bytes, _Scan] | None = None) -> None:
+    def __init__(self, path: Path, fd: int, previous: VerifyResult, read: tuple[bytes, Scan] | None = None) -> None:
         self.path = path
         self.previous = previous  # what ``open`` found in the existing file
         self._fd: int | None = fd
@@ -454,18 +158,18 @@ class AuditLog:
             data = _read_locked(fd)
         except OSError as error:
             raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
-        scan = _scan(data)
-        previous, _ = _verify_data(data, expected_head, expected_lines, scan)
+        scan = scan_lines(data)
+        previous, _ = verify_data(data, expected_head, expected_lines, scan)
         return cls(path, fd, previous, read=(data, scan))
 
     # The file's state, read under the locks: the chain's tail, and whether the
     # last line is an unfinished write to terminate before the next entry.
-    def _load(self, broken: bool = False, read: tuple[bytes, _Scan] | None = None) -> None:
+    def _load(self, broken: bool = False, read: tuple[bytes, Scan] | None = None) -> None:
         """``read``: bytes already read and scanned (by ``open``), reused when the file still holds exactly them."""
         assert self._fd is not None
         data = _pread_all(self._fd)
         scanned = read[1] if read is not None and read[0] == data else None
-        checked, scan = _verify_data(data, None, None, scanned)  # a whole line without its newline counts as a line
+        checked, scan = verify_data(data, None, None, scanned)  # a whole line without its newline counts as a line
         lines, entries = scan.lines, scan.entries
         self._prefix = b"\n" if data and not data.endswith(b"\n") else b""
         self._pending_head = None
@@ -558,7 +262,7 @@ class AuditLog:
             "host": host if host is not None else socket.gethostname(),
             **extra,
         }
-        return self.append(_redact(fields))
+        return self.append(redact(fields))
 
     def api_call(
         self,
@@ -573,13 +277,13 @@ class AuditLog:
         entry = {
             "type": "api_call",
             "method": str(method).upper(),
-            "path": _redact(str(path)),
+            "path": redact(str(path)),
             "idempotency_key": None if idempotency_key is None else str(idempotency_key),
             "http_status": None if http_status is None else int(http_status),
             "log_id": None if log_id is None else str(log_id),
             "duration_ms": round(float(duration_ms), 1),
         }
-        return self.append(_redact(entry))
+        return self.append(redact(entry))
 
     def run_finished(
         self,
@@ -602,7 +306,7 @@ class AuditLog:
             "results_path": None if results_path is None else str(results_path),
             **extra,
         }
-        return self.append(_redact(fields))
+        return self.append(redact(fields))
 
     def close(self) -> None:
         with self._lock:
@@ -615,8 +319,6 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
 
 
 def _lock_file(fd: int) -> None:

@@ -1,15 +1,19 @@
-"""The Conekta HTTP client: headers, auth, retries, and one exception type.
+"""The Conekta HTTP client: headers, auth, retries, and typed errors.
 
 It knows nothing about spreadsheets or ledgers: callers pass plain dicts and an
-``Idempotency-Key`` and get plain dicts back, or a ``ConektaError``.
+``Idempotency-Key`` and get plain dicts back, or a ``ConektaError`` subclass.
 
-Money is at stake, so the client keeps one distinction sharp: a failure that
-certainly did *not* happen at Conekta (a 4xx answer, a 429, a refused
-connection) versus one that *may* have happened (a timeout or reset after the
-request was sent, a 5xx, an unreadable answer).  The second kind is raised with
-``in_doubt=True``; the pipeline then records the row as ``unknown`` instead of
-``failed``, and a rerun resolves it by looking the order up and resending with
-the same Idempotency-Key.
+Money is at stake, so the client keeps one distinction sharp, in the *type* of
+the error (as stripe-python does): a failure that certainly did *not* happen at
+Conekta (``Unavailable``: a refused connection, a 429; ``Refused``: a 4xx with
+a code) versus one that *may* have happened (``OutcomeUnknown``: a timeout or
+reset after the request was sent, every 5xx, an unreadable answer, a 409 on a
+create).  The pipeline records the second kind as ``unknown``, never ``failed``.
+
+A POST that may have executed is never resent on the Idempotency-Key alone: an
+account that ignores the key would create the order twice.  The caller passes
+a ``lookup`` (the order by its metadata, the customer by email); only when the
+lookup says the object does not exist is the request sent again.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ from urllib.parse import urlsplit
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
+from batch_payouts.payout.conekta_errors import (  # noqa: F401 - the error types are part of the client's API
+    GIVE_UP,
+    LOOK_UP_FIRST,
+    RATE_LIMITED_RETRIES,
+    RESEND,
+    AuthenticationError,
+    ConektaError,
+    OutcomeUnknown,
+    RateLimited,
+    Refused,
+    Unavailable,
+    describe,
+    error_kind,
+    retry_decision,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -45,7 +64,6 @@ API_BASE_ENV = "CONEKTA_API_BASE"
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 60.0
-RATE_LIMITED_RETRIES = 20
 
 MISSING_KEY = Text(
     es="Falta la llave de API: define la variable de entorno CONEKTA_API_KEY "
@@ -63,39 +81,6 @@ BAD_BASE = Text(
     es="La dirección de la API «{url}» no es válida: debe ser como https://api.conekta.io.",
     en="The API address '{url}' is not valid: it must look like https://api.conekta.io.",
 )
-
-
-@dataclass
-class ConektaError(Exception):
-    """Any failed call to Conekta, with what support needs to trace it.
-
-    ``in_doubt`` is True when the request may have been carried out although
-    no usable answer arrived; such a call must be looked up or retried with the
-    same Idempotency-Key, never treated as a plain failure.
-    """
-
-    http_status: int | None
-    type: str
-    code: str | None = None
-    param: str | None = None
-    message: str = ""
-    log_id: str | None = None
-    in_doubt: bool = False
-
-    def __post_init__(self) -> None:
-        super().__init__(self.message)
-
-    @property
-    def stops_batch(self) -> bool:
-        """A refused key or a forbidden account: no further row can succeed."""
-        return self.http_status in (401, 403)
-
-    def __str__(self) -> str:
-        parts = [f"HTTP {self.http_status}" if self.http_status else "sin respuesta", self.type]
-        if self.code:
-            parts.append(self.code)
-        text = " ".join(parts) + (f": {self.message}" if self.message else "")
-        return text + (f" (log_id {self.log_id})" if self.log_id else "")
 
 
 @dataclass(frozen=True)
@@ -139,20 +124,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def should_retry(*, attempt: int, max_retries: int, status: int | None) -> bool:
-    """Retry transport failures (status None), 429 and 5xx; never other answers.
-
-    ``attempt`` counts the attempts already made (1 after the first).  A 429
-    proves nothing was done and only asks us to wait, so it has a larger
-    budget: a batch running at the account's limit must not fail rows for it.
-    """
-    if attempt > (max(max_retries, RATE_LIMITED_RETRIES) if status == 429 else max_retries):
-        return False
-    if status is None:
-        return True
-    return status == 429 or status >= 500
 
 
 def backoff_seconds(
@@ -231,10 +202,15 @@ class ConektaClient:
 
     # -- the operations batch-payouts uses ---------------------------------
     def create_customer(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self.request("POST", "/customers", body=body, idempotency_key=idempotency_key)
+        email = str(body.get("email") or "")
+        return self.request("POST", "/customers", body=body, idempotency_key=idempotency_key, operation="customer",
+                            lookup=(lambda: self.find_customer(email)) if email else None)
 
     def create_payout_order(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self.request("POST", "/payout_orders", body=body, idempotency_key=idempotency_key)
+        metadata = body.get("metadata") or {}
+        wanted = {name: str(metadata[name]) for name in ("batch_id", "row_key") if metadata.get(name)}
+        return self.request("POST", "/payout_orders", body=body, idempotency_key=idempotency_key,
+                            operation="payout_order", lookup=(lambda: self.find_payout_order(wanted)) if wanted else None)
 
     def get_customer(self, customer_id: str) -> dict[str, Any]:
         return self.request("GET", f"/customers/{customer_id}")
@@ -249,12 +225,15 @@ class ConektaClient:
         return self.request("GET", "/balance")
 
     def list_payout_orders(self, search: str | None = None, limit: int = 250) -> Iterator[dict[str, Any]]:
-        """Every payout order matching ``search``, following ``next`` cursors."""
+        """Every payout order matching ``search``, newest first, following ``next`` cursors."""
+        return self._list("/payout_orders", search, limit)
+
+    def _list(self, path: str, search: str | None, limit: int) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if search:
             params["search"] = search
         while True:
-            page = self.request("GET", "/payout_orders", params=params)
+            page = self.request("GET", path, params=params)
             data = page.get("data") or []
             yield from data
             if not page.get("has_more") or not data:
@@ -264,8 +243,9 @@ class ConektaClient:
     def find_payout_order(self, metadata: dict[str, str]) -> dict[str, Any] | None:
         """The order whose metadata holds all of ``metadata``, if one exists.
 
-        Used before resending an order whose outcome is unknown, because an
-        account on an older API version may ignore the Idempotency-Key.
+        One search (by ``row_key``, the rarest value), newest first, every page
+        read: asked before resending an order that may exist, because an
+        account may ignore the Idempotency-Key.
         """
         search = metadata.get("row_key") or next(iter(metadata.values()))
         for order in self.list_payout_orders(search=search):
@@ -273,6 +253,33 @@ class ConektaClient:
             if all(str(found.get(k)) == str(v) for k, v in metadata.items()):
                 return order
         return None
+
+    def find_customer(self, email: str) -> dict[str, Any] | None:
+        """The newest customer with exactly this email (case-insensitive), if one exists."""
+        wanted = email.strip().lower()
+        for customer in self._list("/customers", wanted, 250):
+            if str(customer.get("email") or "").strip().lower() == wanted:
+                return customer
+        return None
+
+    def await_reference(self, order: dict[str, Any], tries: int = 3) -> dict[str, Any]:
+        """An order created without its ``reference`` (Conekta assigns it a moment later),
+        read again up to ``tries`` times with backoff; the latest copy, reference or not.
+
+        A failed read is not the order's failure: the copy we have is returned and
+        ``status`` fills the reference in later.  A refused key still stops the batch.
+        """
+        for attempt in range(1, tries + 1):
+            if order.get("reference") or not order.get("id"):
+                break
+            self._sleep(backoff_seconds(attempt, None, self._rand, self.config.initial_backoff))
+            try:
+                order = self.get_payout_order(order["id"])
+            except ConektaError as error:
+                if error.stops_batch:
+                    raise
+                break
+        return order
 
     # -- transport ----------------------------------------------------------
     def request(
@@ -283,14 +290,20 @@ class ConektaClient:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        operation: str | None = None,
+        lookup: Callable[[], dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
-        """One logical call, retried per ``should_retry``; raises ``ConektaError``.
+        """One logical call, retried per ``retry_decision``; raises a ``ConektaError`` subclass.
 
         The body is serialised once, so every attempt sends the same bytes with
-        the same Idempotency-Key.
+        the same Idempotency-Key.  A POST that may have executed is resent only
+        after ``lookup`` answers None (it does not exist); if ``lookup`` finds
+        the object it is the answer; without a lookup, or if the lookup fails,
+        the call ends as ``OutcomeUnknown``.
         """
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        context = {"operation": operation, "idempotency_key": idempotency_key}
         import requests  # already loaded by __init__
 
         url = self._base + path
@@ -301,7 +314,6 @@ class ConektaClient:
             if self._throttle is not None:
                 self._throttle.acquire()
             started = time.monotonic()
-            status: int | None = None
             retry_after: float | None = None
             try:
                 response = self.session.request(
@@ -312,38 +324,36 @@ class ConektaClient:
                     headers=headers,
                     timeout=(self.config.connect_timeout, self.config.read_timeout),
                 )
-            except requests.exceptions.SSLError as exc:
-                # The handshake failed before anything was sent, and it will fail the same way
-                # on every retry: say so now instead of after the whole retry budget.
-                error = ConektaError(None, "tls_error", message=_transport_message(exc))
-                self._report(method, path, idempotency_key, None, None, started)
-                error.in_doubt = maybe_executed
-                raise error from exc
-            except requests.exceptions.ConnectTimeout as exc:
-                error = ConektaError(None, "connection_error", message=_transport_message(exc))
             except requests.exceptions.RequestException as exc:
-                # Sent, perhaps carried out, answer lost (reset, read timeout).
-                maybe_executed = maybe_executed or method != "GET"
-                error = ConektaError(None, "connection_error", message=_transport_message(exc))
+                # A TLS failure happens in the handshake, before anything is sent, and
+                # fails the same way on every retry: retry_decision gives up at once.
+                tls = isinstance(exc, requests.exceptions.SSLError)
+                kind = error_kind(method, None, sent=not (tls or _never_sent(exc)))
+                error = kind(None, "tls_error" if tls else "connection_error", message=_transport_message(exc), **context)
             else:
-                status = response.status_code
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                result = _parse_answer(response)
+                result = _parse_answer(response, method, context)
                 if isinstance(result, dict):
-                    self._report(method, path, idempotency_key, status, result.get("log_id"), started)
+                    self._report(method, path, idempotency_key, response.status_code, result.get("log_id"), started)
                     return result
                 error = result
-                if status >= 500 or (200 <= status < 300):
-                    maybe_executed = maybe_executed or method != "GET"
-                if 200 <= status < 300:
-                    status = None  # carried out but unreadable: the replay will tell
-                if status == 429 and self._throttle is not None:
+                if isinstance(error, RateLimited) and self._throttle is not None:
                     self._throttle.penalize(retry_after or 1.0)
             self._report(method, path, idempotency_key, error.http_status, error.log_id, started)
-            if not should_retry(attempt=attempt, max_retries=self.config.max_retries, status=status):
-                error.in_doubt = maybe_executed
-                raise error
-            if status == 429 and self._throttle is not None:
+            maybe_executed = maybe_executed or error.in_doubt
+            decision = retry_decision(error, method=method, attempt=attempt, max_retries=self.config.max_retries)
+            if method == "POST" and maybe_executed and decision != RESEND and not error.stops_batch:
+                # Wait (a request still in progress may commit meanwhile), then ask.
+                self._sleep(backoff_seconds(attempt, retry_after, self._rand, self.config.initial_backoff))
+                found = _looked_up(lookup, error)
+                if found is not None:
+                    return found
+                maybe_executed = False  # it does not exist: sending again cannot make a second one
+                if decision == LOOK_UP_FIRST:
+                    continue
+            if decision == GIVE_UP:
+                raise error.as_kind(OutcomeUnknown) if maybe_executed else error
+            if isinstance(error, RateLimited) and self._throttle is not None:
                 continue  # the shared limiter already holds every worker back for Retry-After
             self._sleep(backoff_seconds(attempt, retry_after, self._rand, self.config.initial_backoff))
 
@@ -361,6 +371,34 @@ class ConektaClient:
             )
 
 
+def _looked_up(lookup: Callable[[], dict[str, Any] | None] | None, error: ConektaError) -> dict[str, Any] | None:
+    """The object a POST in doubt may have created, or None if it certainly does not exist.
+
+    Without a lookup, or when the lookup itself fails, nobody can tell: the
+    call ends ``OutcomeUnknown`` (a refused key during the lookup still stops
+    the batch, through the status it carries).
+    """
+    if lookup is None:
+        raise error.as_kind(OutcomeUnknown)
+    try:
+        return lookup()
+    except ConektaError as failure:
+        unknown = (failure if failure.stops_batch else error).as_kind(OutcomeUnknown)
+        unknown.operation, unknown.idempotency_key = error.operation, error.idempotency_key
+        raise unknown from failure
+
+
+def _never_sent(exc: Exception) -> bool:
+    """A connect timeout or a refused connection: the request never left this machine."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
 def _transport_message(exc: Exception) -> str:
     """Name the failure without echoing URLs with credentials or headers."""
     import requests
@@ -375,28 +413,30 @@ def _transport_message(exc: Exception) -> str:
     return f"connection failed ({kind})"
 
 
-def _parse_answer(response: requests.Response) -> dict[str, Any] | ConektaError:
-    """A 2xx JSON object, or the ConektaError the answer describes."""
+def _parse_answer(response: requests.Response, method: str, context: dict[str, Any]) -> dict[str, Any] | ConektaError:
+    """A 2xx JSON object, or the typed error the answer describes (Conekta's message kept as data)."""
     status = response.status_code
     try:
         payload = response.json()
     except ValueError:
         payload = None
+    kind = error_kind(method, status)
     if 200 <= status < 300:
         if isinstance(payload, dict):
             return payload
-        return ConektaError(status, "invalid_response", message="the answer was not valid JSON")
+        return kind(status, "invalid_response", message="the answer was not valid JSON", **context)
     if not isinstance(payload, dict):
         snippet = response.text[:80].replace("\n", " ") if response.text else ""
-        return ConektaError(status, "api_error", message=f"non-JSON answer: {snippet}")
+        return kind(status, "api_error", message=f"non-JSON answer: {snippet}", **context)
     details = payload.get("details") or [{}]
     first = details[0] if isinstance(details, list) and details and isinstance(details[0], dict) else {}
     messages = [d.get("message") for d in details if isinstance(d, dict) and d.get("message")]
-    return ConektaError(
+    return kind(
         status,
         str(payload.get("type") or "api_error"),
         code=first.get("code"),
         param=first.get("param"),
         message="; ".join(messages) or str(payload.get("message") or ""),
         log_id=payload.get("log_id"),
+        **context,
     )

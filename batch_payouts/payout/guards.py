@@ -15,7 +15,8 @@ import pandas as pd
 from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
-from batch_payouts.payout.pipeline import rows_of
+from batch_payouts.payout.identity import rows_of
+from batch_payouts.totals import totals_by_currency
 
 if TYPE_CHECKING:
     from batch_payouts.payout.conekta import ConektaClient
@@ -58,7 +59,8 @@ def plan_batch(
             plan.already_done += 1
             continue
         plan.to_send.append(number)
-        plan.totals[row["currency"]] = plan.totals.get(row["currency"], 0) + int(row["amount"])
+    sending = validated.loc[plan.to_send]
+    plan.totals = totals_by_currency(sending["amount"].tolist(), sending["currency"].tolist())
     return plan
 
 

@@ -16,6 +16,9 @@ key itself is never stored: only a one-way fingerprint that tells keys apart.
 One connection is shared by all workers behind a lock, so the pipeline can add
 threads without changing this contract; SQLite's WAL journal keeps readers
 (``status``, ``show``) from blocking a running batch.
+
+The file's tables, their migrations and the safe opening of it live in
+``ledger_schema``; the records read back (rows, intents) in ``records``.
 """
 
 from __future__ import annotations
@@ -30,117 +33,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
+from batch_payouts.payout.ledger_schema import connect
+from batch_payouts.payout.records import BatchRecord, EarlierPayout, Intent, LedgerRow
+from batch_payouts.states import Counts, sql_group_sums
+from batch_payouts.storage import DiskFull, is_disk_full
 
 LEDGER_ENV = "BATCH_PAYOUTS_LEDGER"
-APPLICATION_ID = 0x42504C44  # "BPLD": marks a file as ours, so a foreign one is never touched
 
-ROW_STATES = ("pending", "in_flight", "created", "failed", "unknown", "duplicate")
-
-MIGRATIONS: list[str] = [
-    # 1: the initial journal
-    """
-    CREATE TABLE batches (
-        batch_id TEXT PRIMARY KEY,
-        input_name TEXT NOT NULL,
-        input_sha256 TEXT NOT NULL,
-        key_fingerprint TEXT NOT NULL,
-        api_base TEXT NOT NULL,
-        livemode INTEGER,
-        rows_total INTEGER NOT NULL,
-        operator TEXT NOT NULL,
-        host TEXT NOT NULL,
-        first_run_at REAL NOT NULL,
-        last_run_at REAL NOT NULL,
-        runs INTEGER NOT NULL DEFAULT 1
-    );
-    CREATE TABLE rows (
-        batch_id TEXT NOT NULL REFERENCES batches(batch_id),
-        row_key TEXT NOT NULL,
-        row_number INTEGER NOT NULL,
-        email TEXT NOT NULL,
-        amount INTEGER NOT NULL,
-        currency TEXT NOT NULL,
-        reason TEXT NOT NULL,
-        payout_fingerprint TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending','in_flight','created','failed','unknown','duplicate')),
-        customer_id TEXT,
-        payout_order_id TEXT,
-        reference TEXT,
-        expires_at INTEGER,
-        order_status TEXT,
-        error_code TEXT,
-        error_message TEXT,
-        http_status INTEGER,
-        log_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        created_at REAL,
-        updated_at REAL NOT NULL,
-        PRIMARY KEY (batch_id, row_key)
-    );
-    CREATE INDEX rows_by_fingerprint ON rows (payout_fingerprint, state);
-    CREATE INDEX rows_by_key ON rows (row_key, state);
-    CREATE TABLE intents (
-        idempotency_key TEXT PRIMARY KEY,
-        batch_id TEXT NOT NULL,
-        row_key TEXT NOT NULL,
-        operation TEXT NOT NULL,
-        request_body TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('in_flight','succeeded','failed','unknown')),
-        object_id TEXT,
-        http_status INTEGER,
-        log_id TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        first_sent_at REAL NOT NULL,
-        finished_at REAL
-    );
-    CREATE TABLE customers (
-        key_fingerprint TEXT NOT NULL,
-        email TEXT NOT NULL,
-        customer_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        PRIMARY KEY (key_fingerprint, email)
-    );
-    CREATE TABLE locks (
-        batch_id TEXT PRIMARY KEY,
-        pid INTEGER NOT NULL,
-        host TEXT NOT NULL,
-        operator TEXT NOT NULL,
-        acquired_at REAL NOT NULL
-    );
-    """,
-    # 2: what the operations commands need (status refresh, cancel, audit, lookups by results file)
-    """
-    ALTER TABLE batches ADD COLUMN output_path TEXT;
-    ALTER TABLE batches ADD COLUMN api_version TEXT;
-    ALTER TABLE rows ADD COLUMN status_checked_at REAL;
-    ALTER TABLE rows ADD COLUMN cancelled_at REAL;
-    CREATE INDEX batches_by_output ON batches (output_path);
-    CREATE TABLE audit_heads (
-        path TEXT PRIMARY KEY,
-        batch_id TEXT,
-        last_hash TEXT NOT NULL,
-        lines INTEGER NOT NULL,
-        updated_at REAL NOT NULL
-    );
-    """,
-]
-
-FOREIGN_FILE = Text(
-    es="El archivo de bitácora «{path}» no es una bitácora de batch-payouts (o está dañado): "
-    "no se modificó. Indica otra ruta con --ledger o BATCH_PAYOUTS_LEDGER.",
-    en="The ledger file '{path}' is not a batch-payouts ledger (or it is damaged): "
-    "it was left untouched. Choose another path with --ledger or BATCH_PAYOUTS_LEDGER.",
-)
-NEWER_FILE = Text(
-    es="La bitácora «{path}» fue creada por una versión más nueva de batch-payouts: actualiza el programa.",
-    en="The ledger '{path}' was written by a newer batch-payouts: upgrade the tool.",
-)
 LOCKED = Text(
     es="El lote {batch_id} ya se está ejecutando (proceso {pid} de {operator} en {host}, "
     "desde {since}). Espera a que termine; no se envió nada.",
@@ -163,50 +67,6 @@ def default_ledger_path() -> Path:
     return user_data_path("batch-payouts", appauthor=False) / "ledger.sqlite"
 
 
-@dataclass(slots=True)  # a rerun of a large batch holds one per row: no per-instance dict
-class LedgerRow:
-    batch_id: str
-    row_key: str
-    row_number: int
-    state: str
-    email: str = ""
-    amount: int = 0
-    currency: str = ""
-    reason: str = ""
-    customer_id: str | None = None
-    payout_order_id: str | None = None
-    reference: str | None = None
-    expires_at: int | None = None
-    order_status: str | None = None
-    error_code: str | None = None
-    error_message: str | None = None
-    http_status: int | None = None
-    log_id: str | None = None
-    attempts: int = 0
-    created_at: float | None = None
-    status_checked_at: float | None = None
-    cancelled_at: float | None = None
-
-
-@dataclass
-class Intent:
-    idempotency_key: str
-    operation: str
-    request_body: dict[str, Any]
-    state: str
-
-
-@dataclass
-class EarlierPayout:
-    """A payout identical to a new row, already created in another batch."""
-
-    batch_id: str
-    row_number: int
-    payout_order_id: str
-    reference: str
-    created_at: float
-
-
 class Ledger:
     """The journal of one machine's batches; see the module docstring."""
 
@@ -214,51 +74,16 @@ class Ledger:
         self.path = Path(path)
         self._lock = threading.RLock()
         self._synchronous = "FULL"
-        self._conn = self._connect()
+        self._conn = connect(self.path)  # refuses a foreign file, creates or upgrades the tables
         self._held_locks: set[str] = set()
-
-    # -- opening --------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
-        existed = self.path.exists() and self.path.stat().st_size > 0
-        if not existed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise BatchError(FOREIGN_FILE, path=str(self.path)) from exc
-        if existed and (app_id != APPLICATION_ID or not has_tables):
-            conn.close()
-            raise BatchError(FOREIGN_FILE, path=str(self.path))
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.row_factory = sqlite3.Row
-        self._migrate(conn)
-        return conn
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise BatchError(NEWER_FILE, path=str(self.path))
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version={number}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
     def close(self) -> None:
         with self._lock:
-            for batch_id in list(self._held_locks):
-                self.release_lock(batch_id)
-            self._conn.close()
+            try:
+                for batch_id in list(self._held_locks):
+                    self.release_lock(batch_id)
+            finally:  # a lock left behind (disk full) names this process: the next run takes it over
+                self._conn.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -281,13 +106,19 @@ class Ledger:
             if self._synchronous != level:
                 self._conn.execute(f"PRAGMA synchronous={level}")
                 self._synchronous = level
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if is_disk_full(exc):  # the step was rolled back: the ledger is as it was before it
+                    raise DiskFull(self.path, "ledger") from exc
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -350,9 +181,9 @@ class Ledger:
         with self._transaction() as conn:
             conn.execute("UPDATE batches SET livemode=? WHERE batch_id=?", (int(livemode), batch_id))
 
-    def batch(self, batch_id: str) -> dict[str, Any] | None:
+    def batch(self, batch_id: str) -> BatchRecord | None:
         rows = self._query("SELECT * FROM batches WHERE batch_id=?", (batch_id,))
-        return dict(rows[0]) if rows else None
+        return BatchRecord.from_row(rows[0]) if rows else None
 
     def known_mode(self, key_fp: str) -> bool | None:
         """LIVE (True) or TEST (False) as Conekta said for this key in any earlier batch; None if never seen."""
@@ -370,7 +201,7 @@ class Ledger:
                 (str(Path(output_path).resolve()), api_version, batch_id),
             )
 
-    def find_batch(self, reference: str) -> dict[str, Any] | None:
+    def find_batch(self, reference: str) -> BatchRecord | None:
         """A batch by its id, a unique prefix of it (6+ characters), or its results sheet's path."""
         if Path(reference).exists():
             found = self._query(
@@ -378,29 +209,38 @@ class Ledger:
                 (str(Path(reference).resolve()),),
             )
             if found:
-                return dict(found[0])
+                return BatchRecord.from_row(found[0])
         exact = self.batch(reference)
         if exact is not None:
             return exact
         if len(reference) >= 6 and all(c in "0123456789abcdef" for c in reference.lower()):
             found = self._query("SELECT * FROM batches WHERE batch_id LIKE ? LIMIT 2", (reference.lower() + "%",))
             if len(found) == 1:
-                return dict(found[0])
+                return BatchRecord.from_row(found[0])
         return None
 
-    def batches(self) -> list[dict[str, Any]]:
-        """Every batch, newest first, with row counts per state and the amount created."""
+    def batches(self) -> list[BatchRecord]:
+        """Every batch, newest first, with its rows counted per group of ``states`` (created,
+        unconfirmed, failed, pending, duplicate) and the cents created per currency (never one sum
+        of pesos and dollars).  Summed in SQL for speed, grouped by the one rule."""
         found = self._query(
-            """SELECT b.*,
-                      COALESCE(SUM(r.state='created'), 0) AS created,
-                      COALESCE(SUM(r.state IN ('failed','pending')), 0) AS failed,
-                      COALESCE(SUM(r.state IN ('unknown','in_flight')), 0) AS unknown,
-                      COALESCE(SUM(r.state='duplicate'), 0) AS duplicate,
-                      COALESCE(SUM(CASE WHEN r.state='created' THEN r.amount END), 0) AS amount_created
+            f"""SELECT b.*,
+                      {sql_group_sums("r.state")}
                FROM batches b LEFT JOIN rows r ON r.batch_id = b.batch_id
                GROUP BY b.batch_id ORDER BY b.last_run_at DESC"""
         )
-        return [dict(r) for r in found]
+        created: dict[str, dict[str, int]] = {}
+        for r in self._query(
+            """SELECT batch_id, currency, SUM(amount) AS cents FROM rows WHERE state='created'
+               GROUP BY batch_id, currency ORDER BY batch_id, MIN(row_number)"""
+        ):
+            created.setdefault(r["batch_id"], {})[r["currency"]] = int(r["cents"])
+        groups = [name for name in Counts.__dataclass_fields__ if name in found[0].keys()] if found else []
+        return [
+            BatchRecord.from_row(r, counts=Counts(**{g: int(r[g]) for g in groups}),
+                                 totals_created=created.get(r["batch_id"], {}))
+            for r in found
+        ]
 
     def update_order_status(
         self, batch_id: str, row_key: str, status: str, *, cancelled: bool = False
@@ -460,11 +300,11 @@ class Ledger:
                 (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
             )
             found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
-        return _ledger_row(found)
+        return LedgerRow.from_row(found)
 
     def row(self, batch_id: str, row_key: str) -> LedgerRow | None:
         found = self._query("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key))
-        return _ledger_row(found[0]) if found else None
+        return LedgerRow.from_row(found[0]) if found else None
 
     def row_states(self, batch_id: str) -> dict[str, str]:
         """row_key -> state for the whole batch: what planning needs, without loading every field."""
@@ -474,7 +314,7 @@ class Ledger:
     def rows(self, batch_id: str) -> list[LedgerRow]:
         with self._lock:  # converted while streaming: never two copies of a large batch in memory
             cursor = self._conn.execute("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
-            return [_ledger_row(r) for r in cursor]
+            return [LedgerRow.from_row(r) for r in cursor]
 
     def _update_row(self, conn: sqlite3.Connection, batch_id: str, row_key: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
@@ -559,9 +399,19 @@ class Ledger:
                 created_at=time.time(),  # our clock, so the repeat window never depends on theirs
                 error_code=None,
                 error_message=None,
+                error_params=None,
                 http_status=None,
                 log_id=None,
             )
+
+    def set_reference(self, batch_id: str, row_key: str, reference: str, expires_at: int | None = None) -> None:
+        """A created order's reference, read after it was created without one (Conekta assigns
+        it a moment later); the row's other fields, and its creation time, are left alone."""
+        fields: dict[str, Any] = {"reference": reference}
+        if expires_at is not None:
+            fields["expires_at"] = expires_at
+        with self._transaction() as conn:
+            self._update_row(conn, batch_id, row_key, **fields)
 
     def record_failure(
         self,
@@ -574,9 +424,13 @@ class Ledger:
         error_message: str,
         http_status: int | None = None,
         log_id: str | None = None,
+        error_params: dict[str, Any] | None = None,
     ) -> None:
         """Settle a row as ``failed`` (Conekta said no), ``unknown`` (no usable
-        answer) or back to ``pending`` (the request was certainly not carried out)."""
+        answer) or back to ``pending`` (the request was certainly not carried out).
+
+        ``error_params`` (stored as JSON) are what ``error_message`` was rendered
+        from, so a later run in another language can render it again."""
         assert state in ("failed", "unknown", "pending")
         intent_state = {"failed": "failed", "unknown": "unknown", "pending": "failed"}[state]
         with self._transaction() as conn:
@@ -589,6 +443,7 @@ class Ledger:
                 state=state,
                 error_code=error_code,
                 error_message=error_message,
+                error_params=json.dumps(error_params, ensure_ascii=False) if error_params else None,
                 http_status=http_status,
                 log_id=log_id,
             )
@@ -622,32 +477,6 @@ class Ledger:
             return None
         r = found[0]
         return EarlierPayout(r["batch_id"], r["row_number"], r["payout_order_id"], r["reference"], r["created_at"])
-
-
-def _ledger_row(r: sqlite3.Row) -> LedgerRow:
-    return LedgerRow(
-        batch_id=r["batch_id"],
-        row_key=r["row_key"],
-        row_number=r["row_number"],
-        state=r["state"],
-        customer_id=r["customer_id"],
-        payout_order_id=r["payout_order_id"],
-        reference=r["reference"],
-        expires_at=r["expires_at"],
-        order_status=r["order_status"],
-        error_code=r["error_code"],
-        error_message=r["error_message"],
-        http_status=r["http_status"],
-        log_id=r["log_id"],
-        attempts=r["attempts"],
-        created_at=r["created_at"],
-        email=r["email"],
-        amount=r["amount"],
-        currency=r["currency"],
-        reason=r["reason"],
-        status_checked_at=r["status_checked_at"],
-        cancelled_at=r["cancelled_at"],
-    )
 
 
 def operator_name() -> str:

@@ -5,7 +5,12 @@ wrong unit.  Handing out a template whose headers already match, whose phone
 and folio columns are formatted as text (so Excel keeps leading zeros and long
 numbers), and whose second sheet explains every column in the user's language
 prevents them before any validation runs.  Aliases and required columns come
-from ``schema`` so the instructions can never disagree with the rules.
+from ``rules.columns`` so the instructions can never disagree with the rules.
+
+The example row is valid on purpose (it shows what a good row looks like), so it
+must never be paid by accident: it carries an «ejemplo» cell, and ``mark_examples``
+turns every row so marked (or copied verbatim from the example) into an invalid
+row that says it is the example and must be deleted.
 """
 
 from __future__ import annotations
@@ -16,12 +21,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts.files import sheets
-from batch_payouts.rules import schema
+from batch_payouts.files.write import write_table
+from batch_payouts.rules import columns
+from batch_payouts.rules.headers import header_key, resolve_headers
+from batch_payouts.rules.messages import Message
+from batch_payouts.rules.validation import Problem, Validation
 from batch_payouts.i18n import DEFAULT_LANG, Text
 
 # (canonical column or "metadata", header in Spanish, header in English)
 TEMPLATE_COLUMNS = (
+    ("example", "ejemplo", "example"),
     ("name", "nombre", "name"),
     ("email", "correo", "email"),
     ("phone", "telefono", "phone"),
@@ -32,7 +41,26 @@ TEMPLATE_COLUMNS = (
     ("metadata", "meta_cliente", "meta_client"),
     ("expires_at", "vence", "expires_at"),
 )
-TEXT_COLUMNS = ("phone", "external_id", "metadata", "expires_at")
+TEXT_COLUMNS = ("example", "phone", "external_id", "metadata", "expires_at")
+EXAMPLE_MARK = Text(es="EJEMPLO – bórrala", en="EXAMPLE – delete it")
+# Headers of the marker column, as ``header_key`` compares them.
+EXAMPLE_HEADERS = ("ejemplo", "example")
+# A marker cell that says "not an example": anything else (sí, x, EJEMPLO…) marks the row.
+NOT_EXAMPLE = ("", "no", "n", "0", "false", "falso")
+# The example's own email and folio: a row copied verbatim is the example even without the marker.
+EXAMPLE_EMAIL = "maria.lopez@example.com"
+EXAMPLE_FOLIO = "F-2025-0001"
+EXAMPLE_CODE = "example_row"
+EXAMPLE_MESSAGE = Message(
+    Text(
+        es="es la fila de ejemplo de la plantilla («{value}»): nunca se paga.",
+        en="is the template's example row («{value}»): it is never paid.",
+    ),
+    Text(
+        es="Bórrala y escribe en su lugar una fila por cada beneficiario (si conservas la columna «ejemplo», déjala vacía).",
+        en="Delete it and write one row per beneficiary instead (if you keep the «example» column, leave it empty).",
+    ),
+)
 
 SHEET_NAMES = {
     "es": ("Beneficiarios", "Instrucciones"),
@@ -46,6 +74,12 @@ YES_NO = {"es": ("Sí", "No"), "en": ("Yes", "No")}
 
 # What each column holds, in words a finance person uses.
 FORMATS: dict[str, Text] = {
+    "example": Text(
+        es="Solo marca la fila de ejemplo: una fila con algo escrito aquí nunca se paga. "
+        "Borra la fila de ejemplo; en tus filas deja esta columna vacía (o bórrala).",
+        en="Only marks the example row: a row with anything written here is never paid. "
+        "Delete the example row; leave this column empty in your rows (or delete it).",
+    ),
     "name": Text(
         es="Nombre completo de la persona que cobrará el dinero.",
         en="Full name of the person who will collect the cash.",
@@ -106,15 +140,16 @@ METADATA_ALIASES = Text(es="metadata.<clave>, meta_<clave>", en="metadata.<key>,
 def _example_row(lang: str) -> dict[str, str]:
     """One realistic, valid row; its expiry is a week from today so the
     example never turns into an error."""
-    expiry = (datetime.now(schema.LOCAL_TIMEZONE) + timedelta(days=7)).date().isoformat()
+    expiry = (datetime.now(columns.LOCAL_TIMEZONE) + timedelta(days=7)).date().isoformat()
     return {
+        "example": EXAMPLE_MARK.format(lang),
         "name": "María Fernanda López Hernández",
-        "email": "maria.lopez@example.com",
+        "email": EXAMPLE_EMAIL,
         "phone": "5512345678",
         "amount": "150000",
         "currency": "MXN",
         "reason": "Pago de nómina" if lang == "es" else "Payroll payment",
-        "external_id": "F-2025-0001",
+        "external_id": EXAMPLE_FOLIO,
         "metadata": "CL-1024",
         "expires_at": expiry,
     }
@@ -123,15 +158,16 @@ def _example_row(lang: str) -> dict[str, str]:
 def _instructions(lang: str, example: dict[str, str]) -> pd.DataFrame:
     yes, no = YES_NO[lang]
     headers = {column: (es if lang == "es" else en) for column, es, en in TEMPLATE_COLUMNS}
-    rows = []
-    for column in (*schema.CANONICAL_COLUMNS, "metadata"):
-        header = headers.get(column, schema.ALIASES.get(column, (column,))[0] if lang == "es" else column)
+    other_spelling = "example" if lang == "es" else "ejemplo"
+    rows = [(headers["example"], no, other_spelling, FORMATS["example"].format(lang), example["example"])]
+    for column in (*columns.CANONICAL_COLUMNS, "metadata"):
+        header = headers.get(column, columns.ALIASES.get(column, (column,))[0] if lang == "es" else column)
         if column == "metadata":
             aliases = METADATA_ALIASES.format(lang)
         else:
-            spellings = (*schema.ALIASES[column], column)
-            aliases = ", ".join(s for s in spellings if schema.header_key(s) != schema.header_key(header))
-        required = yes if column in schema.REQUIRED_COLUMNS else no
+            spellings = (*columns.ALIASES[column], column)
+            aliases = ", ".join(s for s in spellings if header_key(s) != header_key(header))
+        required = yes if column in columns.REQUIRED_COLUMNS else no
         shown = example.get(column, "cus_2pwMQPxiLJ8WzzqZJ" if column == "customer_id" else "")
         rows.append((header, required, aliases, FORMATS[column].format(lang), shown))
     rows.append((OTHER_COLUMNS.format(lang), no, "", FORMATS["other"].format(lang), ""))
@@ -147,7 +183,7 @@ def write_template(path: str | os.PathLike[str], lang: str = DEFAULT_LANG) -> Pa
     frame = pd.DataFrame([[example[column] for column, _, _ in TEMPLATE_COLUMNS]], columns=headers, dtype="str")
     by_column = dict(zip((column for column, _, _ in TEMPLATE_COLUMNS), headers))
     main_sheet, instructions_sheet = SHEET_NAMES[lang]
-    return sheets.write_table(
+    return write_table(
         frame,
         path,
         text_columns=[by_column[c] for c in TEXT_COLUMNS],
@@ -155,3 +191,58 @@ def write_template(path: str | os.PathLike[str], lang: str = DEFAULT_LANG) -> Pa
         sheet_name=main_sheet,
         extra_sheets={instructions_sheet: _instructions(lang, example)},
     )
+
+
+class ExampleProblem(Problem):
+    """The failure "this row is the template's example": a ``Problem`` like the
+    rules' own, so the console, the results sheet and the web review show it
+    the same way, with its message kept here beside the template it is about."""
+
+    __slots__ = ()
+
+    @property
+    def message(self) -> Message:
+        return EXAMPLE_MESSAGE
+
+
+def example_rows(raw: pd.DataFrame, validated: pd.DataFrame) -> dict[int, ExampleProblem]:
+    """Row number -> why it is the template's example: its «ejemplo» cell is filled
+    (and is not "no"), or it has the example's own email and folio."""
+    found: dict[int, ExampleProblem] = {}
+    marker = next((c for c in raw.columns if header_key(c) in EXAMPLE_HEADERS), None)
+    if marker is not None:
+        cells = raw[marker].astype(str)
+        marked = ~cells.str.strip().str.casefold().isin(NOT_EXAMPLE)
+        for number, cell in cells[marked].items():
+            found[int(number)] = ExampleProblem(row=int(number), column=str(marker), code=EXAMPLE_CODE, value=cell.strip())
+    if {"email", "external_id"} <= set(validated.columns):
+        # The folio first: one comparison over the column, then the email of the few rows left.
+        same_folio = validated.loc[(validated["external_id"] == EXAMPLE_FOLIO).to_numpy(dtype=bool), "email"]
+        copied = same_folio.index[same_folio.astype(str).str.strip().str.casefold() == EXAMPLE_EMAIL]
+        email_header = resolve_headers(list(raw.columns)).header("email") if len(copied) else ""
+        for number in copied:
+            found.setdefault(
+                int(number), ExampleProblem(row=int(number), column=str(email_header), code=EXAMPLE_CODE, value=EXAMPLE_EMAIL)
+            )
+    return found
+
+
+def mark_examples(raw: pd.DataFrame, validation: Validation, lang: str = DEFAULT_LANG) -> Validation:
+    """``validation`` with the template's example rows made invalid (``example_row``,
+    first among the row's problems), so neither ``validate`` counts them as valid
+    nor ``run`` sends them, and every place that lists problems says why."""
+    examples = example_rows(raw, validation.frame)
+    if not examples:
+        return validation
+    frame = validation.frame.copy()
+    for number, problem in examples.items():
+        code, message = frame.at[number, "error_code"], frame.at[number, "error_message"]
+        frame.at[number, "valid"] = False
+        frame.at[number, "error_code"] = ";".join(filter(None, (EXAMPLE_CODE, code)))
+        frame.at[number, "error_message"] = " | ".join(filter(None, (problem.labelled(lang), message)))
+    order = {number: position for position, number in enumerate(raw.index.tolist())}
+    problems = sorted(
+        [*validation.problems, *examples.values()],
+        key=lambda p: (order.get(p.row, len(order)), not isinstance(p, ExampleProblem)),
+    )
+    return Validation(frame, problems)

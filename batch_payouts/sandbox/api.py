@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,9 +26,13 @@ FINAL_STATUSES = frozenset({"cancelled", "cashed", "expired"})
 
 
 class ConektaApi:
-    def __init__(self, store: Store, starting_balance: int = DEFAULT_STARTING_BALANCE) -> None:
+    def __init__(self, store: Store, starting_balance: int | Mapping[str, int] = DEFAULT_STARTING_BALANCE) -> None:
+        """``starting_balance``: cents of MXN, or cents per currency ({"MXN": ..., "USD": ...}) for an
+        account that also holds dollars. Only a currency with a balance is checked for funds."""
         self.store = store
-        self.starting_balance = starting_balance
+        self.starting_balances = (
+            dict(starting_balance) if isinstance(starting_balance, Mapping) else {BALANCE_CURRENCY: starting_balance}
+        )
 
     # -- customers -----------------------------------------------------------
     def create_customer(self, scope: str, livemode: bool, body: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +77,7 @@ class ConektaApi:
         expires_at = body.get("expires_at") or now + rules.DEFAULT_EXPIRY_SECONDS
         order_id = str(uuid.uuid4())
         with self.store.atomic():  # the funds check and the hold are one step
-            if currency == BALANCE_CURRENCY and amount > self.available(scope):
+            if currency in self.starting_balances and amount > self.available(scope, currency):
                 raise fail(402, rules.PROCESSING, rules.INSUFFICIENT_FUNDS)
             reference = rules.new_reference()
             while self.store.reference_exists(reference):
@@ -171,19 +176,21 @@ class ConektaApi:
         }
 
     # -- balance ---------------------------------------------------------------
-    def available(self, scope: str) -> int:
-        return self.starting_balance - self.store.held(scope, BALANCE_CURRENCY)
+    def available(self, scope: str, currency: str = BALANCE_CURRENCY) -> int:
+        return self.starting_balances.get(currency, 0) - self.store.held(scope, currency)
 
     def balance(self, scope: str) -> dict[str, Any]:
-        def money(amount: int) -> list[dict[str, Any]]:
-            return [{"amount": amount, "currency": BALANCE_CURRENCY}]
+        def money(amount_of: Any) -> list[dict[str, Any]]:
+            return [{"amount": amount_of(currency), "currency": currency} for currency in self.starting_balances]
 
-        open_orders = self.store.held_by_status(scope, BALANCE_CURRENCY, ("pending", "open"))
+        def open_orders(currency: str) -> int:
+            return self.store.held_by_status(scope, currency, ("pending", "open"))
+
         return {
             "object": "balance",
-            "available": money(self.available(scope)),
-            "pending": money(0),
-            "retained": money(0),
+            "available": money(lambda currency: self.available(scope, currency)),
+            "pending": money(lambda currency: 0),
+            "retained": money(lambda currency: 0),
             # money set aside for references not yet cashed
             "cashout_retention_amount": money(open_orders),
         }

@@ -12,10 +12,22 @@ be replayed with the same seed.  Faults fall in two groups:
 * *before* anything is done (``error_*``, ``html_502``, ``throttle`` and the
   token-bucket rate limit): the request had no effect, a retry is always safe;
 * *after commit* (``drop_after_commit``, ``stall_after_commit``,
-  ``truncated_json``): the order exists but the client cannot know it -- the
-  case an exactly-once client must resolve with its Idempotency-Key or a
-  lookup.  These apply only to writes (POST and PUT): on a read there is
-  nothing to commit.
+  ``truncated_json``, ``error_500_after_commit``, ``conflict_409``): the order
+  exists but the client cannot know it -- the case an exactly-once client must
+  resolve with its Idempotency-Key or a lookup.  These apply only to writes
+  (POST and PUT; the last two, like ``null_reference``, to POST only): on a
+  read there is nothing to commit.  ``conflict_409`` is Conekta's "a request
+  with the same Idempotency-Key is still in progress": the earlier request's
+  work is committed, the answer is 409;
+* ``null_reference``: the order is created but answered with ``reference:
+  null`` (Conekta assigns it a moment later); the next ``reference_delay_gets``
+  reads of that order still show null, later reads show the reference.
+
+``ignore_idempotency_key`` makes the account behave like one on an API version
+that ignores the header: every POST creates a new object, so a client that
+resends a POST whose answer was lost pays twice unless it looks first.
+``search_error_rate`` answers 503 to list searches (``?search=``), the lookup
+such a client depends on, so "in doubt and cannot tell" can be reproduced.
 """
 
 from __future__ import annotations
@@ -35,7 +47,9 @@ from batch_payouts.i18n import Text
 
 # Fault kinds a ``script`` may name, and that ``request_log`` reports.
 BEFORE_KINDS = ("error_500", "error_502", "error_503", "html_502", "throttle")
-AFTER_COMMIT_KINDS = ("drop_after_commit", "stall_after_commit", "truncated_json")
+AFTER_COMMIT_KINDS = ("drop_after_commit", "stall_after_commit", "truncated_json", "error_500_after_commit",
+                      "conflict_409", "null_reference")
+POST_ONLY_KINDS = ("error_500_after_commit", "conflict_409", "null_reference")
 FAULT_KINDS = BEFORE_KINDS + AFTER_COMMIT_KINDS
 # Reported in request_log but not scriptable: they come from state, not chance.
 RATE_LIMITED = "rate_limit"
@@ -47,7 +61,8 @@ BAD_FAULTS = Text(
 )
 
 _RATES = ("error_rate", "throttle_rate", "drop_after_commit_rate", "stall_after_commit_rate",
-          "html_502_rate", "truncated_json_rate")
+          "html_502_rate", "truncated_json_rate", "error_after_commit_rate", "conflict_rate", "null_reference_rate",
+          "search_error_rate")
 
 
 class FaultsError(BatchError, ValueError):
@@ -74,6 +89,15 @@ class Faults:
     stall_seconds: float = 5.0
     html_502_rate: float = 0.0
     truncated_json_rate: float = 0.0
+    error_after_commit_rate: float = 0.0  # POST carried out, answered 500
+    conflict_rate: float = 0.0  # POST carried out, answered 409 "same key still in progress"
+    null_reference_rate: float = 0.0  # order created, answered with reference null
+    reference_delay_gets: int = 1  # reads of such an order that still show reference null
+    ignore_idempotency_key: bool = False  # like an account on an API version without idempotency
+    search_error_rate: float = 0.0  # a list with ?search= answered 503 (the search index is down)
+    # A GET of an unknown payout order answers 402 processing_error instead of 404, as public mocks
+    # do (API.md): "not found" must then be confirmed through the list search.
+    unknown_order_get_402: bool = False
     revoke_after_requests: int | None = None  # per key; lifted when faults are set again
     script: dict[int, str] = field(default_factory=dict)
     seed: int | None = None
@@ -88,6 +112,15 @@ class Faults:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise FaultsError(BAD_FAULTS, source=source, problem=f"{name}={value!r} (>= 0)")
+        if not isinstance(self.unknown_order_get_402, bool):
+            raise FaultsError(BAD_FAULTS, source=source,
+                              problem=f"unknown_order_get_402={self.unknown_order_get_402!r} (true or false)")
+        if not isinstance(self.ignore_idempotency_key, bool):
+            raise FaultsError(BAD_FAULTS, source=source,
+                              problem=f"ignore_idempotency_key={self.ignore_idempotency_key!r} (true or false)")
+        if (isinstance(self.reference_delay_gets, bool) or not isinstance(self.reference_delay_gets, int)
+                or self.reference_delay_gets < 0):
+            raise FaultsError(BAD_FAULTS, source=source, problem=f"reference_delay_gets={self.reference_delay_gets!r} (>= 0)")
         if self.revoke_after_requests is not None and (
             isinstance(self.revoke_after_requests, bool)
             or not isinstance(self.revoke_after_requests, int)
@@ -189,8 +222,9 @@ class FaultEngine:
             self._tokens = max(1.0, faults.rate_limit_rps)
             self._refilled = time.monotonic()
             self._requests_by_key: dict[str, int] = {}
+            self._hidden_references: dict[str, int] = {}
 
-    def decide(self, method: str) -> Decision:
+    def decide(self, method: str, *, search: bool = False) -> Decision:
         with self._lock:
             f = self.faults
             rng = self._rng
@@ -210,7 +244,9 @@ class FaultEngine:
                 decision.before = RATE_LIMITED
                 decision.retry_after = wait
                 return decision
-            if f.error_rate and rng.random() < f.error_rate:
+            if search and f.search_error_rate and rng.random() < f.search_error_rate:
+                decision.before = "error_503"
+            elif f.error_rate and rng.random() < f.error_rate:
                 decision.before = rng.choice(("error_500", "error_502", "error_503"))
             elif f.html_502_rate and rng.random() < f.html_502_rate:
                 decision.before = "html_502"
@@ -223,7 +259,31 @@ class FaultEngine:
                     decision.after = "stall_after_commit"
                 elif f.truncated_json_rate and rng.random() < f.truncated_json_rate:
                     decision.after = "truncated_json"
+                elif method != "POST":
+                    pass
+                elif f.error_after_commit_rate and rng.random() < f.error_after_commit_rate:
+                    decision.after = "error_500_after_commit"
+                elif f.conflict_rate and rng.random() < f.conflict_rate:
+                    decision.after = "conflict_409"
+                elif f.null_reference_rate and rng.random() < f.null_reference_rate:
+                    decision.after = "null_reference"
             return decision
+
+    def hide_reference(self, order_id: str) -> None:
+        """An order just answered with ``reference: null``: its next reads show null too."""
+        with self._lock:
+            self._hidden_references[order_id] = self.faults.reference_delay_gets
+
+    def visible(self, order: dict[str, Any], *, read: bool) -> dict[str, Any]:
+        """The order as a client sees it now: without its reference while that is still pending.
+        ``read`` (a GET of the order) uses up one of the pending reads; a list does not."""
+        with self._lock:
+            left = self._hidden_references.get(order.get("id"), 0)
+            if left <= 0:
+                return order
+            if read:
+                self._hidden_references[order["id"]] = left - 1
+        return {**order, "reference": None}
 
     def _take_token(self, f: Faults) -> int | None:
         """A token bucket shared by all clients: None if allowed, else whole seconds to wait."""

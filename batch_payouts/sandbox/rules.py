@@ -29,6 +29,7 @@ PRECONDITION = "precondition_required_error"
 PROCESSING = "processing_error"
 API_ERROR = "api_error"
 RATE_LIMIT = "rate_limit_error"
+CONFLICT = "conflict_error"
 
 REASON_MAX = 40
 METADATA_MAX_KEYS = 100
@@ -209,6 +210,11 @@ CANNOT_CANCEL = rule(
     "La orden de retiro no se puede cancelar: su estado es «{status}».",
     "The payout order cannot be cancelled: its status is '{status}'.",
 )
+NOT_PROCESSABLE = rule(  # what public mocks answer to a GET of an unknown id (fault unknown_order_get_402)
+    "conekta.errors.processing.request.not_processable", None,
+    "La solicitud no se pudo procesar.",
+    "The request could not be processed.",
+)
 INSUFFICIENT_FUNDS = rule(
     "conekta.errors.processing.balance.insufficient_funds", "amount",
     "Saldo insuficiente para crear la orden de retiro.",
@@ -228,6 +234,11 @@ SERVER_ERROR = rule(
     "conekta.errors.api.system.general_failure", None,
     "Hubo un error interno; intenta de nuevo más tarde.",
     "There was an internal error; please try again later.",
+)
+IN_PROGRESS = rule(
+    "conekta.errors.conflict.idempotency.in_progress", "Idempotency-Key",
+    "Una solicitud con la misma llave de idempotencia todavía se está procesando; consulta el resultado más tarde.",
+    "A request with the same idempotency key is still being processed; check the result later.",
 )
 THROTTLED = rule(
     "conekta.errors.rate_limit.too_many_requests", None,

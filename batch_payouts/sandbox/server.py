@@ -29,7 +29,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -202,7 +202,7 @@ class Sandbox:
         keys: Iterable[str] | None = None,
         faults: Faults | dict[str, Any] | None = None,
         state_path: str | Path | None = None,
-        starting_balance: int = DEFAULT_STARTING_BALANCE,
+        starting_balance: int | Mapping[str, int] = DEFAULT_STARTING_BALANCE,
     ) -> None:
         self.host = host
         self.port = port
@@ -326,7 +326,7 @@ class Sandbox:
         entry: dict[str, Any] = {"method": method, "path": path, "status": None,
                                  "idempotency_key": idempotency_key, "fault": None, "replayed": False,
                                  "at": time.time()}
-        decision = self._engine.decide(method)
+        decision = self._engine.decide(method, search=method == "GET" and bool(query.get("search")))
         if decision.latency:
             self._stopping.wait(decision.latency)
         if decision.before:
@@ -343,7 +343,7 @@ class Sandbox:
             headers.update(failure.headers)
         except Exception:  # a bug in the sandbox must look like Conekta's 500, not a dead socket
             status, body = 500, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang)
-        self._answer_after(h, decision, entry, status, body, headers)
+        self._answer_after(h, decision, entry, status, body, headers, lang)
 
     def _carry_out(self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes,
                    entry: dict[str, Any]) -> tuple[int, Any, bool]:
@@ -362,11 +362,19 @@ class Sandbox:
         if name == "list_customers":
             return 200, self.api.list("customers", scope, query, self.url, path), False
         if name == "list_payout_orders":
-            return 200, self.api.list("payout_orders", scope, query, self.url, path), False
+            page = self.api.list("payout_orders", scope, query, self.url, path)
+            page["data"] = [self._engine.visible(order, read=False) for order in page["data"]]
+            return 200, page, False
         if name == "get_customer":
             return 200, self.api.get_customer(scope, *args), False
         if name == "get_payout_order":
-            return 200, self.api.get_payout_order(scope, *args), False
+            try:
+                order = self.api.get_payout_order(scope, *args)
+            except ApiFailure as failure:
+                if failure.status == 404 and self._engine.faults.unknown_order_get_402:
+                    raise fail(402, rules.PROCESSING, rules.NOT_PROCESSABLE) from None
+                raise
+            return 200, self._engine.visible(order, read=True), False
         if name == "cancel_payout_order":
             return 200, self.api.cancel_payout_order(scope, *args), False
         if name == "balance":
@@ -377,7 +385,7 @@ class Sandbox:
             else (lambda: self.api.create_payout_order(scope, livemode, body))
         )
         key = h.headers.get("Idempotency-Key")
-        if not key:
+        if not key or self._engine.faults.ignore_idempotency_key:
             return 200, create(), False
         if len(key) > MAX_IDEMPOTENCY_KEY:
             raise fail(422, rules.PARAMETER, rules.IDEMPOTENCY_TOO_LONG)
@@ -442,7 +450,7 @@ class Sandbox:
             h.send_json(status, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang))
 
     def _answer_after(self, h: _Handler, decision: Decision, entry: dict[str, Any], status: int, body: Any,
-                      headers: dict[str, str]) -> None:
+                      headers: dict[str, str], lang: str) -> None:
         kind = decision.after
         if kind == "drop_after_commit":
             entry["fault"] = kind
@@ -455,6 +463,20 @@ class Sandbox:
             self._stopping.wait(self._engine.faults.stall_seconds)
             h.send_json(status, body, headers=headers)
             return
+        if kind == "error_500_after_commit":
+            entry["fault"] = kind
+            self._record(entry, 500)
+            h.send_json(500, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang))
+            return
+        if kind == "conflict_409":
+            entry["fault"] = kind
+            self._record(entry, 409)
+            h.send_json(409, rules.error_body(rules.CONFLICT, [(rules.IN_PROGRESS, {})], lang))
+            return
+        if kind == "null_reference" and status == 200 and isinstance(body, dict) and body.get("object") == "payout_order":
+            entry["fault"] = kind
+            self._engine.hide_reference(body["id"])
+            body = {**body, "reference": None}
         if kind == "truncated_json":
             entry["fault"] = kind
             self._record(entry, status)

@@ -40,11 +40,13 @@ from starlette.templating import Jinja2Templates
 from batch_payouts.payout.audit import audit_path_for
 from batch_payouts.payout.conekta import DEFAULT_API_VERSION, is_loopback
 from batch_payouts.errors import BatchError, InputFileError
-from batch_payouts.i18n import LANGUAGES, Text, money
+from batch_payouts import states
+from batch_payouts.i18n import LANGUAGES, Plural, Text, money
+from batch_payouts.totals import currency_lines, format_totals, totals_by_currency
 from batch_payouts.jobs import JobResult, RunOptions, load_file, run_job, validate_job
 from batch_payouts.payout.ledger import Ledger
+from batch_payouts.payout.records import BatchRecord
 from batch_payouts.operations import (
-    ORDER_STATUS_LABELS,
     PENDING_STATUSES,
     Connection,
     cancel_rows,
@@ -53,9 +55,9 @@ from batch_payouts.operations import (
     select_rows,
     time_text,
 )
-from batch_payouts.report import INVALID, mode_text
-from batch_payouts.rules.schema import split_column_prefix
+from batch_payouts.report import mode_text
 from batch_payouts.rules.template import write_template
+from batch_payouts.rules.validation import Problem
 from batch_payouts.web import security
 from batch_payouts.web.runs import RunManager, ledger_progress
 from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused, UploadStore
@@ -80,9 +82,9 @@ BAD_CSRF = Text(
     en="The form expired or did not come from this page. Reload the page and try again.",
 )
 CHANGED_SINCE_REVIEW = Text(
-    es="Lo que confirmaste ({count} pagos por {total}) ya no coincide con la revisión. No se envió nada: "
+    es="Lo que confirmaste (pagos: {count}; total: {total}) ya no coincide con la revisión. No se envió nada: "
     "revisa de nuevo.",
-    en="What you confirmed ({count} payouts for {total}) no longer matches the review. Nothing was sent: "
+    en="What you confirmed (payouts: {count}; total: {total}) no longer matches the review. Nothing was sent: "
     "review again.",
 )
 NOTHING_TO_SEND = Text(
@@ -95,12 +97,16 @@ LIVE_NOT_ALLOWED = Text(
     en="The API key is a LIVE key (real money) and this server was not started with --live: it cannot pay "
     "from here. Ask whoever runs the server to start it with --live if this really must be paid.",
 )
-REFRESHED = Text(es="Estados actualizados: {count} órdenes consultadas, {changed} cambiaron.",
-                 en="Statuses refreshed: {count} orders checked, {changed} changed.")
-REFRESH_FAILED = Text(es="{count} órdenes no se pudieron consultar; vuelve a intentar.",
-                      en="{count} orders could not be checked; try again.")
-CANCELLED = Text(es="Cancelación: {cancelled} canceladas, {already} ya no estaban pendientes, {failed} fallaron.",
-                 en="Cancellation: {cancelled} cancelled, {already} no longer pending, {failed} failed.")
+# Several counts in one sentence: each after its label ("consultadas: 1"), so no word has to agree with a number.
+REFRESHED = Text(es="Estados actualizados — órdenes consultadas: {count}; con cambios: {changed}.",
+                 en="Statuses refreshed — orders checked: {count}; changed: {changed}.")
+REFRESH_FAILED = Plural(
+    one=Text(es="{count} orden no se pudo consultar; vuelve a intentar.", en="{count} order could not be checked; try again."),
+    other=Text(es="{count} órdenes no se pudieron consultar; vuelve a intentar.",
+               en="{count} orders could not be checked; try again."),
+)
+CANCELLED = Text(es="Cancelación — canceladas: {cancelled}; ya no estaban pendientes: {already}; fallaron: {failed}.",
+                 en="Cancellation — cancelled: {cancelled}; no longer pending: {already}; failed: {failed}.")
 NO_PENDING = Text(es="No hay referencias pendientes que cancelar.", en="There are no pending references to cancel.")
 UPLOAD_TOO_LARGE = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
                         en="The file is larger than {limit} MB, the upload limit.")
@@ -115,11 +121,6 @@ RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="
 NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
 
 
-STATE_LABELS = {  # a row's state in the ledger, then its order's status at Conekta
-    "created": Text(es="creada", en="created"), "failed": Text(es="fallida", en="failed"),
-    "duplicate": Text(es="duplicada", en="duplicate"), "unknown": Text(es="desconocida", en="unknown"),
-    "in_flight": Text(es="en curso", en="in flight"), **ORDER_STATUS_LABELS,
-}
 
 
 @dataclass
@@ -146,25 +147,23 @@ class WebSettings:
     # How long the upload request waits for its review: a small file's review is shown at once, a
     # large one's page says it is being reviewed (and refreshes itself) while the review goes on.
     review_wait_seconds: float = 3.0
+    initial_backoff: float = 0.5  # first wait before retrying a request (tests shorten it; see RunOptions)
 
     @property
     def login_required(self) -> bool:
         return bool(self.users) or bool(self.trust_user_header) or not is_loopback(self.host)
 
 
-def problem_parts(message: str) -> tuple[str, str, str]:
-    """("correo", "«x» no es un correo válido.", "Escríbelo como …") from one validation message.
+def _totals_of(rows: list) -> dict[str, int]:
+    """Cents per currency of ledger rows: a page never adds pesos to dollars."""
+    return totals_by_currency((r.amount for r in rows), (r.currency for r in rows))
 
-    The first sentence says what is wrong, the rest how to fix it; a full stop inside «…»
-    (an email, a name) does not end a sentence.
-    """
-    column, message = split_column_prefix(message)
-    depth = 0
-    for position, char in enumerate(message):
-        depth += (char == "«") - (char == "»")
-        if char == "." and depth == 0 and message[position + 1:position + 2] == " ":
-            return column, message[:position + 1], message[position + 2:]
-    return column, message, ""
+
+def problem_parts(problem: Problem, name: str, lang: str) -> dict[str, Any]:
+    """One line of the review's problem table, rendered in ``lang`` from the failure table:
+    the row, the beneficiary's name, the column as the file wrote it, what is wrong and how to fix it."""
+    return {"row": problem.row, "name": name, "column": problem.column,
+            "problem": problem.problem(lang), "fix": problem.fix(lang)}
 
 
 def signed_in(page: Callable[..., Any]) -> Callable[..., Any]:
@@ -196,6 +195,8 @@ class WebApp:
         self._reviews_lock = threading.Lock()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["money"] = money
+        self.templates.env.globals["currency_lines"] = currency_lines  # a total: one line per currency
+        self.templates.env.globals["format_totals"] = format_totals
         self.templates.env.filters["when"] = time_text
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -214,7 +215,12 @@ class WebApp:
         flashes = request.session.pop("flash", [])
         context.update(
             request=request, lang=lang, t=lambda es, en: en if lang == "en" else es,
-            label=lambda state: STATE_LABELS[state].format(lang) if state in STATE_LABELS else (state or ""),
+            # the words for a row's state (and its group's CSS class) and for an order's status, from `states`
+            label=lambda state: states.label(state, lang),
+            group_class=lambda state: states.GROUP_CLASSES.get(states.GROUP_OF.get(state, ""), ""),
+            order_label=lambda status: states.order_label(status, lang),
+            count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
+            unconfirmed_explained=states.UNCONFIRMED_EXPLAINED.format(lang),
             csrf=security.csrf_token(request.session), user=self.user(request),
             login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
         )
@@ -253,7 +259,7 @@ class WebApp:
             input_path=self.uploads.path(upload), input_name=upload.name, amount_unit=upload.amount_unit, lang=lang,
             api_base=settings.api_base, api_version=settings.api_version, ledger_path=settings.ledger_path,
             workers=settings.workers, rate_limit=settings.rate_limit, live=settings.live,
-            max_total=settings.max_total, max_amount=settings.max_amount,
+            max_total=settings.max_total, max_amount=settings.max_amount, initial_backoff=settings.initial_backoff,
         )
         values.update(overrides)
         return RunOptions(**values)
@@ -351,7 +357,7 @@ class WebApp:
             upload.review = review
             self.uploads.put(upload)
             return
-        review.update(self._review_facts(result))
+        review.update(self._review_facts(result, lang))
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
             review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
         if review["to_send"] == 0 and review["blocker"] is None and review["already_done"] == 0:
@@ -361,23 +367,16 @@ class WebApp:
         self.uploads.put(upload)
 
     @staticmethod
-    def _review_facts(result: JobResult) -> dict[str, Any]:
+    def _review_facts(result: JobResult, lang: str) -> dict[str, Any]:
         validated = result.loaded.validated
         valid = validated["valid"].astype(bool)
-        totals: dict[str, int] = {}
-        for currency, cents in zip(validated.loc[valid, "currency"], validated.loc[valid, "amount"]):
-            totals[currency] = totals.get(currency, 0) + int(cents)
-        problems = []
-        invalid = result.frame[result.frame["status"] == INVALID]
-        for number, message in zip(invalid["row"].tolist(), invalid["error_message"].tolist()):
-            for part in str(message).split(" | "):
-                column, problem, fix = problem_parts(part)
-                problems.append({"row": int(number), "column": column, "problem": problem, "fix": fix,
-                                 "name": str(validated.at[number, "name"] or "")})
+        totals = totals_by_currency(validated.loc[valid, "amount"].tolist(), validated.loc[valid, "currency"].tolist())
+        problems = result.loaded.problems
+        shown = [problem_parts(p, str(validated.at[p.row, "name"] or ""), lang) for p in problems[:PROBLEMS_SHOWN]]
         plan = result.plan
         return {
             "rows": int(len(validated)), "valid": int(valid.sum()), "invalid": int((~valid).sum()),
-            "valid_totals": totals, "problems": problems[:PROBLEMS_SHOWN], "problems_total": len(problems),
+            "valid_totals": totals, "problems": shown, "problems_total": len(problems),
             "batch_id": result.batch_id,
             "mode": mode_text(result.livemode),
             "to_send": len(plan.to_send) if plan else 0, "already_done": plan.already_done if plan else 0,
@@ -426,8 +425,7 @@ class WebApp:
         review = upload.review
         if review.get("blocker"):
             return self.error_page(request, review["blocker"], 409)
-        total = sum(review["send_totals"].values())
-        if form.get("count") != str(review["to_send"]) or form.get("total") != str(total):
+        if form.get("count") != str(review["to_send"]) or form.get("total") != format_totals(review["send_totals"]):
             return self.error_page(
                 request, CHANGED_SINCE_REVIEW.format(lang, count=form.get("count"), total=form.get("total")), 409
             )
@@ -443,7 +441,7 @@ class WebApp:
         progress = self.runs.progress(batch_id) if batch_id else None
         return progress is not None and progress.running
 
-    def _batch(self, request: Request) -> tuple[dict[str, Any] | None, str]:
+    def _batch(self, request: Request) -> tuple[BatchRecord | None, str]:
         batch_id = request.path_params["batch_id"]
         if not BATCH_ID.fullmatch(batch_id):
             return None, batch_id
@@ -453,16 +451,15 @@ class WebApp:
     @signed_in
     async def batches(self, request: Request) -> Response:
 
-        def load() -> list[dict[str, Any]]:
+        def load() -> list[BatchRecord]:
             if not self.settings.ledger_path.exists():
                 return []
             with Ledger(self.settings.ledger_path) as ledger:
-                found = ledger.batches()
-            for batch in found:
-                batch["running"] = self._running(batch["batch_id"])
-            return found
+                return ledger.batches()
 
-        return self.render(request, "batches.html", batches=await run_in_threadpool(load))
+        found = await run_in_threadpool(load)
+        running = {batch.batch_id for batch in found if self._running(batch.batch_id)}
+        return self.render(request, "batches.html", batches=found, running=running)
 
     @signed_in
     async def batch_page(self, request: Request) -> Response:
@@ -477,12 +474,11 @@ class WebApp:
             created = [r for r in rows if r.state == "created"]
             pending = [r for r in created if (r.order_status or "pending") in PENDING_STATUSES]
             return {"rows": sorted(rows, key=lambda r: r.row_number)[:ROWS_SHOWN], "rows_total": len(rows),
-                    "pending": len(pending), "pending_amount": sum(r.amount for r in pending),
-                    "amount_created": sum(r.amount for r in created),
+                    "pending": len(pending), "pending_totals": _totals_of(pending), "created_totals": _totals_of(created),
                     "progress": progress.as_json() if progress else ledger_progress(batch_id, rows)}
 
         facts = await run_in_threadpool(details)
-        output = Path(batch["output_path"]) if batch and batch.get("output_path") else None
+        output = Path(batch.output_path) if batch and batch.output_path else None
         return self.render(
             request, "batch.html", batch=batch, batch_id=batch_id,
             has_results=bool(output and output.exists()),
@@ -512,12 +508,12 @@ class WebApp:
         batch, _ = await run_in_threadpool(self._batch, request)
         if batch is None:
             return self.error_page(request, NOT_FOUND.format(lang), 404)
-        if self._running(batch["batch_id"]):
+        if self._running(batch.batch_id):
             return self.error_page(request, RUNNING_NOW.format(lang), 409)
         if request.path_params["kind"] not in ("results", "audit"):
             return self.error_page(request, NOT_FOUND.format(lang), 404)
-        output = Path(batch["output_path"]) if batch.get("output_path") else None
-        stem = Path(batch["input_name"]).stem
+        output = Path(batch.output_path) if batch.output_path else None
+        stem = Path(batch.input_name).stem
         if request.path_params["kind"] == "audit":
             path, name, media = (audit_path_for(output) if output else None), f"{stem}.audit.jsonl", "application/x-ndjson"
         else:
@@ -530,7 +526,7 @@ class WebApp:
     async def refresh(self, request: Request) -> Response:
         """Ask Conekta every created order's status now (``batch-payouts status``)."""
 
-        def work(lang: str, form: Any, batch: dict[str, Any], ledger: Ledger, client: Callable[[str], Any]) -> None:
+        def work(lang: str, form: Any, batch: BatchRecord, ledger: Ledger, client: Callable[[str], Any]) -> None:
             results = refresh_status(ledger, client("web status"), batch, workers=self.settings.workers)
             self.flash(request, REFRESHED.format(lang, count=len(results), changed=sum(r.changed for r in results)))
             failed = [r for r in results if r.error]
@@ -554,20 +550,20 @@ class WebApp:
 
         rows = await run_in_threadpool(pending)
         return self.render(request, "cancel.html", batch=batch, batch_id=batch_id, rows=rows[:ROWS_SHOWN],
-                           count=len(rows), amount=sum(r.amount for r in rows))
+                           count=len(rows), totals=_totals_of(rows))
 
     @signed_in
     async def cancel(self, request: Request) -> Response:
         """Cancel every pending reference (``batch-payouts cancel --all-pending``), as many as the
         confirmation page named."""
 
-        def work(lang: str, form: Any, batch: dict[str, Any], ledger: Ledger, client: Callable[[str], Any]) -> None:
+        def work(lang: str, form: Any, batch: BatchRecord, ledger: Ledger, client: Callable[[str], Any]) -> None:
             rows = select_rows(ledger, batch, all_pending=True)
             if not rows:
                 self.flash(request, NO_PENDING.format(lang))
                 return
             if form.get("count") != str(len(rows)):
-                raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=money(sum(r.amount for r in rows)))
+                raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
             outcomes = cancel_rows(ledger, client("web cancel"), batch, rows)
             tally = {kind: sum(o.result == kind for o in outcomes) for kind in ("cancelled", "already", "failed")}
             self.flash(request, CANCELLED.format(lang, **tally), "error" if tally["failed"] else "info")

@@ -20,8 +20,9 @@ from typing import Any
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
-from batch_payouts.payout.ledger import LedgerRow
-from batch_payouts.payout.pipeline import RowOutcome
+from batch_payouts.payout.records import LedgerRow
+from batch_payouts.payout.row_executor import RowOutcome
+from batch_payouts.states import Counts, count_rows
 
 log = logging.getLogger("batch_payouts.web")
 
@@ -66,25 +67,30 @@ class RunProgress:
 
     def as_json(self) -> dict[str, Any]:
         with self.lock:
-            failed = self.counts["failed"] + self.counts["unknown"]
+            counts = count_rows(self.counts)
             return {
                 "batch_id": self.batch_id, "state": self.state, "running": self.running,
-                "total": self.total, "done": self.done, "created": self.counts["created"], "failed": failed,
-                "duplicate": self.counts["duplicate"], "pending": max(0, self.total - self.done),
+                "total": self.total, "done": self.done, **_counters(counts, max(0, self.total - self.done)),
                 "message": self.message, "exit_code": self.exit_code,
                 "started_at": self.started_at, "finished_at": self.finished_at,
             }
 
 
+def _counters(counts: Counts, pending: int) -> dict[str, int]:
+    """The progress counters, by the one rule of ``states``: a row that may exist at Conekta is
+    ``unconfirmed``, never ``failed``; ``pending`` is what is still to be sent."""
+    return {"created": counts.created, "unconfirmed": counts.unconfirmed, "failed": counts.failed,
+            "duplicate": counts.duplicate, "pending": pending}
+
+
 def ledger_progress(batch_id: str, rows: list[LedgerRow]) -> dict[str, Any]:
     """The same counters as ``RunProgress.as_json`` for a batch this server is not running
     (finished before a restart, or run from the CLI), from its rows in the ledger."""
-    states = Counter(row.state for row in rows)
+    counts = count_rows(row.state for row in rows)
     return {
         "batch_id": batch_id, "state": "idle", "running": False, "total": len(rows),
-        "done": len(rows) - states["pending"], "created": states["created"],
-        "failed": states["failed"] + states["unknown"] + states["in_flight"], "duplicate": states["duplicate"],
-        "pending": states["pending"], "message": None, "exit_code": None, "started_at": None, "finished_at": None,
+        "done": len(rows) - counts.pending, **_counters(counts, counts.pending),
+        "message": None, "exit_code": None, "started_at": None, "finished_at": None,
     }
 
 

@@ -54,8 +54,9 @@ def test_template_writes_headers_example_and_instructions(env, cli):
     assert len(book.worksheets) == 2
     headers = [c.value for c in book.worksheets[0][1]]
     assert {"nombre", "correo", "monto", "motivo"} <= set(headers)
-    # the template itself validates
-    assert cli("validate", out, "--output", env / "t.xlsx").exit_code == 0
+    # the template's only problem is its example row, which is never paid
+    assert cli("validate", out, "--output", env / "t.xlsx").exit_code == 1
+    assert [r["error_code"] for r in read_xlsx(env / "t.xlsx")] == ["example_row"]
 
 
 def test_validate_sends_nothing_and_marks_rows(env, cli):

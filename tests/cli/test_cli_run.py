@@ -57,7 +57,7 @@ def test_second_run_sends_nothing_and_copies_results(sandbox, env, cli):
     assert second.exit_code == 0, second.output
     assert len(_orders(sandbox)) == 3
     assert [r for r in sandbox.request_log[requests_before:] if r["method"] == "POST"] == []
-    text = (env / "pagos.results.csv").read_text(encoding="utf-8-sig")
+    text = str(read_xlsx(env / "pagos.results.xlsx"))  # CSV in, XLSX results by default
     for order in _orders(sandbox):
         assert order["reference"] in text
 
@@ -157,7 +157,7 @@ def test_missing_columns_exit_2_with_aliases_and_no_output(env, cli):
     assert result.exit_code == 2
     assert "correo" in result.output and "motivo" in result.output
     assert "Traceback" not in result.output
-    assert not (env / "pagos.results.csv").exists()
+    assert not (env / "pagos.results.xlsx").exists()
 
 
 def test_plain_http_to_a_remote_host_is_refused(env, cli):
@@ -207,4 +207,4 @@ def test_header_only_file_is_refused(env, cli):
     result = cli("run", source, "--api-base", "http://127.0.0.1:9")
     assert result.exit_code == 2
     assert "no tiene filas" in result.output
-    assert not (env / "vacio.results.csv").exists()
+    assert not (env / "vacio.results.xlsx").exists()

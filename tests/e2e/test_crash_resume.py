@@ -26,7 +26,9 @@ ROWS = 12
 def _start(source, sandbox, ledger, *extra):
     env = {**os.environ, "CONEKTA_API_KEY": API_KEY, "BATCH_PAYOUTS_LEDGER": str(ledger)}
     return subprocess.Popen(
-        [sys.executable, "-m", "batch_payouts", "run", str(source), "--api-base", sandbox.url, *extra],
+        # The CSV results sheet (asked for: the default is .xlsx) is read below with the csv module.
+        [sys.executable, "-m", "batch_payouts", "run", str(source), "--api-base", sandbox.url,
+         "--output", str(source.with_name("pagos.results.csv")), *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

@@ -2,11 +2,14 @@
 
 Hypothesis generates a small batch (some rows sharing an email, some with a
 folio, sometimes an invalid row) and a fault schedule for the sandbox (5xx,
-429, HTML 502 pages, answers dropped / stalled / truncated *after* the order
-was created, and a script placing faults on exact POSTs), with a seed.  The
-real job runs in-process against the real HTTP sandbox; rows left in doubt
-(or not sent) are rerun without faults, at most twice.  Then the sandbox's own
-record is the judge:
+429, HTML 502 pages, answers dropped / stalled / truncated / answered 500 or
+409 *after* the order was created, orders answered with ``reference: null``,
+an account that ignores the Idempotency-Key, and a script placing faults on
+exact POSTs), with a seed.  The real job runs in-process against the real HTTP
+sandbox; rows left in doubt (or not sent, or without a reference) are rerun
+without the transient faults (an account that ignores the key keeps ignoring
+it), at most twice: three runs in all.  Then the sandbox's own record is the
+judge:
 
 * exactly one payout order per valid row, none for invalid rows;
 * each order carries the row's amount, currency, reason and customer email;
@@ -20,11 +23,13 @@ order can be traced back to its row without trusting the tool's own row keys.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,15 +83,20 @@ def fault_schedules(draw):
         truncated_json_rate=draw(rates),
         stall_after_commit_rate=draw(st.sampled_from([0.0, 0.05, 0.15])),
         stall_seconds=0.25,
+        error_after_commit_rate=draw(rates),
+        conflict_rate=draw(rates),
+        null_reference_rate=draw(rates),
+        reference_delay_gets=draw(st.integers(0, 5)),  # more than the run's re-reads: settled by a rerun
+        ignore_idempotency_key=draw(st.booleans()),
         script=draw(st.dictionaries(st.integers(1, 14), st.sampled_from(FAULT_KINDS), max_size=4)),
         seed=draw(st.integers(0, 2**32 - 1)),
     )
 
 
-def _run(folder: Path, source: Path, output: Path, url: str, workers: int):
+def _run(folder: Path, source: Path, output: Path, url: str, workers: int, lang: str = "es"):
     options = RunOptions(
         input_path=source, output_path=output, ledger_path=folder / "ledger.sqlite", api_base=url,
-        workers=workers, initial_backoff=0.001, read_timeout=0.12, max_retries=4,
+        workers=workers, initial_backoff=0.001, read_timeout=0.12, max_retries=4, lang=lang,
     )
     try:
         return run_job(options, environ=ENV)
@@ -106,7 +116,7 @@ def _needs_rerun(result) -> bool:
     if result is None:
         return True
     return any(
-        status == "unknown" or (status == "failed" and code in RETRYABLE)
+        status == "unknown" or (status == "failed" and code in RETRYABLE) or code == "reference_pending"
         for status, code in zip(result.frame["status"], result.frame["error_code"])
     )
 
@@ -152,9 +162,10 @@ def check_exactly_once(sandbox: Sandbox, rows: list[dict], output: Path, ledger_
 
 
 def _run_then_rerun_without_faults(sandbox, folder: Path, source: Path, output: Path, workers: int):
-    """One run under the sandbox's faults, then reruns without them until nothing is left to settle."""
+    """One run under the sandbox's faults, then reruns without them until nothing is left to settle.
+    An account that ignores the Idempotency-Key is an account, not a fault: it keeps ignoring it."""
     result = _run(folder, source, output, sandbox.url, workers)
-    sandbox.set_faults(Faults())
+    sandbox.set_faults(Faults(ignore_idempotency_key=sandbox.faults.ignore_idempotency_key))
     for _ in range(MAX_RERUNS):
         if not _needs_rerun(result):
             break
@@ -190,19 +201,20 @@ def test_every_first_answer_lost_still_pays_once(rows, workers, seed):
         check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
 
 
-def test_an_order_in_doubt_after_every_retry_is_resolved_by_lookup_not_resent():
-    """All five attempts of the order POST are carried out and their answers lost: the row is
-    ``unknown``; the rerun finds the order by its row_key and sends nothing."""
-    rows = [{"nombre": "Ana", "correo": "ana@ejemplo.mx", "monto": "10000", "moneda": "MXN",
-             "motivo": "Apoyo", "folio": "", "meta_fila": "0"}]
-    script = {n: "drop_after_commit" for n in range(2, 7)}  # POST 1: customer; 2..6: the order, every try
-    with tempfile.TemporaryDirectory() as name, Sandbox(faults=Faults(script=script)) as sandbox:
+def test_an_order_in_doubt_is_resolved_by_the_reruns_lookup_not_resent():
+    """The order POST is carried out and its answer lost, and the search that could settle it
+    fails: the row is ``unknown`` and the POST is not sent again; the rerun finds the order by its
+    row_key and sends nothing."""
+    rows = [_row(0)]
+    faults = Faults(script={2: "drop_after_commit"}, search_error_rate=1.0)  # POST 1: customer; 2: the order
+    with tempfile.TemporaryDirectory() as name, Sandbox(faults=faults) as sandbox:
         folder = Path(name)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / "pagos.results.csv"
         first = _run(folder, source, output, sandbox.url, 1)
         assert list(first.frame["status"]) == ["unknown"]
         assert len(sandbox.payout_orders()) == 1
+        assert sum(1 for r in sandbox.request_log if r["method"] == "POST") == 2  # never resent
         sandbox.set_faults(Faults())
         posts_before = sum(1 for r in sandbox.request_log if r["method"] == "POST")
         second = _run(folder, source, output, sandbox.url, 1)
@@ -211,23 +223,152 @@ def test_an_order_in_doubt_after_every_retry_is_resolved_by_lookup_not_resent():
         check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", second.batch_id)
 
 
-def test_a_customer_in_doubt_is_not_created_again_for_the_next_row_with_that_email():
+@pytest.mark.parametrize("ignores_key", [False, True])
+def test_a_customer_in_doubt_is_not_created_again_for_the_next_row_with_that_email(ignores_key):
     """Regression: the customer's Idempotency-Key was per row, so after a customer POST left in doubt
-    the next row with the same email created a second customer for the same person."""
-    rows = [
-        {"nombre": "Ana", "correo": "ana@ejemplo.mx", "monto": "10000", "moneda": "MXN", "motivo": "Uno",
-         "folio": "", "meta_fila": "0"},
-        {"nombre": "Ana", "correo": "ana@ejemplo.mx", "monto": "20000", "moneda": "MXN", "motivo": "Dos",
-         "folio": "", "meta_fila": "1"},
-    ]
-    script = {n: "drop_after_commit" for n in range(1, 6)}  # every try of row 2's customer POST: done, answer lost
-    with tempfile.TemporaryDirectory() as name, Sandbox(faults=Faults(script=script)) as sandbox:
+    the next row with the same email created a second customer for the same person.  An account may
+    ignore the key, so the next row and the rerun search by email before sending it again; while the
+    search is down the next row is not sent (nothing was done), and the rerun pays both rows."""
+    rows = [_row(0, motivo="Uno"), _row(1, monto="20000", motivo="Dos")]
+    faults = Faults(ignore_idempotency_key=ignores_key, script={1: "drop_after_commit"}, search_error_rate=1.0)
+    with tempfile.TemporaryDirectory() as name, Sandbox(faults=faults) as sandbox:
         folder = Path(name)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / "pagos.results.csv"
         first = _run(folder, source, output, sandbox.url, 1)
-        assert list(first.frame["status"]) == ["unknown", "created"]
-        sandbox.set_faults(Faults())
+        assert list(first.frame["status"]) == ["unknown", "failed"]
+        assert list(first.frame["error_code"]) == ["outcome_unknown", "api_unavailable"]
+        assert len(sandbox.customers()) == 1 and sandbox.payout_orders() == []
+        sandbox.set_faults(Faults(ignore_idempotency_key=ignores_key))
         second = _run(folder, source, output, sandbox.url, 1)
         check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", second.batch_id)
         assert len(sandbox.customers()) == 1, [c["id"] for c in sandbox.customers()]
+
+
+# -- issue 12: an account that ignores the Idempotency-Key, 409, reference null ---------------------
+def _row(i: int, **overrides) -> dict:
+    row = {"nombre": "Ana", "correo": "ana@ejemplo.mx", "monto": "10000", "moneda": "MXN",
+           "motivo": "Apoyo", "folio": "", "meta_fila": str(i)}
+    return {**row, **overrides}
+
+
+def _many(count: int) -> list[dict]:
+    return [_row(i, nombre=f"Persona {i}", correo=f"p{i}@ejemplo.mx", monto=str(100 * (100 + i)),
+                 motivo=f"Apoyo {i}") for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("count", "faults"),
+    [
+        (150, Faults(ignore_idempotency_key=True, drop_after_commit_rate=0.15, seed=12)),
+        (60, Faults(ignore_idempotency_key=True, error_after_commit_rate=0.2, seed=13)),
+        (60, Faults(ignore_idempotency_key=True, truncated_json_rate=0.15, error_rate=0.1, seed=14)),
+    ],
+    ids=["commit-then-drop", "commit-then-500", "truncated-and-5xx"],
+)
+def test_an_account_that_ignores_the_key_is_paid_exactly_once_in_one_run(count, faults):
+    """Every lost or failed answer after commit is settled in the same run by a lookup, never by
+    resending: exactly one order (and one customer) per row after ONE run."""
+    rows = _many(count)
+    with tempfile.TemporaryDirectory() as name, Sandbox(faults=faults) as sandbox:
+        folder = Path(name)
+        source = write_csv(folder / "pagos.csv", rows)
+        output = folder / "pagos.results.csv"
+        result = _run(folder, source, output, sandbox.url, 8)
+        assert sum(1 for r in sandbox.request_log if r["fault"]) >= count // 20  # the faults did happen
+        assert len(sandbox.payout_orders()) == count
+        assert len(sandbox.customers()) == count
+        check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
+        assert result.exit_code == 0
+
+
+def test_a_409_on_the_order_is_in_doubt_then_settled_never_refused(env, cli):
+    """409 "same key still in progress": the order exists.  The run waits, looks it up and records
+    it created; no message says Conekta refused it, and reconcile finds no orphan."""
+    rows = [_row(0), _row(1, correo="beto@ejemplo.mx", motivo="Otro")]
+    with Sandbox(faults=Faults(script={2: "conflict_409", 4: "conflict_409"})) as sandbox:
+        source = write_csv(env / "pagos.csv", rows)
+        output = env / "pagos.results.csv"
+        result = _run(env, source, output, sandbox.url, 1)
+        assert [r["status"] for r in sandbox.request_log if r["method"] == "POST"] == [200, 409, 200, 409]
+        assert list(result.frame["status"]) == ["created", "created"]
+        check_exactly_once(sandbox, rows, output, env / "ledger.sqlite", result.batch_id)
+        reconcile = cli("reconcile", result.batch_id, "--api-base", sandbox.url, "--json")
+        assert reconcile.exit_code == 0, reconcile.output
+        assert json.loads(reconcile.output.strip().splitlines()[-1])["orphans"] == []
+
+
+def test_a_409_that_cannot_be_settled_is_unknown_never_failed():
+    rows = [_row(0)]
+    faults = Faults(script={n: "conflict_409" for n in range(2, 12)}, search_error_rate=1.0)
+    with tempfile.TemporaryDirectory() as name, Sandbox(faults=faults) as sandbox:
+        folder = Path(name)
+        source = write_csv(folder / "pagos.csv", rows)
+        output = folder / "pagos.results.csv"
+        result = _run(folder, source, output, sandbox.url, 1)
+        [line] = _read_output(output)
+        assert (line["status"], line["error_code"]) == ("unknown", "outcome_unknown")
+        assert "rechaz" not in line["error_message"].lower()
+        assert sum(1 for r in sandbox.request_log if r["method"] == "POST") == 2  # the order sent once
+        sandbox.set_faults(Faults())
+        second = _run(folder, source, output, sandbox.url, 1)
+        assert list(second.frame["status"]) == ["created"]
+        check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", second.batch_id)
+
+
+def test_an_order_answered_without_reference_is_read_again_in_the_run():
+    rows = _many(3)
+    with tempfile.TemporaryDirectory() as name, Sandbox(faults=Faults(null_reference_rate=1.0,
+                                                                       reference_delay_gets=1)) as sandbox:
+        folder = Path(name)
+        source = write_csv(folder / "pagos.csv", rows)
+        output = folder / "pagos.results.csv"
+        result = _run(folder, source, output, sandbox.url, 1)
+        assert [r["fault"] for r in sandbox.request_log if r["path"] == "/payout_orders"] == ["null_reference"] * 3
+        assert result.exit_code == 0
+        check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
+
+
+def test_an_order_still_without_reference_is_created_pending_and_status_fills_it_in(env, cli):
+    rows = _many(2)
+    with Sandbox(faults=Faults(script={2: "null_reference"}, reference_delay_gets=50)) as sandbox:
+        source = write_csv(env / "pagos.csv", rows)
+        output = env / "pagos.results.csv"
+        result = _run(env, source, output, sandbox.url, 1)
+        assert list(result.frame["status"]) == ["created", "created"]  # it exists: never failed, never resent
+        assert result.exit_code == 1
+        first, second = _read_output(output)
+        order = sandbox.payout_orders()[0]
+        assert (first["reference"], first["error_code"], first["payout_order_id"]) == ("", "reference_pending", order["id"])
+        assert order["id"] in first["error_message"] and "status" in first["error_message"]
+        assert second["reference"] and second["error_code"] == ""
+        assert len(sandbox.payout_orders()) == 2
+
+        sandbox.set_faults(Faults())  # Conekta has assigned it now
+        status = cli("status", output, "--api-base", sandbox.url)
+        assert status.exit_code == 0, status.output
+        with Ledger(env / "ledger.sqlite") as ledger:
+            assert {r.row_number: r.reference for r in ledger.rows(result.batch_id)}[2] == order["reference"]
+        refreshed = _read_output(output)[0]
+        assert (refreshed["reference"], refreshed["error_code"]) == (order["reference"], "")
+        check_exactly_once(sandbox, rows, output, env / "ledger.sqlite", result.batch_id)
+
+
+def test_a_failure_recorded_in_spanish_is_shown_in_english_when_resumed_with_lang_en():
+    """The ledger keeps a failure's code and parameters, not only its Spanish sentence: a rerun with
+    --lang en renders the rows it resumes in English (Conekta's own message stays data)."""
+    rows = [{**_row(0), "customer_id": "cus_doesnotexist0001"}, {**_row(1, correo="beto@ejemplo.mx", motivo="Otro"),
+                                                                  "customer_id": ""}]
+    with tempfile.TemporaryDirectory() as name, Sandbox() as sandbox:
+        folder = Path(name)
+        source = write_csv(folder / "pagos.csv", rows)
+        output = folder / "pagos.results.csv"
+        first = _run(folder, source, output, sandbox.url, 1)
+        assert list(first.frame["status"]) == ["failed", "created"]
+        assert first.frame["error_message"].iloc[0].startswith("Conekta rechazó la orden de pago: HTTP 404")
+        posts = sum(1 for r in sandbox.request_log if r["method"] == "POST")
+        second = _run(folder, source, output, sandbox.url, 1, lang="en")
+        assert list(second.frame["status"]) == ["failed", "created"]
+        assert second.frame["error_message"].iloc[0].startswith("Conekta refused the payout order: HTTP 404")
+        assert first.frame["error_code"].iloc[0] == second.frame["error_code"].iloc[0]
+        assert sum(1 for r in sandbox.request_log if r["method"] == "POST") == posts  # resumed, not resent

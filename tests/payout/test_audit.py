@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batch_payouts.payout.audit import (
+from batch_payouts.payout.audit import AuditLog
+from batch_payouts.payout.audit_scrub import scrub_options
+from batch_payouts.payout.audit_verify import (
     BAD_HEAD,
     BAD_JSON,
     BAD_PREV,
@@ -19,10 +21,8 @@ from batch_payouts.payout.audit import (
     RECOVERED_PARTIAL_LINE,
     TRUNCATED_TAIL,
     ZERO_HASH,
-    AuditLog,
     describe,
     line_hash,
-    scrub_options,
     verify,
 )
 

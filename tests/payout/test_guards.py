@@ -78,6 +78,19 @@ def test_max_total_refuses_the_whole_batch_before_any_request(sandbox, env, cli)
     assert cli("run", source, "--api-base", sandbox.url, "--max-total", "$203.00").exit_code == 0
 
 
+def test_mixed_currencies_are_planned_and_capped_per_currency_never_added(env, cli):
+    with Sandbox(starting_balance={"MXN": 10_000_000, "USD": 10_000_000}) as dollars:
+        source = write_csv(env / "p.csv", [beneficiary(1, monto="15000", moneda="MXN"),
+                                           beneficiary(2, monto="10000", moneda="USD")])
+        planned = cli("run", source, "--api-base", dollars.url, "--dry-run", "--max-total", "200", "--json")
+        assert planned.exit_code == 0, planned.output  # $150 MXN and $100 USD: each under the cap
+        assert json.loads(planned.stdout.strip().splitlines()[-1])["plan"]["totals"] == {"MXN": 15000, "USD": 10000}
+        assert "$150.00 MXN + $100.00 USD" in planned.output and "$250.00" not in planned.output
+        over = cli("run", source, "--api-base", dollars.url, "--max-total", "120")
+        assert over.exit_code == 2 and "$150.00 MXN" in over.output and "$120.00" in over.output
+        assert _posts(dollars) == []
+
+
 def test_max_total_must_be_pesos(env, cli):
     source = write_csv(env / "p.csv", [beneficiary(1)])
     result = cli("run", source, "--max-total", "mucho")

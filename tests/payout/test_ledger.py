@@ -126,12 +126,12 @@ def test_batches_are_found_by_id_prefix_and_results_path(ledger, tmp_path):
     out = tmp_path / "pagos.results.xlsx"
     out.write_text("x")
     ledger.set_output("b1", out, "2.0.0")
-    assert ledger.find_batch("b1")["batch_id"] == "b1"
-    assert ledger.find_batch(str(out))["batch_id"] == "b1"
+    assert ledger.find_batch("b1").batch_id == "b1"
+    assert ledger.find_batch(str(out)).batch_id == "b1"
     assert ledger.find_batch("nope") is None
     ledger.record_batch_start(batch_id="abcdef123456", input_name="x.csv", input_sha256="1" * 64, key_fp="k1",
                               api_base="http://127.0.0.1", rows_total=1)
-    assert ledger.find_batch("abcdef")["batch_id"] == "abcdef123456"
+    assert ledger.find_batch("abcdef").batch_id == "abcdef123456"
 
 
 def test_batch_listing_counts_and_status_updates(ledger):
@@ -139,7 +139,10 @@ def test_batch_listing_counts_and_status_updates(ledger):
     _row(ledger, key="x:2", number=3)
     ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None, order={"id": "po1", "reference": "1" * 16})
     (listing,) = ledger.batches()
-    assert (listing["created"], listing["failed"], listing["amount_created"]) == (1, 1, 3000)
+    # the row never sent is "pending" (not sent), no longer counted as failed; nothing is unconfirmed
+    assert (listing.counts.created, listing.counts.failed, listing.counts.pending) == (1, 0, 1)
+    assert listing.totals_created == {"MXN": 3000} and listing.amount_created == 3000
+    assert listing.counts.unconfirmed == listing.counts.as_json()["unknown"] == 0
     ledger.update_order_status("b1", "x:1", "cancelled", cancelled=True)
     row = ledger.row("b1", "x:1")
     assert row.order_status == "cancelled" and row.cancelled_at and row.status_checked_at
@@ -147,8 +150,26 @@ def test_batch_listing_counts_and_status_updates(ledger):
     assert ledger.payouts_between(time.time() + 10, time.time() + 20) == []
 
 
+def test_a_batch_is_a_typed_read_only_record_with_its_mode_and_totals_per_currency(ledger):
+    import dataclasses
+
+    for key, number, amount, currency in (("x:1", 2, 150000, "MXN"), ("x:2", 3, 2000, "USD"), ("x:3", 4, 500, "MXN")):
+        ledger.ensure_row(batch_id="b1", row_key=key, row_number=number, email=f"{number}@ejemplo.mx", amount=amount,
+                          currency=currency, reason="Pago", payout_fingerprint=f"fp{number}")
+        ledger.record_created(batch_id="b1", row_key=key, idempotency_key=None, order={"id": key, "reference": "1" * 16})
+    assert ledger.batch("b1").livemode is None
+    ledger.set_livemode("b1", False)
+    batch = ledger.batch("b1")
+    assert (batch.batch_id, batch.input_name, batch.rows_total, batch.runs, batch.livemode) == ("b1", "in.csv", 1, 1, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        batch.livemode = True  # type: ignore[misc]
+    (listing,) = ledger.batches()
+    assert listing.totals_created == {"MXN": 150500, "USD": 2000}  # pesos and dollars never added together
+    assert listing.counts.created == 3 and listing.livemode is False
+
+
 def test_migrations_upgrade_an_older_ledger(tmp_path):
-    import batch_payouts.payout.ledger as module
+    import batch_payouts.payout.ledger_schema as module
 
     path = tmp_path / "old.sqlite"
     saved = module.MIGRATIONS
@@ -160,3 +181,32 @@ def test_migrations_upgrade_an_older_ledger(tmp_path):
     with Ledger(path) as upgraded:
         assert upgraded._query("PRAGMA user_version")[0][0] == len(saved)
         assert upgraded.batches() == []
+
+
+def test_a_ledger_from_before_error_params_opens_and_keeps_its_failures(tmp_path):
+    """Step 3 adds the nullable ``error_params``: a failure stored before it keeps its message, and
+    new failures keep the parameters the message is rendered from."""
+    import batch_payouts.payout.ledger_schema as module
+
+    path = tmp_path / "v2.sqlite"
+    saved = module.MIGRATIONS
+    try:
+        module.MIGRATIONS = saved[:2]
+        Ledger(path).close()
+    finally:
+        module.MIGRATIONS = saved
+    with sqlite3.connect(path) as conn:  # a failure written by the version before step 3
+        conn.execute("INSERT INTO batches (batch_id, input_name, input_sha256, key_fingerprint, api_base, rows_total,"
+                     " operator, host, first_run_at, last_run_at) VALUES ('b1','in.csv','0','k1','x',2,'op','h',0,0)")
+        conn.execute("INSERT INTO rows (batch_id, row_key, row_number, email, amount, currency, reason,"
+                     " payout_fingerprint, state, error_code, error_message, updated_at)"
+                     " VALUES ('b1','x:1',2,'a@b.mx',3000,'MXN','Pago','fp1','failed','conekta.errors.x',"
+                     " 'Conekta rechazó la orden',0)")
+    with Ledger(path) as upgraded:
+        entry = upgraded.row("b1", "x:1")
+        assert (entry.error_message, entry.error_params) == ("Conekta rechazó la orden", None)
+        _row(upgraded, key="x:2", number=3)
+        params = {"text": "refused", "what": "payout_order", "http_status": 422, "message": "Monto inválido"}
+        upgraded.record_failure(batch_id="b1", row_key="x:2", idempotency_key=None, state="failed",
+                                error_code="conekta.errors.y", error_message="…", error_params=params)
+        assert upgraded.row("b1", "x:2").error_params == params

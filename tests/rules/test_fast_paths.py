@@ -22,8 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batch_payouts import report
-from batch_payouts.files import sheets
-from batch_payouts.rules import schema
+from batch_payouts.files import cells, read, write
+from batch_payouts.rules import columns, normalize, schema
+from batch_payouts.rules.validation import validate
 
 # --------------------------------------------------------------------------- emails
 
@@ -83,10 +84,10 @@ _TEXT = st.text(alphabet=st.sampled_from(list("09a .-()+\t\u0660\u00b2x,\"'=@\n\
 @given(st.lists(_TEXT, max_size=10))
 def test_phone_rules_agree_with_the_regexes(values):
     series = pd.Series(values, dtype="str")
-    expected = [v == "" or re.fullmatch(schema.PHONE_PATTERN, v) is not None for v in values]
+    expected = [v == "" or re.fullmatch(columns.PHONE_PATTERN, v) is not None for v in values]
     assert schema._phones_ok(series).tolist() == expected
-    cleaned = [re.sub(r"^\+", "", re.sub(schema._PHONE_SEPARATORS, "", v)) for v in values]
-    assert schema._phones(values) == cleaned
+    cleaned = [re.sub(r"^\+", "", re.sub(normalize._PHONE_SEPARATORS, "", v)) for v in values]
+    assert normalize._phones(values) == cleaned
 
 
 @settings(max_examples=200, deadline=None)
@@ -95,8 +96,8 @@ def test_text_helpers_agree_with_pandas(values):
     series = pd.Series(values, dtype="str", index=range(5, 5 + len(values)))
     assert schema._filled(series).tolist() == (series != "").tolist()
     assert schema._lengths(series).tolist() == series.str.len().tolist()
-    assert schema._nfc(values) == [unicodedata.normalize("NFC", v) for v in values]
-    assert schema._currencies(values) == [v.upper() if v else "MXN" for v in values]
+    assert normalize._nfc(values) == [unicodedata.normalize("NFC", v) for v in values]
+    assert normalize._currencies(values) == [v.upper() if v else "MXN" for v in values]
 
 
 _AMOUNT = st.text(alphabet=st.sampled_from(list("0123456789,.$+- \u00a0e\u00b2\u0661")), max_size=10) | st.sampled_from(
@@ -108,15 +109,15 @@ _AMOUNT = st.text(alphabet=st.sampled_from(list("0123456789,.$+- \u00a0e\u00b2\u
 @settings(max_examples=150, deadline=None)
 @given(texts=st.lists(_AMOUNT, max_size=10))
 def test_amount_parsing_agrees_with_the_per_cell_rules(unit, texts):
-    readable, cents, key = schema._parse_amounts(texts, unit)
+    readable, cents, key = normalize._parse_amounts(texts, unit)
     for position, text in enumerate(texts):
         cleaned = re.sub(r"\s+", "", text)
         if unit == "pesos":
             cleaned = re.sub(r"^([+-]?)\$([+-]?)", r"\1\2", cleaned)
         value = None
-        if re.fullmatch(schema._AMOUNT_SYNTAX, cleaned):
+        if re.fullmatch(normalize._AMOUNT_SYNTAX, cleaned):
             value = Decimal(cleaned.replace(",", "")) * (100 if unit == "pesos" else 1)
-            if abs(value) >= schema.MAX_AMOUNT_CENTS:
+            if abs(value) >= columns.MAX_AMOUNT_CENTS:
                 value = None
         whole = int(value) if value is not None and value == value.to_integral_value() else None
         assert readable.iloc[position] == (value is not None)
@@ -127,9 +128,9 @@ def test_amount_parsing_agrees_with_the_per_cell_rules(unit, texts):
 
 def test_expiries_by_distinct_text():
     texts = ["", "2030-12-31", "bad", "2030-12-31", "2030-12-31 10:00", ""]
-    result = schema._parse_expiries(texts)
+    result = normalize._parse_expiries(texts)
     assert str(result.dtype) == "Int64"
-    expected = [schema._expiry_seconds(t) if t else None for t in texts]
+    expected = [normalize._expiry_seconds(t) if t else None for t in texts]
     assert [None if v is pd.NA else v for v in result.tolist()] == expected
 
 
@@ -140,7 +141,7 @@ def test_expiries_by_distinct_text():
 @given(st.lists(_TEXT, max_size=10), st.sampled_from([r"[,\"\r\n]", r"\x00[=+\-@\t\r]", r"[\s\-.()+]", r"é"]))
 def test_flagged_positions_are_the_cells_the_pattern_finds(texts, pattern):
     compiled = re.compile(pattern)
-    found = sheets.flagged_positions(compiled, texts)
+    found = cells.flagged_positions(compiled, texts)
     assert found == [p for p, t in enumerate(texts) if compiled.search("\x00" + t + "\x00")]
 
 
@@ -148,7 +149,7 @@ def test_flagged_positions_are_the_cells_the_pattern_finds(texts, pattern):
 
 
 def reference_rows_to_frame(rows: list[list[str]]) -> pd.DataFrame | None:
-    """Row by row: the definition of read_table's frame (see test_sheets.py for
+    """Row by row: the definition of read_table's frame (see tests/files/test_read.py for
     the behaviour); None when read_table must refuse the rows."""
     numbered = [(n, row) for n, row in enumerate(rows, start=1) if "".join(row).strip()]
     if not numbered:
@@ -161,7 +162,7 @@ def reference_rows_to_frame(rows: list[list[str]]) -> pd.DataFrame | None:
     names, columns = [], []
     for position, title in enumerate(header):
         if title or "".join(by_position[position]).strip():
-            names.append(title or f"({sheets._column_letter(position)})")
+            names.append(title or f"({cells.column_letter(position)})")
             columns.append(list(by_position[position]))
     if len(set(names)) != len(names):
         return None
@@ -178,17 +179,17 @@ _CELL = st.sampled_from(["", " ", "a", "b", "nombre", "correo", "é", "\t", "x y
 def test_rows_become_the_same_frame(rows):
     expected = reference_rows_to_frame([list(r) for r in rows])
     if expected is None:
-        with pytest.raises(sheets.InputFileError):
-            sheets._rows_to_frame([list(r) for r in rows], Path("x.csv"))
+        with pytest.raises(read.InputFileError):
+            read._rows_to_frame([list(r) for r in rows], Path("x.csv"))
         return
-    got = sheets._rows_to_frame([list(r) for r in rows], Path("x.csv"))
+    got = read._rows_to_frame([list(r) for r in rows], Path("x.csv"))
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
 def csv_module_columns(payload: bytes, delimiter: str) -> list[list[str]]:
     """The definition: every record as ``csv.reader`` reads it, padded into columns."""
     rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline=""), delimiter=delimiter))
-    return [column.tolist() for column in sheets._rows_to_columns(rows)]
+    return [column.tolist() for column in read._rows_to_columns(rows)]
 
 
 TRICKY_CSV = [
@@ -203,7 +204,7 @@ TRICKY_CSV = [
 @pytest.mark.parametrize("text", TRICKY_CSV)
 def test_tokenizer_reads_csv_as_the_csv_module_does(text):
     delimiter = ";" if ";" in text else ","
-    got = sheets._tokenized_columns(text.encode("utf-8"), delimiter)
+    got = read._tokenized_columns(text.encode("utf-8"), delimiter)
     if got is not None:
         assert [column.tolist() for column in got] == csv_module_columns(text.encode("utf-8"), delimiter)
 
@@ -214,7 +215,7 @@ def test_tokenizer_reads_csv_as_the_csv_module_does(text):
        st.sampled_from([",", ";", "\t"]))
 def test_tokenizer_agrees_with_the_csv_module_on_generated_text(lines, delimiter):
     text = "\n".join(lines)
-    got = sheets._tokenized_columns(text.encode("utf-8"), delimiter)
+    got = read._tokenized_columns(text.encode("utf-8"), delimiter)
     if got is not None:
         assert [column.tolist() for column in got] == csv_module_columns(text.encode("utf-8"), delimiter)
 
@@ -226,17 +227,17 @@ def test_tokenizer_agrees_with_the_csv_module_on_written_csv(rows):
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\r\n").writerows(rows)
     payload = out.getvalue().encode("utf-8")
-    got = sheets._tokenized_columns(payload, ",")
+    got = read._tokenized_columns(payload, ",")
     if got is not None:
         assert [column.tolist() for column in got] == csv_module_columns(payload, ",")
 
 
 def test_the_tokenizer_takes_the_usual_file_and_leaves_ragged_ones_to_the_csv_module(tmp_path):
-    assert sheets._tokenized_columns(b"a,b\n1,2\n\n3,4\n", ",") is not None
-    assert sheets._tokenized_columns(b"a,b\n1,2,3\n", ",") is None
+    assert read._tokenized_columns(b"a,b\n1,2\n\n3,4\n", ",") is not None
+    assert read._tokenized_columns(b"a,b\n1,2,3\n", ",") is None
     ragged = tmp_path / "ragged.csv"
     ragged.write_bytes(b"nombre,correo\nAna,ana@x.mx,extra\n")
-    frame = sheets.read_table(ragged)
+    frame = read.read_table(ragged)
     assert frame.columns.tolist() == ["nombre", "correo", "(C)"] and frame.loc[2].tolist() == ["Ana", "ana@x.mx", "extra"]
 
 
@@ -247,11 +248,11 @@ def reference_csv(frame: pd.DataFrame, integer_columns: frozenset[str]) -> bytes
     """Cell by cell through csv.writer: the definition of the CSV results sheet."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([sheets._csv_cell(str(name)) for name in frame.columns])
+    writer.writerow([write._csv_cell(str(name)) for name in frame.columns])
     for row in frame.itertuples(index=False):
         writer.writerow(
             [
-                sheets._csv_cell(sheets._integer_or_text(value)) if name in integer_columns else sheets._csv_cell(value)
+                write._csv_cell(write._integer_or_text(value)) if name in integer_columns else write._csv_cell(value)
                 for name, value in zip(frame.columns, row)
             ]
         )
@@ -282,7 +283,7 @@ def test_csv_sheet_is_what_csv_writer_writes(case, tmp_path_factory):
     frame = pd.DataFrame(rows, columns=names, dtype=object)
     ints = frozenset(name for name, flag in zip(names, integer) if flag)
     path = tmp_path_factory.mktemp("csv") / "out.csv"
-    sheets._write_csv(sheets._SheetSpec("R", frame, frozenset(), ints), path)
+    write._write_csv(write._SheetSpec("R", frame, frozenset(), ints), path)
     assert path.read_bytes() == reference_csv(frame, ints)
 
 
@@ -292,7 +293,7 @@ def test_validation_sheet_and_summary_per_row_definitions():
          "motivo": ["m", "m", "m"]},
         index=[2, 4, 5], dtype="str",
     )
-    validated = schema.validate(raw, now=0)
+    validated = validate(raw, now=0).frame
     frame = report.validation_frame(raw, validated)
     assert frame["row"].tolist() == [2, 4, 5] and all(type(v) is int for v in frame["row"].tolist())
     assert frame["status"].tolist() == ["valid", "invalid", "valid"] and frame["status"].dtype == object
@@ -303,18 +304,19 @@ def test_validation_sheet_and_summary_per_row_definitions():
 
 def reference_summary(frame: pd.DataFrame, validated: pd.DataFrame) -> report.Summary:
     """Row by row: the definition of the summary's counts and sums."""
-    counts, amounts, totals = {}, {}, {}
+    counts, amounts, by_currency = {}, {}, {}
     for number, status in zip(frame.index, frame["status"].tolist()):
         counts[status] = counts.get(status, 0) + 1
         amount = validated.at[number, "amount"]
         if pd.notna(amount):
             amounts[status] = amounts.get(status, 0) + int(amount)
-            if status == report.CREATED:
-                currency = validated.at[number, "currency"]
-                totals[currency] = totals.get(currency, 0) + int(amount)
+            currency = validated.at[number, "currency"]
+            per = by_currency.setdefault(status, {})
+            per[currency] = per.get(currency, 0) + int(amount)
+    totals = by_currency.get(report.CREATED, {})
     return report.Summary(
         counts={s: counts[s] for s in report.STATUS_ORDER if counts.get(s)},
-        amount_created=sum(totals.values()), currency_totals=totals, amounts=amounts,
+        amount_created=sum(totals.values()), currency_totals=totals, amounts=amounts, amounts_by_currency=by_currency,
     )
 
 

@@ -300,7 +300,7 @@ def test_huge_cell_survives_in_csv_output_and_is_cut_to_excel_limit_in_xlsx():
     with handle:
         source = folder / "pagos.csv"
         source.write_bytes(csv_bytes([HEADER + ["nota"], BAD_ROW + [HUGE]]))
-        check_answer(invoke(folder, "validate", source), folder, source)
+        check_answer(invoke(folder, "validate", source, "--output", folder / "pagos.results.csv"), folder, source)
         rows = assert_complete_sheet(folder / "pagos.results.csv")
         assert rows[1][4] == HUGE
         (folder / "pagos.results.csv").unlink()
@@ -316,7 +316,7 @@ def test_excel_sep_line_is_a_delimiter_hint_not_a_row():
         source.write_bytes(b"sep=;\r\n" + csv_bytes([HEADER, BAD_ROW, GOOD_ROW], delimiter=";"))
         result = invoke(folder, "validate", source)
         check_answer(result, folder, source, allowed=(1,))
-        rows = assert_complete_sheet(folder / "pagos.results.csv")
+        rows = assert_complete_sheet(folder / "pagos.results.xlsx")
         assert [r[rows[0].index("status")] for r in rows[1:]] == ["invalid", "valid"]
 
 

@@ -437,6 +437,17 @@ def test_cancel_and_balance():
         assert session(OTHER_KEY).get(sb.url + "/balance").json()["available"][0]["amount"] == 1_000_000
 
 
+def test_an_account_with_dollars_has_a_balance_per_currency():
+    with Sandbox(starting_balance={"MXN": 1_000_000, "USD": 5_000}) as sb:
+        s = session()
+        customer = new_customer(sb, s)["id"]
+        assert new_order(sb, s, customer, amount=2_000, currency="USD").status_code == 200
+        assert_error(new_order(sb, s, customer, amount=3_100, currency="USD"), 402, "processing_error", "amount")
+        balance = s.get(sb.url + "/balance").json()
+        assert balance["available"] == [{"amount": 1_000_000, "currency": "MXN"}, {"amount": 3_000, "currency": "USD"}]
+        assert balance["cashout_retention_amount"] == [{"amount": 0, "currency": "MXN"}, {"amount": 2_000, "currency": "USD"}]
+
+
 @pytest.mark.parametrize("status", ["cashed", "expired"])
 def test_final_statuses_cannot_be_cancelled(sb, status):
     s = session()
@@ -520,6 +531,67 @@ def test_truncated_json_after_commit(sb):
         r.json()
     assert len(sb.payout_orders()) == 1
     assert new_order(sb, s, customer, key="trunc").json()["id"] == sb.payout_orders()[0]["id"]
+
+
+def test_an_account_that_ignores_the_idempotency_key_creates_again(sb):
+    s = session()
+    customer = new_customer(sb, s)["id"]
+    sb.set_faults(Faults(ignore_idempotency_key=True))
+    first, second = new_order(sb, s, customer, key="same"), new_order(sb, s, customer, key="same")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["id"] != second.json()["id"] and "Idempotent-Replayed" not in second.headers
+    assert len(sb.payout_orders()) == 2
+
+
+def test_error_500_after_commit_keeps_the_order(sb):
+    s = session()
+    customer = new_customer(sb, s)["id"]
+    sb.set_faults(Faults(script={1: "error_500_after_commit"}))
+    assert_error(new_order(sb, s, customer, key="k500"), 500, "api_error")
+    [order] = sb.payout_orders()
+    assert sb.request_log[-1]["fault"] == "error_500_after_commit"
+    assert new_order(sb, s, customer, key="k500").json()["id"] == order["id"]  # the key still replays
+
+
+def test_conflict_409_says_in_progress_and_the_order_exists(sb):
+    s = session(lang="es")
+    customer = new_customer(sb, s)["id"]
+    sb.set_faults(Faults(script={1: "conflict_409"}))
+    body = assert_error(new_order(sb, s, customer, key="k409"), 409, "conflict_error", "Idempotency-Key")
+    assert "procesando" in body["details"][0]["message"]
+    assert len(sb.payout_orders()) == 1
+
+
+def test_null_reference_is_assigned_on_a_later_read(sb):
+    s = session()
+    customer = new_customer(sb, s)["id"]
+    sb.set_faults(Faults(script={1: "null_reference"}, reference_delay_gets=2))
+    created = new_order(sb, s, customer, key="knull").json()
+    assert created["reference"] is None and created["status"] == "pending"
+    stored = sb.payout_orders()[0]["reference"]
+    listed = s.get(sb.url + "/payout_orders").json()["data"][0]
+    assert listed["reference"] is None  # a list does not use up the pending reads
+    reads = [s.get(f"{sb.url}/payout_orders/{created['id']}").json()["reference"] for _ in range(3)]
+    assert reads == [None, None, stored] and len(stored) == 16
+
+
+def test_new_faults_touch_only_posts_and_searches_fail_only_lists_with_search(sb):
+    s = session()
+    customer = new_customer(sb, s)["id"]
+    order = new_order(sb, s, customer).json()
+    sb.set_faults(Faults(error_after_commit_rate=1.0, search_error_rate=1.0))
+    assert s.put(f"{sb.url}/payout_orders/{order['id']}/cancel").status_code == 200  # a PUT is not a POST
+    assert s.get(sb.url + "/payout_orders").status_code == 200
+    assert s.get(sb.url + "/payout_orders", params={"search": "rk-0001"}).status_code == 503
+    assert s.get(sb.url + "/customers", params={"search": "ana"}).status_code == 503
+    assert new_order(sb, s, customer).status_code == 500 and len(sb.payout_orders()) == 2
+
+
+@pytest.mark.parametrize("bad", [{"ignore_idempotency_key": "yes"}, {"reference_delay_gets": -1},
+                                 {"conflict_rate": 1.5}, {"search_error_rate": -0.1}])
+def test_new_fault_settings_are_validated(bad):
+    with pytest.raises(FaultsError):
+        Faults.from_dict(bad)
 
 
 @pytest.mark.parametrize("kind, status", [("error_500", 500), ("error_502", 502), ("error_503", 503)])

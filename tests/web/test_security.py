@@ -107,7 +107,7 @@ def test_api_key_never_appears_in_output_sheets_ledger_wal_audit_or_sandbox_stat
     assert any("created" in s or "creadas" in s for s in streams)
     for number, text in enumerate(streams):
         _assert_no_secret(text, f"stream #{number}")
-    assert (tmp_path / "r.xlsx").exists() and (tmp_path / "pagos.results.csv").exists()
+    assert (tmp_path / "r.xlsx").exists() and (tmp_path / "pagos.results.xlsx").exists()
     assert state.exists()
     _assert_no_secret_in_files(tmp_path)
 
@@ -217,7 +217,7 @@ def test_plain_http_to_a_non_loopback_host_is_refused_with_exit_2_before_any_req
     assert result.exit_code == 2, result.output
     assert "https" in result.output
     assert time.monotonic() - started < 5  # refused, not timed out trying to connect
-    assert not (tmp_path / "pagos.results.csv").exists()
+    assert not (tmp_path / "pagos.results.xlsx").exists()
 
 
 def test_plain_http_to_this_machines_lan_address_sends_nothing(tmp_path, cli, env, monkeypatch):

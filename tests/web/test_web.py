@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import time
@@ -13,11 +14,13 @@ import openpyxl
 import pytest
 import requests
 
-from conftest import API_KEY, WebServer, beneficiary, read_xlsx, write_csv
-from batch_payouts.payout.audit import verify
+from batch_payouts.states import UNCONFIRMED_EXPLAINED
+from conftest import API_KEY, FIRST_ORDER_IN_DOUBT, WebServer, beneficiary, read_xlsx, write_csv
+from batch_payouts.payout.audit_verify import verify
 from batch_payouts.errors import BatchError
 from batch_payouts.web import WebSettings, create_app
 from batch_payouts.web.app import problem_parts
+from batch_payouts.rules.validation import Problem
 from batch_payouts.web.security import hash_password, verify_password
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -69,7 +72,7 @@ class Visitor:
     def confirm(self, review_url: str) -> requests.Response:
         page = self.get(review_url.replace(self.base, "") + "/confirm")
         count = re.search(r'name="count" value="(\d+)"', page.text).group(1)
-        total = re.search(r'name="total" value="(\d+)"', page.text).group(1)
+        total = html.unescape(re.search(r'name="total" value="([^"]+)"', page.text).group(1))
         return self.post(review_url.replace(self.base, "") + "/confirm", {"count": count, "total": total})
 
 
@@ -180,10 +183,16 @@ def test_an_unreadable_file_is_explained_on_the_review(visitor, env):
     assert 'id="continue"' not in review.text
 
 
-def test_problem_parts_splits_the_column_the_problem_and_the_fix():
-    assert problem_parts("Columna «correo»: «a. b@x.mx» no es un correo válido. Escríbelo bien.") == (
-        "correo", "«a. b@x.mx» no es un correo válido.", "Escríbelo bien.")
-    assert problem_parts("Column «monto»: too big") == ("monto", "too big", "")
+def test_problem_parts_are_the_failure_table_rendered_in_the_page_language():
+    """The column, the problem and the fix come apart from the data, not from cutting a sentence:
+    a full stop inside the value («a. b@x.mx») changes nothing."""
+    problem = Problem(row=7, column="Correo", code="invalid_email", value="a. b@x.mx")
+    assert problem_parts(problem, "Ana", "es") == {
+        "row": 7, "name": "Ana", "column": "Correo", "problem": "«a. b@x.mx» no es un correo válido.",
+        "fix": "Escríbelo como nombre@dominio.com, sin espacios ni acentos."}
+    english = problem_parts(problem, "Ana", "en")
+    assert english["column"] == "Correo" and english["problem"] == "«a. b@x.mx» is not a valid email address."
+    assert english["fix"] == "Write it like name@domain.com, without spaces or accents."
 
 
 # -- upload limits --------------------------------------------------------------------------------------
@@ -243,7 +252,7 @@ def test_full_batch_pays_every_valid_row_once_and_serves_results_and_audit(serve
     progress = visitor.get(f"/batches/{batch_id}/progress").json()
     assert progress | {"started_at": 0, "finished_at": 0} == {
         "batch_id": batch_id, "state": "finished", "running": False, "total": 14, "done": 14, "created": 14,
-        "failed": 0, "duplicate": 0, "pending": 0, "message": None, "exit_code": 1, "started_at": 0, "finished_at": 0}
+        "unconfirmed": 0, "failed": 0, "duplicate": 0, "pending": 0, "message": None, "exit_code": 1, "started_at": 0, "finished_at": 0}
     page = visitor.get(f"/batches/{batch_id}")
     assert "Creadas: 14" in text_of(page) and "Total creado $21,899.00" in text_of(page)
 
@@ -380,12 +389,12 @@ def test_a_review_that_fails_says_so_instead_of_waiting_for_ever(web_settings):
 
 
 def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch):
-    from batch_payouts.files import sheets
+    from batch_payouts import jobs
     from batch_payouts.sandbox import Sandbox
 
     reads = []
-    read_table = sheets.read_table
-    monkeypatch.setattr(sheets, "read_table", lambda *a, **k: reads.append(a) or read_table(*a, **k))
+    read_table = jobs.read_table
+    monkeypatch.setattr(jobs, "read_table", lambda *a, **k: reads.append(a) or read_table(*a, **k))
     with Sandbox(starting_balance=100) as poor:
         with WebServer(replace(web_settings, api_base=poor.url)) as running:
             review = Visitor(running.url).upload(SAMPLES / "beneficiaries.xlsx")
@@ -394,13 +403,82 @@ def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch
     assert len(reads) == 1, "the blocked review reads and validates the file once"
 
 
+def mixed_currencies(folder: Path) -> Path:
+    """A file paying $1,500.00 MXN and $20.00 USD: added together they would read $1,520.00."""
+    return write_csv(folder / "mixto.csv", [beneficiary(1, monto="150000", moneda="MXN"),
+                                             beneficiary(2, monto="2000", moneda="USD")])
+
+
+def test_mixed_currencies_are_totalled_per_currency_on_every_page_never_added(web_settings, tmp_path):
+    from batch_payouts.sandbox import Sandbox
+
+    with Sandbox(starting_balance={"MXN": 10_000_000, "USD": 500_000}) as dollars:
+        with WebServer(replace(web_settings, api_base=dollars.url)) as running:
+            visitor = Visitor(running.url)
+            review = visitor.upload(mixed_currencies(tmp_path))
+            assert 'id="review-blocker"' not in review.text, text_of(review)
+            lines = re.findall(r'id="total-valid">(.*?)</span><span>', review.text)[0]
+            assert re.findall(r'class="currency-total">([^<]+)<', lines) == ["$1,500.00 MXN", "$20.00 USD"]
+            assert "Por pagar ahora 2 pagos por $1,500.00 MXN $20.00 USD" in text_of(review)
+            confirm = visitor.get(review.url.replace(running.url, "") + "/confirm")
+            assert "$1,500.00 MXN + $20.00 USD" in text_of(confirm)
+            batch_id = batch_id_of(visitor.confirm(review.url))
+            running.web.runs.wait(batch_id, 60)
+            batch = visitor.get(f"/batches/{batch_id}")
+            created = re.search(r'id="amount-created">(.*?)</td>', batch.text).group(1)
+            assert re.findall(r'class="currency-total">([^<]+)<', created) == ["$1,500.00 MXN", "$20.00 USD"]
+            assert "2 ($1,500.00 MXN + $20.00 USD)" in text_of(batch)
+            cancel = visitor.get(f"/batches/{batch_id}/cancel")
+            assert re.search(r'id="cancel-total">([^<]+)<', cancel.text).group(1) == "$1,500.00 MXN + $20.00 USD"
+        assert sorted((o["currency"], o["amount"]) for o in dollars.payout_orders()) == [("MXN", 150000), ("USD", 2000)]
+    for page in (review, confirm, batch, cancel):
+        assert "$1,520.00" not in page.text
+
+
+def test_a_row_in_doubt_is_unconfirmed_not_failed_in_progress_batch_page_and_list(web_settings, sandbox, tmp_path):
+    """A row whose order may exist at Conekta: "Fallidas 1" would invite paying it by hand (then the
+    rerun pays it again).  Live progress, the batch page, the list and the ledger's progress all say
+    "sin confirmar", apart from the failures, with the explanation and its own (amber) class."""
+    from batch_payouts.sandbox import Faults
+
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(1), beneficiary(2)])
+    settings = replace(web_settings, workers=1, initial_backoff=0.001)
+    with WebServer(settings) as running:
+        visitor = Visitor(running.url)
+        review = visitor.upload(source)
+        sandbox.set_faults(Faults(**FIRST_ORDER_IN_DOUBT))
+        batch_id = batch_id_of(visitor.confirm(review.url))
+        running.web.runs.wait(batch_id, 60)
+        sandbox.set_faults(Faults())
+        live = visitor.get(f"/batches/{batch_id}/progress").json()
+        assert (live["state"], live["created"], live["unconfirmed"], live["failed"]) == ("finished", 1, 1, 0)
+        page = visitor.get(f"/batches/{batch_id}")
+        listing = visitor.get("/batches")
+    text = text_of(page)
+    assert "Creadas: 1 Fallidas: 0 Pendientes: 0 Sin confirmar: 1" in text
+    assert UNCONFIRMED_EXPLAINED.es in html.unescape(text)
+    [doubtful] = re.findall(r'<tr class="state-unknown ([^"]*)">(.*?)</tr>', page.text, re.S)
+    assert doubtful[0] == "unconfirmed" and "<td class=\"row-state\">sin confirmar</td>" in doubtful[1]
+    rows_table = re.search(r'<table class="grid" id="rows">(.*?)</table>', page.text, re.S).group(1)
+    assert "fallida" not in rows_table and "state-failed" not in rows_table
+    header = re.findall(r"<th>(.*?)</th>", listing.text)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", re.search(r"<tbody>(.*?)</tbody>", listing.text, re.S).group(1), re.S)
+    by_header = dict(zip(header, cells))
+    assert (by_header["Creadas"], by_header["Sin confirmar"], by_header["Fallidas"]) == ("1", "1", "0")
+    assert "sin confirmar" in by_header["Estado"] and "con errores" not in listing.text
+    assert UNCONFIRMED_EXPLAINED.es in html.unescape(text_of(listing))
+    with WebServer(settings) as restarted:  # the same counters from the ledger, after a restart
+        stored = Visitor(restarted.url).get(f"/batches/{batch_id}/progress").json()
+    assert (stored["state"], stored["created"], stored["unconfirmed"], stored["failed"]) == ("idle", 1, 1, 0)
+
+
 # -- after the run: statuses, cancellations ----------------------------------------------------------------
 def test_refresh_statuses_and_cancel_pending_references_with_confirmation(server, visitor, sandbox):
     _, batch_id = run_sample(server, visitor)
     first = sandbox.payout_orders()[0]
     sandbox.set_order_status(first["id"], "cashed")
     refreshed = visitor.post(f"/batches/{batch_id}/refresh")
-    assert "14 órdenes consultadas, 1 cambiaron" in " ".join(flashes(refreshed))
+    assert "órdenes consultadas: 14; con cambios: 1" in " ".join(flashes(refreshed))
     assert "cobrada" in refreshed.text
 
     ask = visitor.get(f"/batches/{batch_id}/cancel")
@@ -409,7 +487,7 @@ def test_refresh_statuses_and_cancel_pending_references_with_confirmation(server
     assert "No se envió nada" in " ".join(flashes(stale))
     assert all(o["status"] != "cancelled" for o in sandbox.payout_orders())
     done = visitor.post(f"/batches/{batch_id}/cancel", {"count": "13"})
-    assert "13 canceladas" in " ".join(flashes(done))
+    assert "canceladas: 13" in " ".join(flashes(done))
     assert sorted(o["status"] for o in sandbox.payout_orders()).count("cancelled") == 13
     assert 'id="cancel-link"' not in done.text
     assert visitor.post(f"/batches/{batch_id}/cancel", {"count": "13"}, csrf=False).status_code == 403
@@ -552,7 +630,7 @@ def test_the_batch_list_offers_refresh_and_cancel_for_each_batch(server, visitor
     assert f'href="/batches/{batch_id}/cancel"' in listing.text
     sandbox.set_order_status(sandbox.payout_orders()[0]["id"], "expired")
     refreshed = visitor.post(f"/batches/{batch_id}/refresh")
-    assert refreshed.url.endswith(f"/batches/{batch_id}") and "1 cambiaron" in " ".join(flashes(refreshed))
+    assert refreshed.url.endswith(f"/batches/{batch_id}") and "con cambios: 1" in " ".join(flashes(refreshed))
     assert "vencida" in refreshed.text
 
 

@@ -135,7 +135,7 @@ def test_upload_review_confirm_watch_download_and_cancel(page, web_settings, san
             assert page.inner_text("#cancel-count") == "14"
             page.click("#cancel-button")
             page.wait_for_url(re.compile(rf"/batches/{batch_id}$"))
-            assert "14 canceladas" in page.inner_text("main")
+            assert "canceladas: 14" in page.inner_text("main")
             assert [o["status"] for o in sandbox.payout_orders()] == ["cancelled"] * 14
         with steps.step("batch-list"):
             page.click("text=Lotes")
@@ -183,3 +183,63 @@ def test_drag_and_drop_upload_and_english(page, web_settings, request):
             assert "arrastrado.csv" in page.inner_text("h1")
             assert page.inner_text("#count-invalid") == "6"
             assert "Continue to payment" in page.inner_text("#continue")
+
+
+def test_a_mixed_peso_and_dollar_file_shows_one_total_per_currency(page, web_settings, tmp_path, request):
+    from batch_payouts.sandbox import Sandbox
+    from conftest import beneficiary, write_csv
+
+    steps = Steps(page, request.node.name)
+    source = write_csv(tmp_path / "mixto.csv", [beneficiary(1, monto="150000", moneda="MXN"),
+                                                 beneficiary(2, monto="2000", moneda="USD")])
+    with Sandbox(starting_balance={"MXN": 10_000_000, "USD": 500_000}) as dollars, \
+            WebServer(replace(web_settings, api_base=dollars.url)) as server:
+        with steps.step("review"):
+            page.goto(server.url + "/")
+            page.set_input_files("#file", str(source))
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            assert page.locator("#total-valid .currency-total").all_inner_texts() == ["$1,500.00 MXN", "$20.00 USD"]
+            assert page.locator("#to-send .currency-total").all_inner_texts() == ["$1,500.00 MXN", "$20.00 USD"]
+            assert "$1,520.00" not in page.inner_text("main")  # pesos and dollars never added together
+        with steps.step("confirm"):
+            page.click("#continue")
+            assert page.inner_text("#confirm-total") == "$1,500.00 MXN + $20.00 USD"
+            assert "$1,500.00 MXN + $20.00 USD" in page.inner_text("#confirm-button")
+
+
+def test_a_row_in_doubt_shows_as_unconfirmed_not_failed_on_the_batch_page(page, web_settings, sandbox, tmp_path, request):
+    """The order of row 2 may exist at Conekta: the page must say "sin confirmar" (amber, with why and
+    what to do), never "fallida" (red), or someone pays it by hand and the rerun pays it again."""
+    from batch_payouts.sandbox import Faults
+    from batch_payouts.states import UNCONFIRMED_EXPLAINED
+    from conftest import FIRST_ORDER_IN_DOUBT, beneficiary, write_csv
+
+    steps = Steps(page, request.node.name)
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(1), beneficiary(2)])
+    with WebServer(replace(web_settings, workers=1, initial_backoff=0.001)) as server:
+        with steps.step("review"):
+            page.goto(server.url + "/")
+            page.set_input_files("#file", str(source))
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            page.click("#continue")
+        with steps.step("finished"):
+            sandbox.set_faults(Faults(**FIRST_ORDER_IN_DOUBT))  # row 2's answer is lost, and so is the lookup
+            page.click("#confirm-button")
+            page.wait_for_url(re.compile(r"/batches/[0-9a-f]{64}$"))
+            page.wait_for_selector("#rows")  # the page reloads itself when the run ends
+            assert page.inner_text("#created") == "1" and page.inner_text("#unconfirmed") == "1"
+            assert page.inner_text("#failed") == "0"
+            assert page.locator("#unconfirmed-explained").is_visible()
+            assert page.inner_text("#unconfirmed-explained") == UNCONFIRMED_EXPLAINED.es
+        with steps.step("row"):
+            doubtful = page.locator("#rows tbody tr.state-unknown")
+            assert doubtful.count() == 1 and "sin confirmar" in doubtful.inner_text()
+            assert "fallida" not in page.inner_text("#rows")
+            colour = doubtful.locator("td").first.evaluate("(cell) => getComputedStyle(cell).backgroundColor")
+            assert colour == "rgb(255, 246, 219)"  # the amber of "unconfirmed", not the failed red
+        with steps.step("batch-list"):
+            page.click("text=Lotes")
+            assert "sin confirmar" in page.inner_text("#batches")
+            assert page.locator("#unconfirmed-explained").is_visible()

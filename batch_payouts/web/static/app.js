@@ -54,6 +54,9 @@
           text("created", data.created);
           text("failed", data.failed);
           text("pending", data.pending);
+          text("unconfirmed", data.unconfirmed);
+          var explained = document.getElementById("unconfirmed-explained");
+          if (explained) explained.hidden = !data.unconfirmed;  // may exist at Conekta: say why it is not "failed"
           if (data.message) {
             var message = document.getElementById("run-message");
             message.textContent = data.message;

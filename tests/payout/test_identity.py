@@ -1,4 +1,4 @@
-"""pipeline.py: the identities a rerun finds its batch and its rows by.
+"""identity.py: the identities a rerun finds its batch and its rows by.
 
 A batch id or a row key that changed between two versions of the tool would make
 the rerun of an interrupted batch, after an upgrade, a new batch: these values are
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from batch_payouts.payout import pipeline
-from batch_payouts.rules import schema
+from batch_payouts.payout import identity
+from batch_payouts.rules.validation import validate
 
 RAW = pd.DataFrame(
     {"nombre": ["Ana Núñez", "Luis", "Luis", "Eva"], "correo": ["Ana@X.mx", "l@x.mx", "l@x.mx", "e@x.mx"],
@@ -22,17 +22,17 @@ RAW = pd.DataFrame(
 
 
 def test_batch_id_and_row_keys_are_the_ones_earlier_versions_computed():
-    validated = schema.validate(RAW, now=0, allow_duplicate_rows=True)
-    assert pipeline.batch_identity(validated, "fp") == "52fac110fb0b95d449ae4dc21a177062c644c7d92a8888ff8301974de38970d6"
-    assert pipeline.row_keys(validated).to_dict() == {
+    validated = validate(RAW, now=0, allow_duplicate_rows=True).frame
+    assert identity.batch_identity(validated, "fp") == "52fac110fb0b95d449ae4dc21a177062c644c7d92a8888ff8301974de38970d6"
+    assert identity.row_keys(validated).to_dict() == {
         2: "x:F-1", 3: "h:cbce2232504aa5319b37.1", 5: "h:bbe4d42786c2fa72b230.1", 6: "h:e265e38bf3e81607709a.1",
     }
 
 
 def test_rows_of_gives_what_to_dict_gives():
-    validated = schema.validate(RAW, now=0, allow_duplicate_rows=True)
+    validated = validate(RAW, now=0, allow_duplicate_rows=True).frame
     expected = list(zip((int(n) for n in validated.index), validated.to_dict("records")))
-    got = list(pipeline.rows_of(validated))
+    got = list(identity.rows_of(validated))
     assert got == expected
     assert [[type(v) for v in row.values()] for _, row in got] == [[type(v) for v in row.values()] for _, row in expected]
     assert all(type(number) is int for number, _ in got)

@@ -1,0 +1,413 @@
+"""Reading spreadsheets exactly as finance staff save them: CSV and XLSX, every cell as text.
+
+Promises of ``read_table`` (see ARCHITECTURE.md):
+
+* every cell is text, so nothing is lost before the rules look at it: a phone
+  typed as a number stays ``"5512345678"`` (not ``5512345678.0`` or
+  ``5.51E+09``), ``3000.0`` becomes ``"3000"``, dates become ISO 8601;
+* the index is the row number Excel shows, so a message can say "row 7" and
+  the user finds row 7;
+* bad input never escapes as a traceback: it becomes ``InputFileError`` with a
+  Spanish and English explanation of what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batch_payouts.errors import BatchError, InputFileError
+from batch_payouts.files.cells import cell_text, column_letter, paused_gc, short_detail
+from batch_payouts.i18n import DEFAULT_LANG, Text
+
+CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
+XLSX_EXTENSIONS = (".xlsx", ".xlsm")
+ACCEPTED_EXTENSIONS = CSV_EXTENSIONS + XLSX_EXTENSIONS
+CSV_DELIMITERS = ",;\t"
+_SNIFF_BYTES = 8_192
+_SEP_HINT = re.compile(r"sep=([,;\t])\r?\n", re.IGNORECASE)
+
+
+FILE_NOT_FOUND = Text(
+    es="No se encontró el archivo «{path}». Revisa el nombre y la carpeta.",
+    en="File «{path}» was not found. Check the name and the folder.",
+)
+NOT_A_FILE = Text(
+    es="«{path}» es una carpeta, no un archivo. Indica el archivo .xlsx o .csv.",
+    en="«{path}» is a folder, not a file. Give the .xlsx or .csv file.",
+)
+WRONG_EXTENSION = Text(
+    es="No se puede leer «{path}»: la extensión «{ext}» no es compatible. "
+    "Guarda el archivo como Excel (.xlsx) o CSV (.csv).",
+    en="Cannot read «{path}»: extension «{ext}» is not supported. "
+    "Save the file as Excel (.xlsx) or CSV (.csv).",
+)
+EMPTY_FILE = Text(
+    es="El archivo «{path}» está vacío: no tiene ni la fila de encabezados. "
+    "Usa la plantilla (comando «template») y llena una fila por beneficiario.",
+    en="File «{path}» is empty: it has no header row. "
+    "Use the template (the «template» command) and fill one row per beneficiary.",
+)
+UNREADABLE_FILE = Text(
+    es="No se puede leer «{path}»: el archivo está dañado o no es {kind}. "
+    "Ábrelo en Excel y vuelve a guardarlo como .xlsx o CSV UTF-8. (Detalle: {detail})",
+    en="Cannot read «{path}»: the file is damaged or is not {kind}. "
+    "Open it in Excel and save it again as .xlsx or CSV UTF-8. (Detail: {detail})",
+)
+EXCEL_WITH_CSV_EXTENSION = Text(
+    es="«{path}» es un libro de Excel aunque su nombre termina en «{ext}». "
+    "Cámbiale la extensión a .xlsx o guárdalo desde Excel como CSV.",
+    en="«{path}» is an Excel workbook although its name ends in «{ext}». "
+    "Rename it to .xlsx or save it from Excel as CSV.",
+)
+UNDECODABLE_TEXT = Text(
+    es="No se puede leer «{path}»: no es texto en UTF-8 ni en Windows-1252. "
+    "En Excel usa «Guardar como» > «CSV UTF-8 (delimitado por comas)».",
+    en="Cannot read «{path}»: it is neither UTF-8 nor Windows-1252 text. "
+    "In Excel use «Save as» > «CSV UTF-8 (Comma delimited)».",
+)
+BINARY_FILE = Text(
+    es="No se puede leer «{path}»: no es un archivo de texto (tiene bytes nulos; quizá es otro tipo de "
+    "archivo renombrado). Ábrelo en Excel y usa «Guardar como» > «CSV UTF-8 (delimitado por comas)» o .xlsx.",
+    en="Cannot read «{path}»: it is not a text file (it has NUL bytes; perhaps another kind of file renamed). "
+    "Open it in Excel and use «Save as» > «CSV UTF-8 (Comma delimited)» or .xlsx.",
+)
+PASSWORD_PROTECTED = Text(
+    es="«{path}» está protegido con contraseña. Quita la contraseña en Excel "
+    "(Archivo > Información > Proteger libro) y vuelve a intentarlo.",
+    en="«{path}» is password protected. Remove the password in Excel "
+    "(File > Info > Protect Workbook) and try again.",
+)
+UNKNOWN_SHEET = Text(
+    es="El libro «{path}» no tiene una hoja llamada «{sheet}». Hojas disponibles: {sheets}.",
+    en="Workbook «{path}» has no sheet named «{sheet}». Available sheets: {sheets}.",
+)
+SHEET_NOTE = Text(
+    es="(Hoja leída: «{sheet}»; hojas del libro: {sheets}. Si los datos están en otra hoja, "
+    "indícala con --sheet \"nombre\" o muévela al principio del libro.)",
+    en="(Sheet read: «{sheet}»; the workbook's sheets: {sheets}. If the data is on another sheet, "
+    "name it with --sheet \"name\" or move it to the front of the workbook.)",
+)
+NO_SHEET_WITH_DATA = Text(
+    es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}). "
+    "Usa la plantilla (comando «template») y llena una fila por beneficiario.",
+    en="Workbook «{path}» has no data on any visible sheet ({sheets}). "
+    "Use the template (the «template» command) and fill one row per beneficiary.",
+)
+ONLY_HIDDEN_DATA = Text(
+    es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}); las hojas ocultas ({hidden}) "
+    "no se leen solas. Muestra la hoja en Excel (clic derecho en una pestaña > Mostrar) o indícala con --sheet \"nombre\".",
+    en="Workbook «{path}» has no data on any visible sheet ({sheets}); hidden sheets ({hidden}) are not read "
+    "unless named. Unhide the sheet in Excel (right-click a tab > Unhide) or name it with --sheet \"name\".",
+)
+DUPLICATE_HEADERS = Text(
+    es="Hay encabezados repetidos en «{path}»: {duplicates}. "
+    "Cada columna debe tener un nombre distinto; cambia o borra las repetidas.",
+    en="«{path}» has repeated headers: {duplicates}. "
+    "Every column needs a different name; rename or delete the repeated ones.",
+)
+_CSV = {"kind": Text(es="un CSV de texto", en="a text CSV")}
+_EXCEL = {"kind": Text(es="un libro de Excel", en="an Excel workbook")}
+
+
+def read_table(path: str | os.PathLike[str], sheet: str | None = None) -> pd.DataFrame:
+    """Read a CSV or XLSX sheet as text; see ARCHITECTURE.md for the contract.
+
+    Columns are the header cells (stripped); the index is the spreadsheet row
+    number (header = 1 when it is the first row); blank rows are dropped.  A file
+    with only a header gives zero rows; a file without a header raises.
+    ``sheet`` picks an XLSX sheet by name and is ignored for CSV.  Without it,
+    the first *visible* sheet with any data is read: a hidden first sheet (a
+    lookup table someone hid) or an empty one (a cover page left blank) must not
+    be taken for the payments.  For XLSX, ``frame.attrs`` holds ``sheet`` (the
+    sheet read) and ``sheets`` (all of them), and every error about the
+    content names the sheet and how to pick another (``SheetContentError``).
+    """
+    file = Path(path)
+    ext = file.suffix.lower()
+    if not file.exists():
+        raise InputFileError(FILE_NOT_FOUND, path=str(file))
+    if file.is_dir():
+        raise InputFileError(NOT_A_FILE, path=str(file))
+    if ext not in ACCEPTED_EXTENSIONS:
+        raise InputFileError(WRONG_EXTENSION, path=str(file), ext=file.suffix or "—")
+    with paused_gc():
+        if ext in XLSX_EXTENSIONS:
+            rows, name, names = _read_xlsx_rows(file, sheet)
+            try:
+                frame = _rows_to_frame(rows, file)
+            except InputFileError as error:
+                raise in_sheet(error, {"sheet": name, "sheets": names}) from error
+            frame.attrs.update(sheet=name, sheets=names)
+            return frame
+        return _columns_to_frame(_read_csv_columns(file, ext), file)
+
+
+class SheetContentError(InputFileError):
+    """An error about what a workbook's sheet holds, told with the sheet's name.
+
+    A workbook can have several sheets and the one read may not be the one the
+    user looked at (the first visible sheet with data is read by default), so
+    every such message says which sheet was read and how to choose another.
+    """
+
+    def __init__(self, error: BatchError, sheet: str, sheets: Sequence[str]) -> None:
+        super().__init__(error.text, **error.params)
+        self.exit_code = error.exit_code
+        self.sheet = sheet
+        self.sheets = list(sheets)
+
+    def message(self, lang: str = DEFAULT_LANG) -> str:
+        listed = ", ".join(f"«{name}»" for name in self.sheets)
+        return f"{super().message(lang)} {SHEET_NOTE.format(lang, sheet=self.sheet, sheets=listed)}"
+
+
+def in_sheet(error: BatchError, where: Mapping[str, object]) -> BatchError:
+    """``error`` naming the workbook sheet it is about; ``where`` is a frame's
+    ``attrs`` from ``read_table`` (unchanged for a CSV, which has no sheets)."""
+    sheet = where.get("sheet")
+    if sheet is None or isinstance(error, SheetContentError):
+        return error
+    return SheetContentError(error, str(sheet), list(where.get("sheets") or [sheet]))
+
+
+def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
+    """The CSV's records as columns (object arrays of str, short rows padded with "").
+
+    pandas' C tokenizer reads a 100,000-row file in about half the time of the
+    ``csv`` module and gives columns, not rows.  It refuses a row longer than
+    the first one (a ragged file) and a quote left open at the end; those files
+    go through ``csv.reader``, which takes every record as it is.  Both read the
+    same quoting the same way (tests/test_fast_paths.py pits them against each other).
+    """
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc.strerror or short_detail(exc)) from exc
+    if data.startswith(b"PK\x03\x04"):
+        raise InputFileError(EXCEL_WITH_CSV_EXTENSION, path=str(file), ext=ext)
+    text, encoding = _decode(data, file)
+    if not text or text.isspace():  # only whitespace (strip() would copy the whole file to say so)
+        raise InputFileError(EMPTY_FILE, path=str(file))
+    hint = _SEP_HINT.match(text)
+    if hint:  # Excel's own "sep=;" first line: it names the delimiter and is not a row
+        delimiter, text = hint.group(1), text[hint.end():]
+    else:
+        delimiter = _detect_delimiter(text, default="\t" if ext == ".tsv" else ",")
+    # The tokenizer reads UTF-8 bytes: the file's own when they are exactly that.
+    payload = data if encoding == "utf-8" and not hint else text.encode("utf-8")
+    columns = _tokenized_columns(payload, delimiter)
+    if columns is not None:
+        return columns
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc) from exc
+    return _rows_to_columns(rows)
+
+
+def _tokenized_columns(payload: bytes, delimiter: str) -> list[np.ndarray] | None:
+    """``csv.reader``'s records through pandas' C tokenizer, or None where the two
+    could differ (a row longer than the first, an unclosed quote, a byte-order mark
+    left at the start, which pandas would drop)."""
+    if payload.startswith(b"\xef\xbb\xbf"):
+        return None
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(payload), sep=delimiter, header=None, dtype=object, na_filter=False,
+            skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL, doublequote=True, quotechar='"',
+            escapechar=None, comment=None, encoding="utf-8", low_memory=False,
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
+        return None
+    return [frame[column].to_numpy(dtype=object) for column in frame.columns]
+
+
+def _decode(data: bytes, file: Path) -> tuple[str, str]:
+    """UTF-8 (with or without BOM), UTF-16 with BOM (Excel's "Unicode text"),
+    else Windows-1252, which is what Excel in Mexico writes for plain "CSV"."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates = ("utf-16",)
+    elif data.startswith(b"\xef\xbb\xbf"):
+        candidates = ("utf-8-sig",)
+    else:
+        candidates = ("utf-8", "cp1252")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if "\x00" in text:  # NUL never occurs in a text file: this is binary
+            raise InputFileError(BINARY_FILE, path=str(file))
+        return text, encoding
+    raise InputFileError(UNDECODABLE_TEXT, path=str(file))
+
+
+def _detect_delimiter(text: str, default: str) -> str:
+    """Sniff `,` `;` or tab from the first lines; fall back to counting them in
+    the header line (the Sniffer gives up on one-column or header-only files)."""
+    sample = text[:_SNIFF_BYTES]
+    if len(text) > _SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # never sniff a cut-off line
+    header = next((line for line in sample.splitlines() if line.strip()), "")
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = None
+    if sniffed and len(sniffed) == 1 and sniffed in CSV_DELIMITERS and sniffed in header:
+        return sniffed
+    counts = {d: header.count(d) for d in CSV_DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else default
+
+
+def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[list[str]], str, list[str]]:
+    """(the sheet's rows as text, its name, every sheet's name)."""
+    try:
+        from python_calamine import CalamineWorkbook, PasswordError
+    except ImportError as exc:  # pragma: no cover - a broken install, not bad input
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=exc) from exc
+    try:
+        workbook = CalamineWorkbook.from_path(str(file))
+        names = list(workbook.sheet_names)
+        if sheet is not None:
+            name = _pick_sheet(names, sheet, file)
+            return _sheet_rows(workbook, name), name, names
+        return (*_first_sheet_with_data(workbook, file), names)
+    except InputFileError:
+        raise
+    except PasswordError as exc:
+        raise InputFileError(PASSWORD_PROTECTED, path=str(file)) from exc
+    except Exception as exc:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=short_detail(exc)) from exc
+    except BaseException as exc:
+        # The Rust reader reports internal panics as pyo3's PanicException,
+        # which derives from BaseException; a damaged file must not crash us.
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=short_detail(exc)) from None
+
+
+def _sheet_rows(workbook, name: str) -> list[list[str]]:
+    cells = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+    # Most cells are already text: skip the call for them (this runs on every cell).
+    return [[value if type(value) is str else cell_text(value) for value in row] for row in cells]
+
+
+def _first_sheet_with_data(workbook, file: Path) -> tuple[list[list[str]], str]:
+    """The first visible worksheet with a non-blank cell, and its name.
+
+    Hidden sheets (and chart sheets) are skipped: Excel does not show them, so
+    the user never meant them.  An empty workbook is the empty file error,
+    naming the sheets looked at and any hidden ones.
+    """
+    from python_calamine import SheetTypeEnum, SheetVisibleEnum
+
+    metadata = list(workbook.sheets_metadata)
+    if not metadata:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail="no sheets")
+    worksheets = [m for m in metadata if m.typ == SheetTypeEnum.WorkSheet]
+    visible = [m.name for m in worksheets if m.visible == SheetVisibleEnum.Visible]
+    hidden = [m.name for m in worksheets if m.visible != SheetVisibleEnum.Visible]
+    for name in visible:
+        rows = _sheet_rows(workbook, name)
+        if any(cell and not cell.isspace() for row in rows for cell in row):
+            return rows, name
+    listed = ", ".join(f"«{name}»" for name in visible) or "—"
+    if hidden:
+        raise InputFileError(
+            ONLY_HIDDEN_DATA, path=str(file), sheets=listed, hidden=", ".join(f"«{name}»" for name in hidden)
+        )
+    raise InputFileError(NO_SHEET_WITH_DATA, path=str(file), sheets=listed)
+
+
+def _pick_sheet(names: Sequence[str], wanted: str, file: Path) -> str:
+    if not names:
+        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail="no sheets")
+    if wanted in names:
+        return wanted
+    loose = [n for n in names if n.strip().casefold() == wanted.strip().casefold()]
+    if len(loose) == 1:
+        return loose[0]
+    raise InputFileError(
+        UNKNOWN_SHEET, path=str(file), sheet=wanted, sheets=", ".join(f"«{n}»" for n in names)
+    )
+
+
+def _rows_to_frame(rows: list[list[str]], file: Path) -> pd.DataFrame:
+    """Header = first non-blank row; index = 1-based row number in the sheet."""
+    return _columns_to_frame(_rows_to_columns(rows), file)
+
+
+def _rows_to_columns(rows: list[list[str]]) -> list[np.ndarray]:
+    """Rows (of any lengths) as equally long object columns, short rows padded with ""."""
+    width = max(map(len, rows), default=0)
+    if rows and min(map(len, rows)) < width:
+        rows = [row if len(row) == width else row + [""] * (width - len(row)) for row in rows]
+    # One 2-D object array, sliced per column.
+    grid = np.array(rows, dtype=object) if rows and width else np.empty((len(rows), width), dtype=object)
+    return [grid[:, position] for position in range(width)]
+
+
+def _blank_rows(columns: list[np.ndarray]) -> np.ndarray:
+    """Per record: are all its cells only whitespace?  Only the records whose
+    first cell is blank are looked at further (this runs on every row)."""
+    if not columns:
+        return np.ones(0, dtype=bool)
+    first = columns[0]
+    blank = np.fromiter(map(str.isspace, first), dtype=bool, count=len(first)) | (first == "")
+    candidates = np.flatnonzero(blank)
+    for column in columns[1:]:
+        if not len(candidates):
+            break
+        cells = column[candidates]
+        still = np.fromiter((not cell or cell.isspace() for cell in cells), dtype=bool, count=len(cells))
+        candidates = candidates[still]
+    blank[:] = False
+    blank[candidates] = True
+    return blank
+
+
+def _columns_to_frame(columns: list[np.ndarray], file: Path) -> pd.DataFrame:
+    """Header = first non-blank record; index = 1-based record number in the sheet."""
+    numbers = np.flatnonzero(~_blank_rows(columns)) + 1
+    if not len(numbers):
+        raise InputFileError(EMPTY_FILE, path=str(file))
+    header_number, numbers = int(numbers[0]), numbers[1:]
+    header = [str(column[header_number - 1]).strip() for column in columns]
+    if len(numbers) == len(columns[0]) - header_number:
+        body = [column[header_number:] for column in columns]  # no blank row after the header
+    else:
+        body = [column[numbers - 1] for column in columns]
+
+    keep, names = [], []
+    for position, title in enumerate(header):
+        if title:
+            keep.append(position)
+            names.append(title)
+        elif "".join(body[position]).strip():
+            # Data under a blank header: keep it (as an extra column) under
+            # its column letter rather than dropping what the user typed.
+            keep.append(position)
+            names.append(f"({column_letter(position)})")
+
+    seen: dict[str, list[int]] = {}
+    for position, name in zip(keep, names):
+        seen.setdefault(name, []).append(position)
+    repeated = {name: spots for name, spots in seen.items() if len(spots) > 1}
+    if repeated:
+        described = "; ".join(
+            f"«{name}» ({', '.join(column_letter(p) for p in spots)})" for name, spots in repeated.items()
+        )
+        raise InputFileError(DUPLICATE_HEADERS, path=str(file), duplicates=described)
+
+    index = pd.Index(numbers.astype("int64"), dtype="int64")
+    return pd.DataFrame({name: body[p] for p, name in zip(keep, names)}, index=index, columns=names, dtype="str")
+

@@ -1,0 +1,126 @@
+"""The file's headers mapped to canonical columns, metadata keys and extras.
+
+Finance staff name their columns as they like ("Correo Electrónico",
+"correo_electronico", "E-mail"): matching is insensitive to case, accents,
+spaces, hyphens and underscores, and a header problem stops the file as a whole
+(``InputFileError``) before any row is looked at.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from batch_payouts.errors import InputFileError
+from batch_payouts.i18n import Text
+from batch_payouts.rules.columns import ALIASES, CANONICAL_COLUMNS, MAX_METADATA_KEYS, REQUIRED_COLUMNS
+
+
+@dataclass
+class HeaderMap:
+    """How the file's headers map to what the rules need.
+
+    ``canonical``: canonical column -> header as written; ``metadata``:
+    metadata key -> header as written; ``extra``: other headers (kept in the
+    file, never validated or sent).
+    """
+
+    canonical: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+    extra: list[str] = field(default_factory=list)
+
+    def header(self, column: str) -> str:
+        """The user's header for ``column``, or its Spanish name if absent."""
+        return self.canonical.get(column, ALIASES.get(column, (column,))[0])
+
+
+MISSING_COLUMNS = Text(
+    es="Faltan columnas obligatorias en el archivo:\n{missing}\n"
+    "Encabezados encontrados: {found}.\n"
+    "Agrega las columnas que faltan en la primera fila (puedes copiarlas de la plantilla).",
+    en="Required columns are missing from the file:\n{missing}\n"
+    "Headers found: {found}.\n"
+    "Add the missing columns to the first row (you can copy them from the template).",
+)
+SAME_COLUMN_TWICE = Text(
+    es="Estas columnas significan lo mismo y solo puede haber una de cada una: {pairs}. "
+    "Borra o renombra una de ellas.",
+    en="These columns mean the same thing and only one of each is allowed: {pairs}. "
+    "Delete or rename one of them.",
+)
+TOO_MANY_METADATA = Text(
+    es="Hay {count} columnas de metadatos (meta_...) y el máximo es {limit}. Quita las que no necesites.",
+    en="There are {count} metadata columns (meta_...) and the maximum is {limit}. Remove the ones you do not need.",
+)
+
+NO_HEADERS = Text(es="(ninguno)", en="(none)")
+
+_METADATA_HEADER = re.compile(r"^meta(?:data)?[\s._-]+(?P<key>\S.*)$", re.IGNORECASE)
+
+
+def header_key(text: str) -> str:
+    """Compare headers as people mean them: no case, accents, spaces, - or _."""
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"[\s_\-]+", "", plain.casefold())
+
+
+_CANONICAL_BY_KEY = {
+    header_key(spelling): column
+    for column in CANONICAL_COLUMNS
+    for spelling in (column, *ALIASES[column])
+}
+
+
+def resolve_headers(columns) -> HeaderMap:
+    """Map headers to canonical columns, metadata keys and extras.
+
+    Raises ``InputFileError`` when a required column is missing (listing each
+    with its accepted names), when two headers mean the same column or the
+    same metadata key, or when there are more metadata columns than Conekta
+    accepts.
+    """
+    found = HeaderMap()
+    clashes: list[tuple[str, str]] = []
+    for column in columns:
+        header = str(column)
+        meta = _METADATA_HEADER.match(header.strip())
+        if meta:
+            key = meta.group("key").strip()
+            if key in found.metadata:
+                clashes.append((found.metadata[key], header))
+            else:
+                found.metadata[key] = header
+            continue
+        canonical = _CANONICAL_BY_KEY.get(header_key(header))
+        if canonical is None:
+            found.extra.append(header)
+        elif canonical in found.canonical:
+            clashes.append((found.canonical[canonical], header))
+        else:
+            found.canonical[canonical] = header
+    if clashes:
+        pairs = "; ".join(f"«{a}» = «{b}»" for a, b in clashes)
+        raise InputFileError(SAME_COLUMN_TWICE, pairs=pairs)
+    missing = [column for column in REQUIRED_COLUMNS if column not in found.canonical]
+    if missing:
+        raise InputFileError(
+            MISSING_COLUMNS,
+            missing=Text(
+                es="\n".join(_describe_column(c, "es") for c in missing),
+                en="\n".join(_describe_column(c, "en") for c in missing),
+            ),
+            found=", ".join(f"«{c}»" for c in columns) or NO_HEADERS,
+        )
+    if len(found.metadata) > MAX_METADATA_KEYS:
+        raise InputFileError(TOO_MANY_METADATA, count=len(found.metadata), limit=MAX_METADATA_KEYS)
+    return found
+
+
+def _describe_column(column: str, lang: str) -> str:
+    if lang == "en":
+        primary, others = column, ALIASES[column]
+        return f"- «{primary}» (also accepted: {', '.join(others)})"
+    primary, others = ALIASES[column][0], ALIASES[column][1:] + (column,)
+    return f"- «{primary}» (también se acepta: {', '.join(others)})"

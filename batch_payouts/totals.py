@@ -1,0 +1,39 @@
+"""Money per currency: summed in one place, written in one way.
+
+A batch may mix MXN and USD. Adding pesos to dollars gives a number that is no amount of
+money at all, so every total in this tool (the console, the web pages, the results sheet,
+the balance check) is a ``{currency: cents}`` mapping built here, and shown one currency at
+a time by ``format_totals``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from batch_payouts.i18n import money
+
+SEPARATOR = " + "
+
+
+def totals_by_currency(amounts: Iterable[object], currencies: Iterable[object]) -> dict[str, int]:
+    """Cents per currency, in the order each currency first appears: ([150000, 2000, 500], ["MXN",
+    "USD", "MXN"]) -> {"MXN": 150500, "USD": 2000}. Sums Python ints, so exact however large."""
+    totals: dict[str, int] = {}
+    for cents, currency in zip(amounts, currencies, strict=True):
+        key = str(currency)
+        totals[key] = totals.get(key, 0) + int(cents)
+    return totals
+
+
+def currency_lines(totals: Mapping[str, int]) -> list[str]:
+    """One line per currency ("$1,500.00 MXN", "$20.00 USD"), for a page that lists them; ["$0.00"] when empty.
+
+    Takes no language: figures are written the Mexican way ("$1,500.00") and currencies by their
+    ISO code in Spanish and English alike, so the text reads the same in both."""
+    return [f"{money(cents)} {currency}" for currency, cents in totals.items()] or [money(0)]
+
+
+def format_totals(totals: Mapping[str, int]) -> str:
+    """The same lines in one text, never added together: "$1,500.00 MXN + $20.00 USD"."""
+    return SEPARATOR.join(currency_lines(totals))
+

@@ -1,0 +1,148 @@
+"""The client against the real HTTP sandbox: typed errors, and no POST resent before a lookup.
+
+An account that ignores the Idempotency-Key creates a second order for every
+resent POST, so the only safe retry of a POST that may have executed is the
+one a lookup allows.  Each test counts the orders the sandbox really holds and
+reads its request log to see what the client sent.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from batch_payouts.payout.conekta import (
+    ClientConfig,
+    ConektaClient,
+    OutcomeUnknown,
+    RateLimited,
+    Refused,
+    Unavailable,
+)
+from batch_payouts.sandbox import Faults, Sandbox
+from conftest import API_KEY, free_socket
+
+ROW = {"batch_id": "b-1", "row_key": "h:abc.1"}
+
+
+def client(url: str, **config) -> ConektaClient:
+    settings = {"initial_backoff": 0.001, "read_timeout": 2.0, "max_retries": 4, **config}
+    return ConektaClient(ClientConfig(api_key=API_KEY, api_base=url, **settings), sleep=lambda _s: None)
+
+
+def order_body(customer_id: str, **metadata) -> dict:
+    return {
+        "currency": "MXN", "amount": 10_000, "customer_info": {"customer_id": customer_id},
+        "allowed_payout_methods": ["cashout"], "payout": {"payout_method": {"type": "cashout"}},
+        "reason": "Apoyo", "metadata": {**ROW, **metadata},
+    }
+
+
+def posts(sandbox: Sandbox, path: str = "/payout_orders") -> list[dict]:
+    return [r for r in sandbox.request_log if r["method"] == "POST" and r["path"] == path]
+
+
+def searches(sandbox: Sandbox, path: str = "/payout_orders") -> list[dict]:
+    return [r for r in sandbox.request_log if r["method"] == "GET" and r["path"] == path]
+
+
+@pytest.fixture
+def sandbox():
+    with Sandbox() as server:
+        yield server
+
+
+@pytest.fixture
+def customer_id(sandbox):
+    with client(sandbox.url) as c:
+        return c.create_customer({"name": "Ana", "email": "ana@ejemplo.mx"}, "cus-key")["id"]
+
+
+@pytest.mark.parametrize("fault", ["drop_after_commit", "error_500_after_commit", "truncated_json", "conflict_409"])
+def test_a_post_that_may_have_executed_is_looked_up_not_resent(sandbox, customer_id, fault):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: fault}))
+    with client(sandbox.url) as c:
+        order = c.create_payout_order(order_body(customer_id), "order-key")
+    [stored] = sandbox.payout_orders()
+    assert order["id"] == stored["id"]
+    assert len(posts(sandbox)) == 1  # found by the lookup: never sent a second time
+    assert len(searches(sandbox)) == 1
+
+
+def test_a_stalled_answer_is_looked_up_not_resent(sandbox, customer_id):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: "stall_after_commit"}, stall_seconds=1.0))
+    with client(sandbox.url, read_timeout=0.2) as c:
+        order = c.create_payout_order(order_body(customer_id), "order-key")
+    assert [o["id"] for o in sandbox.payout_orders()] == [order["id"]]
+    assert len(posts(sandbox)) == 1
+
+
+def test_when_the_lookup_cannot_answer_the_post_ends_in_doubt_and_is_not_resent(sandbox, customer_id):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: "drop_after_commit"}, search_error_rate=1.0))
+    with client(sandbox.url) as c, pytest.raises(OutcomeUnknown) as raised:
+        c.create_payout_order(order_body(customer_id), "order-key")
+    error = raised.value
+    assert (error.operation, error.idempotency_key) == ("payout_order", "order-key")  # set when built
+    assert error.in_doubt and not error.stops_batch
+    assert len(posts(sandbox)) == 1 and len(sandbox.payout_orders()) == 1
+
+
+def test_a_5xx_before_anything_is_resent_once_the_lookup_says_it_does_not_exist(sandbox, customer_id):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: "error_503"}))
+    with client(sandbox.url) as c:
+        order = c.create_payout_order(order_body(customer_id), "order-key")
+    assert [o["id"] for o in sandbox.payout_orders()] == [order["id"]]
+    kinds = [(r["method"], r["status"]) for r in sandbox.request_log if r["path"] == "/payout_orders"]
+    assert kinds == [("POST", 503), ("GET", 200), ("POST", 200)]
+
+
+def test_a_429_is_resent_without_a_lookup(sandbox, customer_id):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: "throttle"}, retry_after_seconds=0))
+    with client(sandbox.url) as c:
+        c.create_payout_order(order_body(customer_id), "order-key")
+    assert [(r["method"], r["status"]) for r in sandbox.request_log if r["path"] == "/payout_orders"] == [
+        ("POST", 429), ("POST", 200)]
+
+
+def test_every_5xx_is_in_doubt_after_the_budget_and_the_last_lookup(sandbox, customer_id):
+    sandbox.set_faults(Faults(script={n: "error_500" for n in range(1, 10)}))
+    with client(sandbox.url, max_retries=2) as c, pytest.raises(OutcomeUnknown):
+        c.create_payout_order(order_body(customer_id), "order-key")
+    assert sandbox.payout_orders() == []
+    assert len(posts(sandbox)) == 3 and len(searches(sandbox)) == 3  # a lookup before each resend and at the end
+
+
+def test_a_customer_whose_answer_was_lost_is_found_by_email(sandbox):
+    sandbox.set_faults(Faults(ignore_idempotency_key=True, script={1: "drop_after_commit"}))
+    with client(sandbox.url) as c:
+        customer = c.create_customer({"name": "Ana", "email": "Ana@Ejemplo.mx"}, "cus-key")
+    assert [x["id"] for x in sandbox.customers()] == [customer["id"]]
+    assert len(posts(sandbox, "/customers")) == 1
+
+
+def test_a_refusal_is_typed_with_conekta_code_param_and_message(sandbox, customer_id):
+    body = {**order_body(customer_id), "amount": 10_050}  # not whole pesos
+    with client(sandbox.url, lang="en") as c, pytest.raises(Refused) as raised:
+        c.create_payout_order(body, "order-key")
+    error = raised.value
+    assert (error.http_status, error.type, error.param) == (422, "parameter_validation_error", "amount")
+    assert error.code and error.message and error.log_id and error.operation == "payout_order"
+    assert len(posts(sandbox)) == 1 and not error.in_doubt
+
+
+def test_a_refused_connection_is_unavailable_not_in_doubt():
+    sock = free_socket()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()  # nobody listens there: the connection is refused
+    with client(url, max_retries=1) as c, pytest.raises(Unavailable) as raised:
+        c.create_payout_order(order_body("cus_x"), "order-key")
+    assert not raised.value.in_doubt and not isinstance(raised.value, RateLimited)
+
+
+def test_an_order_answered_without_reference_is_read_again_until_it_has_one(sandbox, customer_id):
+    sandbox.set_faults(Faults(script={1: "null_reference"}, reference_delay_gets=1))
+    with client(sandbox.url) as c:
+        order = c.create_payout_order(order_body(customer_id), "order-key")
+        assert order["reference"] is None
+        settled = c.await_reference(order, tries=3)
+    assert settled["reference"] == sandbox.payout_orders()[0]["reference"]
+    assert len([r for r in sandbox.request_log if r["path"] == f"/payout_orders/{order['id']}"]) == 2
