@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from datetime import datetime
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from batch_payouts import __version__, report, states
+from batch_payouts import __version__, clock, exit_codes, report, states
 from batch_payouts.files.read import in_sheet, read_table
 from batch_payouts.rules.template import mark_examples
 from batch_payouts.rules.headers import HeaderMap, resolve_headers
@@ -27,6 +26,7 @@ from batch_payouts.files.leftovers import remove_leftovers
 from batch_payouts.rules.api_version import require_phone
 from batch_payouts.storage import DiskFull, naming_full_disk
 from batch_payouts.rules.validation import Problem, validate
+from batch_payouts.rules.amount_unit import DEFAULT as UNIT_DEFAULT, AmountFigures, UnitDecision, amount_figures, check_amounts, decide_unit
 from batch_payouts.payout.conekta import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -38,7 +38,7 @@ from batch_payouts.payout.conekta import (
     check_api_base,
 )
 from batch_payouts.errors import BatchError, InputFileError
-from batch_payouts.payout.guards import Plan, account_mode, available_balance, check_balance, plan_batch
+from batch_payouts.payout.guards import Plan, account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
 from batch_payouts.i18n import Text, money
 from batch_payouts.payout.identity import batch_identity, row_keys
 from batch_payouts.payout.pipeline import KEY_MISMATCH, run_batch
@@ -93,9 +93,20 @@ class LoadedFile:
     validated: pd.DataFrame
     name: str = ""  # what the user called the file (an upload is stored under a random name)
     problems: list[Problem] = field(default_factory=list)  # the failure table, rendered by whoever shows it
+    unit: UnitDecision = field(default_factory=lambda: UnitDecision("cents", UNIT_DEFAULT))  # how amounts were read
 
     def __post_init__(self) -> None:
         self.name = self.name or self.path.name
+
+    @property
+    def amount_unit(self) -> str:
+        return self.unit.unit
+
+    def figures(self) -> list[AmountFigures]:
+        """Rows, total, largest and median amount per currency of the valid rows: what makes a
+        wrong unit (pesos read as cents, or the reverse) plain to see before anything is paid."""
+        valid = self.validated.loc[self.validated["valid"]]
+        return amount_figures(valid["amount"].tolist(), valid["currency"].tolist())
 
 
 @dataclass
@@ -105,6 +116,9 @@ class RunOptions:
     input_name: str | None = None  # the name the ledger and audit record; default: the file's own
     sheet: str | None = None
     amount_unit: str = "cents"
+    # False: --amount-unit was not given, so the file may decide the unit (rules/amount_unit.py) and a
+    # run whose amounts look like the other unit is refused.  Callers that ask the person (the web) say True.
+    amount_unit_explicit: bool = True
     lang: str = "es"
     allow_duplicate_rows: bool = False
     sandbox: bool = False
@@ -120,7 +134,9 @@ class RunOptions:
     rate_limit: float | None = None
     live: bool = False
     max_total: int | None = None  # cents: the whole batch is refused above it
-    max_amount: int | None = None  # cents: rows above it are invalid
+    # cents: rows above it are invalid; None: no cap.  The CLI and the web pass their default
+    # (rules.columns.DEFAULT_MAX_AMOUNT_CENTS, $10,000.00) unless told otherwise.
+    max_amount: int | None = None
     dry_run: bool = False
     skip_balance_check: bool = False
     read_timeout: float = 30.0
@@ -146,15 +162,15 @@ class JobResult:
 
     @property
     def exit_code(self) -> int:
-        """0 all created (or valid); 1 some rows not; 2 the batch stopped; 130 interrupted."""
+        """0 all created (or valid); 1 some rows not; 2 the batch stopped; 130 interrupted (``exit_codes``)."""
         if self.interrupted:
-            return 130
+            return exit_codes.INTERRUPTED
         if self.stopped is not None:
-            return 2
+            return self.stopped.exit_code
         good = {states.CREATED, states.VALID}
         if any(code == "reference_pending" for code in self.frame["error_code"]):
-            return 1  # created, but the beneficiary has no reference to cash yet
-        return 0 if all(status in good for status in self.frame["status"]) else 1
+            return exit_codes.ATTENTION  # created, but the beneficiary has no reference to cash yet
+        return exit_codes.OK if all(status in good for status in self.frame["status"]) else exit_codes.ATTENTION
 
 
 def sandbox_state_path(ledger_path: Path) -> Path:
@@ -201,8 +217,9 @@ def load_file(path: Path, options: RunOptions) -> LoadedFile:
         headers = resolve_headers(list(raw.columns))
         if raw.empty:
             raise InputFileError(NO_ROWS, name=options.input_name or path.name)
+        unit = _decide_unit(path, raw, headers, options)
         validation = validate(
-            raw, amount_unit=options.amount_unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
+            raw, amount_unit=unit.unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,
             max_amount=options.max_amount,
         )
     except InputFileError as error:
@@ -211,12 +228,28 @@ def load_file(path: Path, options: RunOptions) -> LoadedFile:
         raise in_sheet(error, raw.attrs) from error
     validation = mark_examples(raw, validation, options.lang)  # the template's example row is never paid
     # The only rule that depends on how the batch is sent: a phone for API versions that require one.
-    require_phone(validation, headers.header("phone"), options.api_version, options.lang, options.amount_unit)
+    require_phone(validation, headers.header("phone"), options.api_version, options.lang, unit.unit)
+    # Every amount that could be read, valid or not: a unit mix-up makes rows invalid (over --max-amount)
+    check_amounts(unit, validation.frame["amount"].dropna().tolist())
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return LoadedFile(
         path, digest, raw, headers, validation.frame, name=options.input_name or path.name,
-        problems=validation.problems,
+        problems=validation.problems, unit=unit,
     )
+
+
+def _decide_unit(path: Path, raw: pd.DataFrame, headers: HeaderMap, options: RunOptions) -> UnitDecision:
+    """Pesos or cents for this file: --amount-unit when given, else what the file tells (the amount
+    header, or a workbook's cell formats), else the default.  See rules/amount_unit.py."""
+    header = headers.header("amount")
+    formats = (0, 0)
+    letter = raw.attrs.get("letters", {}).get(header)
+    if "sheet" in raw.attrs and letter is not None:  # a workbook: its cells have number formats
+        from batch_payouts.files.formats import column_formats
+
+        found = column_formats(path, raw.attrs["sheet"], letter, int(raw.attrs.get("header_row", 1)) + 1)
+        formats = (found.money, found.plain)
+    return decide_unit(options.amount_unit, options.amount_unit_explicit, header, headers.amount_unit, formats)
 
 
 def _write(
@@ -228,7 +261,7 @@ def _write(
     """
     canonical = loaded.headers.canonical
     text = tuple(canonical[c] for c in ("phone", "customer_id", "external_id") if c in canonical)
-    integers = (canonical["amount"],) if options.amount_unit == "cents" and "amount" in canonical else ()
+    integers = (canonical["amount"],) if loaded.amount_unit == "cents" and "amount" in canonical else ()
     summary = report.summarize(frame, loaded.validated)
     facts = {"input_name": loaded.name, "input_sha256": loaded.sha256, **facts,
              "finished_at": _now_text(), "tool": f"batch-payouts {__version__}"}
@@ -243,7 +276,7 @@ def _write(
 
 
 def _now_text() -> str:
-    return datetime.now(report.MEXICO_CITY).isoformat(timespec="seconds")
+    return clock.now_text()
 
 
 def validate_job(options: RunOptions, *, loaded: LoadedFile | None = None) -> JobResult:
@@ -286,6 +319,8 @@ def run_job(
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)
     loaded = loaded or load_file(options.input_path, options)
+    if loaded.unit.refuses_run and not options.dry_run and loaded.validated["valid"].any():
+        raise loaded.unit.refusal()  # with no valid row nothing would be sent anyway: the rows say why
     check_max_total(loaded.validated, options.max_total)
     ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
     finished: list[JobResult] = []
@@ -342,6 +377,12 @@ def run_job(
         except ConektaError as error:  # 401/403: the key itself was refused
             raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
         if balance is not None:
+            if any(balance.get(currency, 0) <= 0 for currency in plan.totals):  # e.g. USD rows, no USD balance
+                recorded, key_of = ledger.row_states(batch_id), keys.to_dict()
+                plan = set_aside_unfunded(
+                    loaded.validated, loaded.problems, plan, balance, header=loaded.headers.header("currency"),
+                    fresh={n for n in plan.to_send if key_of[n] not in recorded}, lang=options.lang,
+                )
             check_balance(plan, balance)
         if options.dry_run:
             frame = report.validation_frame(loaded.raw, loaded.validated)
@@ -371,7 +412,7 @@ def run_job(
             livemode = executor.livemode
         if livemode is not None:  # the ledger states the mode the results sheet states, for `batches`/`show`
             stopped = stopped or _full_disk_of(lambda: ledger.set_livemode(batch_id, livemode))
-        frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes)
+        frame = report.results_frame(loaded.raw, loaded.validated, batch.outcomes, options.lang)
         mode = report.mode_text(livemode)
         summary = _write(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
         stopped = stopped or _full_disk_of(lambda: ledger.set_output(batch_id, output, options.api_version))

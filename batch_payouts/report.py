@@ -3,7 +3,10 @@
 The results sheet is the input as the user wrote it (every column, in its
 order) followed by what happened to each row.  It is what finance forwards to
 beneficiaries and what an auditor checks against the ledger, so ids and
-references are always text and every status has a plain explanation.
+references are always text, every status code has its word beside it
+(``status_label``), and the amount is repeated in pesos as a number
+(``amount_pesos``, whatever unit the input used) so Excel can sum it.  The
+"Resumen" sheet holds numbers too: counts and pesos per status and currency.
 """
 
 from __future__ import annotations
@@ -18,27 +21,38 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from batch_payouts.files.write import write_table
+from batch_payouts import clock
+from batch_payouts.files.amounts import pesos
+from batch_payouts.files.write import TypedSheet, write_table
 from batch_payouts.i18n import Plural, Text, money
 from batch_payouts.payout.row_executor import RowOutcome
-from batch_payouts.states import CREATED, DUPLICATE, FAILED, INVALID, RESULT_STATUSES, UNKNOWN, VALID, UNCONFIRMED_EXPLAINED, count_rows, hint
+from batch_payouts.states import (
+    CREATED, DUPLICATE, FAILED, GROUP_HINTS, INVALID, ORDER_NEVER_PAID, PENDING, ORDER_STATUSES, RESULT_STATUSES, TOTAL_LABELS, UNKNOWN, VALID,
+    UNCONFIRMED_EXPLAINED, count_rows, hint, label, report_order_label,
+)
 from batch_payouts.totals import format_totals, totals_by_currency
 
 if TYPE_CHECKING:
     from batch_payouts.rules.validation import Problem
 
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
-RESULT_COLUMNS = ["row", "status", "customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message"]
+RESULT_COLUMNS = [
+    "row", "status", "status_label", "amount_pesos", "amount_currency", "customer_id", "payout_order_id", "reference",
+    "expires_at", "error_code", "error_message",
+]
+MONEY_COLUMNS = ("amount_pesos",)  # pesos as numbers with a currency format (files.amounts)
 TEXT_COLUMNS = ("customer_id", "payout_order_id", "reference", "expires_at", "error_code", "error_message")
 ROW_FILLS = {INVALID: "FFF8CBAD", FAILED: "FFFFC7CE", UNKNOWN: "FFFFEB9C", DUPLICATE: "FFDDEBF7"}
 STATUS_ORDER = RESULT_STATUSES  # the order summaries list statuses in
+NOT_SENT_CODE = "not_sent"  # a valid row the stopped batch never sent (payout.pipeline)
 
 
 def expires_at_text(unix_seconds: int | None) -> str:
-    """Expiry as ISO 8601 with the offset, in Mexico City time (where the cash is withdrawn)."""
+    """Expiry as ISO 8601 with the offset, in the zone of ``--timezone`` (default Mexico City, where
+    the cash is withdrawn)."""
     if unix_seconds is None or pd.isna(unix_seconds):
         return ""
-    return datetime.fromtimestamp(int(unix_seconds), MEXICO_CITY).isoformat()
+    return datetime.fromtimestamp(int(unix_seconds), clock.zone()).isoformat()
 
 
 def _input_part(raw: pd.DataFrame, reserved: list[str]) -> pd.DataFrame:
@@ -46,18 +60,29 @@ def _input_part(raw: pd.DataFrame, reserved: list[str]) -> pd.DataFrame:
     return raw[[c for c in raw.columns if c not in reserved]].astype(object)
 
 
+def _amount_cells(validated: pd.DataFrame, number: object) -> dict[str, object]:
+    """The row's amount in pesos and its currency, as validation read them (blank when unreadable)."""
+    cents = validated.at[number, "amount"] if "amount" in validated.columns else None
+    amount = None if cents is None or pd.isna(cents) else pesos(cents)
+    currency = validated.at[number, "currency"] if amount is not None and "currency" in validated.columns else ""
+    return {"amount_pesos": amount, "amount_currency": "" if currency is None or pd.isna(currency) else str(currency)}
+
+
 def results_frame(
-    raw: pd.DataFrame, validated: pd.DataFrame, outcomes: dict[int, RowOutcome]
+    raw: pd.DataFrame, validated: pd.DataFrame, outcomes: dict[int, RowOutcome], lang: str = "es",
 ) -> pd.DataFrame:
-    """Input columns, then row, status, ids, reference, expiry and errors, one line per input row."""
+    """Input columns, then row, status (code and word in ``lang``), amount in pesos, ids, reference,
+    expiry and errors, one line per input row."""
     frame = _input_part(raw, RESULT_COLUMNS)
+    words = {status: label(status, lang) for status in RESULT_STATUSES}
     records = []
     for number in raw.index:
         outcome = outcomes.get(int(number))
         if outcome is None:  # invalid rows never reach the executor
             records.append(
                 {
-                    "row": int(number), "status": INVALID, "customer_id": "", "payout_order_id": "", "reference": "",
+                    "row": int(number), "status": INVALID, "status_label": words[INVALID],
+                    **_amount_cells(validated, number), "customer_id": "", "payout_order_id": "", "reference": "",
                     "expires_at": "", "error_code": validated.at[number, "error_code"],
                     "error_message": validated.at[number, "error_message"],
                 }
@@ -67,6 +92,8 @@ def results_frame(
             {
                 "row": int(number),
                 "status": outcome.status,
+                "status_label": words.get(outcome.status) or label(outcome.status, lang),
+                **_amount_cells(validated, number),
                 "customer_id": outcome.customer_id or "",
                 "payout_order_id": outcome.payout_order_id or "",
                 "reference": outcome.reference or "",
@@ -108,7 +135,7 @@ def write_results(
     integers = ["row", *(c for c in integer_columns if c in frame.columns)]
     write_table(
         frame, path, text_columns=text, integer_columns=integers, row_fills=ROW_FILLS, fill_column="status",
-        extra_sheets=extra_sheets,
+        extra_sheets=extra_sheets, money_columns=[c for c in MONEY_COLUMNS if c in frame.columns],
     )
 
 
@@ -127,6 +154,10 @@ class Summary:
     amounts: dict[str, int] = field(default_factory=dict)  # per status, rows whose amount could be read
     # The same per status and currency: what people are shown (the Resumen sheet), never pesos plus dollars.
     amounts_by_currency: dict[str, dict[str, int]] = field(default_factory=dict)
+    counts_by_currency: dict[str, dict[str, int]] = field(default_factory=dict)  # those rows, counted
+    # Of ``counts["failed"]``, the rows never sent because the batch stopped (error_code not_sent):
+    # nothing was refused, so the summary calls them "not sent", never "failed".
+    not_sent: int = 0
 
     @property
     def rows(self) -> int:
@@ -153,6 +184,8 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
     amounts = {status: sum(cents[rows].tolist()) for _, status, rows in groups}
     currencies = validated["currency"].to_numpy(dtype=object, na_value="")
     by_currency = {status: totals_by_currency(cents[rows].tolist(), currencies[rows].tolist()) for _, status, rows in groups}
+    rows_by_currency = {status: totals_by_currency([1] * int(rows.sum()), currencies[rows].tolist())
+                        for _, status, rows in groups}
     totals = by_currency.get(CREATED, {})
     return Summary(
         counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
@@ -160,7 +193,23 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
         currency_totals=totals,
         amounts=amounts,
         amounts_by_currency=by_currency,
+        counts_by_currency=rows_by_currency,
+        not_sent=int((frame["error_code"] == NOT_SENT_CODE).sum()) if "error_code" in frame.columns else 0,
     )
+
+
+def summary_of(
+    statuses: Sequence[object], cents: Sequence[int | None], currencies: Sequence[object],
+    error_codes: Sequence[object] | None = None,
+) -> Summary:
+    """``summarize`` for a sheet read back (``status``, ``cancel``): one status, amount, currency
+    (and error code, which tells the rows never sent) per row."""
+    frame = pd.DataFrame({"status": pd.Series([s if isinstance(s, str) else "" for s in statuses], dtype=object)})
+    if error_codes is not None:
+        frame["error_code"] = pd.Series(list(error_codes), dtype=object)
+    validated = pd.DataFrame({"amount": pd.array(list(cents), dtype="Int64"),
+                              "currency": pd.Series(list(currencies), dtype=object)})
+    return summarize(frame, validated)
 
 
 SUMMARY_TITLE = Text(es="Resumen del lote {batch}", en="Batch {batch} summary")
@@ -184,12 +233,21 @@ def format_summary(
     ledger: Path | None = None,
     livemode: bool | None = None,
     audit: Path | None = None,
+    not_sent_hint: Plural | None = None,
 ) -> str:
+    """The console summary.  ``not_sent_hint`` labels the rows the stop left unsent when a plain
+    rerun would not send them (a LIVE key without --live: "run again with --live")."""
     lines = []
     if batch_id:  # a run (not validate): always say which money this is
         lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
         lines.append(MODE_LINE.format(lang, mode=mode_text(livemode) or MODE_UNKNOWN.format(lang)))
     for status, count in summary.counts.items():
+        if status == FAILED and summary.not_sent:
+            if count > summary.not_sent:
+                lines.append(f"  {count - summary.not_sent:>6}  {hint(status, lang, count - summary.not_sent)}")
+            words = (not_sent_hint or GROUP_HINTS[PENDING]).format(lang, count=summary.not_sent)
+            lines.append(f"  {summary.not_sent:>6}  {words}")
+            continue
         lines.append(f"  {count:>6}  {hint(status, lang, count)}")
     if summary.counts.get(UNKNOWN):
         lines.append(UNCONFIRMED_EXPLAINED.format(lang))
@@ -236,6 +294,7 @@ def result_json(result, *, dry_run: bool = False) -> dict:
         "mode": mode_text(result.livemode) or None,
         "counts": summary.counts,
         "unconfirmed": count_rows(summary.counts).unconfirmed,  # may exist at Conekta: never part of a failure count
+        "not_sent": summary.not_sent,  # of counts.failed: never sent (the batch stopped), nothing refused
         "amount_created": summary.amount_created,
         "totals_created": summary.currency_totals,
         "output": str(result.output_path),
@@ -261,8 +320,13 @@ FACT_LABELS = {
     "started_at": Text(es="Inicio", en="Started"),
     "finished_at": Text(es="Fin", en="Finished"),
     "tool": Text(es="Generado por", en="Generated by"),
+    "status_checked_at": Text(es="Estados consultados en Conekta", en="Statuses checked at Conekta"),
 }
-SUMMARY_HEADERS = (Text(es="Concepto", en="Item"), Text(es="Valor", en="Value"), Text(es="Monto", en="Amount"))
+SUMMARY_HEADERS = (
+    Text(es="Concepto", en="Item"), Text(es="Detalle", en="Detail"), Text(es="Filas", en="Rows"),
+    Text(es="Monto", en="Amount"), Text(es="Moneda", en="Currency"),
+)
+ORDERS_HEADING = Text(es="Órdenes creadas", en="Created orders")
 ERROR_HEADERS = {
     "row": Text(es="Fila", en="Row"),
     "name": Text(es="Nombre", en="Name"),
@@ -272,20 +336,47 @@ ERROR_HEADERS = {
     "error_code": Text(es="Código", en="Code"),
     "error_message": Text(es="Qué corregir", en="What to fix"),
 }
-TOTAL_CREATED = Text(es="Total creado", en="Total created")
+TOTAL_CREATED = TOTAL_LABELS["created"]
+OrderCounts = dict[str, dict[str, list[int]]]  # order status -> currency -> [orders, cents] (operations.status_counts)
 
 
-def summary_sheet(summary: Summary, facts: dict[str, str], lang: str) -> pd.DataFrame:
-    """The "Resumen" sheet: the batch's identity, then rows and money per status."""
-    item, rows, amount = (h.format(lang) for h in SUMMARY_HEADERS)
-    records = [{item: FACT_LABELS[k].format(lang), rows: value, amount: ""} for k, value in facts.items() if value]
+def summary_sheet(
+    summary: Summary, facts: dict[str, str], lang: str, orders: OrderCounts | None = None,
+) -> TypedSheet:
+    """The "Resumen" sheet: the batch's identity (text in "Detalle"), then rows and pesos per status
+    and currency as numbers, so Excel sums "Filas" and "Monto"; never pesos plus dollars on one line.
+
+    ``orders`` (after ``status`` or ``cancel``) adds a line per order status at Conekta (cashed,
+    cancelled, expired, still to be cashed) and what is paid or to be cashed: cancelled and expired
+    orders are never counted in it.
+    """
+    item, detail, rows, amount, currency = (h.format(lang) for h in SUMMARY_HEADERS)
+    records = [{item: FACT_LABELS[k].format(lang), detail: value} for k, value in facts.items() if value]
+
+    def add(concept: str, count: int, cents: int | None, code: str) -> None:
+        records.append({item: concept, rows: count, amount: pesos(cents), currency: code})
+
     for status, count in summary.counts.items():
-        records.append({item: f"{hint(status, lang, count)} ({status})", rows: count,
-                        amount: format_totals(summary.amounts_by_currency.get(status, {}))})
-    for currency, cents in summary.currency_totals.items():
-        records.append({item: f"{TOTAL_CREATED.format(lang)} ({currency})", rows: summary.counts.get(CREATED, 0),
-                        amount: money(cents)})
-    return pd.DataFrame.from_records(records, columns=[item, rows, amount])
+        concept = f"{hint(status, lang, count)} ({status})"
+        per_currency = summary.counts_by_currency.get(status, {})
+        for code, n in per_currency.items():
+            add(concept, n, summary.amounts_by_currency.get(status, {}).get(code), code)
+        if count > sum(per_currency.values()):  # rows whose amount could not be read: counted, no money
+            add(concept, count - sum(per_currency.values()), None, "")
+    for code, cents in summary.currency_totals.items():
+        add(f"{TOTAL_CREATED.format(lang)} ({code})", summary.counts_by_currency.get(CREATED, {}).get(code, 0), cents, code)
+    paid: dict[str, list[int]] = {}
+    for status, per_currency in (orders or {}).items():
+        status = status if status in ORDER_STATUSES else ""  # never checked yet
+        for code, (n, cents) in per_currency.items():
+            add(f"{ORDERS_HEADING.format(lang)}: {report_order_label(status, lang, n)} ({status or '-'})", n, cents, code)
+            if status not in ORDER_NEVER_PAID:
+                entry = paid.setdefault(code, [0, 0])
+                entry[0], entry[1] = entry[0] + n, entry[1] + cents
+    for code, (n, cents) in paid.items():
+        add(f"{TOTAL_LABELS['paid'].format(lang)} ({code})", n, cents, code)
+    frame = pd.DataFrame.from_records(records, columns=[item, detail, rows, amount, currency])
+    return TypedSheet(frame, integer_columns=(rows,), money_columns=(amount,))
 
 
 def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str, problems: Sequence[Problem] = ()) -> pd.DataFrame:
@@ -314,6 +405,11 @@ def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str, proble
             records.append({**row, "column": "", "error_code": code, "error_message": message})
     table = pd.DataFrame.from_records(records, columns=list(ERROR_HEADERS))
     return table.rename(columns={k: v.format(lang) for k, v in ERROR_HEADERS.items()})
+
+
+def summary_sheet_names() -> tuple[str, ...]:
+    """The summary sheet's name in every language: a refresh replaces it whichever wrote it."""
+    return (SHEET_NAMES["summary"].es, SHEET_NAMES["summary"].en)
 
 
 def extra_sheets(

@@ -59,6 +59,8 @@ ORDER_PENDING, ORDER_OPEN, ORDER_CASHED, ORDER_EXPIRED, ORDER_CANCELLED = "pendi
 ORDER_STATUSES = (ORDER_PENDING, ORDER_OPEN, ORDER_CASHED, ORDER_EXPIRED, ORDER_CANCELLED)
 ORDER_NOT_CASHED = (ORDER_PENDING, ORDER_OPEN)  # a beneficiary can still cash it; it can be cancelled
 ORDER_FINAL = (ORDER_CANCELLED, ORDER_CASHED, ORDER_EXPIRED)
+ORDER_NEVER_PAID = (ORDER_CANCELLED, ORDER_EXPIRED)  # created, but no money left: never part of a "paid" total
+ORDER_NOT_CHECKED = ""  # the ledger's order_status before `status` ever asked Conekta
 
 # -- the one counting rule -------------------------------------------------------------------------
 UNCONFIRMED = "unconfirmed"
@@ -195,6 +197,14 @@ ORDER_COUNT_LABELS = {  # the same, said of several orders in a count ("3 cobrad
                       "expired (never cashed)"),
     ORDER_CANCELLED: _p("cancelada", "canceladas", "cancelled", "cancelled"),
 }
+ORDER_NOT_CHECKED_LABEL = Text(es="sin consultar (ejecuta `status`)", en="not checked (run `status`)")
+# What month-end and results-sheet totals are called: cancelled and expired orders are never "paid".
+TOTAL_LABELS = {
+    "created": Text(es="Total creado", en="Total created"),
+    "paid": Text(es="Pagado o por cobrar (sin canceladas ni vencidas)",
+                 en="Paid or to be cashed (cancelled and expired left out)"),
+    "never_paid": Text(es="Cancelado o vencido (no se pagó)", en="Cancelled or expired (not paid)"),
+}
 # The CSS class a row or a counter of each group wears: unconfirmed has its own, never the failed one.
 GROUP_CLASSES = {
     CREATED: "good", UNCONFIRMED: "unconfirmed", FAILED: "bad", PENDING: "waiting", DUPLICATE: "neutral",
@@ -228,3 +238,8 @@ def order_label(status: str | None, lang: str, count: int | None = None) -> str:
             return ORDER_LABELS[status].format(lang)
         return ORDER_COUNT_LABELS[status].format(lang, count=count)
     return status or ""
+
+
+def report_order_label(status: str | None, lang: str, count: int | None = None) -> str:
+    """``order_label`` for a created order in a report: one never checked says so ("sin consultar")."""
+    return order_label(status, lang, count) if status else ORDER_NOT_CHECKED_LABEL.format(lang)

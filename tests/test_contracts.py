@@ -116,7 +116,7 @@ def test_the_pandera_yaml_loads_back_and_names_every_check_by_its_error_code():
     assert codes == [code for code in ERROR_CODES if code in codes]  # in the order rows report them
     assert sorted(codes + elsewhere) == sorted(ERROR_CODES)
     assert "invalid_email" in codes
-    assert {item["when"] for item in listed if item["error_code"] == "amount_over_limit"} == {"only with --max-amount"}
+    assert {item["when"] for item in listed if item["error_code"] == "amount_over_limit"} == {"with --max-amount (default 10000 pesos per row)"}
     assert {item["when"] for item in listed if item["error_code"] == "duplicate_row"} == {"unless --allow-duplicate-rows"}
 
 

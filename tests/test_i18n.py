@@ -15,9 +15,9 @@ import string
 import pytest
 
 import batch_payouts
-from batch_payouts.cli import ops
+from batch_payouts.cli import history, ops
 from batch_payouts.i18n import Plural, Text
-from batch_payouts.payout import audit
+from batch_payouts.payout import audit_verify
 from batch_payouts import report
 
 
@@ -53,7 +53,7 @@ def _messages() -> tuple[dict[str, Text], dict[str, Plural]]:
 
 
 TEXTS, PLURALS = _messages()
-cli_main = importlib.import_module("batch_payouts.cli.main")  # the package's ``main`` is the command group
+cli_console = importlib.import_module("batch_payouts.cli.console")
 
 
 def _placeholders(template: str) -> set[str]:
@@ -99,15 +99,19 @@ def test_every_plural_takes_the_singular_for_one_only(where, lang):
 @pytest.mark.parametrize(
     ("plural", "params", "expected"),
     [
-        (cli_main.MORE_PROBLEMS, {}, ["… y 0 problemas más", "… y 1 problema más", "… y 2 problemas más"]),
+        (cli_console.MORE_PROBLEMS, {}, ["… y 0 problemas más", "… y 1 problema más", "… y 2 problemas más"]),
         (report.PLAN_SEND, {"totals": "$1.00"},
          ["se enviarían 0 filas", "se enviaría 1 fila por", "se enviarían 2 filas"]),
         (report.PLAN_DONE, {}, ["0 ya estaban resueltas", "1 ya estaba resuelta", "2 ya estaban resueltas"]),
         (ops.M["to_cancel"], {"batch": "b", "total": "$1.00"},
          ["Se cancelarán 0 órdenes", "Se cancelará 1 orden del", "Se cancelarán 2 órdenes"]),
-        (ops.M["report_written"], {"path": "p", "totals": "$1.00"}, ["(0 pagos,", "(1 pago,", "(2 pagos,"]),
-        (audit.VERDICT_TAMPERED, {}, ["(0 problemas)", "(1 problema)", "(2 problemas)"]),
-        (cli_main.PROGRESS_LINE, {"done": 1}, ["1/0 filas procesadas", "1/1 fila procesada", "1/2 filas procesadas"]),
+        (history.M["report_written"], {"path": "p", "totals": "$1.00"},
+         ["(0 pagos pagados o por cobrar,", "(1 pago pagado o por cobrar,", "(2 pagos pagados o por cobrar,"]),
+        (history.M["report_never_paid"], {"totals": "$1.00"},
+         ["0 pagos cancelados o vencidos ($1.00): no se pagaron", "1 pago cancelado o vencido ($1.00): no se pagó",
+          "2 pagos cancelados o vencidos ($1.00): no se pagaron"]),
+        (audit_verify.VERDICT_TAMPERED, {}, ["(0 problemas)", "(1 problema)", "(2 problemas)"]),
+        (cli_console.PROGRESS_LINE, {"done": 1}, ["1/0 filas procesadas", "1/1 fila procesada", "1/2 filas procesadas"]),
     ],
 )
 def test_spanish_counts_agree_with_their_nouns(plural, params, expected):

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOT_FOR_VALIDATE = (
     "requests", "urllib3", "charset_normalizer", "http.client", "sqlite3",
     "starlette", "uvicorn", "jinja2", "multipart", "openpyxl", "platformdirs",
-    "batch_payouts.payout.ledger", "batch_payouts.payout.audit", "batch_payouts.operations",
+    "batch_payouts.payout.ledger", "batch_payouts.payout.ledger_schema", "batch_payouts.payout.audit",
+    "batch_payouts.payout.audit_verify", "batch_payouts.operations",
     "batch_payouts.sandbox", "batch_payouts.web",
 )
 

@@ -255,29 +255,88 @@ def test_every_batch_of_a_key_records_its_own_mode_not_only_the_first(sandbox, e
     assert "—" not in cli("batches").output
 
 
-def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch):
-    out, batch_id = _run(sandbox, env, cli, count=3)
-    rows = _ledger_rows(env)
-    sandbox.set_order_status(rows[2]["payout_order_id"], "cashed")
-    assert cli("status", out, "--api-base", sandbox.url).exit_code == 0
+def _all_ledger_rows(env):
+    with sqlite3.connect(env / "ledger.sqlite") as conn:
+        conn.row_factory = sqlite3.Row
+        return [dict(r) for r in conn.execute("SELECT * FROM rows")]
+
+
+def _sheet_rows(sheet):
+    """A worksheet's data rows as cells (openpyxl), header skipped."""
+    return list(sheet.iter_rows(min_row=2))
+
+
+def test_report_is_for_finance_spanish_pesos_names_batch_order_and_cancelled_not_paid(sandbox, env, cli, monkeypatch):
+    """Issue 13, item 4: headers in the user's language, pesos as numbers beside the currency (never
+    bare centavos), the beneficiary's name, batch/row order, a total per currency, and cancelled or
+    expired payouts never counted as paid in the headline."""
+    first = [beneficiary(n, folio=f"A-{n}") for n in range(1, 4)] + [beneficiary(4, folio="A-4", moneda="USD")]
+    for row in first[:3]:
+        row["moneda"] = "MXN"
+    out1 = env / "marzo.results.xlsx"
+    ran = cli("run", write_csv(env / "marzo.csv", first), "--api-base", sandbox.url, "--output", out1,
+              "--skip-balance-check")  # the sandbox account holds no dollars
+    assert ran.exit_code == 0, ran.output
+    out2 = env / "extra.results.xlsx"
+    second = [beneficiary(n, folio=f"B-{n}", nombre=f"Segunda {n}") for n in range(5, 7)]
+    ran = cli("run", write_csv(env / "extra.csv", second), "--api-base", sandbox.url, "--output", out2)
+    assert ran.exit_code == 0, ran.output
+    by_order = {(r["batch_id"], r["row_number"]): r for r in _all_ledger_rows(env)}
+    [batch1] = {b for b, n in by_order if by_order[(b, n)]["reason"] == "Apoyo 1"}
+    [batch2] = {b for b, n in by_order} - {batch1}
+    sandbox.set_order_status(by_order[(batch1, 2)]["payout_order_id"], "cashed")
+    sandbox.set_order_status(by_order[(batch1, 3)]["payout_order_id"], "expired")
+    assert cli("status", out1, "--api-base", sandbox.url).exit_code == 0
+    assert cli("cancel", out2, "--rows", "2", "--yes", "--api-base", sandbox.url).exit_code == 0
+
     today = datetime.now(MEXICO_CITY).date()
     tomorrow = today + timedelta(days=1)
     target = env / "mes.xlsx"
-    result = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target)
+    result = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target, "--json")
     assert result.exit_code == 0, result.output
-    lines = sorted(read_xlsx(target), key=lambda r: r["row"])  # in order of creation: workers run in parallel
-    assert [r["row"] for r in lines] == [2, 3, 4]
-    assert {r["batch_id"] for r in lines} == {batch_id}
-    assert [r["order_status"] for r in lines] == ["cashed", "pending", "pending"]
-    assert [r["amount"] for r in lines] == [10100, 10200, 10300]
-    assert all(isinstance(r["reference"], str) and len(r["reference"]) == 16 for r in lines)
-    assert lines[0]["input_name"] == "pagos.csv" and lines[0]["status_checked_at"]
+    # Paid or to be cashed: row 2 cashed (101) + row 4 pending (103) in MXN, row 5 in USD, batch 2 row 3 (106).
+    # Expired (102) and cancelled (105) are said apart, never in the headline's money.
+    assert "(4 pagos pagados o por cobrar, $310.00 MXN + $104.00 USD)" in result.output
+    assert "Además 2 pagos cancelados o vencidos ($207.00 MXN): no se pagaron" in result.output
+    data = json.loads(result.output.strip().splitlines()[-1])
+    assert data["payouts"] == 6 and data["totals"] == {"MXN": 51700, "USD": 10400}
+    assert data["paid"] == {"payouts": 4, "totals": {"MXN": 31000, "USD": 10400}}
+    assert data["never_paid"] == {"payouts": 2, "totals": {"MXN": 20700}}
 
-    as_json = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target, "--json")
-    assert as_json.exit_code == 0, as_json.output
-    summary = json.loads(as_json.output.strip().splitlines()[-1])
-    assert summary == {"schema_version": SCHEMA_VERSION, "path": str(target), "payouts": 3, "totals": {"MXN": 30600},
-                       "since": today.isoformat(), "until": tomorrow.isoformat()}
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["Pagos", "Totales"]
+    payouts = book["Pagos"]
+    header = [cell.value for cell in payouts[1]]
+    assert header == ["Lote", "Archivo", "Fila", "Nombre", "Correo", "Monto", "Moneda", "Motivo", "Referencia",
+                      "Orden de pago", "Creada", "Estado", "Estado consultado", "Cancelada", "Modo"]
+    lines = [dict(zip(header, (cell.value for cell in row))) for row in payouts.iter_rows(min_row=2)]
+    assert [(r["Lote"], r["Fila"]) for r in lines] == [(batch1, 2), (batch1, 3), (batch1, 4), (batch1, 5),
+                                                     (batch2, 2), (batch2, 3)]  # batch by batch, in file order
+    assert [r["Nombre"] for r in lines] == [f"Beneficiaria Núñez {n}" for n in range(1, 5)] + ["Segunda 5", "Segunda 6"]
+    assert [r["Monto"] for r in lines] == [101, 102, 103, 104, 105, 106]  # pesos, not 10100 centavos
+    assert [r["Moneda"] for r in lines] == ["MXN", "MXN", "MXN", "USD", "MXN", "MXN"]
+    assert [r["Estado"] for r in lines] == ["cobrada", "vencida", "pendiente", "pendiente", "cancelada", "pendiente"]
+    amounts = [row[5] for row in payouts.iter_rows(min_row=2)]
+    assert all(cell.data_type == "n" and cell.number_format == "$#,##0.00" for cell in amounts)
+    assert all(isinstance(r["Referencia"], str) and len(r["Referencia"]) == 16 for r in lines)
+
+    totals = [[cell.value for cell in row] for row in book["Totales"].iter_rows(values_only=False)]
+    assert totals[0] == ["Moneda", "Concepto", "Pagos", "Monto"]
+    by_item = {(r[0], r[1]): (r[2], r[3]) for r in totals[1:]}
+    assert by_item[("MXN", "Pagado o por cobrar (sin canceladas ni vencidas)")] == (3, 310)
+    assert by_item[("MXN", "Cancelado o vencido (no se pagó)")] == (2, 207)
+    assert by_item[("MXN", "Total creado")] == (5, 517)
+    assert by_item[("USD", "Pagado o por cobrar (sin canceladas ni vencidas)")] == (1, 104)
+    assert all(row[3].data_type == "n" for row in _sheet_rows(book["Totales"]))
+
+    english = cli("report", "--since", today.isoformat(), "--until", tomorrow.isoformat(), "--output", target,
+                  "--lang", "en")
+    assert english.exit_code == 0, english.output
+    assert "(4 payouts paid or to be cashed, $310.00 MXN + $104.00 USD)" in english.output
+    book = openpyxl.load_workbook(target)
+    assert book.sheetnames == ["Payouts", "Totals"]
+    assert [cell.value for cell in book["Payouts"][1]][:6] == ["Batch", "File", "Row", "Name", "Email", "Amount"]
+    assert [row[11] for row in book["Payouts"].iter_rows(min_row=2, values_only=True)][:3] == ["cashed", "expired", "pending"]
 
     monkeypatch.chdir(env)
     later = cli("report", "--since", tomorrow.isoformat())
@@ -286,6 +345,63 @@ def test_report_writes_every_payout_of_the_period(sandbox, env, cli, monkeypatch
     assert default.exit_code == 0, default.output
     assert (env / f"payouts-{today.isoformat()}-{today.isoformat()}.xlsx").exists()
     assert cli("report", "--since", "marzo").exit_code == 2
+
+
+def _summary_lines(path, name="Resumen"):
+    """The summary sheet as {Concepto: [Detalle, Filas, Monto, Moneda] cells}; later lines of one item win."""
+    return {row[0].value: row[1:] for row in openpyxl.load_workbook(path)[name].iter_rows(min_row=2)}
+
+
+def test_results_sheet_pesos_words_and_a_resumen_of_numbers_refreshed_by_status_and_cancel(sandbox, env, cli):
+    """Issue 13, item 5: amount_pesos (a number, whatever the input's unit) and status_label beside the
+    documented columns; a Resumen of numbers that `status` and `cancel` bring up to date."""
+    rows = [beneficiary(n, monto=f"{100 + n}") for n in range(1, 5)]  # whole pesos, not centavos
+    rows.append(beneficiary(5, monto="105", correo="sin-arroba"))
+    out = env / "pesos.results.xlsx"
+    run = cli("run", write_csv(env / "pesos.csv", rows), "--amount-unit", "pesos", "--api-base", sandbox.url,
+              "--output", out)
+    assert run.exit_code == 1, run.output  # one invalid row
+    sheet = read_xlsx(out)
+    assert [r["status"] for r in sheet] == ["created"] * 4 + ["invalid"]  # the documented codes, unchanged
+    assert [r["status_label"] for r in sheet] == ["creada"] * 4 + ["inválida"]
+    assert [r["amount_pesos"] for r in sheet] == [101, 102, 103, 104, 105]
+    assert [r["amount_currency"] for r in sheet] == ["MXN"] * 5
+    cells = openpyxl.load_workbook(out).worksheets[0]
+    column = [c.value for c in cells[1]].index("amount_pesos")
+    assert all(row[column].data_type == "n" and row[column].number_format == "$#,##0.00"
+               for row in cells.iter_rows(min_row=2))
+    summary = _summary_lines(out)
+    created = summary["creadas (created)"]
+    assert (created[1].value, created[2].value, created[3].value) == (4, 410, "MXN")  # numbers, not '4' or '$410.00'
+    assert created[1].data_type == "n" and created[2].data_type == "n" and created[2].number_format == "$#,##0.00"
+
+    by_row = {r["row_number"]: r for r in _all_ledger_rows(env)}
+    sandbox.set_order_status(by_row[2]["payout_order_id"], "cashed")
+    sandbox.set_order_status(by_row[3]["payout_order_id"], "expired")
+    assert cli("status", out, "--api-base", sandbox.url).exit_code == 0
+    assert cli("cancel", out, "--rows", "4", "--yes", "--api-base", sandbox.url).exit_code == 0
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Resultados", "Resumen", "Errores"]
+    summary = _summary_lines(out)
+    values = {item: tuple(cell.value for cell in line[1:]) for item, line in summary.items()}
+    assert values["Órdenes creadas: cobrada (cashed)"] == (1, 101, "MXN")
+    assert values["Órdenes creadas: vencida (no se cobró) (expired)"] == (1, 102, "MXN")
+    assert values["Órdenes creadas: cancelada (cancelled)"] == (1, 103, "MXN")
+    assert values["Órdenes creadas: pendiente de cobro (pending)"] == (1, 104, "MXN")
+    assert values["Pagado o por cobrar (sin canceladas ni vencidas) (MXN)"] == (2, 205, "MXN")
+    assert values["creadas (created)"] == (4, 410, "MXN") and values["inválida (corrige el archivo) (invalid)"][0] == 1
+    assert summary["Lote"][0].value and summary["Estados consultados en Conekta"][0].value
+    assert all(line[1].data_type == "n" for line in summary.values() if line[1].value is not None)
+    assert all(line[2].data_type == "n" for line in summary.values() if line[2].value is not None)
+    # Still numbers after the sheet was read back and rewritten (they used to come back as text)
+    assert [r["amount_pesos"] for r in read_xlsx(out)] == [101, 102, 103, 104, 105]
+
+    english = cli("status", out, "--api-base", sandbox.url, "--lang", "en")
+    assert english.exit_code == 0, english.output
+    assert openpyxl.load_workbook(out).sheetnames == ["Resultados", "Summary", "Errores"]  # replaced, not added
+    lines = {item: tuple(cell.value for cell in line[1:]) for item, line in _summary_lines(out, "Summary").items()}
+    assert lines["Created orders: cashed (cashed)"] == (1, 101, "MXN")
+    assert lines["Paid or to be cashed (cancelled and expired left out) (MXN)"] == (2, 205, "MXN")
 
 
 def test_status_and_cancel_calls_join_the_batch_audit_log(sandbox, env, cli):

@@ -1,7 +1,7 @@
 """The command line: parse options, call ``jobs``, print, and exit with a documented code.
 
-Exit codes: 0 every row created (validate: every row valid); 1 some rows not
-created (or not valid); 2 the batch could not run; 130 interrupted.
+Exit codes: ``exit_codes`` (0 done; 1 look at the results; 2 could not run; 75
+try later, another run holds the batch; 130 interrupted).
 """
 
 from __future__ import annotations
@@ -15,47 +15,27 @@ import re
 import signal
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from batch_payouts import __version__
+from batch_payouts import __version__, clock, exit_codes
 from batch_payouts.cli.config import config_option
+from batch_payouts.cli.console import Console, Progress, _fail
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import LANGUAGES, Plural, Text
-
-if TYPE_CHECKING:
-    from batch_payouts.payout.row_executor import RowOutcome
-    from batch_payouts.rules.validation import Problem
+from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
 
 # ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
 # `--help`, `template`, `audit verify`, `hash-password`... do not load them, and no command
 # loads what only another one needs (the HTTP client, the ledger, the web app, the sandbox).
 
-PROBLEMS_SHOWN = 20
-MORE_PROBLEMS = Plural(
-    one=Text(
-        es="… y {count} problema más: ver la columna error_message de la hoja de resultados.",
-        en="… and {count} more problem: see the error_message column of the results sheet.",
-    ),
-    other=Text(
-        es="… y {count} problemas más: ver la columna error_message de la hoja de resultados.",
-        en="… and {count} more problems: see the error_message column of the results sheet.",
-    ),
-)
 INTERRUPTED = Text(
     es="Interrumpido: las filas en curso terminaron y quedaron registradas; vuelve a ejecutar para continuar.",
     en="Interrupted: rows in flight finished and were recorded; run again to continue.",
 )
-PROGRESS = Plural(one=Text(es="Enviando {count} fila", en="Sending {count} row"),
-                  other=Text(es="Enviando {count} filas", en="Sending {count} rows"))
-# "3/10": the noun agrees with the total.
-PROGRESS_LINE = Plural(one=Text(es="{done}/{count} fila procesada", en="{done}/{count} row processed"),
-                       other=Text(es="{done}/{count} filas procesadas", en="{done}/{count} rows processed"))
 AUDIT_MISSING = Text(es="No existe el registro de auditoría «{path}».", en="The audit log '{path}' does not exist.")
 BAD_WINDOW = Text(
     es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
@@ -92,19 +72,41 @@ lang_option = click.option(
     "--lang", type=click.Choice(LANGUAGES), default=lambda: os.environ.get("BATCH_PAYOUTS_LANG", "es"),
     show_default="es", help="Language of messages and of the error_message column.",
 )
+
+
+def _use_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Every time the command shows (sheets, listings, progress) is written in this zone, with its offset."""
+    try:
+        clock.use(value)
+    except BatchError as error:
+        lang = ctx.params.get("lang") or os.environ.get("BATCH_PAYOUTS_LANG", "es")
+        raise click.BadParameter(error.message(lang if lang in LANGUAGES else "es"), ctx, param) from error
+    ctx.call_on_close(lambda: clock.use(None))  # the next command in this process starts from the default
+    return value
+
+
+timezone_option = click.option(
+    "--timezone", default=clock.DEFAULT_TIMEZONE, show_default=True, expose_value=False, callback=_use_timezone,
+    help="Time zone of every time shown, as an IANA name (e.g. America/Tijuana, UTC); also `timezone` in the "
+         "config file. Times always carry their offset (-06:00).",
+)
 input_options = [
     click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path)),
     click.option("--output", "output_path", type=click.Path(path_type=Path),
                  help="Results sheet path (default: <input>.results.xlsx beside the input, also for CSV input; .csv only if asked, with a warning)."),
     click.option("--sheet", help="XLSX sheet to read (default: the first visible sheet with data)."),
     click.option("--amount-unit", type=click.Choice(["cents", "pesos"]), default="cents", show_default=True,
-                 help="How to read the amount column: integer cents (3000 = $30.00) or pesos ($30, 1,500.00)."),
-    click.option("--allow-duplicate-rows", is_flag=True,
+                 help="How to read the amount column: integer cents (3000 = $30.00) or pesos ($30, 1,500.00). "
+                      "Without it the file decides where it tells (a header such as «monto (pesos)», or XLSX "
+                      "cells formatted as money), and `run` refuses amounts that look like the other unit."),
+    click.option("--allow-duplicate-rows/--no-allow-duplicate-rows",
                  help="Accept rows identical in email, amount, currency, reason and metadata."),
     lang_option,
-    click.option("--max-amount", type=PesosType(), default=None,
-                 help="Rows above this many pesos are invalid (amount_over_limit), e.g. 20000."),
-    click.option("--log-json", is_flag=True, help="Write log lines to stderr as JSON (one object per line)."),
+    timezone_option,
+    click.option("--max-amount", type=PesosType(), default=str(DEFAULT_MAX_AMOUNT_PESOS), show_default=True,
+                 help="Rows above this many pesos are invalid (amount_over_limit); raise it for larger rows, "
+                      "e.g. --max-amount 50000 (or max-amount in the config file)."),
+    click.option("--log-json/--no-log-json", help="Write log lines to stderr as JSON (one object per line)."),
 ]
 
 
@@ -134,7 +136,8 @@ class LazyGroup(click.Group):
 
 
 _LAZY_COMMANDS = {
-    **dict.fromkeys(("status", "cancel", "reconcile", "batches", "show", "report"), "batch_payouts.cli.ops"),
+    **dict.fromkeys(("status", "cancel", "reconcile"), "batch_payouts.cli.ops"),
+    **dict.fromkeys(("batches", "show", "report"), "batch_payouts.cli.history"),
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
     "schemas": "batch_payouts.cli.schemas",
 }
@@ -164,54 +167,6 @@ def parse_expires_in(value: str) -> float:
     if seconds <= 0:
         raise BatchError(BAD_EXPIRES_IN, value=value)
     return seconds
-
-
-CSV_OUTPUT = Text(
-    es="Aviso: pediste la hoja de resultados en CSV ({path}). Si la abres con doble clic en Excel, "
-    "las referencias de 16 dígitos pierden el último dígito y los teléfonos y folios con ceros al inicio "
-    "los pierden. Usa .xlsx (el predeterminado) o, en Excel, Datos > Desde texto/CSV marcando esas columnas como Texto.",
-    en="Warning: you asked for the results sheet as CSV ({path}). Opened with a double click in Excel, "
-    "16-digit references lose their last digit and phones and ids lose their leading zeros. "
-    "Use .xlsx (the default) or, in Excel, Data > From Text/CSV with those columns set to Text.",
-)
-
-
-class Console:
-    """Where human messages go: stderr as text, or as JSON lines with --log-json (for cron and log shippers)."""
-
-    def __init__(self, lang: str = "es", json_lines: bool = False) -> None:
-        self.lang = lang
-        self.json_lines = json_lines
-
-    def log(self, event: str, message: str, level: str = "info", **fields: object) -> None:
-        if self.json_lines:
-            record = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "level": level,
-                      "event": event, "message": message, **fields}
-            click.echo(json.dumps(record, ensure_ascii=False, default=str), err=True)
-        else:
-            click.echo(message, err=True)
-
-    def problems(self, problems: list[Problem]) -> None:
-        """One line per problem of the file ("Fila 7, columna «correo»: …"), rendered here from the failure table."""
-        shown = problems if self.json_lines else problems[:PROBLEMS_SHOWN]
-        for problem in shown:
-            self.log("invalid_row", problem.line(self.lang), level="warning",
-                     row=problem.row, column=problem.column, code=problem.code)
-        if len(problems) > len(shown):
-            self.log("invalid_rows_more", MORE_PROBLEMS.format(self.lang, count=len(problems) - len(shown)))
-
-    def csv_output(self, output_path: Path | None) -> None:
-        """Warn before the work starts when the results sheet was asked for as CSV (it keeps no text cells)."""
-        if output_path is not None and Path(output_path).suffix.lower() == ".csv":
-            self.log("csv_output", CSV_OUTPUT.format(self.lang, path=output_path), level="warning")
-
-    def fail(self, error: BatchError) -> None:
-        self.log("batch_error", error.message(self.lang), level="error", exit_code=error.exit_code)
-        sys.exit(error.exit_code)
-
-
-def _fail(error: BatchError, lang: str) -> None:
-    Console(lang).fail(error)
 
 
 def _quick_exit_gc() -> None:
@@ -252,7 +207,7 @@ def _heavy_imports():
 
 @main.command()
 @with_input_options
-@click.option("--json", "as_json", is_flag=True,
+@click.option("--json/--no-json", "as_json",
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json,
              as_json) -> None:
@@ -267,13 +222,15 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
     console = Console(lang, log_json)
     console.csv_output(output_path)
     options = RunOptions(input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit,
-                         lang=lang, allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount)
+                         amount_unit_explicit=_given("amount_unit"), lang=lang,
+                         allow_duplicate_rows=allow_duplicate_rows, max_amount=max_amount)
     try:
         result = validate_job(options)
     except BatchError as error:
         _print_error_json(error, lang, as_json)
         console.fail(error)
     console.problems(result.loaded.problems)
+    click.echo(amount_overview(result.loaded, lang), err=as_json)
     click.echo(format_summary(result.summary, lang=lang, output=result.output_path), err=as_json)
     if as_json:
         click.echo(json.dumps(versioned(result_json(result)), ensure_ascii=False))
@@ -283,14 +240,14 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 
 @main.command()
 @with_input_options
-@click.option("--sandbox", is_flag=True, help="Run against the built-in Conekta emulator (no key needed).")
+@click.option("--sandbox/--no-sandbox", help="Run against the built-in Conekta emulator (no key needed).")
 @click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
 @click.option("--api-version", default="2.0.0", show_default=True, help="Conekta API version for the Accept header.")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
               help="Ledger file (also BATCH_PAYOUTS_LEDGER; default in the user data folder).")
 @click.option("--batch-id", help="Name this batch (default: SHA-256 of the normalised rows and the key).")
-@click.option("--retry-failed", is_flag=True, help="Send again rows that Conekta refused in an earlier run.")
-@click.option("--allow-repeat", is_flag=True,
+@click.option("--retry-failed/--no-retry-failed", help="Send again rows that Conekta refused in an earlier run.")
+@click.option("--allow-repeat/--no-allow-repeat",
               help="Pay even if an identical payout was created in another batch within the repeat window.")
 @click.option("--repeat-window", default="24h", show_default=True,
               help="How far back an identical payout in another batch counts as a repeat (e.g. 24h, 90m).")
@@ -303,11 +260,11 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--max-total", type=PesosType(), default=None,
               help="Refuse the whole batch, before any request, if its valid rows in any one currency add up to more "
                    "(e.g. 250000; pesos and dollars are never added together).")
-@click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it a live key stops the run.")
-@click.option("--dry-run", is_flag=True,
+@click.option("--live/--no-live", help="Allow a LIVE key (real money); without it a live key stops the run.")
+@click.option("--dry-run/--no-dry-run",
               help="Validate, check balance and plan (rows to send, totals) without creating anything.")
-@click.option("--skip-balance-check", is_flag=True, help="Do not stop when the Conekta balance is below the batch total.")
-@click.option("--json", "as_json", is_flag=True,
+@click.option("--skip-balance-check/--no-skip-balance-check", help="Do not stop when the Conekta balance is below the batch total.")
+@click.option("--json/--no-json", "as_json",
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json, sandbox, api_base, api_version,
         ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, expires_in, workers, rate_limit, max_total, live,
@@ -325,6 +282,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     try:
         options = RunOptions(
             input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
+            amount_unit_explicit=_given("amount_unit"),
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
             ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
             repeat_window=parse_window(repeat_window, lang), expires_in=parse_expires_in(expires_in),
@@ -344,16 +302,17 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         console.fail(error)
     except KeyboardInterrupt:
         console.log("interrupted", INTERRUPTED.format(lang), level="warning")
-        sys.exit(130)
+        sys.exit(exit_codes.INTERRUPTED)
     if result.stopped is not None:
         console.log("batch_stopped", result.stopped.message(lang), level="error")
     if result.interrupted:
         console.log("interrupted", INTERRUPTED.format(lang), level="warning")
     summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
-                             ledger=result.ledger_path, livemode=result.livemode, audit=result.audit_path)
+                             ledger=result.ledger_path, livemode=result.livemode, audit=result.audit_path,
+                             not_sent_hint=result.stopped.not_sent_hint if result.stopped is not None else None)
     if dry_run:
         console.problems(result.loaded.problems)
-        summary = format_plan(result.plan, result.balance, lang) + "\n" + summary
+        summary = amount_overview(result.loaded, lang) + "\n" + format_plan(result.plan, result.balance, lang) + "\n" + summary
     if console.json_lines:
         console.log("summary", summary, **result_json(result, dry_run=dry_run))
     else:
@@ -361,6 +320,19 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     if as_json:
         click.echo(json.dumps(versioned(result_json(result, dry_run=dry_run)), ensure_ascii=False))
     sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)
+
+
+def _given(name: str) -> bool:
+    """Was option ``name`` chosen (command line, environment or config file), not left at its default?"""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+
+def amount_overview(loaded, lang: str) -> str:
+    """Figures per currency and the notes about the amount unit, for validate and run --dry-run."""
+    from batch_payouts.rules.amount_unit import overview
+
+    return overview(loaded.unit, loaded.figures(), lang)
 
 
 def _print_error_json(error: BatchError, lang: str, as_json: bool) -> None:
@@ -371,39 +343,6 @@ def _print_error_json(error: BatchError, lang: str, as_json: bool) -> None:
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
-
-
-class Progress:
-    """A bar on a terminal, a plain line every 10% otherwise (cron logs stay readable)."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.lang = console.lang
-        self.total = 0
-        self.done = 0
-        self.bar = None
-        self.tty = sys.stderr.isatty() and not console.json_lines
-
-    def start(self, loaded, total: int) -> None:
-        """Show the file's problems first: they are known before anything is sent."""
-        self.console.problems(loaded.problems)
-        self.total = total
-        if self.tty and total:
-            self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, count=total), file=sys.stderr)
-            self.bar.__enter__()
-
-    def advance(self, outcome: RowOutcome) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.update(1)
-        elif self.total and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
-            self.console.log("progress", PROGRESS_LINE.format(self.lang, done=self.done, count=self.total),
-                             done=self.done, total=self.total)
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
 
 
 @main.command()

@@ -1,15 +1,13 @@
-"""Commands for after a batch is sent: status, cancel, reconcile, batches, show, report.
+"""Commands that talk to Conekta about a sent batch: status, cancel, reconcile.
 
-Registered on the ``batch-payouts`` group by importing this module (see the
-last line of ``cli.py``).  The work is in ``operations``; here: options,
-printing, exit codes (0 all good, 1 something to look at, 2 could not run).
+Registered on the ``batch-payouts`` group when first asked for (``_LAZY_COMMANDS`` in
+``cli/main.py``).  The work is in ``operations``; here: options, printing, exit codes
+(``exit_codes``).  The ledger and ``--json`` helpers here are shared with ``cli/history.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -17,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from batch_payouts.cli.main import _fail, lang_option, main
+from batch_payouts.cli.console import _fail
+from batch_payouts.cli.main import lang_option, main, timezone_option
 from batch_payouts.cli.config import config_option
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
 from batch_payouts import states
 from batch_payouts.i18n import Plural, Text, money
-from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import format_totals, totals_by_currency
 
 if TYPE_CHECKING:
@@ -123,37 +121,6 @@ M = {
                        en="Differences between the ledger and Conekta: {count}"),
     "mismatch_line": Text(es="  fila {row}  {order}  {field}: bitácora {mine!r}, Conekta {theirs!r}",
                           en="  row {row}  {order}  {field}: ledger {mine!r}, Conekta {theirs!r}"),
-    "no_batches": Text(es="La bitácora {path} no tiene lotes.", en="The ledger {path} has no batches."),
-    "report_written": Plural(
-        one=Text(es="Reporte: {path} ({count} pago, {totals})", en="Report: {path} ({count} payout, {totals})"),
-        other=Text(es="Reporte: {path} ({count} pagos, {totals})", en="Report: {path} ({count} payouts, {totals})"),
-    ),
-}
-BATCH_HEADERS = {
-    "id": Text(es="lote", en="batch"), "when": Text(es="última ejecución", en="last run"),
-    "file": Text(es="archivo", en="file"), "operator": Text(es="operador", en="operator"),
-    "rows": Text(es="filas", en="rows"),
-    # the count columns (created, unconfirmed, failed, pending, duplicate) take their words from `states`
-    "total": Text(es="total creado", en="total created"), "mode": Text(es="modo", en="mode"),
-}
-BATCH_COUNTS = ("created", "unconfirmed", "failed", "pending", "duplicate")
-SHOW_LABELS = {
-    "batch_id": Text(es="Lote", en="Batch"),
-    "input_name": Text(es="Archivo", en="File"),
-    "input_sha256": Text(es="SHA-256 del archivo", en="File SHA-256"),
-    "operator": Text(es="Ejecutado por", en="Run by"),
-    "host": Text(es="En el equipo", en="On host"),
-    "first_run_at": Text(es="Primera ejecución", en="First run"),
-    "last_run_at": Text(es="Última ejecución", en="Last run"),
-    "runs": Text(es="Ejecuciones", en="Runs"),
-    "api_base": Text(es="API", en="API"),
-    "api_version": Text(es="Versión de la API", en="API version"),
-    "mode": Text(es="Modo", en="Mode"),
-    "rows_total": Text(es="Filas en el archivo", en="Rows in the file"),
-    "states": Text(es="Filas por estado", en="Rows per state"),
-    "totals": Text(es="Total creado", en="Total created"),
-    "order_status": Text(es="Último estado conocido de las órdenes", en="Latest known order status"),
-    "output_path": Text(es="Hoja de resultados", en="Results sheet"),
 }
 
 ledger_option = click.option(
@@ -163,24 +130,24 @@ ledger_option = click.option(
 connection_options = [
     click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io."),
     click.option("--api-version", default=None, help="Conekta API version (default: the one the batch ran with)."),
-    click.option("--sandbox", is_flag=True, help="Query the built-in emulator a `run --sandbox` batch was sent to."),
+    click.option("--sandbox/--no-sandbox", help="Query the built-in emulator (a batch `run --sandbox` sent is queried there anyway, with no API key)."),
     click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None,
                  help="At most this many requests per second (default: no limit)."),
 ]
 
 
 json_option = click.option(
-    "--json", "as_json", is_flag=True,
+    "--json/--no-json", "as_json",
     help="Also print a machine-readable JSON object as the last line on stdout (for cron and scripts).",
 )
 
 
-def _print_json(data: dict) -> None:
+def print_json(data: dict) -> None:
     """Every document carries ``schema_version``: its contract is schemas/<command>.schema.json."""
     click.echo(json.dumps(versioned(data), ensure_ascii=False, default=str))
 
 
-def _per_status_json(counts: dict[str, dict[str, list[int]]]) -> dict:
+def per_status_json(counts: dict[str, dict[str, list[int]]]) -> dict:
     """``ops.status_counts`` (status -> currency -> [count, cents]) as --json prints it."""
     return {status: {currency: {"count": n, "amount": cents} for currency, (n, cents) in per.items()}
             for status, per in counts.items()}
@@ -192,7 +159,7 @@ def with_connection(command):
     return command
 
 
-def _ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
+def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
     from batch_payouts.payout.ledger import Ledger, default_ledger_path
 
     path = Path(ledger_path) if ledger_path else default_ledger_path()
@@ -222,7 +189,7 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
     from batch_payouts import operations as ops
 
     try:
-        return ops.write_status_sheet(ledger, batch, ops.sheet_source(batch, ref), output_path, changed), None
+        return ops.write_status_sheet(ledger, batch, ops.sheet_source(batch, ref), output_path, changed, lang), None
     except BatchError as error:
         return None, error.message(lang)
 
@@ -236,6 +203,7 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
               help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
 @ledger_option
 @lang_option
+@timezone_option
 @config_option
 @json_option
 def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang, as_json) -> None:
@@ -252,7 +220,7 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
-            ledger = _ledger(stack, ledger_path)
+            ledger = open_ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
             short = batch.batch_id[:12]
             rows = ops.created_rows(ledger, batch.batch_id)
@@ -271,7 +239,7 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
         _fail(error, lang)
     failed = [r for r in results if r.error is not None]
     if rows:
-        click.echo(M["status_title"].format(lang, batch=short, count=len(results), when=ops.time_text(ops._now())))
+        click.echo(M["status_title"].format(lang, batch=short, count=len(results), when=ops.time_text(ops.now())))
         for line in _status_lines(counts, lang):
             click.echo(line)
         click.echo(M["changed"].format(lang, count=len(changed)))
@@ -282,9 +250,9 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if failed or sheet_error else 0
     if as_json:
-        _print_json({
+        print_json({
             "batch_id": batch.batch_id, "exit_code": code, "checked": len(results), "changed": len(changed),
-            "statuses": _per_status_json(counts),
+            "statuses": per_status_json(counts),
             "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id, "error": str(r.error)}
                             for r in failed],
             "sheet": str(sheet) if sheet else None,
@@ -303,13 +271,14 @@ def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
 @click.argument("ref", metavar="RESULTS_OR_BATCH_ID")
 @click.option("--rows", "rows_spec", help="Spreadsheet row numbers to cancel, e.g. 4,7-9.")
 @click.option("--external-id", "external_ids", multiple=True, help="Folio (external_id) of a row to cancel; repeatable.")
-@click.option("--all-pending", is_flag=True, help="Every order whose last known status is pending or open.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required when not on a terminal).")
+@click.option("--all-pending/--no-all-pending", help="Every order whose last known status is pending or open.")
+@click.option("--yes/--no-yes", help="Do not ask for confirmation (required when not on a terminal).")
 @with_connection
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the updated sheet here (default: overwrite the batch's results sheet).")
 @ledger_option
 @lang_option
+@timezone_option
 @config_option
 @json_option
 def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version, sandbox, rate_limit, output_path,
@@ -327,7 +296,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
-            ledger = _ledger(stack, ledger_path)
+            ledger = open_ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
             short = batch.batch_id[:12]
             chosen = ops.select_rows(ledger, batch, rows=rows_spec, external_ids=external_ids, all_pending=all_pending,
@@ -335,7 +304,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             if not chosen:
                 click.echo(M["nothing_to_cancel"].format(lang, batch=short))
                 if as_json:
-                    _print_json(_cancel_json(batch, 0, []))
+                    print_json(_cancel_json(batch, 0, []))
                 sys.exit(0)
             client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
                                      command="cancel")
@@ -351,7 +320,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                 if not click.confirm(M["confirm"].format(lang, count=len(chosen)), default=False):
                     click.echo(M["declined"].format(lang))
                     if as_json:
-                        _print_json({**_cancel_json(batch, 1, []), "declined": True})
+                        print_json({**_cancel_json(batch, 1, []), "declined": True})
                     sys.exit(1)
             outcomes = ops.cancel_rows(ledger, client, batch, chosen)
             changed = [o.row.row_key for o in outcomes if o.result == "cancelled" or o.status != o.row.order_status]
@@ -372,7 +341,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if count["failed"] or sheet_error else 0
     if as_json:
-        _print_json(_cancel_json(batch, code, outcomes, done, sheet))
+        print_json(_cancel_json(batch, code, outcomes, done, sheet))
     sys.exit(code)
 
 
@@ -397,6 +366,7 @@ def _cancel_json(batch: dict, code: int, outcomes: list, cancelled: dict[str, in
 @with_connection
 @ledger_option
 @lang_option
+@timezone_option
 @config_option
 @json_option
 def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang, as_json) -> None:
@@ -411,7 +381,7 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
 
     try:
         with ExitStack() as stack:
-            ledger = _ledger(stack, ledger_path)
+            ledger = open_ledger(stack, ledger_path)
             batch = ops.find_batch(ledger, ref)
             client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
                                      command="reconcile")
@@ -443,7 +413,7 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
     if result.exit_code == 0:
         click.echo(M["rec_ok"].format(lang))
     if as_json:
-        _print_json({
+        print_json({
             "batch_id": batch.batch_id, "exit_code": result.exit_code, "at_conekta": result.at_conekta,
             "in_ledger": result.in_ledger, "agreed": result.agreed,
             "orphans": [{"payout_order_id": order.get("id"), "amount": order.get("amount"),
@@ -454,149 +424,3 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
                             "ledger": m.ledger_value, "conekta": m.conekta_value} for m in result.mismatched],
         })
     sys.exit(result.exit_code)
-
-
-def _batch_json(batch: BatchRecord, ops) -> dict:
-    """A batch as scripts read it: ids, file, who, when (ISO, Mexico City), mode, results sheet."""
-    keep = ("batch_id", "input_name", "input_sha256", "operator", "host", "runs", "rows_total", "api_base",
-            "api_version", "output_path")
-    data = {key: getattr(batch, key) for key in keep}
-    data.update(first_run_at=ops.time_text(batch.first_run_at), last_run_at=ops.time_text(batch.last_run_at),
-                mode=ops.mode_text(batch.livemode) or None)
-    return data
-
-
-@main.command()
-@ledger_option
-@lang_option
-@json_option
-@config_option
-def batches(ledger_path, lang, as_json) -> None:
-    """List the batches the ledger knows, newest first: when, file, who, counts, total created.
-
-    Example: batch-payouts batches
-    """
-    from batch_payouts import operations as ops
-    from batch_payouts.payout.ledger import default_ledger_path
-
-    try:
-        with ExitStack() as stack:
-            path = Path(ledger_path) if ledger_path else default_ledger_path()
-            known = _ledger(stack, path).batches() if path.exists() else []
-    except BatchError as error:
-        _fail(error, lang)
-    if not known:
-        click.echo(M["no_batches"].format(lang, path=path))
-        if as_json:
-            _print_json({"ledger": str(path), "batches": []})
-        sys.exit(0)
-    first = ("id", "when", "file", "operator", "rows")
-    headers = {**{k: BATCH_HEADERS[k].format(lang) for k in first},
-               **{k: states.GROUP_LABELS[k].format(lang, count=2) for k in BATCH_COUNTS},
-               **{k: BATCH_HEADERS[k].format(lang) for k in ("total", "mode")}}
-    keys = list(headers)
-    table = [list(headers.values())]
-    for b in known:
-        table.append([
-            b.batch_id[:12], ops.time_text(b.last_run_at), b.input_name, b.operator, str(b.rows_total),
-            *(str(getattr(b.counts, k)) for k in BATCH_COUNTS), format_totals(b.totals_created), ops.mode_text(b.livemode) or "—",
-        ])
-    widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
-    numeric = {"rows", *BATCH_COUNTS, "total"}
-    for line in table:
-        cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
-        click.echo("  ".join(cells).rstrip())
-    if any(b.counts.unconfirmed for b in known):
-        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
-    if as_json:
-        # `unknown` repeats `unconfirmed` for scripts written before it; neither is ever part of `failed`
-        counts = (*BATCH_COUNTS, "unknown")
-        _print_json({"ledger": str(path), "batches": [
-            {**_batch_json(b, ops), **{key: b.counts.as_json()[key] for key in counts},
-             "amount_created": b.amount_created} for b in known]})
-
-
-@main.command()
-@click.argument("ref", metavar="BATCH_ID")
-@ledger_option
-@lang_option
-@json_option
-@config_option
-def show(ref, ledger_path, lang, as_json) -> None:
-    """Show one batch in detail: file and SHA-256, who ran it where, runs, API, counts, totals.
-
-    BATCH_ID may be the id, 6+ characters of it, or the results sheet's path.
-
-    Example: batch-payouts show 3f9a1c2b7d4e
-    """
-    from batch_payouts import operations as ops
-
-    try:
-        with ExitStack() as stack:
-            ledger = _ledger(stack, ledger_path)
-            batch = ops.find_batch(ledger, ref)
-            by_state = ops.state_counts(ledger, batch.batch_id)
-            grouped = ops.batch_counts(ledger, batch.batch_id)
-            totals = ops.batch_totals(ledger, batch.batch_id)
-            counts = ops.status_counts(ledger, batch.batch_id)
-    except BatchError as error:
-        _fail(error, lang)
-    values = {
-        **dataclasses.asdict(batch),
-        "first_run_at": ops.time_text(batch.first_run_at),
-        "last_run_at": ops.time_text(batch.last_run_at),
-        "mode": ops.mode_text(batch.livemode) or "—",
-        "states": _group_line(grouped, lang),
-        "totals": format_totals(totals),
-        "order_status": ", ".join(f"{states.order_label(status, lang, n)} {n}"
-                                  for status, n in ((s, sum(v[0] for v in per.values())) for s, per in counts.items()))
-                        or "—",
-    }
-    width = max(len(label.format(lang)) for label in SHOW_LABELS.values())
-    for key, label in SHOW_LABELS.items():
-        value = values.get(key)
-        click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
-    if grouped.unconfirmed:
-        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
-    if as_json:
-        _print_json({**_batch_json(batch, ops), "states": by_state, "counts": grouped.as_json(),
-                     "totals_created": totals, "order_status": _per_status_json(counts)})
-
-
-def _group_line(counts, lang: str) -> str:
-    """The nonzero groups of ``states.Counts`` in words, e.g. "creadas 12, <unconfirmed label> 1"."""
-    parts = [f"{states.GROUP_LABELS[group].format(lang, count=n)} {n}"
-             for group in states.GROUPS if (n := getattr(counts, group))]
-    return ", ".join(parts) or "—"
-
-
-@main.command("report")
-@click.option("--since", required=True, help="First day (YYYY-MM-DD, Mexico City time), included.")
-@click.option("--until", default=None, help="Last day, excluded (YYYY-MM-DD; default: now).")
-@click.option("--output", "output_path", type=click.Path(path_type=Path),
-              help="XLSX to write (default: payouts-<since>-<until>.xlsx in the current folder).")
-@ledger_option
-@lang_option
-@config_option
-@json_option
-def report_command(since, until, output_path, ledger_path, lang, as_json) -> None:
-    """One XLSX with every payout created in a period, across batches, with its latest known status.
-
-    Run `status` first for fresh statuses.
-
-    Example: batch-payouts report --since 2026-03-01 --until 2026-04-01
-    """
-    from batch_payouts import operations as ops
-
-    try:
-        first = ops.parse_day(since, "--since")
-        last = ops.parse_day(until, "--until") if until else None
-        with ExitStack() as stack:
-            ledger = _ledger(stack, ledger_path)
-            target, frame = ops.payouts_report(ledger, first, last, output_path)
-    except BatchError as error:
-        _fail(error, lang)
-    totals = totals_by_currency(frame["amount"], frame["currency"])
-    click.echo(M["report_written"].format(lang, path=target, count=len(frame), totals=format_totals(totals)))
-    if as_json:
-        _print_json({"path": str(target), "payouts": len(frame), "totals": totals, "since": since, "until": until})

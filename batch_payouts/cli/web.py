@@ -13,10 +13,12 @@ from pathlib import Path
 
 import click
 
-from batch_payouts.cli.main import PesosType, _fail, lang_option, main
+from batch_payouts.cli.console import _fail
+from batch_payouts.cli.main import PesosType, lang_option, main
 from batch_payouts.cli.config import CONFIG_META, config_option
 from batch_payouts.payout.conekta import API_KEY_ENV, DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
+from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
 from batch_payouts.i18n import Text
 
 # platformdirs, the ledger and ``jobs`` are imported by the commands below when they run:
@@ -57,7 +59,7 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback requires a login.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
-@click.option("--sandbox", is_flag=True, help="Pay through the built-in Conekta emulator (no key needed).")
+@click.option("--sandbox/--no-sandbox", help="Pay through the built-in Conekta emulator (no key needed).")
 @click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
 @click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, help="Conekta API version.")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
@@ -70,8 +72,9 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True, help="Rows sent at the same time.")
 @click.option("--rate-limit", type=click.FloatRange(min=0.1), default=None, help="Requests per second, all workers together.")
 @click.option("--max-total", type=PesosType(), default=None, help="Refuse batches above this much in any one currency.")
-@click.option("--max-amount", type=PesosType(), default=None, help="Rows above this many pesos are invalid.")
-@click.option("--live", is_flag=True, help="Allow a LIVE key (real money); without it the app refuses to pay with one.")
+@click.option("--max-amount", type=PesosType(), default=str(DEFAULT_MAX_AMOUNT_PESOS), show_default=True,
+              help="Rows above this many pesos are invalid; raise it for larger rows (e.g. 50000).")
+@click.option("--live/--no-live", help="Allow a LIVE key (real money); without it the app refuses to pay with one.")
 @click.option("--max-upload-mb", type=click.IntRange(1, 1024), default=20, show_default=True, help="Largest upload accepted.")
 @click.option("--keep-uploads-days", type=click.FloatRange(min=0), default=30, show_default=True,
               help="Delete uploaded files and their reviews older than this when the server starts.")
@@ -116,7 +119,7 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
 
 
 @main.command("hash-password")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option("--password-stdin/--no-password-stdin", help="Read the password from standard input (for scripts).")
 def hash_password(password_stdin) -> None:
     """Print the hash of a password for the [web.users] table of the config file."""
     from batch_payouts.web.security import hash_password as make_hash

@@ -4,16 +4,18 @@
 Why here and not beside each command: a reader needs one place that says what every key means,
 and the closed vocabularies (result statuses, row states, order statuses) come from
 ``batch_payouts.states`` so a new status cannot appear in the output without appearing here.
-Each document is the last line on stdout; a command that cannot run (exit 2) prints none,
-except ``run``/``validate --json``, which print ``{"schema_version", "exit_code", "error"}``.
+Each document is the last line on stdout; a command that cannot run (exit 2, or 75: another run
+holds the batch) prints none, except ``run``/``validate --json``, which print
+``{"schema_version", "exit_code", "error"}``.  Exit codes are ``batch_payouts.exit_codes``.
 """
 
 from __future__ import annotations
 
-from batch_payouts import states
+from batch_payouts import exit_codes as codes, states
 from batch_payouts.contracts import parts as p
 
-EXIT_CODES = {"run": [0, 1, 2, 130], "validate": [0, 1]}
+EXIT_CODES = {"run": [codes.OK, codes.ATTENTION, codes.CANNOT_RUN, codes.INTERRUPTED],
+              "validate": [codes.OK, codes.ATTENTION]}
 VALIDATE_STATUSES = (states.VALID, states.INVALID)
 UNCONFIRMED_NOTE = "may already exist at Conekta (sent, no clear answer): never part of a failure count; run the " \
     "same file again to resolve them, never pay them by hand."
@@ -36,7 +38,9 @@ def _exit_code(values: list[int], meaning: str) -> dict:
 def _error_document() -> dict:
     return p.record({
         "schema_version": p.version_property(),
-        "exit_code": {"type": "integer", "minimum": 2, "description": "2: the batch could not run at all."},
+        "exit_code": _exit_code([codes.CANNOT_RUN, codes.TRY_LATER],
+                                f"{codes.CANNOT_RUN}: the batch could not run at all (fix what `error` names); "
+                                f"{codes.TRY_LATER}: try later, another run holds the batch or the ledger."),
         "error": p.described(p.TEXT, "What stopped it and what to do, in the language asked for (--lang)."),
     }, description="The batch could not run (a missing column, a refused key...): nothing was sent.")
 
@@ -57,6 +61,9 @@ def summary_record(command: str, *, versioned: bool = True) -> dict:
                           "Rows per result status (the results sheet's status column); statuses with no rows are "
                           "left out. `unknown` rows may exist at Conekta: never treat them as failed."),
         "unconfirmed": p.described(p.COUNT, "Rows that " + UNCONFIRMED_NOTE),
+        "not_sent": p.described(p.COUNT, "Of counts.failed, the rows never sent because the batch stopped "
+                                "(error_code not_sent): nothing was refused; the stop's message says how to send "
+                                "them (usually: run the same file again; with a LIVE key: run again with --live)."),
         "amount_created": p.described(p.CENTS, "Cents created in this batch, all currencies added: "
                                       "read totals_created for money."),
         "totals_created": p.money_by_currency("Cents created per currency."),
@@ -211,7 +218,12 @@ def report_document() -> dict:
     return _ops_document("report", "batch-payouts report --json", "The month-end payouts report that was written.", {
         "path": p.described(p.PATH, "The XLSX written."),
         "payouts": p.COUNT,
-        "totals": p.money_by_currency("Cents per currency of the payouts in the period."),
+        "totals": p.money_by_currency("Cents per currency of every payout created in the period, cancelled and "
+                                      "expired ones included (see paid)."),
+        "paid": p.record({"payouts": p.COUNT, "totals": p.money_by_currency("Cents per currency.")},
+                         description="Payouts paid or still to be cashed: cancelled and expired ones left out."),
+        "never_paid": p.record({"payouts": p.COUNT, "totals": p.money_by_currency("Cents per currency.")},
+                               description="Payouts cancelled or expired: created, but nobody was paid."),
         "since": p.described(p.TEXT, "First day (YYYY-MM-DD), included."),
         "until": p.nullable(p.described(p.TEXT, "Last day, excluded; null: until now.")),
     })

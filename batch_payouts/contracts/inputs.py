@@ -130,7 +130,7 @@ def pandera_yaml() -> str:
         for check in checks:
             when = "always"
             if check.name not in always:
-                when = "only with --max-amount"
+                when = f"with --max-amount (default {cols.DEFAULT_MAX_AMOUNT_PESOS} pesos per row)"
             elif check.name not in without_duplicates:
                 when = "unless --allow-duplicate-rows"
             listed.append({

@@ -24,6 +24,13 @@ RESULT_NOTES = {
     "row": "The spreadsheet row number (header = 1): an integer (a CSV reader must convert it).",
     "status": "What happened to the row. `unknown`: sent, no answer: it may exist at Conekta; run the same "
     "file again, never pay it by hand.",
+    "status_label": "The status in words, in the language of the run (--lang): \"creada\", \"sin confirmar\", "
+    "\"inválida\"... For people; scripts read `status`.",
+    "amount_pesos": "The amount in pesos (major units of amount_currency) whatever unit the input used: a number "
+    "with a currency format in XLSX (Excel sums it); in CSV a decimal text such as \"1500.50\" (a CSV reader "
+    "must convert it); empty when the "
+    "amount could not be read.",
+    "amount_currency": "The currency of amount_pesos (ISO 4217, MXN when the input has no currency column).",
     "customer_id": "The Conekta customer used.",
     "payout_order_id": "The payout order's id.",
     "reference": "The 16-digit reference the beneficiary takes to OXXO (text: never a number).",
@@ -44,6 +51,8 @@ def _result_cell(column: str) -> dict:
         return p.enum(states.RESULT_STATUSES)
     if column == "error_code":
         return {**CELL, "x-validation-codes": list(ERROR_CODES)}
+    if column == "amount_pesos":
+        return {"type": ["number", "null"], "minimum": 0}
     if column == "status_change":
         return {"type": ["string", "null"], "enum": [CHANGED, "", None]}
     return CELL
@@ -57,8 +66,8 @@ def results_row_schema() -> dict:
         "results-row", "One row of the results sheet",
         "The first sheet of <input>.results.xlsx, one row as {header: cell}: every input column as the user "
         "wrote it (any name: additionalProperties: true), then these columns. `validate` writes only row, status "
-        "(valid/invalid), error_code and error_message; `status` adds order_status, status_checked_at and "
-        "status_change. The other sheets (Resumen, Errores) are for people, not a contract.",
+        "(valid/invalid), error_code and error_message; `run` also status_label, amount_pesos and amount_currency; "
+        "`status` adds order_status, status_checked_at and status_change. The other sheets (Resumen, Errores) are for people, not a contract.",
         body,
     )
 

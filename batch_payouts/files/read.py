@@ -343,7 +343,7 @@ def _pick_sheet(names: Sequence[str], wanted: str, file: Path) -> str:
 
 def _rows_to_frame(rows: list[list[str]], file: Path) -> pd.DataFrame:
     """Header = first non-blank row; index = 1-based row number in the sheet."""
-    return _columns_to_frame(_rows_to_columns(rows), file)
+    return _columns_to_frame(_rows_to_columns(rows), file, locate=True)
 
 
 def _rows_to_columns(rows: list[list[str]]) -> list[np.ndarray]:
@@ -375,8 +375,9 @@ def _blank_rows(columns: list[np.ndarray]) -> np.ndarray:
     return blank
 
 
-def _columns_to_frame(columns: list[np.ndarray], file: Path) -> pd.DataFrame:
-    """Header = first non-blank record; index = 1-based record number in the sheet."""
+def _columns_to_frame(columns: list[np.ndarray], file: Path, *, locate: bool = False) -> pd.DataFrame:
+    """Header = first non-blank record; index = 1-based record number in the sheet.  ``locate`` (a
+    worksheet): ``attrs`` also hold each column's letter and the header's row number."""
     numbers = np.flatnonzero(~_blank_rows(columns)) + 1
     if not len(numbers):
         raise InputFileError(EMPTY_FILE, path=str(file))
@@ -409,5 +410,8 @@ def _columns_to_frame(columns: list[np.ndarray], file: Path) -> pd.DataFrame:
         raise InputFileError(DUPLICATE_HEADERS, path=str(file), duplicates=described)
 
     index = pd.Index(numbers.astype("int64"), dtype="int64")
-    return pd.DataFrame({name: body[p] for p, name in zip(keep, names)}, index=index, columns=names, dtype="str")
+    frame = pd.DataFrame({name: body[p] for p, name in zip(keep, names)}, index=index, columns=names, dtype="str")
+    if locate:  # where each column sits in the sheet, for what only the workbook tells (files/formats.py)
+        frame.attrs.update(letters={name: column_letter(p) for p, name in zip(keep, names)}, header_row=header_number)
+    return frame
 

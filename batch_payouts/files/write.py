@@ -8,7 +8,8 @@ Promises of ``write_table``:
   amounts whole numbers, so Excel neither rounds a 16-digit reference to 15
   significant digits nor drops a phone's leading zero;
 * the file appears all at once or not at all (a temp file in the same folder
-  plus ``os.replace``), so a crash never leaves half a results sheet behind.
+  plus ``os.replace``, see ``atomic``), so a crash never leaves half a
+  results sheet behind.
 """
 
 from __future__ import annotations
@@ -18,39 +19,27 @@ import datetime as dt
 import math
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts.errors import BatchError
+from batch_payouts.files.amounts import MONEY_FORMAT, money_number, money_text
+from batch_payouts.files.atomic import atomic_write
 from batch_payouts.files.cells import (
     FORMULA_PREFIXES,
     cell_text,
     flagged_positions,
     is_formula_like,
     joined_cells,
-    short_detail,
 )
-from batch_payouts.files.leftovers import temp_prefix
-from batch_payouts.i18n import Text
 
 MAX_COLUMN_WIDTH = 60
 _XLSX_MAX_CELL_CHARS = 32_767
 _EXCEL_EXACT_INTEGERS = 10**15  # Excel keeps 15 significant digits
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.0*)?")
-
-
-CANNOT_WRITE = Text(
-    es="No se pudo guardar «{path}»: {detail}. Si el archivo está abierto en Excel, "
-    "ciérralo; revisa también que la carpeta exista y tengas permiso de escritura.",
-    en="Could not save «{path}»: {detail}. If the file is open in Excel, close it; "
-    "also check that the folder exists and that you may write to it.",
-)
-
 
 
 def write_table(
@@ -62,7 +51,8 @@ def write_table(
     row_fills: Mapping[str, str] | None = None,
     fill_column: str = "status",
     sheet_name: str = "Resultados",
-    extra_sheets: Mapping[str, pd.DataFrame] | None = None,
+    extra_sheets: Mapping[str, pd.DataFrame | TypedSheet] | None = None,
+    money_columns: Iterable[str] = (),
 ) -> Path:
     """Write ``frame`` to ``.csv`` (UTF-8 with BOM, comma) or ``.xlsx``.
 
@@ -70,8 +60,10 @@ def write_table(
     ``MAX_COLUMN_WIDTH``), rows whose ``fill_column`` value is a key of
     ``row_fills`` (``{"invalid": "FFF4CCCC"}``) filled with that ARGB colour,
     ``text_columns`` stored as text (format ``@``), ``integer_columns`` as whole
-    numbers (empty stays empty).  ``extra_sheets`` (name -> frame) follow the
-    main sheet in the same style; CSV holds one table, so they are skipped there.
+    numbers (empty stays empty), ``money_columns`` (pesos) as numbers formatted
+    ``MONEY_FORMAT`` so Excel sums them (two decimals, no symbol, in CSV).
+    ``extra_sheets`` (name -> frame, or a ``TypedSheet``) follow the main sheet
+    in the same style; CSV holds one table, so they are skipped there.
     In CSV, ``text_columns``' cells are always in quotes: a CSV cannot type a
     cell, and a quoted field is what import tools read as text (Excel still
     turns long digit runs into numbers on opening: the CLI warns about that).
@@ -88,10 +80,15 @@ def write_table(
         # .xlsm would need the macro project openpyxl does not write.
         raise ValueError(f"write_table: unsupported extension {target.suffix!r} (use .csv or .xlsx)")
     sheets = [
-        _SheetSpec(sheet_name, frame, frozenset(text_columns), frozenset(integer_columns), dict(row_fills or {}), fill_column)
+        _SheetSpec(sheet_name, frame, frozenset(text_columns), frozenset(integer_columns), dict(row_fills or {}), fill_column,
+                   frozenset(money_columns))
     ]
     for name, extra in (extra_sheets or {}).items():
-        sheets.append(_SheetSpec(name, extra))
+        if isinstance(extra, TypedSheet):
+            sheets.append(_SheetSpec(name, extra.frame, integer_columns=frozenset(extra.integer_columns),
+                                     money_columns=frozenset(extra.money_columns)))
+        else:
+            sheets.append(_SheetSpec(name, extra))
 
     def write(temp: Path) -> None:
         if ext == ".csv":
@@ -99,7 +96,7 @@ def write_table(
         else:
             _write_xlsx(sheets, temp)
 
-    _atomic_write(target, write)
+    atomic_write(target, write)
     return target
 
 
@@ -113,49 +110,16 @@ class _SheetSpec:
     integer_columns: frozenset[str] = frozenset()
     row_fills: Mapping[str, str] = field(default_factory=dict)
     fill_column: str = "status"
+    money_columns: frozenset[str] = frozenset()
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the target's folder, then ``os.replace``."""
-    try:
-        handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
-    os.close(handle)
-    temp = Path(temp_name)
-    try:
-        write(temp)
-        _match_permissions(temp, target)
-        os.replace(temp, target)
-    except OSError as exc:
-        _remove_quietly(temp)
-        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
-    except BaseException:
-        _remove_quietly(temp)
-        raise
+@dataclass(frozen=True)
+class TypedSheet:
+    """An extra sheet whose counts and amounts must stay numbers (the "Resumen"), not text."""
 
-
-def _match_permissions(temp: Path, target: Path) -> None:
-    """mkstemp creates files readable only by the owner; give the result the
-    permissions the old file had, or the usual ones for a new file.  (Reading
-    the umask means setting it briefly: call from one thread at a time.)"""
-    if target.exists():
-        mode = target.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    try:
-        os.chmod(temp, mode)
-    except OSError:  # pragma: no cover - e.g. filesystems without modes
-        pass
-
-
-def _remove_quietly(temp: Path) -> None:
-    try:
-        temp.unlink()
-    except OSError:  # already gone, or the original error matters more
-        pass
+    frame: pd.DataFrame
+    integer_columns: tuple[str, ...] = ()
+    money_columns: tuple[str, ...] = ()
 
 
 def _write_csv(spec: _SheetSpec, temp: Path) -> None:
@@ -164,6 +128,10 @@ def _write_csv(spec: _SheetSpec, temp: Path) -> None:
     # text (see ``flagged_positions``): per-cell Python calls were most of the
     # time of a 100,000-row sheet.
     columns = [(spec.frame.iloc[:, i].tolist(), name in spec.integer_columns) for i, name in enumerate(spec.frame.columns)]
+    columns = [  # pesos as plain two-decimal figures ("1500.50"): what an importer reads as a number
+        ([money_text(v) for v in values] if name in spec.money_columns else values, integer)
+        for (values, integer), name in zip(columns, spec.frame.columns)
+    ]
     with open(temp, "w", encoding="utf-8-sig", newline="") as out:
         if len(header) < 2:
             # The csv module quotes a row that is one empty field; keep it for such sheets.
@@ -377,13 +345,14 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
     sheet = workbook.add_worksheet(spec.name)
     names = [str(c) for c in frame.columns]
     kinds = [
-        "text" if name in spec.text_columns else "int" if name in spec.integer_columns else "auto"
+        "text" if name in spec.text_columns else "int" if name in spec.integer_columns
+        else "money" if name in spec.money_columns else "auto"
         for name in frame.columns
     ]
     columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
     # Constant-memory mode: column settings and panes before the first row.
     for position, name in enumerate(frame.columns):
-        width = _fitted_width(name, frame.iloc[:, position])
+        width = _fitted_width(name, frame.iloc[:, position]) + (4 if kinds[position] == "money" else 0)  # "$" and ",.00"
         # Pixels chosen so the stored width is exactly ``width`` characters.
         column_format = styles.get("@", None) if kinds[position] == "text" else None  # new typing stays text
         sheet.set_column_pixels(position, position, round(width * _PIXELS_PER_CHARACTER), column_format)
@@ -477,6 +446,8 @@ def _typed(value: object, kind: str) -> tuple[object, str | None]:
             if isinstance(value, str):  # Excel would round it (or cannot hold it): the text as typed
                 return _xml_safe(value), None
         value = number
+    if kind == "money" and (pesos := money_number(value)) is not None:
+        return pesos, MONEY_FORMAT
     if hasattr(value, "item") and not isinstance(value, (str, pd.Timestamp)):
         value = value.item()  # numpy scalar -> Python
     if value is None or (not isinstance(value, str) and _is_missing(value)):

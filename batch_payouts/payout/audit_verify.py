@@ -101,6 +101,30 @@ VERDICT_TAMPERED = Plural(
 )
 
 
+VERDICT_UNANCHORED = Plural(
+    one=Text(
+        es="La cadena de {count} línea no tiene alteraciones, pero el final del registro NO se pudo comprobar "
+        "contra la bitácora: la bitácora no tiene registrado este archivo en esta ruta (¿es una copia, o es otra "
+        "bitácora?). Si alguien quitó las últimas líneas, esta revisión no lo detecta. Verifica el archivo en su "
+        "ruta original, con la bitácora del lote (--ledger).",
+        en="The chain of {count} line shows no tampering, but the end of the log could NOT be checked against "
+        "the ledger: the ledger has no record of this file at this path (a copy, or another ledger?). If the last "
+        "lines were removed, this check cannot tell. Verify the file at its original path, with the batch's "
+        "ledger (--ledger).",
+    ),
+    other=Text(
+        es="La cadena de {count} líneas no tiene alteraciones, pero el final del registro NO se pudo comprobar "
+        "contra la bitácora: la bitácora no tiene registrado este archivo en esta ruta (¿es una copia, o es otra "
+        "bitácora?). Si alguien quitó las últimas líneas, esta revisión no lo detecta. Verifica el archivo en su "
+        "ruta original, con la bitácora del lote (--ledger).",
+        en="The chain of {count} lines shows no tampering, but the end of the log could NOT be checked against "
+        "the ledger: the ledger has no record of this file at this path (a copy, or another ledger?). If the last "
+        "lines were removed, this check cannot tell. Verify the file at its original path, with the batch's "
+        "ledger (--ledger).",
+    ),
+)
+
+
 class Problem(NamedTuple):
     line: int  # 1-based line number in the file
     code: str
@@ -117,6 +141,12 @@ class VerifyResult:
     last_hash: str = ZERO_HASH
     expected_head: str | None = None
     expected_lines: int | None = None
+
+    @property
+    def end_checked(self) -> bool:
+        """Whether the tail was compared with the head the ledger recorded: without it a cut-off
+        end is invisible, so "intact" would claim more than was checked."""
+        return self.expected_head is not None or self.expected_lines is not None
 
     @property
     def crashed(self) -> bool:
@@ -282,6 +312,8 @@ def describe(result: VerifyResult, lang: str = DEFAULT_LANG) -> list[str]:
         out.append(VERDICT_TAMPERED.format(lang, count=len(tampering)))
     elif result.problems:
         out.append(VERDICT_CRASH.format(lang, count=result.lines))
+    elif not result.end_checked:
+        out.append(VERDICT_UNANCHORED.format(lang, count=result.lines))
     else:
         out.append(VERDICT_OK.format(lang, count=result.lines))
     return out

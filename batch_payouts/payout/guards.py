@@ -16,6 +16,8 @@ from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
 from batch_payouts.payout.identity import rows_of
+from batch_payouts.rules.messages import Message
+from batch_payouts.rules.validation import Problem
 from batch_payouts.totals import totals_by_currency
 
 if TYPE_CHECKING:
@@ -33,6 +35,28 @@ BALANCE_UNAVAILABLE = Text(
     "o usa --skip-balance-check.",
     en="Could not read the Conekta balance ({detail}). Nothing was sent. Try again, or use --skip-balance-check.",
 )
+
+
+NO_BALANCE_CODE = "currency_without_balance"
+NO_BALANCE = Message(
+    Text(es="la cuenta de Conekta no tiene saldo en «{value}».", en="the Conekta account has no «{value}» balance."),
+    Text(
+        es="Esta fila no se envió; las demás sí. Deposita fondos en esa moneda y vuelve a correr el mismo archivo "
+        "(solo se enviarán las filas pendientes), o paga la fila en otra moneda.",
+        en="This row was not sent; the others were. Add funds in that currency and run the same file again "
+        "(only the pending rows are sent), or pay the row in another currency.",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NoBalance(Problem):
+    """A row whose currency the account holds no balance in: known only once the balance is read
+    (``run``, its dry run and the web review), so its message lives here, not in the file rules."""
+
+    @property
+    def message(self) -> Message:
+        return NO_BALANCE
 
 
 @dataclass
@@ -104,3 +128,34 @@ def check_balance(plan: Plan, available: dict[str, int]) -> None:
             raise BatchError(
                 LOW_BALANCE, needed=money(needed), currency=currency, available=money(available.get(currency, 0))
             )
+
+
+def set_aside_unfunded(
+    validated: pd.DataFrame, problems: list[Problem], plan: Plan, available: dict[str, int], *,
+    fresh: set[int], header: str, lang: str,
+) -> Plan:
+    """Mark invalid the rows in a currency the account has no balance in (a USD row when there are
+    only pesos) instead of stopping the whole batch at the balance check; the plan without them.
+
+    Only ``fresh`` rows (no ledger record: never sent) are set aside: a row that may already exist
+    at Conekta is never labelled invalid.  When no currency of the plan has a balance, nothing is
+    set aside and ``check_balance`` stops the batch as a whole, as before.  ``validated`` and
+    ``problems`` are changed in place (the results sheet and the console read them)."""
+    unfunded = {currency for currency in plan.totals if available.get(currency, 0) <= 0}
+    if not unfunded or unfunded == set(plan.totals):
+        return plan
+    aside = [n for n in plan.to_send if n in fresh and validated.at[n, "currency"] in unfunded]
+    if not aside:
+        return plan
+    added = [
+        NoBalance(row=int(n), column=header, code=NO_BALANCE_CODE, value=str(validated.at[n, "currency"]))
+        for n in aside
+    ]
+    validated.loc[aside, "valid"] = False
+    validated.loc[aside, "error_code"] = NO_BALANCE_CODE  # they were valid: no other code to keep
+    validated.loc[aside, "error_message"] = [problem.labelled(lang) for problem in added]
+    problems[:] = sorted(problems + added, key=lambda problem: problem.row)
+    left = [n for n in plan.to_send if n not in set(aside)]
+    sending = validated.loc[left]
+    totals = totals_by_currency(sending["amount"].tolist(), sending["currency"].tolist())
+    return Plan(to_send=left, already_done=plan.already_done, totals=totals)

@@ -36,7 +36,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from batch_payouts.errors import BatchError
+from batch_payouts import clock
+from batch_payouts.errors import TryLater
 from batch_payouts.i18n import Text
 from batch_payouts.payout.ledger_schema import connect
 from batch_payouts.payout.records import BatchRecord, EarlierPayout, Intent, LedgerRow
@@ -136,13 +137,13 @@ class Ledger:
         with self._transaction() as conn:
             held = conn.execute("SELECT * FROM locks WHERE batch_id=?", (batch_id,)).fetchone()
             if held and (held["pid"], held["host"]) != me and _holder_alive(held["pid"], held["host"]):
-                raise BatchError(
+                raise TryLater(
                     LOCKED,
                     batch_id=batch_id[:12],
                     pid=held["pid"],
                     operator=held["operator"],
                     host=held["host"],
-                    since=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(held["acquired_at"])),
+                    since=clock.time_text(held["acquired_at"]),
                 )
             conn.execute(
                 "INSERT OR REPLACE INTO locks (batch_id, pid, host, operator, acquired_at) VALUES (?,?,?,?,?)",

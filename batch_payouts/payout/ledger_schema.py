@@ -13,7 +13,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from batch_payouts.errors import BatchError
+from batch_payouts.errors import BatchError, TryLater
 from batch_payouts.i18n import Text
 from batch_payouts.states import sql_state_check
 from batch_payouts.storage import DiskFull, is_disk_full
@@ -173,7 +173,7 @@ def _open_error(path: Path, exc: sqlite3.Error) -> BatchError:
     if is_disk_full(exc):
         return DiskFull(path, "ledger")
     if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return BatchError(BUSY_FILE, path=str(path))
+        return TryLater(BUSY_FILE, path=str(path))
     return BatchError(FOREIGN_FILE, path=str(path))
 
 

@@ -27,10 +27,9 @@ from batch_payouts.payout.identity import rows_of
 from batch_payouts.payout.row_executor import RowExecutor, RowOutcome, StopBatch
 from batch_payouts.states import FAILED
 
-NOT_SENT = Text(
-    es="No se envió porque el lote se detuvo ({why}). Vuelve a ejecutar el mismo archivo para enviarla.",
-    en="Not sent because the batch stopped ({why}). Run the same file again to send it.",
-)
+NOT_SENT = Text(es="No se envió porque el lote se detuvo ({why}). {advice}",
+                en="Not sent because the batch stopped ({why}). {advice}")
+RERUN_SAME = Text(es="Vuelve a ejecutar el mismo archivo para enviarla.", en="Run the same file again to send it.")
 INTERRUPTED = Text(es="interrumpido por el usuario", en="interrupted by the user")
 KEY_MISMATCH = Text(
     es="El lote {batch_id} ya se ejecutó con otra llave de API (otra cuenta o modo). Usa otro --batch-id.",
@@ -113,6 +112,7 @@ def run_batch(
         pool.shutdown(wait=True)
     if stopped or interrupted:
         why = stopped.message(settings.lang) if stopped else INTERRUPTED.format(settings.lang)
+        advice = ((stopped and stopped.not_sent_advice) or RERUN_SAME).format(settings.lang)
         for number, _row in pending:
             if int(number) not in outcomes:
                 entry = executor.ledger.row(settings.batch_id, key_of[number])
@@ -120,6 +120,6 @@ def run_batch(
                     outcomes[int(number)] = executor.outcome(number, entry, resumed=True)
                 else:
                     outcomes[int(number)] = RowOutcome(
-                        int(number), FAILED, error_code="not_sent", error_message=NOT_SENT.format(settings.lang, why=why)
+                        int(number), FAILED, error_code="not_sent", error_message=NOT_SENT.format(settings.lang, why=why, advice=advice)
                     )
     return BatchRun(outcomes=outcomes, stopped=stopped, interrupted=interrupted, livemode=executor.livemode)

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from batch_payouts import clock
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.conekta import ConektaError, OutcomeUnknown, Refused, describe
 from batch_payouts.payout.identity import idempotency_key, payout_fingerprint
 from batch_payouts.states import DUPLICATE, STATUS_OF_STATE
@@ -82,6 +83,22 @@ LIVE_REFUSED = Text(
     en="The API key is a LIVE key (real money) and --live was not given: the batch stopped before "
     "creating any payout order. If you really mean to pay, run again with --live.",
 )
+
+
+class LiveRefused(BatchError):
+    """A LIVE key without --live.  Running the same file again stops the same way, so the rows
+    left unsent, and the summary's count of them, say to run again with --live."""
+
+    not_sent_advice = Text(es="Vuelve a ejecutar con --live para enviarla.", en="Run again with --live to send it.")
+    not_sent_hint = Plural(
+        one=Text(es="sin enviar (vuelve a ejecutar con --live para enviarla)",
+                 en="not sent (run again with --live to send it)"),
+        other=Text(es="sin enviar (vuelve a ejecutar con --live para enviarlas)",
+                   en="not sent (run again with --live to send them)"),
+    )
+
+    def __init__(self) -> None:
+        super().__init__(LIVE_REFUSED)
 
 
 @dataclass(slots=True)
@@ -283,7 +300,7 @@ class RowExecutor:
                     raise StopBatch(self._stop_error(error)) from error
                 raise
         if self.livemode and not self.settings.live:
-            raise StopBatch(BatchError(LIVE_REFUSED))
+            raise StopBatch(LiveRefused())
 
     def _send_order(self, row: Mapping[str, Any], row_key: str, customer_id: str) -> dict[str, Any]:
         s = self.settings
@@ -366,7 +383,7 @@ class RowExecutor:
             batch=earlier.batch_id[:12],
             row=earlier.row_number,
             reference=earlier.reference,
-            when=time.strftime("%Y-%m-%d %H:%M", time.localtime(earlier.created_at)),
+            when=clock.time_text(earlier.created_at, "minutes"),
         )
         self.ledger.record_duplicate(batch_id=self.settings.batch_id, row_key=row_key, message=message)
         return RowOutcome(

@@ -44,6 +44,11 @@ REASON_MAX_CHARS = 40  # Conekta's limit for a payout order's reason
 # (batch_id and row_key, which trace every order back to its row).
 MAX_METADATA_KEYS = 98
 PHONE_PATTERN = r"[0-9]{10,15}"
+# The per-row cap when none is set (--max-amount, or max-amount in the config file): $10,000.00.
+# Above a typical payroll or refund row, far below what a pesos/cents mix-up makes of one
+# (150000 cents read as pesos is $150,000.00), so that mix-up leaves rows invalid, not paid.
+DEFAULT_MAX_AMOUNT_PESOS = 10_000
+DEFAULT_MAX_AMOUNT_CENTS = DEFAULT_MAX_AMOUNT_PESOS * 100
 # Above this an "amount" is a typo (ten billion pesos), and it keeps Int64 safe.
 MAX_AMOUNT_CENTS = 10**15
 

@@ -29,6 +29,7 @@ class HeaderMap:
     canonical: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
+    amount_unit: str | None = None  # "pesos" or "cents" when the amount header names it ("monto (pesos)")
 
     def header(self, column: str) -> str:
         """The user's header for ``column``, or its Spanish name if absent."""
@@ -73,6 +74,22 @@ _CANONICAL_BY_KEY = {
 }
 
 
+# "monto (pesos)", "importe_centavos", "Amount in cents", "monto $": the amount column naming its
+# unit, which then decides how its numbers are read (compared as header_key leaves them).
+_UNIT_WORDS = {"pesos": "pesos", "peso": "pesos", "$": "pesos", "mxn": "pesos", "centavos": "cents", "cents": "cents"}
+_AMOUNT_WITH_UNIT = re.compile(
+    r"^(?P<base>.+?)[(\[]?(?:en|in)?(?P<unit>" + "|".join(map(re.escape, _UNIT_WORDS)) + r")[)\]]?$"
+)
+
+
+def _amount_with_unit(header: str) -> tuple[str | None, str | None]:
+    """("amount", unit) for an amount header that names its unit, else (None, None)."""
+    match = _AMOUNT_WITH_UNIT.match(header_key(header))
+    if match is None or _CANONICAL_BY_KEY.get(match.group("base")) != "amount":
+        return None, None
+    return "amount", _UNIT_WORDS[match.group("unit")]
+
+
 def resolve_headers(columns) -> HeaderMap:
     """Map headers to canonical columns, metadata keys and extras.
 
@@ -94,12 +111,16 @@ def resolve_headers(columns) -> HeaderMap:
                 found.metadata[key] = header
             continue
         canonical = _CANONICAL_BY_KEY.get(header_key(header))
+        unit = None
+        if canonical is None:
+            canonical, unit = _amount_with_unit(header)
         if canonical is None:
             found.extra.append(header)
         elif canonical in found.canonical:
             clashes.append((found.canonical[canonical], header))
         else:
             found.canonical[canonical] = header
+            found.amount_unit = unit if canonical == "amount" else found.amount_unit
     if clashes:
         pairs = "; ".join(f"«{a}» = «{b}»" for a, b in clashes)
         raise InputFileError(SAME_COLUMN_TWICE, pairs=pairs)

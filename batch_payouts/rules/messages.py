@@ -124,8 +124,10 @@ MESSAGES: dict[str, Message] = {
             en="«{value}» is over the per-row maximum of {limit} (--max-amount).",
         ),
         Text(
-            es="Revisa el monto; si es correcto, paga esta fila aparte o sube el límite.",
-            en="Check the amount; if it is right, pay this row separately or raise the cap.",
+            es="Revisa el monto (¿está en la unidad correcta, pesos o centavos?); si es correcto, sube el límite "
+            "con --max-amount, por ejemplo --max-amount 50000, o con max-amount en el archivo de configuración.",
+            en="Check the amount (is it in the right unit, pesos or cents?); if it is right, raise the cap "
+            "with --max-amount, for example --max-amount 50000, or with max-amount in the config file.",
         ),
     ),
     "invalid_currency": Message(

@@ -57,7 +57,10 @@ _MAX_LOCAL_CHARS = 64
 
 
 def is_valid_email(value: str) -> bool:
-    """Email syntax per email-validator (no DNS; ASCII local part required)."""
+    """Email syntax per email-validator (no DNS; ASCII local part required), and a local part of at
+    most 64 characters (RFC 5321), which email-validator checks only in its strict mode."""
+    if len(value.rpartition("@")[0]) > _MAX_LOCAL_CHARS:
+        return False
     try:
         validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError:

@@ -6,7 +6,8 @@ inspected.  ``Sandbox`` is that server, usable from Python (``with Sandbox()
 as sb: sb.url``) or from the CLI (``batch-payouts sandbox serve``, which calls
 ``serve_forever``).  Standard library only.
 
-Modules: ``server`` (HTTP, auth, idempotency, fault application), ``api`` (the
+Modules: ``server`` (auth, idempotency, fault application, admin routes),
+``transport`` (HTTP connections, bodies, answers), ``api`` (the
 Conekta operations), ``rules`` (validation, messages, error shape, ids),
 ``store`` (SQLite state), ``faults`` (what goes wrong, and when).
 """

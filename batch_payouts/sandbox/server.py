@@ -15,12 +15,13 @@ and faults so a test can always inspect or steer the server.
 
 The API key is never written anywhere: not to stderr (request logging is
 silenced), not to ``request_log``, not to the state (scoped by SHA-256).
+
+The connection handling itself (keep-alive, bodies, writing and dropping answers)
+is ``transport``; this module is what the emulated Conekta does with a request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -30,7 +31,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -40,10 +40,10 @@ from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi
 from batch_payouts.sandbox.faults import RATE_LIMITED, REVOKED, Decision, FaultEngine, Faults, FaultsError
 from batch_payouts.sandbox.rules import ApiFailure, fail
 from batch_payouts.sandbox.store import Store, fingerprint
+from batch_payouts.sandbox.transport import BadBody, Handler, Server, encode, key_from_header, parse_json
 
 DEFAULT_KEY_PATTERN = re.compile(r"^key_[A-Za-z0-9_]{4,}$")
 _ACCEPT = re.compile(r"application/vnd\.conekta-v\d+\.\d+\.\d+\+json", re.IGNORECASE)
-JSON_TYPE = "application/json; charset=utf-8"
 MAX_IDEMPOTENCY_KEY = 255
 _LOCK_STRIPES = 256
 
@@ -66,124 +66,6 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
 
 ADMIN_ERROR = rules.rule("sandbox.admin.invalid", None, "Solicitud de administración no válida: {why}",
                          "Invalid admin request: {why}")
-
-
-class _BadBody(Exception):
-    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """One connection; a thin shell that hands each request to the ``Sandbox``."""
-
-    protocol_version = "HTTP/1.1"
-    server_version = "conekta-sandbox"
-    sys_version = ""
-    timeout = 300  # an idle keep-alive connection is closed after this
-    disable_nagle_algorithm = True  # small answers must not wait ~40 ms for a delayed ACK
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logging
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.sandbox._track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        except OSError:
-            pass
-        finally:
-            self.server.sandbox._track(self.connection, False)
-
-    def _dispatch(self) -> None:
-        try:
-            self.server.sandbox._handle(self)
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed request lines etc.: answer JSON like everything else, then close."""
-        self.close_connection = True
-        body = rules.error_body(rules.PARAMETER if code < 500 else rules.API_ERROR,
-                                [(rules.rule(f"sandbox.http.{code}", None, message or "", message or ""), {})], "en")
-        try:
-            self.send_json(code, body, close=True)
-        except OSError:
-            pass
-
-    # -- reading and writing -------------------------------------------------
-    def read_body(self) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            chunks = []
-            while True:
-                line = self.rfile.readline(65537)
-                try:
-                    size = int(line.split(b";")[0].strip() or b"x", 16)
-                except ValueError:
-                    raise _BadBody from None
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-        length = self.headers.get("Content-Length")
-        if not length:
-            return b""
-        try:
-            size = int(length)
-        except ValueError:
-            raise _BadBody from None
-        if size < 0:
-            raise _BadBody
-        return self.rfile.read(size)
-
-    def send_bytes(self, status: int, payload: bytes, content_type: str = JSON_TYPE,
-                   headers: dict[str, str] | None = None, close: bool = False, length: int | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload) if length is None else length))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        # Head and body in one write: a client never sees half an answer by accident.
-        self._headers_buffer.append(b"\r\n" + payload)
-        self.flush_headers()
-
-    def send_json(self, status: int, body: Any, headers: dict[str, str] | None = None, close: bool = False) -> None:
-        self.send_bytes(status, _encode(body), headers=headers, close=close)
-
-    def drop(self) -> None:
-        """Close the socket without a byte of answer (the request was carried out)."""
-        self.close_connection = True
-        try:
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
-    sandbox: Sandbox
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """No tracebacks on stderr for clients that hang up; the sandbox stays quiet."""
-
-
-def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class Sandbox:
@@ -216,7 +98,7 @@ class Sandbox:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle ------------------------------------------------------------
@@ -224,7 +106,7 @@ class Sandbox:
         if self._server is not None:
             return self
         self._stopping.clear()
-        server = _Server((self.host, self.port), _Handler)
+        server = Server((self.host, self.port), Handler)
         server.sandbox = self
         self._server = server
         self.port = server.server_address[1]
@@ -306,13 +188,13 @@ class Sandbox:
         self.store.revoke(fingerprint(api_key))
 
     # -- request handling ---------------------------------------------------------
-    def _handle(self, h: _Handler) -> None:
+    def _handle(self, h: Handler) -> None:
         method = h.command
         parts = urlsplit(h.path)
         path = parts.path.rstrip("/") or "/"
         try:
             raw = h.read_body()
-        except _BadBody:
+        except BadBody:
             h.send_json(400, rules.error_body(rules.PARAMETER, [(rules.MALFORMED_JSON, {})], "en"), close=True)
             return
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
@@ -320,7 +202,7 @@ class Sandbox:
         else:
             self._api_request(h, method, path, dict(parse_qsl(parts.query, keep_blank_values=True)), raw)
 
-    def _api_request(self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
+    def _api_request(self, h: Handler, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
         lang = rules.language(h.headers.get("Accept-Language"))
         idempotency_key = h.headers.get("Idempotency-Key") if method == "POST" else None
         entry: dict[str, Any] = {"method": method, "path": path, "status": None,
@@ -345,7 +227,7 @@ class Sandbox:
             status, body = 500, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang)
         self._answer_after(h, decision, entry, status, body, headers, lang)
 
-    def _carry_out(self, h: _Handler, method: str, path: str, query: dict[str, str], raw: bytes,
+    def _carry_out(self, h: Handler, method: str, path: str, query: dict[str, str], raw: bytes,
                    entry: dict[str, Any]) -> tuple[int, Any, bool]:
         scope, livemode = self._authenticate(h, entry)
         if not _ACCEPT.search(h.headers.get("Accept") or ""):
@@ -379,7 +261,7 @@ class Sandbox:
             return 200, self.api.cancel_payout_order(scope, *args), False
         if name == "balance":
             return 200, self.api.balance(scope), False
-        body = _parse_json(raw)
+        body = parse_json(raw)
         create: Callable[[], dict[str, Any]] = (
             (lambda: self.api.create_customer(scope, livemode, body)) if name == "create_customer"
             else (lambda: self.api.create_payout_order(scope, livemode, body))
@@ -416,8 +298,8 @@ class Sandbox:
             self.store.remember_answer(scope, key, request_hash, 200, result)
             return 200, result, False
 
-    def _authenticate(self, h: _Handler, entry: dict[str, Any]) -> tuple[str, bool]:
-        key = _api_key(h.headers.get("Authorization"))
+    def _authenticate(self, h: Handler, entry: dict[str, Any]) -> tuple[str, bool]:
+        key = key_from_header(h.headers.get("Authorization"))
         if not key:
             raise fail(401, rules.AUTHENTICATION, rules.MISSING_KEY)
         accepted = key in self._keys if self._keys is not None else bool(DEFAULT_KEY_PATTERN.match(key))
@@ -433,7 +315,7 @@ class Sandbox:
             raise fail(401, rules.AUTHENTICATION, rules.REVOKED_KEY)
         return scope, key.startswith("key_live_")
 
-    def _answer_before(self, h: _Handler, decision: Decision, entry: dict[str, Any], lang: str) -> None:
+    def _answer_before(self, h: Handler, decision: Decision, entry: dict[str, Any], lang: str) -> None:
         kind = decision.before
         entry["fault"] = kind
         if kind == "html_502":
@@ -449,7 +331,7 @@ class Sandbox:
             self._record(entry, status)
             h.send_json(status, rules.error_body(rules.API_ERROR, [(rules.SERVER_ERROR, {})], lang))
 
-    def _answer_after(self, h: _Handler, decision: Decision, entry: dict[str, Any], status: int, body: Any,
+    def _answer_after(self, h: Handler, decision: Decision, entry: dict[str, Any], status: int, body: Any,
                       headers: dict[str, str], lang: str) -> None:
         kind = decision.after
         if kind == "drop_after_commit":
@@ -480,7 +362,7 @@ class Sandbox:
         if kind == "truncated_json":
             entry["fault"] = kind
             self._record(entry, status)
-            payload = _encode(body)
+            payload = encode(body)
             h.send_bytes(status, payload[: max(1, len(payload) // 2)], headers=headers, close=True)
             return
         self._record(entry, status)
@@ -492,12 +374,12 @@ class Sandbox:
             self._log.append(entry)
 
     # -- admin routes (no auth, no faults, not in request_log) ---------------------
-    def _admin(self, h: _Handler, method: str, path: str, raw: bytes) -> None:
+    def _admin(self, h: Handler, method: str, path: str, raw: bytes) -> None:
         def bad(status: int, why: str) -> None:
             h.send_json(status, rules.error_body(rules.PARAMETER, [(ADMIN_ERROR, {"why": why})], "en"))
 
         try:
-            body = _parse_json(raw) if raw else {}
+            body = parse_json(raw) if raw else {}
         except ApiFailure:
             bad(400, "the body is not valid JSON")
             return
@@ -542,34 +424,6 @@ def _as_faults(faults: Faults | dict[str, Any] | None) -> Faults:
     if isinstance(faults, dict):
         return Faults.from_dict(faults)
     return faults
-
-
-def _parse_json(raw: bytes) -> Any:
-    """The request body as a JSON object, or 400 (malformed) / 422 (not an object)."""
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw.strip() else None
-    except (UnicodeDecodeError, ValueError):
-        raise fail(400, rules.PARAMETER, rules.MALFORMED_JSON) from None
-    if not isinstance(body, dict):
-        raise fail(422, rules.PARAMETER, rules.NOT_AN_OBJECT)
-    return body
-
-
-def _api_key(header: str | None) -> str | None:
-    """The key from ``Basic base64(key:)`` or ``Bearer key``."""
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer":
-        return value or None
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[0] or None
-    return None
 
 
 def serve_forever(

@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from batch_payouts.errors import BatchError
@@ -23,6 +24,7 @@ from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
 from batch_payouts.payout.records import LedgerRow
 from batch_payouts.payout.row_executor import RowOutcome
 from batch_payouts.states import Counts, count_rows
+from batch_payouts.web.wording import web_message
 
 log = logging.getLogger("batch_payouts.web")
 
@@ -98,8 +100,9 @@ class RunManager:
     """At most one run per batch in this server (the ledger lock cannot tell two threads
     of one process apart); runs of different batches go side by side."""
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, data_dir: Path | None = None) -> None:
         self.lang = lang
+        self.data_dir = data_dir  # where the server keeps uploads and results: never named on a page
         self._runs: dict[str, RunProgress] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
@@ -111,13 +114,15 @@ class RunManager:
 
     def start(
         self, batch_id: str, upload_id: str, user: str | None, options: RunOptions, environ: dict[str, str],
-        on_finish: Callable[[JobResult], None] | None = None,
+        on_finish: Callable[[JobResult], None] | None = None, planned: int = 0,
     ) -> RunProgress:
+        """Start the run; ``planned`` (the valid rows of its review) is shown as still to send from the
+        first moment, so the page never reads 0 of 0 before the run has read the file again."""
         with self._lock:
             current = self._runs.get(batch_id)
             if current is not None and current.running:
                 raise BatchError(ALREADY_RUNNING, batch_id=batch_id[:12])
-            progress = RunProgress(batch_id, upload_id, user)
+            progress = RunProgress(batch_id, upload_id, user, total=planned)
             self._runs[batch_id] = progress
             thread = threading.Thread(
                 target=self._run, args=(progress, options, environ, on_finish), name=f"web-run-{batch_id[:12]}",
@@ -161,7 +166,7 @@ class RunManager:
         try:
             result = run_job(options, on_row=on_row, on_start=on_start, environ=environ, stop=self._stop)
         except BatchError as error:
-            self._end(progress, "error", error.message(self.lang), 2)
+            self._end(progress, "error", self._say(error, options), 2)
             return
         except Exception as error:  # noqa: BLE001 - the page must say it stopped, whatever it was
             log.exception("run of batch %s failed", progress.batch_id[:12])
@@ -170,11 +175,20 @@ class RunManager:
         if on_finish is not None:
             on_finish(result)
         if result.stopped is not None:
-            self._end(progress, "stopped", result.stopped.message(self.lang), result.exit_code)
+            self._end(progress, "stopped", self._say(result.stopped, options), result.exit_code)
         elif result.interrupted:
             self._end(progress, "interrupted", INTERRUPTED.format(self.lang), result.exit_code)
         else:
             self._end(progress, "finished", None, result.exit_code)
+
+    def _say(self, error: BatchError, options: RunOptions) -> str:
+        """The error as the web words it (``wording``): the files named as the user knows them."""
+        if self.data_dir is None:
+            return error.message(self.lang)
+        shown_as = {Path(options.input_path): options.input_name}
+        if options.output_path is not None:
+            shown_as[Path(options.output_path)] = f"{Path(options.input_name).stem}.results.xlsx"
+        return web_message(error, self.lang, shown_as, self.data_dir)
 
     @staticmethod
     def _end(progress: RunProgress, state: str, message: str | None, exit_code: int) -> None:

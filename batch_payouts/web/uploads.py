@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from batch_payouts.errors import BatchError
+from batch_payouts.files.read import PASSWORD_PROTECTED
 from batch_payouts.i18n import Text
 
 ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
@@ -34,6 +35,8 @@ ZIP_MAX_UNCOMPRESSED = 512 * 1024 * 1024
 ZIP_MAX_RATIO = 200  # real sheets compress 5-30x; a bomb compresses thousands of times
 COPY_CHUNK = 1024 * 1024
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
+OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 BAD_TYPE = Text(
     es="«{name}» no es un archivo que podamos leer: sube un .xlsx (Excel) o un .csv.",
@@ -72,6 +75,7 @@ class Upload:
     amount_unit: str = "cents"
     review: dict[str, Any] | None = None
     batch_id: str | None = None
+    sheet: str | None = None  # the workbook sheet the user chose on the review page; None: the first with data
 
 
 def clean_name(name: str) -> str:
@@ -97,7 +101,23 @@ def check_xlsx(path: Path, name: str) -> None:
             if "xl/workbook.xml" not in {m.filename for m in members}:
                 raise UploadRefused(NOT_XLSX, name=name)
     except zipfile.BadZipFile as exc:
+        if is_encrypted_workbook(path):  # the CLI's advice (files.read), not "save it as .xlsx"
+            raise UploadRefused(PASSWORD_PROTECTED, path=name) from exc
         raise UploadRefused(NOT_XLSX, name=name) from exc
+
+
+def is_encrypted_workbook(path: Path) -> bool:
+    """Excel saves a workbook with a password as an OLE2 compound file holding an «EncryptedPackage»
+    stream instead of a zip: saving it "as .xlsx" again changes nothing, removing the password does."""
+    with open(path, "rb") as handle:
+        if handle.read(len(OLE_MAGIC)) != OLE_MAGIC:
+            return False
+        handle.seek(0)
+        while chunk := handle.read(COPY_CHUNK):
+            # a directory entry's name: entries are 128-byte aligned, so no 1 MB chunk cuts one
+            if ENCRYPTED_PACKAGE in chunk:
+                return True
+    return False
 
 
 class UploadStore:

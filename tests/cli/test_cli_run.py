@@ -41,7 +41,14 @@ def test_run_creates_one_order_per_valid_row_and_writes_the_sheet(sandbox, env, 
     book = openpyxl.load_workbook(out)
     assert book.sheetnames == ["Resultados", "Resumen", "Errores"]
     summary = {r[0]: r[1:] for r in book["Resumen"].iter_rows(min_row=2, values_only=True)}
-    assert summary["Modo"][0] == "TEST" and summary["Total creado (MXN)"] == (5, "$515.00")
+    # Numbers, not text: Excel sums "Filas" and "Monto" (pesos, with a currency format)
+    assert summary["Modo"][0] == "TEST" and summary["Total creado (MXN)"] == (None, 5, 515, "MXN")
+    total_cell = next(r[3] for r in book["Resumen"].iter_rows(min_row=2) if r[0].value == "Total creado (MXN)")
+    assert total_cell.number_format == "$#,##0.00" and total_cell.data_type == "n"
+    # The status in words beside its code, and the amount in pesos whatever the input's unit (cents here)
+    assert [r["status_label"] for r in sheet] == ["creada"] * 5 + ["inválida", "inválida"]
+    assert [r["amount_pesos"] for r in sheet[:5]] == [101, 102, 103, 104, 105]
+    assert {r["amount_currency"] for r in sheet[:5]} == {"MXN"}
     assert [r[0] for r in book["Errores"].iter_rows(min_row=2, values_only=True)] == [7, 8]
     assert sheet[5]["error_code"] == "invalid_email"
     assert sheet[6]["error_code"] == "amount_not_multiple_of_100"

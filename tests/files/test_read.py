@@ -318,7 +318,8 @@ def test_a_hidden_first_sheet_is_skipped(tmp_path, state):
                                            ("Pagos", PAYMENTS, "visible")])
     frame = read.read_table(path)
     assert list(frame.columns) == ["nombre", "monto"] and frame.loc[2, "nombre"] == "Ana"
-    assert frame.attrs == {"sheet": "Pagos", "sheets": ["Catálogo", "Pagos"]}
+    assert frame.attrs == {"sheet": "Pagos", "sheets": ["Catálogo", "Pagos"], "letters": {"nombre": "A", "monto": "B"},
+                           "header_row": 1}  # where the amount's cell formats are (files/formats.py)
     # Named explicitly, a hidden sheet is still read: the user asked for it.
     assert list(read.read_table(path, sheet="Catálogo").columns) == ["clave", "valor"]
 

@@ -105,6 +105,25 @@ def test_extra_sheets(tmp_path):
     assert openpyxl.load_workbook(path).sheetnames == ["Datos", "Resumen"]
 
 
+def test_money_columns_are_pesos_excel_can_sum_in_every_sheet(tmp_path):
+    """Pesos as numbers with a currency format (not "$7,800.00" text), also once read back as text,
+    and in a TypedSheet; CSV gets plain two-decimal figures an importer reads as numbers."""
+    from decimal import Decimal
+
+    frame = pd.DataFrame({"monto": [Decimal("7800.00"), "1500.5", None, "n/d"], "moneda": ["MXN"] * 4})
+    resumen = pd.DataFrame({"Filas": [7, None], "Monto": [Decimal("10.10"), None]})
+    path = write.write_table(frame, tmp_path / "r.xlsx", money_columns=["monto"],
+                             extra_sheets={"Resumen": write.TypedSheet(resumen, ("Filas",), ("Monto",))})
+    book = openpyxl.load_workbook(path)
+    cells = [row[0] for row in book.active.iter_rows(min_row=2)]
+    assert [c.value for c in cells] == [7800, 1500.5, None, "n/d"]  # unreadable text kept as it was
+    assert [c.number_format for c in cells[:2]] == ["$#,##0.00", "$#,##0.00"] and cells[0].data_type == "n"
+    filas, monto = book["Resumen"]["A2"], book["Resumen"]["B2"]
+    assert (filas.value, filas.data_type, monto.value, monto.number_format) == (7, "n", 10.1, "$#,##0.00")
+    csv_text = write.write_table(frame, tmp_path / "r.csv", money_columns=["monto"]).read_text(encoding="utf-8-sig")
+    assert csv_text.splitlines() == ["monto,moneda", "7800.00,MXN", "1500.50,MXN", ",MXN", "n/d,MXN"]
+
+
 def test_illegal_characters_are_replaced(tmp_path):
     frame = pd.DataFrame({"a": ["bell\x07here"]})
     sheet = openpyxl.load_workbook(write.write_table(frame, tmp_path / "r.xlsx")).active

@@ -335,8 +335,10 @@ def test_describe_messages(log_path):
                      "fue editada, o se quitó, insertó o movió una línea aquí.")
     assert en[1].startswith("Line 4: the line was modified or the previous one is missing")
     assert "NO es íntegro" in es[-1] and "NOT intact" in en[-1]
-    ok = verify(log_path.parent / "nothing.jsonl")
+    ok = verify(log_path.parent / "nothing.jsonl", expected_lines=0)
     assert describe(ok, "en") == ["Audit log intact: 0 lines, none modified, removed, inserted or reordered."]
+    unanchored = describe(verify(log_path.parent / "nothing.jsonl"), "en")[-1]  # no head from a ledger to compare
+    assert "could NOT be checked against the ledger" in unanchored and "intact" not in unanchored
 
 
 # -- the property: any single-line mutation is caught --------------------------

@@ -133,3 +133,21 @@ def test_dry_run_reads_the_account_mode_from_its_customers_without_creating_anyt
     result = cli("run", source, "--api-base", sandbox.url, "--dry-run", "--json")
     assert json.loads(result.stdout.strip().splitlines()[-1])["mode"] == "LIVE"
     assert len(_posts(sandbox)) == posts_before
+
+
+def test_a_usd_row_without_usd_balance_is_invalid_and_the_rest_is_paid(sandbox, env, cli):
+    """The sandbox account holds pesos only: the USD row is flagged (dry run and run) instead of the
+    balance check stopping the whole batch, and the pesos rows are paid."""
+    rows = [beneficiary(1, moneda="MXN"), beneficiary(2, moneda="USD"), beneficiary(3, moneda="MXN")]
+    source = write_csv(env / "p.csv", rows)
+    planned = cli("run", source, "--api-base", sandbox.url, "--dry-run", "--json")
+    assert planned.exit_code == 1
+    assert json.loads(planned.stdout.strip().splitlines()[-1])["plan"]["totals"] == {"MXN": 10100 + 10300}
+    assert "Fila 3, columna «moneda»: la cuenta de Conekta no tiene saldo en «USD»" in planned.stderr
+    result = cli("run", source, "--api-base", sandbox.url, "--output", env / "out.xlsx")
+    assert result.exit_code == 1, result.output
+    assert [order["currency"] for order in sandbox.payout_orders()] == ["MXN", "MXN"]
+    sheet = read_xlsx(env / "out.xlsx")
+    assert [row["status"] for row in sheet] == ["created", "invalid", "created"]
+    assert sheet[1]["error_code"] == "currency_without_balance"
+    assert "vuelve a correr el mismo archivo" in sheet[1]["error_message"]

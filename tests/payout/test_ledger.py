@@ -95,6 +95,7 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
         with Ledger(path) as mine, pytest.raises(BatchError) as info:
             mine.acquire_lock("b1")
         assert str(holder.pid) in info.value.message("es")
+        assert info.value.exit_code == 75  # "try later", not a bad file (2)
     finally:
         holder.kill()
         holder.wait()

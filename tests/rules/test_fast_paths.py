@@ -304,7 +304,7 @@ def test_validation_sheet_and_summary_per_row_definitions():
 
 def reference_summary(frame: pd.DataFrame, validated: pd.DataFrame) -> report.Summary:
     """Row by row: the definition of the summary's counts and sums."""
-    counts, amounts, by_currency = {}, {}, {}
+    counts, amounts, by_currency, rows_by_currency = {}, {}, {}, {}
     for number, status in zip(frame.index, frame["status"].tolist()):
         counts[status] = counts.get(status, 0) + 1
         amount = validated.at[number, "amount"]
@@ -313,10 +313,13 @@ def reference_summary(frame: pd.DataFrame, validated: pd.DataFrame) -> report.Su
             currency = validated.at[number, "currency"]
             per = by_currency.setdefault(status, {})
             per[currency] = per.get(currency, 0) + int(amount)
+            counted = rows_by_currency.setdefault(status, {})
+            counted[currency] = counted.get(currency, 0) + 1
     totals = by_currency.get(report.CREATED, {})
     return report.Summary(
         counts={s: counts[s] for s in report.STATUS_ORDER if counts.get(s)},
         amount_created=sum(totals.values()), currency_totals=totals, amounts=amounts, amounts_by_currency=by_currency,
+        counts_by_currency=rows_by_currency,
     )
 
 

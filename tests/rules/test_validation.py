@@ -358,3 +358,11 @@ def test_many_rows_in_reasonable_time():
     result = validate(raw, now=NOW).frame
     assert time.perf_counter() - started < 10
     assert (~result["valid"]).sum() == len(range(0, n, 3))
+
+
+def test_email_local_part_over_64_characters_is_invalid():
+    """RFC 5321: the part before the "@" holds at most 64 characters (already enforced; kept by this test)."""
+    at_limit, over = "a" * 64 + "@ejemplo.mx", "a" * 65 + "@ejemplo.mx"
+    result = validate(table({"correo": at_limit}, {"correo": over}), now=NOW).frame
+    assert result["valid"].tolist() == [True, False]
+    assert result["error_code"].tolist() == ["", "invalid_email"]

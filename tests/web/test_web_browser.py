@@ -135,7 +135,7 @@ def test_upload_review_confirm_watch_download_and_cancel(page, web_settings, san
             assert page.inner_text("#cancel-count") == "14"
             page.click("#cancel-button")
             page.wait_for_url(re.compile(rf"/batches/{batch_id}$"))
-            assert "canceladas: 14" in page.inner_text("main")
+            assert "14 canceladas" in page.inner_text("main")
             assert [o["status"] for o in sandbox.payout_orders()] == ["cancelled"] * 14
         with steps.step("batch-list"):
             page.click("text=Lotes")
@@ -243,3 +243,120 @@ def test_a_row_in_doubt_shows_as_unconfirmed_not_failed_on_the_batch_page(page, 
             page.click("text=Lotes")
             assert "sin confirmar" in page.inner_text("#batches")
             assert page.locator("#unconfirmed-explained").is_visible()
+
+
+# -- issue 13: phones, the sandbox, dates, the short id, one reference, the planned counts -----------
+PHONE_ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "web-phone"
+PHONE, DESKTOP = {"width": 375, "height": 812}, {"width": 1280, "height": 800}
+
+
+def _scroll_width(page) -> int:
+    return page.evaluate("() => document.documentElement.scrollWidth")
+
+
+def _photograph(page, name: str) -> None:
+    """Kept under tests/artifacts/ (git-ignored) so a person can look at the phone layout."""
+    PHONE_ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(PHONE_ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_a_phone_and_a_desktop_never_scroll_the_page_sideways(browser, web_settings, request):
+    context = browser.new_context(viewport=PHONE, locale="es-MX", accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    steps = Steps(page, request.node.name)
+    try:
+        with WebServer(web_settings) as server:
+            with steps.step("review"):
+                page.goto(server.url + "/")
+                assert _scroll_width(page) <= 375
+                page.set_input_files("#file", str(SAMPLES / "beneficiaries.xlsx"))
+                page.click("#upload-button")
+                page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+                assert page.locator("#problems").is_visible()
+                _photograph(page, "review")
+                assert _scroll_width(page) <= 375
+            with steps.step("confirm"):
+                page.click("#continue")
+                _photograph(page, "confirm")
+                assert _scroll_width(page) <= 375
+            with steps.step("batch"):
+                page.click("#confirm-button")
+                page.wait_for_url(re.compile(r"/batches/[0-9a-f]{64}$"))
+                page.wait_for_selector("#rows")  # finished: the widest page, with every row
+                _photograph(page, "batch")
+                assert _scroll_width(page) <= 375
+                box = page.locator("#rows").evaluate("(t) => [t.parentElement.scrollWidth, t.parentElement.clientWidth]")
+                assert box[0] > box[1]  # the table scrolls inside its own box instead
+            with steps.step("batches"):
+                page.goto(server.url + "/batches")
+                _photograph(page, "batches")
+                assert _scroll_width(page) <= 375
+            with steps.step("desktop"):
+                page.set_viewport_size(DESKTOP)
+                for path in ("/batches", page.url.replace(server.url, "")):
+                    page.goto(server.url + path)
+                    assert _scroll_width(page) <= 1280
+                _photograph(page, "batches-desktop")
+    finally:
+        context.close()
+
+
+def test_sandbox_banner_dates_short_id_and_one_reference_cancelled(page, web_settings, sandbox, request):
+    steps = Steps(page, request.node.name)
+    with WebServer(web_settings) as server:
+        with steps.step("banner"):
+            page.goto(server.url + "/")
+            assert "No se mueve dinero real" in page.inner_text("#sandbox-banner")
+            page.set_input_files("#file", str(SAMPLES / "beneficiaries.xlsx"))
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            assert page.locator("#sandbox-banner").is_visible() and "--live" not in page.inner_text("main")
+            page.click("#continue")
+            page.click("#confirm-button")
+            page.wait_for_url(re.compile(r"/batches/[0-9a-f]{64}$"))
+            page.wait_for_selector("#rows")
+            batch_id = page.url.rsplit("/", 1)[1]
+        with steps.step("short-id"):
+            page.goto(f"{server.url}/batches/{batch_id[:12]}")
+            assert page.url.endswith(batch_id)
+            assert re.fullmatch(r"\d{1,2} (ene|feb|mar|abr|may|jun|jul|ago|sep|oct|nov|dic) \d{4}, \d{1,2}:\d{2}",
+                                page.inner_text("#last-run"))
+            assert page.locator("#invalid-rows tbody tr").count() == 6
+        with steps.step("cancel-one"):
+            first = page.locator("#rows tbody tr").first
+            name = first.locator("td.name").inner_text()
+            assert name  # the beneficiary's name, from the results sheet
+            first.locator("a.cancel-one").click()
+            assert page.inner_text("#cancel-count") == "1"
+            page.click("#cancel-button")
+            page.wait_for_url(re.compile(rf"/batches/{batch_id}$"))
+            assert "1 cancelada" in page.inner_text("main")
+            assert [o["status"] for o in sandbox.payout_orders()].count("cancelled") == 1
+            assert page.locator("#rows a.cancel-one").count() == 13
+        with steps.step("english"):
+            page.click("text=English")
+            page.goto(f"{server.url}/batches")
+            assert re.search(r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{1,2}, \d{4}, \d{1,2}:\d{2} (AM|PM)",
+                             page.inner_text("#batches"))
+
+
+def test_the_progress_page_shows_the_planned_rows_from_its_first_moment(page, web_settings, sandbox, request):
+    from conftest import API_KEY
+
+    steps = Steps(page, request.node.name)
+    with WebServer(web_settings) as server:
+        with steps.step("review"):
+            page.goto(server.url + "/")
+            page.set_input_files("#file", str(SAMPLES / "beneficiaries.xlsx"))
+            page.click("#upload-button")
+            page.wait_for_url(re.compile(r"/uploads/[0-9a-f]{32}$"))
+            page.click("#continue")
+        with steps.step("progress"):
+            sandbox.revoke_key(API_KEY)  # the run stops before it reads the file again: no update ever comes
+            page.click("#confirm-button")
+            page.wait_for_url(re.compile(r"/batches/[0-9a-f]{64}$"))
+            server.web.runs.wait(page.url.rsplit("/", 1)[1], 60)
+            page.reload()
+            assert page.inner_text("#pending") == "14" and page.inner_text("#created") == "0"
+            assert page.locator("#run-message").is_visible()

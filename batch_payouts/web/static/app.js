@@ -44,7 +44,8 @@
     var box = document.getElementById("progress");
     if (!box || box.dataset.running !== "yes") return;
     var bar = document.getElementById("progress-bar");
-    function text(id, value) { var node = document.getElementById(id); if (node) node.textContent = value; }
+    // Counts as the page writes them: with thousands separators ("12,480").
+    function text(id, value) { var node = document.getElementById(id); if (node) node.textContent = Number(value || 0).toLocaleString("en-US"); }
     function poll() {
       fetch(box.dataset.url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (response) { return response.json(); })

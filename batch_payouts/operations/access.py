@@ -1,0 +1,148 @@
+"""Finding a batch in the ledger and opening the client that can see its orders.
+
+A batch is queried with the key that created it: Conekta scopes orders by
+account and mode, so another key would see none of them and every order would
+look "missing".  The ledger keeps the key's one-way fingerprint to check that.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+from batch_payouts import clock
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
+from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
+from batch_payouts.payout.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
+from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
+from batch_payouts.payout.records import BatchRecord
+from batch_payouts.payout.throttle import RateLimiter
+
+UNKNOWN_BATCH = Text(
+    es="No se encontró el lote «{ref}» en la bitácora {ledger}. Usa el id del lote (o al menos 6 caracteres "
+    "de él), o la ruta de su hoja de resultados; `batch-payouts batches` los lista.",
+    en="Batch '{ref}' was not found in the ledger {ledger}. Give the batch id (or 6+ characters of it) or "
+    "the path of its results sheet; `batch-payouts batches` lists them.",
+)
+OTHER_KEY = Text(
+    es="El lote {batch_id} se creó con otra llave de API (otra cuenta o modo): con la llave de "
+    "CONEKTA_API_KEY no se verían sus órdenes. Define la misma llave con la que se ejecutó el lote.",
+    en="Batch {batch_id} was created with a different API key (another account or mode): with the key in "
+    "CONEKTA_API_KEY its orders would not be visible. Set the key the batch was run with.",
+)
+KEY_REFUSED = Text(
+    es="Conekta rechazó la llave de API (HTTP {status}: {detail}). No se hizo nada más.",
+    en="Conekta refused the API key (HTTP {status}: {detail}). Nothing else was done.",
+)
+SANDBOX_BATCH_ONLY = Text(
+    es="--sandbox solo sirve para lotes ejecutados con --sandbox; el lote {batch_id} se envió a {api_base}.",
+    en="--sandbox only works for batches run with --sandbox; batch {batch_id} was sent to {api_base}.",
+)
+SANDBOX_STATE_GONE = Text(
+    es="El lote {batch_id} se ejecutó en el simulador integrado (--sandbox), pero su estado ({path}) ya no "
+    "está junto a la bitácora: no queda ninguna orden que consultar. No se hizo nada.",
+    en="Batch {batch_id} ran on the built-in emulator (--sandbox), but its state ({path}) is no longer beside "
+    "the ledger: there are no orders left to query. Nothing was done.",
+)
+BAD_OUTPUT = Text(
+    es="--output «{path}» no sirve: debe ser un archivo .xlsx o .csv (no una carpeta). No se hizo nada.",
+    en="--output '{path}' cannot be used: it must be an .xlsx or .csv file (not a folder). Nothing was done.",
+)
+
+
+
+def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")) -> Path | None:
+    """Refuse an output the sheet writer cannot produce before anything is sent or changed."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() not in allowed:
+        raise BatchError(BAD_OUTPUT, path=str(path))
+    return path
+
+
+# -- opening a batch and its client ------------------------------------------------------------
+def find_batch(ledger: Ledger, ref: str) -> BatchRecord:
+    found = ledger.find_batch(str(ref))
+    if found is None:
+        raise BatchError(UNKNOWN_BATCH, ref=ref, ledger=str(ledger.path))
+    return found
+
+
+@dataclass
+class Connection:
+    """How to reach the account that holds a batch's orders."""
+
+    api_base: str | None = None
+    api_version: str | None = None
+    sandbox: bool = False
+    rate_limit: float | None = None
+    workers: int = 8
+    lang: str = "es"
+    max_retries: int = 4
+    initial_backoff: float = 0.5
+
+
+def open_client(
+    stack: ExitStack, batch: BatchRecord, ledger: Ledger, conn: Connection,
+    environ: dict[str, str] | None = None, command: str | None = None,
+) -> ConektaClient:
+    """The client for ``batch``: same key (checked by fingerprint), API base chosen as ``run`` does.
+
+    A batch ``run --sandbox`` sent is recognisable by its key's fingerprint (the emulator's fixed
+    key): it is queried on the built-in emulator, restarted on the state file kept beside the
+    ledger, whether or not ``--sandbox`` was given -- asking for CONEKTA_API_KEY, or sending the
+    demo's requests to the real API, would only fail.
+    """
+    env = os.environ if environ is None else environ
+    ran_on_sandbox = key_fingerprint(SANDBOX_KEY) == batch.key_fingerprint
+    if conn.sandbox and not ran_on_sandbox:
+        raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch.batch_id[:12], api_base=batch.api_base)
+    use_sandbox = ran_on_sandbox and (conn.sandbox or conn.api_base is None)
+    if use_sandbox and not sandbox_state_path(ledger.path).exists():
+        raise BatchError(SANDBOX_STATE_GONE, batch_id=batch.batch_id[:12], path=str(sandbox_state_path(ledger.path)))
+    api_key, api_base = resolve_endpoint(
+        stack, sandbox=use_sandbox, api_base=conn.api_base, ledger_path=ledger.path, environ=env
+    )
+    if key_fingerprint(api_key) != batch.key_fingerprint:
+        raise BatchError(OTHER_KEY, batch_id=batch.batch_id[:12])
+    config = ClientConfig(
+        api_key=api_key, api_base=api_base,
+        api_version=conn.api_version or batch.api_version or DEFAULT_API_VERSION, lang=conn.lang,
+        max_retries=conn.max_retries, pool_size=max(4, conn.workers * 2), initial_backoff=conn.initial_backoff,
+    )
+    audit = _open_audit(stack, batch, ledger, command)
+    on_call = (lambda call: audit.api_call(**call)) if audit is not None else None
+    return stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit), on_call=on_call))
+
+
+def _open_audit(stack: ExitStack, batch: BatchRecord, ledger: Ledger, command: str | None) -> AuditLog | None:
+    """Calls made by ``status``/``cancel``/``reconcile`` go to the batch's audit log too,
+    so an auditor sees every request about the batch's money, not only the run's."""
+    if command is None or not batch.output_path:
+        return None
+    audit = open_audit(stack, ledger, audit_path_for(Path(batch.output_path)), batch.batch_id)
+    audit.append({"type": "command_started", "command": command, "batch_id": batch.batch_id,
+                  "operator": operator_name(), "host": socket.gethostname()})
+    stack.callback(audit.append, {"type": "command_finished", "command": command})
+    return audit
+
+
+def key_refused(error: ConektaError) -> BatchError:
+    return BatchError(KEY_REFUSED, status=error.http_status, detail=error.message or error.type)
+
+
+def now() -> float:
+    return datetime.now().timestamp()
+
+
+def time_text(unix_seconds: float | None) -> str:
+    """ISO 8601 with its offset, in the zone of ``--timezone`` (default Mexico City), to the second."""
+    return clock.time_text(unix_seconds)

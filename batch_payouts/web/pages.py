@@ -1,0 +1,171 @@
+"""What every page shares: the signed-in check, rendering in the user's language, flashes, CSRF.
+
+``Pages`` is the base of the page groups (``review_pages``, ``batch_pages``, ``account``);
+``app.WebApp`` puts them together with the state they share (settings, uploads, runs).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from batch_payouts import states
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.jobs import RunOptions
+from batch_payouts.operations import Connection
+from batch_payouts.payout.ledger import Ledger
+from batch_payouts.payout.records import BatchRecord
+from batch_payouts.totals import totals_by_currency
+from batch_payouts.web import security
+from batch_payouts.web.uploads import Upload, UploadStore
+from batch_payouts.web.wording import web_message
+
+if TYPE_CHECKING:
+    from batch_payouts.web.runs import RunManager
+    from batch_payouts.web.settings import WebSettings
+
+ROWS_SHOWN = 1000
+BATCH_ID = re.compile(r"[0-9a-f]{64}")
+SHORT_BATCH_ID = re.compile(r"[0-9a-f]{12}")  # what the pages (and the CLI) show of a batch id
+
+BAD_CSRF = Text(
+    es="El formulario caducó o no vino de esta página. Recarga la página y vuelve a intentarlo.",
+    en="The form expired or did not come from this page. Reload the page and try again.",
+)
+CHANGED_SINCE_REVIEW = Text(
+    es="Lo que confirmaste (pagos: {count}; total: {total}) ya no coincide con la revisión. No se envió nada: "
+    "revisa de nuevo.",
+    en="What you confirmed (payouts: {count}; total: {total}) no longer matches the review. Nothing was sent: "
+    "review again.",
+)
+NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
+RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
+
+
+def _totals_of(rows: list) -> dict[str, int]:
+    """Cents per currency of ledger rows: a page never adds pesos to dollars."""
+    return totals_by_currency((r.amount for r in rows), (r.currency for r in rows))
+
+
+def signed_in(page: Callable[..., Any]) -> Callable[..., Any]:
+    """A page for the signed-in only: anyone else is sent to sign in first (``WebApp.guard``)."""
+
+    @functools.wraps(page)
+    async def guarded(self: Pages, request: Request) -> Response:
+        if (redirect := self.guard(request)) is not None:
+            return redirect
+        return await page(self, request)
+
+    return guarded
+
+
+class Pages:
+    """Plumbing of every page; the state it reads is set up by ``app.WebApp``."""
+
+    settings: WebSettings
+    uploads: UploadStore
+    runs: RunManager
+    templates: Jinja2Templates
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def lang(self, request: Request) -> str:
+        chosen = request.session.get("lang")
+        return chosen if chosen in LANGUAGES else self.settings.lang
+
+    def user(self, request: Request) -> str | None:
+        """The signed-in user; None on loopback without configured users (one person, one machine)."""
+        if self.settings.trust_user_header:
+            return request.headers.get(self.settings.trust_user_header) or None
+        return request.session.get(security.SESSION_USER)
+
+    def render(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        lang = self.lang(request)
+        flashes = request.session.pop("flash", [])
+        context.update(
+            request=request, lang=lang, t=lambda es, en: en if lang == "en" else es,
+            # the words for a row's state (and its group's CSS class) and for an order's status, from `states`
+            label=lambda state: states.label(state, lang),
+            group_class=lambda state: states.GROUP_CLASSES.get(states.GROUP_OF.get(state, ""), ""),
+            order_label=lambda status: states.order_label(status, lang),
+            count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
+            unconfirmed_explained=states.UNCONFIRMED_EXPLAINED.format(lang),
+            csrf=security.csrf_token(request.session), user=self.user(request),
+            login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
+            sandbox=self.settings.on_sandbox,
+        )
+        return self.templates.TemplateResponse(request, name, context, status_code=status_code)
+
+    def flash(self, request: Request, text: str, kind: str = "info") -> None:
+        request.session.setdefault("flash", []).append({"kind": kind, "text": text})
+
+    def error_page(self, request: Request, message: str, status_code: int = 400) -> Response:
+        return self.render(request, "error.html", status_code=status_code, message=message)
+
+    async def form(self, request: Request) -> Any:
+        """The submitted form, CSRF-checked."""
+        form = await request.form()
+        if not security.csrf_ok(request.session, form.get(security.CSRF_FIELD)):
+            raise HTTPException(403, BAD_CSRF.format(self.lang(request)))
+        return form
+
+    def guard(self, request: Request) -> Response | None:
+        """A redirect to the login page (or 401 behind a proxy) when someone must sign in first."""
+        if not self.settings.login_required or self.user(request):
+            return None
+        if self.settings.trust_user_header:
+            return Response("401: the reverse proxy did not name a user", status_code=401)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    def owned_upload(self, request: Request, upload_id: str) -> Upload | None:
+        upload = self.uploads.get(upload_id)
+        if upload is None or (self.settings.login_required and upload.user != self.user(request)):
+            return None
+        return upload
+
+    def run_options(self, upload: Upload, lang: str, **overrides: Any) -> RunOptions:
+        settings = self.settings
+        values = dict(
+            input_path=self.uploads.path(upload), input_name=upload.name, amount_unit=upload.amount_unit, lang=lang,
+            sheet=upload.sheet,
+            api_base=settings.api_base, api_version=settings.api_version, ledger_path=settings.ledger_path,
+            workers=settings.workers, rate_limit=settings.rate_limit, live=settings.live,
+            max_total=settings.max_total, max_amount=settings.max_amount, initial_backoff=settings.initial_backoff,
+        )
+        values.update(overrides)
+        return RunOptions(**values)
+
+    def describe(self, error: BatchError, lang: str, upload: Upload | None = None) -> str:
+        """``error`` worded for the web (``wording``): the upload named as the user named it, no server path."""
+        shown_as = {}
+        if upload is not None:
+            stem = Path(upload.name).stem
+            shown_as = {self.uploads.path(upload): upload.name,
+                        self.uploads.annotated_path(upload): f"{stem}.revision.xlsx"}
+        return web_message(error, lang, shown_as, self.settings.data_dir)
+
+    def connection(self, lang: str) -> Connection:
+        s = self.settings
+        return Connection(api_base=s.api_base, api_version=None, rate_limit=s.rate_limit, workers=s.workers, lang=lang)
+
+    def _running(self, batch_id: str | None) -> bool:
+        progress = self.runs.progress(batch_id) if batch_id else None
+        return progress is not None and progress.running
+
+    def _batch(self, request: Request) -> tuple[BatchRecord | None, str]:
+        """The batch the URL names, by its full id or the 12 characters the pages show; and its full id."""
+        batch_id = request.path_params["batch_id"]
+        if not (BATCH_ID.fullmatch(batch_id) or SHORT_BATCH_ID.fullmatch(batch_id)):
+            return None, batch_id
+        with Ledger(self.settings.ledger_path) as ledger:
+            batch = ledger.batch(batch_id) if len(batch_id) == 64 else ledger.find_batch(batch_id)
+        return batch, batch.batch_id if batch else batch_id
+

@@ -1,0 +1,107 @@
+"""The library's messages as a person in a browser must read them: no server paths, no CLI options.
+
+``jobs``, ``files.read`` and the pipeline write their messages for the command line: they name
+the file by its path and the fix by an option ("indícala con --sheet", "vuelve a ejecutar con
+--live").  On the web the file is an upload stored under a random name in the server's data
+folder, which the user never saw and must not see, and there is no command line.  So the web
+renders those errors here: the same facts (the same ``params``) with web wording where the
+advice differs, and every server path replaced by the name the user gave the file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from batch_payouts.errors import BatchError
+from batch_payouts.files import read
+from batch_payouts.i18n import Text
+from batch_payouts.jobs import OVER_MAX_TOTAL
+from batch_payouts.payout.row_executor import LIVE_REFUSED
+from batch_payouts.rules.validation import Problem
+
+LIVE_NOT_ALLOWED = Text(
+    es="La llave de API es de modo LIVE (dinero real) y este servidor no está autorizado para pagar con dinero "
+    "real: no se creó ninguna orden de pago. Si de verdad se debe pagar, pide a quien administra el servidor "
+    "que lo autorice y vuelve a subir el archivo.",
+    en="The API key is a LIVE key (real money) and this server is not allowed to pay real money: no payout "
+    "order was created. If this really must be paid, ask whoever runs the server to allow it, then upload "
+    "the file again.",
+)
+SHEET_NOTE = Text(
+    es="(Hoja leída: «{sheet}»; hojas del libro: {sheets}. Si los datos están en otra hoja, elígela en la lista "
+    "«Hoja» de esta página.)",
+    en="(Sheet read: «{sheet}»; the workbook's sheets: {sheets}. If the data is on another sheet, choose it in "
+    "the «Sheet» list on this page.)",
+)
+# The same facts as the CLI's message (the same placeholders), with the advice a web user can follow.
+WEB_TEXTS: dict[Text, Text] = {
+    read.ONLY_HIDDEN_DATA: Text(
+        es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}); las hojas ocultas ({hidden}) "
+        "no se leen solas. Elige la hoja en la lista «Hoja» de esta página, o muéstrala en Excel (clic derecho "
+        "en una pestaña > Mostrar) y sube el archivo de nuevo.",
+        en="Workbook «{path}» has no data on any visible sheet ({sheets}); hidden sheets ({hidden}) are not read "
+        "unless chosen. Choose the sheet in the «Sheet» list on this page, or unhide it in Excel (right-click a "
+        "tab > Unhide) and upload the file again.",
+    ),
+    read.NO_SHEET_WITH_DATA: Text(
+        es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}). Descarga la plantilla en blanco "
+        "(en la página «Subir archivo»), llena una fila por beneficiario y súbela.",
+        en="Workbook «{path}» has no data on any visible sheet ({sheets}). Download the blank template (on the "
+        "«Upload file» page), fill one row per beneficiary and upload it.",
+    ),
+    read.EMPTY_FILE: Text(
+        es="El archivo «{path}» está vacío: no tiene ni la fila de encabezados. Descarga la plantilla en blanco "
+        "(en la página «Subir archivo»), llena una fila por beneficiario y súbela.",
+        en="File «{path}» is empty: it has no header row. Download the blank template (on the «Upload file» "
+        "page), fill one row per beneficiary and upload it.",
+    ),
+    OVER_MAX_TOTAL: Text(
+        es="El lote suma {total} y el máximo por lote de este servidor es {cap}: no se envió nada. Divide el "
+        "archivo, o pide a quien administra el servidor que suba el límite si el monto es correcto.",
+        en="The batch adds up to {total} and this server's maximum per batch is {cap}: nothing was sent. Split "
+        "the file, or ask whoever runs the server to raise the cap if the amount is right.",
+    ),
+    LIVE_REFUSED: LIVE_NOT_ALLOWED,
+}
+# Problems of a row whose fix names a CLI option: (what is wrong, how to fix it) as a web user reads them.
+WEB_PROBLEMS: dict[str, tuple[Text, Text]] = {
+    "amount_over_limit": (
+        Text(es="«{value}» supera el máximo por fila de este servidor, {limit}.",
+             en="«{value}» is over this server's per-row maximum of {limit}."),
+        Text(es="Revisa el monto (¿está en la unidad correcta, pesos o centavos?); si es correcto, pide a quien "
+             "administra el servidor que suba el máximo por fila.",
+             en="Check the amount (is it in the right unit, pesos or cents?); if it is right, ask whoever runs "
+             "the server to raise the per-row maximum."),
+    ),
+}
+HIDDEN = "…"
+
+
+def web_message(error: BatchError, lang: str, shown_as: dict[Path, str], data_dir: Path) -> str:
+    """``error`` in ``lang`` for the web: web advice where the CLI's differs, each server file of
+    ``shown_as`` named as the user knows it, and any other path in the data folder left out."""
+    text = WEB_TEXTS.get(error.text, error.text)
+    message = text.format(lang, **error.params)
+    if isinstance(error, read.SheetContentError):
+        listed = ", ".join(f"«{name}»" for name in error.sheets)
+        message = f"{message} {SHEET_NOTE.format(lang, sheet=error.sheet, sheets=listed)}"
+    return hide_paths(message, shown_as, data_dir)
+
+
+def hide_paths(message: str, shown_as: dict[Path, str], data_dir: Path) -> str:
+    for path, name in shown_as.items():
+        for spelling in {str(path), str(path.resolve())}:
+            message = message.replace(spelling, name)
+    for folder in {str(data_dir), str(data_dir.resolve())}:
+        message = re.sub(re.escape(folder) + r"[^\s«»'\"]*", HIDDEN, message)
+    return message
+
+
+
+def problem_words(problem: Problem, lang: str) -> tuple[str, str]:
+    """(what is wrong, how to fix it) of a row's problem, in web wording where the CLI's names an option."""
+    if problem.code in WEB_PROBLEMS:
+        wrong, fix = WEB_PROBLEMS[problem.code]
+        return (wrong.format(lang, value=problem.value, **problem.params),
+                fix.format(lang, value=problem.value, **problem.params))
+    return problem.problem(lang), problem.fix(lang)
