@@ -56,6 +56,20 @@ def read_xlsx(path: Path) -> list[dict]:
     return [dict(zip(header, values)) for values in rows[1:]]
 
 
+def write_workbook(path: Path, sheets: list[tuple[str, list[list[object]], str]]) -> Path:
+    """An .xlsx with the given (title, rows, state) sheets, in order; state is "visible", "hidden"
+    or "veryHidden" (how a workbook hides the sheet the payouts are on)."""
+    workbook = openpyxl.Workbook()
+    workbook.remove(workbook.active)
+    for title, rows, state in sheets:
+        sheet = workbook.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+        sheet.sheet_state = state
+    workbook.save(path)
+    return path
+
+
 def beneficiary(n: int, **overrides) -> dict:
     row = {
         "nombre": f"Beneficiaria Núñez {n}",
@@ -150,12 +164,18 @@ def web_settings(tmp_path, sandbox):
     )
 
 
-# Folders whose every test is slow (subprocesses killed mid-run, property runs, a real browser).
-_SLOW_PLACES = ("e2e", "test_web_browser.py")
+# Folders and modules whose every test is slow: subprocesses killed mid-run, property runs,
+# a real browser, whole web sessions and fuzzed subprocesses.  `make test` runs them all.
+_SLOW_PLACES = (
+    "e2e", "test_web_browser.py", "test_web.py", "test_web_finance.py", "test_security.py",
+    "test_input_fuzz.py", "test_sandbox_serve.py", "test_disk_full.py",
+)
+# Single slow tests in otherwise quick modules (pandera's full-depth checks over every kind of cell).
+_SLOW_TESTS = ("test_the_table_normalize_builds_passes_pandera_schema_level_checks",)
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the slow places so `pytest -m "not slow"` is the quick inner loop."""
+    """Mark the slow places so `pytest -m "not slow"` is the quick inner loop (under a minute)."""
     for item in items:
-        if any(part in _SLOW_PLACES for part in Path(str(item.fspath)).parts):
+        if item.originalname in _SLOW_TESTS or any(part in _SLOW_PLACES for part in Path(str(item.fspath)).parts):
             item.add_marker(pytest.mark.slow)

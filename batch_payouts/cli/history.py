@@ -14,10 +14,9 @@ from pathlib import Path
 import click
 
 from batch_payouts import states
-from batch_payouts.cli.config import config_option
 from batch_payouts.cli.console import _fail
-from batch_payouts.cli.main import lang_option, main, timezone_option
-from batch_payouts.cli.ops import json_option, ledger_option, open_ledger, per_status_json, print_json
+from batch_payouts.cli.main import main
+from batch_payouts.cli.ops import ledger_command_options, open_ledger, per_status_json, print_json
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.records import BatchRecord
@@ -77,11 +76,7 @@ def _batch_json(batch: BatchRecord, ops) -> dict:
 
 
 @main.command()
-@ledger_option
-@lang_option
-@timezone_option
-@json_option
-@config_option
+@ledger_command_options
 def batches(ledger_path, lang, as_json) -> None:
     """List the batches the ledger knows, newest first: when, file, who, counts, total created.
 
@@ -129,11 +124,7 @@ def batches(ledger_path, lang, as_json) -> None:
 
 @main.command()
 @click.argument("ref", metavar="BATCH_ID")
-@ledger_option
-@lang_option
-@timezone_option
-@json_option
-@config_option
+@ledger_command_options
 def show(ref, ledger_path, lang, as_json) -> None:
     """Show one batch in detail: file and SHA-256, who ran it where, runs, API, counts, totals.
 
@@ -187,11 +178,7 @@ def _group_line(counts, lang: str) -> str:
 @click.option("--until", default=None, help="Last day, excluded (YYYY-MM-DD; default: now).")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="XLSX to write (default: payouts-<since>-<until>.xlsx in the current folder).")
-@ledger_option
-@lang_option
-@timezone_option
-@config_option
-@json_option
+@ledger_command_options
 def report_command(since, until, output_path, ledger_path, lang, as_json) -> None:
     """One XLSX with every payout created in a period, across batches, with its latest known status.
 

@@ -153,10 +153,19 @@ def per_status_json(counts: dict[str, dict[str, list[int]]]) -> dict:
             for status, per in counts.items()}
 
 
-def with_connection(command):
-    for option in reversed(connection_options):
-        command = option(command)
-    return command
+def option_stack(*options):
+    """Several click options as one decorator, shown by --help in the order given: commands that
+    take the same options take them from one place."""
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
+with_connection = option_stack(*connection_options)
+# What every command about the ledger's batches takes (here and in cli/history.py).
+ledger_command_options = option_stack(ledger_option, lang_option, timezone_option, config_option, json_option)
 
 
 def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
@@ -201,11 +210,7 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
               help="Orders fetched at the same time.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
-@ledger_option
-@lang_option
-@timezone_option
-@config_option
-@json_option
+@ledger_command_options
 def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang, as_json) -> None:
     """Fetch the current status of every payout order of a batch (cashed? expired?).
 
@@ -276,11 +281,7 @@ def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
 @with_connection
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the updated sheet here (default: overwrite the batch's results sheet).")
-@ledger_option
-@lang_option
-@timezone_option
-@config_option
-@json_option
+@ledger_command_options
 def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version, sandbox, rate_limit, output_path,
            ledger_path, lang, as_json) -> None:
     """Cancel payout orders of a batch: their references can no longer be cashed.
@@ -364,11 +365,7 @@ def _cancel_json(batch: dict, code: int, outcomes: list, cancelled: dict[str, in
 @main.command()
 @click.argument("ref", metavar="BATCH_ID")
 @with_connection
-@ledger_option
-@lang_option
-@timezone_option
-@config_option
-@json_option
+@ledger_command_options
 def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang, as_json) -> None:
     """Compare the payout orders Conekta holds for a batch with the ledger; exit 1 if they differ.
 

@@ -89,12 +89,18 @@ LOG_EVENTS = {  # event -> (meaning, its extra fields)
 }
 
 
+def _when(field: str, value: str, then: dict, meaning: str) -> dict:
+    """The allOf rule of a record whose further fields depend on one field (a log line's event, an audit
+    entry's type): when ``field`` is ``value``, the record also is ``then``."""
+    return {"if": {"properties": {field: {"const": value}}, "required": [field]},
+            "then": {**then, "description": meaning}}
+
+
 def log_line_schema() -> dict:
     rules = []
     for event, (meaning, fields) in LOG_EVENTS.items():
         then = summary_record("run", versioned=False) if fields is None else p.record(fields)
-        rules.append({"if": {"properties": {"event": {"const": event}}, "required": ["event"]},
-                      "then": {**then, "description": meaning}})
+        rules.append(_when("event", event, then, meaning))
     body = p.record({
         "ts": p.TIMESTAMP,
         "level": p.enum(LEVELS),
@@ -157,8 +163,7 @@ def _entry(kind: str, meaning: str, fields: list[str] | tuple[str, ...]) -> dict
     for name in fields:
         note, shape = AUDIT_FIELD_NOTES.get(name, ("(not described yet: add it to contracts/records.py)", {}))
         properties[name] = {**shape, "description": note}
-    return {"if": {"properties": {"type": {"const": kind}}, "required": ["type"]},
-            "then": {**p.record(properties), "description": meaning}}
+    return _when("type", kind, p.record(properties), meaning)
 
 
 def audit_line_schema() -> dict:

@@ -25,6 +25,13 @@ BALANCE_CURRENCY = "MXN"
 FINAL_STATUSES = frozenset({"cancelled", "cashed", "expired"})
 
 
+def _found(obj: dict[str, Any] | None, kind: str, obj_id: str) -> dict[str, Any]:
+    """The object, or Conekta's 404: another key's object is as absent as one never created."""
+    if obj is None:
+        raise fail(404, rules.NOT_FOUND, rules.OBJECT_NOT_FOUND, kind=kind, id=obj_id)
+    return obj
+
+
 class ConektaApi:
     def __init__(self, store: Store, starting_balance: int | Mapping[str, int] = DEFAULT_STARTING_BALANCE) -> None:
         """``starting_balance``: cents of MXN, or cents per currency ({"MXN": ..., "USD": ...}) for an
@@ -56,10 +63,7 @@ class ConektaApi:
         return customer
 
     def get_customer(self, scope: str, customer_id: str) -> dict[str, Any]:
-        customer = self.store.get_customer(scope, customer_id)
-        if customer is None:
-            raise fail(404, rules.NOT_FOUND, rules.OBJECT_NOT_FOUND, kind="customer", id=customer_id)
-        return customer
+        return _found(self.store.get_customer(scope, customer_id), "customer", customer_id)
 
     # -- payout orders ---------------------------------------------------------
     def create_payout_order(self, scope: str, livemode: bool, body: dict[str, Any]) -> dict[str, Any]:
@@ -119,10 +123,7 @@ class ConektaApi:
         return order
 
     def get_payout_order(self, scope: str, order_id: str) -> dict[str, Any]:
-        order = self.store.get_payout_order(scope, order_id)
-        if order is None:
-            raise fail(404, rules.NOT_FOUND, rules.OBJECT_NOT_FOUND, kind="payout_order", id=order_id)
-        return order
+        return _found(self.store.get_payout_order(scope, order_id), "payout_order", order_id)
 
     def cancel_payout_order(self, scope: str, order_id: str) -> dict[str, Any]:
         with self.store.atomic():

@@ -192,6 +192,19 @@ def _toml(text: str) -> Any:
     return tomllib.loads(text)
 
 
+# Tried in this order, the first that rolls wins; a PUT skips the POST_ONLY_KINDS.
+_AFTER_COMMIT_RATES = (
+    ("drop_after_commit_rate", "drop_after_commit"), ("stall_after_commit_rate", "stall_after_commit"),
+    ("truncated_json_rate", "truncated_json"), ("error_after_commit_rate", "error_500_after_commit"),
+    ("conflict_rate", "conflict_409"), ("null_reference_rate", "null_reference"),
+)
+
+
+def _roll(rng, rate: float) -> bool:
+    """True with probability ``rate``; a zero rate draws nothing, so a seed replays the same faults."""
+    return bool(rate) and rng.random() < rate
+
+
 @dataclass
 class Decision:
     """What to do with one request: wait, then maybe fail before or after commit."""
@@ -244,29 +257,18 @@ class FaultEngine:
                 decision.before = RATE_LIMITED
                 decision.retry_after = wait
                 return decision
-            if search and f.search_error_rate and rng.random() < f.search_error_rate:
+            if search and _roll(rng, f.search_error_rate):
                 decision.before = "error_503"
-            elif f.error_rate and rng.random() < f.error_rate:
+            elif _roll(rng, f.error_rate):
                 decision.before = rng.choice(("error_500", "error_502", "error_503"))
-            elif f.html_502_rate and rng.random() < f.html_502_rate:
+            elif _roll(rng, f.html_502_rate):
                 decision.before = "html_502"
-            elif f.throttle_rate and rng.random() < f.throttle_rate:
+            elif _roll(rng, f.throttle_rate):
                 decision.before = "throttle"
             elif method in ("POST", "PUT"):
-                if f.drop_after_commit_rate and rng.random() < f.drop_after_commit_rate:
-                    decision.after = "drop_after_commit"
-                elif f.stall_after_commit_rate and rng.random() < f.stall_after_commit_rate:
-                    decision.after = "stall_after_commit"
-                elif f.truncated_json_rate and rng.random() < f.truncated_json_rate:
-                    decision.after = "truncated_json"
-                elif method != "POST":
-                    pass
-                elif f.error_after_commit_rate and rng.random() < f.error_after_commit_rate:
-                    decision.after = "error_500_after_commit"
-                elif f.conflict_rate and rng.random() < f.conflict_rate:
-                    decision.after = "conflict_409"
-                elif f.null_reference_rate and rng.random() < f.null_reference_rate:
-                    decision.after = "null_reference"
+                decision.after = next((kind for rate, kind in _AFTER_COMMIT_RATES
+                                       if (method == "POST" or kind not in POST_ONLY_KINDS)
+                                       and _roll(rng, getattr(f, rate))), None)
             return decision
 
     def hide_reference(self, order_id: str) -> None:

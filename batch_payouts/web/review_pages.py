@@ -112,6 +112,14 @@ class ReviewPages(Pages):
             pass
         return RedirectResponse(f"/uploads/{upload_id}", status_code=303)
 
+    def _reviewed_upload(self, request: Request) -> tuple[Upload | None, Response | None]:
+        """The user's upload named in the URL, and, while its review is still being made, the redirect
+        to its page instead: choosing a sheet or confirming needs the finished review."""
+        upload = self.owned_upload(request, request.path_params["upload_id"])
+        if upload is not None and upload.review is None:
+            return upload, RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        return upload, None
+
     def start_review(self, upload_id: str, lang: str) -> Future:
         """The upload's review, on a background thread: started unless one is under way (a server
         restarted during a review starts it again when the page is asked for)."""
@@ -208,9 +216,9 @@ class ReviewPages(Pages):
         """Review the upload again, reading the sheet the user chose (the web's ``--sheet``)."""
         form = await self.form(request)
         lang = self.lang(request)
-        upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is not None and upload.review is None:  # still being reviewed: let it finish first
-            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        upload, wait = self._reviewed_upload(request)
+        if wait:
+            return wait
         if upload is None or upload.suffix != ".xlsx":
             return self.error_page(request, NOT_FOUND.format(lang), 404)
         if self._running(upload.batch_id):
@@ -233,9 +241,9 @@ class ReviewPages(Pages):
 
     @signed_in
     async def confirm_page(self, request: Request) -> Response:
-        upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is not None and upload.review is None:  # still being reviewed
-            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        upload, wait = self._reviewed_upload(request)
+        if wait:
+            return wait
         if upload is None or upload.review.get("error"):
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
         if upload.review.get("blocker"):
@@ -246,9 +254,9 @@ class ReviewPages(Pages):
     async def confirm(self, request: Request) -> Response:
         form = await self.form(request)
         lang = self.lang(request)
-        upload = self.owned_upload(request, request.path_params["upload_id"])
-        if upload is not None and upload.review is None:  # still being reviewed: nothing to confirm yet
-            return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        upload, wait = self._reviewed_upload(request)
+        if wait:
+            return wait
         if upload is None or upload.review.get("error") or not upload.batch_id:
             return self.error_page(request, NOT_FOUND.format(lang), 404)
         review = upload.review

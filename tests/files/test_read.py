@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from batch_payouts.errors import InputFileError
 from batch_payouts.files import read
+from conftest import write_workbook
 
 HEADER = "nombre,correo,telefono,monto\n"
 
@@ -83,11 +84,17 @@ def test_csv_tab_delimited(tmp_path, name):
     assert frame.loc[2, "monto"] == "3,000"
 
 
-def test_csv_excel_sep_hint_line(tmp_path):
-    text = "sep=;\nnombre;monto\nAna;3000\n"
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        pytest.param("sep=;\nnombre;monto\nAna;3000\n", "3000", id="excel_sep_hint_line"),
+        pytest.param(" nombre , monto \nAna\nLuis,3000\n", "", id="headers_stripped_and_ragged_rows_padded"),
+    ],
+)
+def test_csv_columns_and_first_row(tmp_path, text, amount):
     frame = read.read_table(write_bytes(tmp_path, "b.csv", text.encode()))
     assert list(frame.columns) == ["nombre", "monto"]
-    assert frame.loc[2, "monto"] == "3000"
+    assert frame.loc[2, "monto"] == amount
 
 
 def test_csv_utf16_unicode_text_from_excel(tmp_path):
@@ -108,13 +115,6 @@ def test_csv_blank_rows_skipped_and_row_numbers_kept(tmp_path):
     text = HEADER + "Ana,a@x.com,,3000\n,,,\n\nLuis,l@x.com,,3000\n ,  ,,\n\n\n"
     frame = read.read_table(write_bytes(tmp_path, "b.csv", text.encode()))
     assert list(frame.index) == [2, 5]
-
-
-def test_csv_headers_stripped_and_ragged_rows_padded(tmp_path):
-    text = " nombre , monto \nAna\nLuis,3000\n"
-    frame = read.read_table(write_bytes(tmp_path, "b.csv", text.encode()))
-    assert list(frame.columns) == ["nombre", "monto"]
-    assert frame.loc[2, "monto"] == ""
 
 
 def test_csv_blank_header_with_data_is_kept_by_letter(tmp_path):
@@ -296,25 +296,12 @@ def test_nul_bytes_are_called_a_non_text_file(tmp_path):
 # --------------------------------------------------------------------------- which sheet of a workbook
 
 
-def make_book(path, sheets):
-    """``sheets``: (title, rows, state) in order; state is "visible", "hidden" or "veryHidden"."""
-    workbook = openpyxl.Workbook()
-    workbook.remove(workbook.active)
-    for title, rows, state in sheets:
-        sheet = workbook.create_sheet(title)
-        for row in rows:
-            sheet.append(row)
-        sheet.sheet_state = state
-    workbook.save(path)
-    return path
-
-
 PAYMENTS = [["nombre", "monto"], ["Ana", 3000]]
 
 
 @pytest.mark.parametrize("state", ["hidden", "veryHidden"])
 def test_a_hidden_first_sheet_is_skipped(tmp_path, state):
-    path = make_book(tmp_path / "b.xlsx", [("Catálogo", [["clave", "valor"], ["x", 1]], state),
+    path = write_workbook(tmp_path / "b.xlsx", [("Catálogo", [["clave", "valor"], ["x", 1]], state),
                                            ("Pagos", PAYMENTS, "visible")])
     frame = read.read_table(path)
     assert list(frame.columns) == ["nombre", "monto"] and frame.loc[2, "nombre"] == "Ana"
@@ -325,26 +312,26 @@ def test_a_hidden_first_sheet_is_skipped(tmp_path, state):
 
 
 def test_an_empty_first_sheet_is_skipped(tmp_path):
-    path = make_book(tmp_path / "b.xlsx", [("Portada", [], "visible"), ("Blanca", [["  ", None]], "visible"),
+    path = write_workbook(tmp_path / "b.xlsx", [("Portada", [], "visible"), ("Blanca", [["  ", None]], "visible"),
                                            ("Marzo", PAYMENTS, "visible")])
     frame = read.read_table(path)
     assert frame.attrs["sheet"] == "Marzo" and frame["monto"].tolist() == ["3000"]
 
 
 def test_no_visible_sheet_with_data_names_the_sheets_and_the_hidden_ones(tmp_path):
-    path = make_book(tmp_path / "b.xlsx", [("Portada", [], "visible"), ("Datos", PAYMENTS, "hidden")])
+    path = write_workbook(tmp_path / "b.xlsx", [("Portada", [], "visible"), ("Datos", PAYMENTS, "hidden")])
     with pytest.raises(InputFileError) as excinfo:
         read.read_table(path)
     assert "«Portada»" in error_text(excinfo) and "«Datos»" in error_text(excinfo)
     assert "--sheet" in error_text(excinfo) and "Unhide" in error_text(excinfo, "en")
-    empty = make_book(tmp_path / "e.xlsx", [("Hoja1", [], "visible"), ("Hoja2", [], "visible")])
+    empty = write_workbook(tmp_path / "e.xlsx", [("Hoja1", [], "visible"), ("Hoja2", [], "visible")])
     with pytest.raises(InputFileError) as excinfo:
         read.read_table(empty)
     assert "ninguna hoja visible («Hoja1», «Hoja2»)" in error_text(excinfo)
 
 
 def test_errors_about_a_sheets_content_name_the_sheet_and_suggest_sheet(tmp_path):
-    path = make_book(tmp_path / "b.xlsx", [("Notas", [["texto"], ["hola"]], "hidden"),
+    path = write_workbook(tmp_path / "b.xlsx", [("Notas", [["texto"], ["hola"]], "hidden"),
                                            ("Pagos", [["correo", "nombre", "correo"], ["a", "b", "c"]], "visible")])
     with pytest.raises(read.SheetContentError) as excinfo:
         read.read_table(path)
@@ -352,7 +339,7 @@ def test_errors_about_a_sheets_content_name_the_sheet_and_suggest_sheet(tmp_path
     assert "«correo» (A, C)" in error_text(excinfo)
     assert "Hoja leída: «Pagos»" in error_text(excinfo) and "«Notas», «Pagos»" in error_text(excinfo)
     assert "--sheet" in error_text(excinfo) and "Sheet read: «Pagos»" in error_text(excinfo, "en")
-    blank = make_book(tmp_path / "c.xlsx", [("Pagos", PAYMENTS, "visible"), ("Abril", [], "visible")])
+    blank = write_workbook(tmp_path / "c.xlsx", [("Pagos", PAYMENTS, "visible"), ("Abril", [], "visible")])
     with pytest.raises(InputFileError) as excinfo:
         read.read_table(blank, sheet="Abril")
     assert "vacío" in error_text(excinfo) and "Hoja leída: «Abril»" in error_text(excinfo)

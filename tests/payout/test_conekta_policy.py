@@ -2,22 +2,11 @@
 
 import pytest
 
-from batch_payouts.payout.conekta import (
-    GIVE_UP,
-    LOOK_UP_FIRST,
-    RESEND,
-    AuthenticationError,
-    ConektaError,
-    OutcomeUnknown,
-    RateLimited,
-    Refused,
-    Unavailable,
-    api_key_from_env,
-    backoff_seconds,
-    check_api_base,
-    error_kind,
-    parse_retry_after,
-    retry_decision,
+from batch_payouts.payout.conekta import api_key_from_env, backoff_seconds, check_api_base, parse_retry_after
+# The policy is tested where it is defined (``conekta`` re-exports it for the client's callers).
+from batch_payouts.payout.conekta_errors import (
+    GIVE_UP, LOOK_UP_FIRST, RESEND, AuthenticationError, ConektaError, OutcomeUnknown, RateLimited, Refused,
+    Unavailable, error_kind, retry_decision,
 )
 from batch_payouts.errors import BatchError
 

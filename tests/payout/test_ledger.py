@@ -169,33 +169,32 @@ def test_a_batch_is_a_typed_read_only_record_with_its_mode_and_totals_per_curren
     assert listing.counts.created == 3 and listing.livemode is False
 
 
-def test_migrations_upgrade_an_older_ledger(tmp_path):
+def old_ledger(path, steps: int):
+    """A ledger as a version that knew only the first ``steps`` migrations left it."""
     import batch_payouts.payout.ledger_schema as module
 
-    path = tmp_path / "old.sqlite"
     saved = module.MIGRATIONS
     try:
-        module.MIGRATIONS = saved[:1]
+        module.MIGRATIONS = saved[:steps]
         Ledger(path).close()
     finally:
         module.MIGRATIONS = saved
+    return path
+
+
+def test_migrations_upgrade_an_older_ledger(tmp_path):
+    import batch_payouts.payout.ledger_schema as module
+
+    path = old_ledger(tmp_path / "old.sqlite", steps=1)
     with Ledger(path) as upgraded:
-        assert upgraded._query("PRAGMA user_version")[0][0] == len(saved)
+        assert upgraded._query("PRAGMA user_version")[0][0] == len(module.MIGRATIONS)
         assert upgraded.batches() == []
 
 
 def test_a_ledger_from_before_error_params_opens_and_keeps_its_failures(tmp_path):
     """Step 3 adds the nullable ``error_params``: a failure stored before it keeps its message, and
     new failures keep the parameters the message is rendered from."""
-    import batch_payouts.payout.ledger_schema as module
-
-    path = tmp_path / "v2.sqlite"
-    saved = module.MIGRATIONS
-    try:
-        module.MIGRATIONS = saved[:2]
-        Ledger(path).close()
-    finally:
-        module.MIGRATIONS = saved
+    path = old_ledger(tmp_path / "v2.sqlite", steps=2)
     with sqlite3.connect(path) as conn:  # a failure written by the version before step 3
         conn.execute("INSERT INTO batches (batch_id, input_name, input_sha256, key_fingerprint, api_base, rows_total,"
                      " operator, host, first_run_at, last_run_at) VALUES ('b1','in.csv','0','k1','x',2,'op','h',0,0)")

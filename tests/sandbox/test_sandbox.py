@@ -20,15 +20,7 @@ import requests
 from batch_payouts.sandbox import Sandbox
 
 from sandbox_client import (  # noqa: F401 - sb: the fixture, found by name
-    ACCEPT,
-    KEY,
-    OTHER_KEY,
-    assert_error,
-    new_customer,
-    new_order,
-    order_body,
-    session,
-    sb,
+    ACCEPT, KEY, OTHER_KEY, assert_error, new_customer, new_order, order_body, session, sb,
 )
 
 

@@ -13,13 +13,7 @@ from batch_payouts.sandbox import FAULT_KINDS, Faults, FaultsError
 from batch_payouts.sandbox.faults import FaultEngine
 
 from sandbox_client import (  # noqa: F401 - sb: the fixture, found by name
-    OTHER_KEY,
-    assert_error,
-    new_customer,
-    new_order,
-    order_body,
-    session,
-    sb,
+    OTHER_KEY, assert_error, new_customer, new_order, order_body, session, sb,
 )
 
 

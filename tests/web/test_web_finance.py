@@ -14,37 +14,10 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import openpyxl
-import pytest
-
-from conftest import API_KEY, WebServer, beneficiary, write_csv
-from test_web import Visitor, batch_id_of, flashes, text_of
+from conftest import API_KEY, WebServer, beneficiary, write_csv, write_workbook
+from web_client import Visitor, batch_id_of, flashes, server, text_of, visitor  # noqa: F401 - fixtures by name
 
 from batch_payouts.web import formats
-
-
-@pytest.fixture
-def server(web_settings):
-    with WebServer(web_settings) as running:
-        yield running
-
-
-@pytest.fixture
-def visitor(server):
-    return Visitor(server.url)
-
-
-def workbook(path: Path, sheets: list[tuple[str, list[list[object]], bool]]) -> Path:
-    """An .xlsx with the given (name, rows, hidden) sheets, in order."""
-    book = openpyxl.Workbook()
-    book.remove(book.active)
-    for name, rows, hidden in sheets:
-        sheet = book.create_sheet(name)
-        for row in rows:
-            sheet.append(row)
-        sheet.sheet_state = "hidden" if hidden else "visible"
-    book.save(path)
-    return path
 
 
 def payout_rows(count: int) -> list[list[object]]:
@@ -91,8 +64,9 @@ def no_server_paths(page_text: str, server: WebServer) -> None:
 def test_a_workbook_whose_first_sheet_is_not_the_payouts_can_be_reviewed_on_the_right_sheet(
     server, visitor, tmp_path, sandbox,
 ):
-    source = workbook(tmp_path / "nómina.xlsx", [("Notas", [["Pagos de la quincena"], ["ver la otra hoja"]], False),
-                                                ("Pagos", payout_rows(3), False)])
+    source = write_workbook(tmp_path / "nómina.xlsx", [
+        ("Notas", [["Pagos de la quincena"], ["ver la otra hoja"]], "visible"), ("Pagos", payout_rows(3), "visible"),
+    ])
     first = visitor.upload(source)
     error = re.search(r'id="review-error">([^<]*)<', first.text).group(1)
     assert "«Notas»" in error and "elígela en la lista «Hoja»" in error
@@ -114,7 +88,7 @@ def test_a_workbook_whose_first_sheet_is_not_the_payouts_can_be_reviewed_on_the_
 
 
 def test_data_only_on_a_hidden_sheet_gets_web_advice_and_the_sheet_can_be_chosen(server, visitor, tmp_path):
-    source = workbook(tmp_path / "oculta.xlsx", [("Portada", [], False), ("Datos", payout_rows(2), True)])
+    source = write_workbook(tmp_path / "oculta.xlsx", [("Portada", [], "visible"), ("Datos", payout_rows(2), "hidden")])
     first = visitor.upload(source)
     error = re.search(r'id="review-error">([^<]*)<', first.text).group(1)
     assert "«oculta.xlsx»" in error and "hojas ocultas («Datos»)" in error and "lista «Hoja»" in error
@@ -126,7 +100,8 @@ def test_data_only_on_a_hidden_sheet_gets_web_advice_and_the_sheet_can_be_chosen
 
 
 def test_a_sheet_that_is_not_in_the_workbook_is_refused(server, visitor, tmp_path):
-    source = workbook(tmp_path / "dos.xlsx", [("Uno", payout_rows(1), False), ("Dos", payout_rows(1), False)])
+    source = write_workbook(tmp_path / "dos.xlsx", [("Uno", payout_rows(1), "visible"),
+                                                    ("Dos", payout_rows(1), "visible")])
     first = visitor.upload(source)
     refused = visitor.post(first.url.replace(server.url, "") + "/sheet", {"sheet": "../../etc"})
     assert refused.status_code == 400 and "elige una de la lista" in text_of(refused)
