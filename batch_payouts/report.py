@@ -25,14 +25,14 @@ from batch_payouts import clock
 from batch_payouts.files.amounts import pesos
 from batch_payouts.files.write import TypedSheet, write_table
 from batch_payouts.i18n import Plural, Text, money
-from batch_payouts.payout.row_executor import RowOutcome
 from batch_payouts.states import (
     CREATED, DUPLICATE, FAILED, GROUP_HINTS, INVALID, ORDER_NEVER_PAID, PENDING, ORDER_STATUSES, RESULT_STATUSES, TOTAL_LABELS, UNKNOWN, VALID,
     UNCONFIRMED_EXPLAINED, count_rows, hint, label, report_order_label,
 )
 from batch_payouts.totals import format_totals, totals_by_currency
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: `validate` loads no part of payout/
+    from batch_payouts.payout.row_executor import RowOutcome
     from batch_payouts.rules.validation import Problem
 
 MEXICO_CITY = ZoneInfo("America/Mexico_City")

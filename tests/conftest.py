@@ -92,7 +92,8 @@ def run_with_a_row_in_doubt(sandbox, folder: Path, ledger_path: Path):
     """A real run over HTTP whose row 2 (the first data row) may exist at Conekta (``unknown``) and row 3 is created.
 
     Returns the ``JobResult``; the sandbox's faults are cleared afterwards."""
-    from batch_payouts.jobs import RunOptions, run_job
+    from batch_payouts.jobs.load import RunOptions
+    from batch_payouts.jobs.run import run_job
     from batch_payouts.sandbox import Faults
 
     source = write_csv(folder / "pagos.csv", [beneficiary(1), beneficiary(2)])

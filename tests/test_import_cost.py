@@ -15,14 +15,25 @@ from conftest import beneficiary, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Modules only `run`, the operations commands, `web` or `sandbox` need.
+# Third-party modules only `run`, the after-run commands, `web` or `sandbox` need.
 NOT_FOR_VALIDATE = (
     "requests", "urllib3", "charset_normalizer", "http.client", "sqlite3",
     "starlette", "uvicorn", "jinja2", "multipart", "openpyxl", "platformdirs",
-    "batch_payouts.payout.ledger", "batch_payouts.payout.ledger_schema", "batch_payouts.payout.audit",
-    "batch_payouts.payout.audit_verify", "batch_payouts.operations",
-    "batch_payouts.sandbox", "batch_payouts.web",
 )
+# The rule about our own code is a rule about folders: `validate` reads (files/) and judges
+# (rules/) through the facade that writes its sheet (jobs.load, report); it never loads the
+# layer that pays (payout/), the after-run operations, the web app or the sandbox.
+FOLDERS_NOT_FOR_VALIDATE = ("payout", "operations", "web", "sandbox", "contracts.publish")
+JOBS_FOR_VALIDATE = {"batch_payouts.jobs", "batch_payouts.jobs.load"}
+
+
+def _ours_outside_validate(modules: set[str]) -> list[str]:
+    """Our modules that `validate` should not have loaded: any under the paying folders, and any job but load."""
+    ours = {name.removeprefix("batch_payouts.") for name in modules if name.startswith("batch_payouts.")}
+    wrong = [name for name in ours if name.split(".")[0] in FOLDERS_NOT_FOR_VALIDATE or name in FOLDERS_NOT_FOR_VALIDATE]
+    wrong += [name for name in ours if name.startswith("jobs") and f"batch_payouts.{name}" not in JOBS_FOR_VALIDATE]
+    return sorted(wrong)
+
 
 PROBE = """
 import json, sys
@@ -54,6 +65,8 @@ def test_validate_loads_neither_the_http_client_nor_the_ledger_nor_the_web_app(t
     assert output.exists()
     assert "pandera" in modules  # the schema is still pandera's
     assert [name for name in NOT_FOR_VALIDATE if name in modules] == []
+    assert _ours_outside_validate(modules) == []
+    assert {"batch_payouts.files.read", "batch_payouts.rules.validation"} <= modules  # it did read and judge
 
 
 def test_help_loads_no_pandas_yet_lists_every_command():
@@ -64,5 +77,5 @@ def test_help_loads_no_pandas_yet_lists_every_command():
         [sys.executable, "-m", "batch_payouts", "--help"], cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout
     for name in ("validate", "run", "template", "audit", "sandbox", "status", "cancel", "reconcile", "batches",
-                 "show", "report", "web", "hash-password"):
+                 "show", "report", "web", "hash-password", "schemas"):
         assert f"  {name} " in listed, name

@@ -216,7 +216,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
     Example: batch-payouts validate pagos.xlsx
     """
     with _heavy_imports():
-        from batch_payouts.jobs import RunOptions, validate_job
+        from batch_payouts.jobs.load import RunOptions, validate_job
         from batch_payouts.report import format_summary, result_json
 
     console = Console(lang, log_json)
@@ -274,7 +274,8 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
     """
     with _heavy_imports():
-        from batch_payouts.jobs import RunOptions, run_job
+        from batch_payouts.jobs.load import RunOptions
+        from batch_payouts.jobs.run import run_job
         from batch_payouts.report import format_plan, format_summary, result_json
 
     console = Console(lang, log_json)

@@ -16,7 +16,8 @@ import click
 from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import PesosType, lang_option, main
 from batch_payouts.cli.config import CONFIG_META, config_option
-from batch_payouts.payout.conekta import API_KEY_ENV, DEFAULT_API_VERSION
+from batch_payouts.payout.conekta import API_KEY_ENV
+from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
 from batch_payouts.i18n import Text
@@ -86,7 +87,7 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
-    from batch_payouts.jobs import SANDBOX_KEY, sandbox_state_path
+    from batch_payouts.jobs.endpoint import SANDBOX_KEY, sandbox_state_path
     from batch_payouts.payout.ledger import default_ledger_path
     from batch_payouts.web import WebSettings, create_app
 

@@ -18,9 +18,10 @@ from pathlib import Path
 from batch_payouts import clock
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.jobs import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
+from batch_payouts.jobs.endpoint import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
-from batch_payouts.payout.conekta import DEFAULT_API_VERSION, ClientConfig, ConektaClient, ConektaError
+from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
+from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.payout.throttle import RateLimiter

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from batch_payouts import __version__
+from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.payout.conekta_errors import (  # noqa: F401 - the error types are part of the client's API
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
 # that only needs the constants or ConektaError never pays for it.
 
 DEFAULT_API_BASE = "https://api.conekta.io"
-DEFAULT_API_VERSION = "2.0.0"
 API_KEY_ENV = "CONEKTA_API_KEY"
 API_BASE_ENV = "CONEKTA_API_BASE"
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from batch_payouts import clock
+from batch_payouts.rules.columns import DEFAULT_EXPIRES_IN, DEFAULT_REPEAT_WINDOW
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.conekta import ConektaError, OutcomeUnknown, Refused, describe
@@ -32,9 +33,6 @@ if TYPE_CHECKING:  # annotations only: `validate` (via report) must not load the
     from batch_payouts.payout.ledger import Ledger
     from batch_payouts.payout.records import EarlierPayout, LedgerRow
 
-DEFAULT_REPEAT_WINDOW = 24 * 3600.0
-# Conekta's newest spec requires ``expires_at`` on every payout order; its examples use about 48 hours.
-DEFAULT_EXPIRES_IN = 48 * 3600.0
 
 REPEAT_MESSAGE = Text(
     es="No se pagó otra vez: un pago idéntico (mismo correo, monto, moneda y motivo) ya se creó "

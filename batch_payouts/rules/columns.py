@@ -49,6 +49,13 @@ PHONE_PATTERN = r"[0-9]{10,15}"
 # (150000 cents read as pesos is $150,000.00), so that mix-up leaves rows invalid, not paid.
 DEFAULT_MAX_AMOUNT_PESOS = 10_000
 DEFAULT_MAX_AMOUNT_CENTS = DEFAULT_MAX_AMOUNT_PESOS * 100
+# Sending defaults that shape what a row means at Conekta (the client, the jobs and the web share them):
+# the API version when none is asked for (the one Conekta's cash-withdrawal document describes),
+# and how long an identical payout counts as a repeat (--repeat-window).
+DEFAULT_API_VERSION = "2.0.0"
+DEFAULT_REPEAT_WINDOW = 24 * 3600.0
+# Conekta's newest spec requires ``expires_at`` on every payout order; its examples use about 48 hours.
+DEFAULT_EXPIRES_IN = 48 * 3600.0
 # Above this an "amount" is a typo (ten billion pesos), and it keeps Int64 safe.
 MAX_AMOUNT_CENTS = 10**15
 

@@ -20,7 +20,7 @@ from starlette.templating import Jinja2Templates
 from batch_payouts import states
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
-from batch_payouts.jobs import RunOptions
+from batch_payouts.jobs.load import RunOptions
 from batch_payouts.operations import Connection
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord

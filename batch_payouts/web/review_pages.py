@@ -23,7 +23,8 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.i18n import Text
-from batch_payouts.jobs import JobResult, load_file, run_job, validate_job
+from batch_payouts.jobs.load import JobResult, load_file, validate_job
+from batch_payouts.jobs.run import run_job
 from batch_payouts.report import mode_text
 from batch_payouts.rules.template import write_template
 from batch_payouts.rules.validation import Problem

@@ -20,7 +20,8 @@ from typing import Any
 
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.jobs import JobResult, LoadedFile, RunOptions, run_job
+from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions
+from batch_payouts.jobs.run import run_job
 from batch_payouts.payout.records import LedgerRow
 from batch_payouts.payout.row_executor import RowOutcome
 from batch_payouts.states import Counts, count_rows

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from batch_payouts.payout.conekta import DEFAULT_API_VERSION, is_loopback
+from batch_payouts.payout.conekta import is_loopback
+from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_CENTS
 
 

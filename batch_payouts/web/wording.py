@@ -15,7 +15,7 @@ from pathlib import Path
 from batch_payouts.errors import BatchError
 from batch_payouts.files import read
 from batch_payouts.i18n import Text
-from batch_payouts.jobs import OVER_MAX_TOTAL
+from batch_payouts.jobs.run import OVER_MAX_TOTAL
 from batch_payouts.payout.row_executor import LIVE_REFUSED
 from batch_payouts.rules.validation import Problem
 

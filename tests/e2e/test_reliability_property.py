@@ -34,7 +34,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batch_payouts.errors import BatchError
-from batch_payouts.jobs import RunOptions, run_job
+from batch_payouts.jobs.load import RunOptions
+from batch_payouts.jobs.run import run_job
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.sandbox import FAULT_KINDS, Faults, Sandbox
 from conftest import API_KEY, read_xlsx, write_csv

@@ -318,7 +318,7 @@ def test_a_review_that_fails_says_so_instead_of_waiting_for_ever(web_settings):
 
 
 def test_low_balance_blocks_the_confirmation(web_settings, tmp_path, monkeypatch):
-    from batch_payouts import jobs
+    from batch_payouts.jobs import load as jobs
     from batch_payouts.sandbox import Sandbox
 
     reads = []
