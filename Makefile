@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The sample has invalid rows on purpose, so the run exits 1 ("look at the results"): the demo
+# succeeds on 0 or 1 and fails on anything else.  The run's own summary names the results sheet.
 demo: $(STAMP)
 	BATCH_PAYOUTS_LEDGER=$${BATCH_PAYOUTS_LEDGER:-$(CURDIR)/.demo/ledger.sqlite} \
 	  $(BIN)/batch-payouts run samples/beneficiaries.xlsx --sandbox --output .demo/beneficiaries.results.xlsx; \
-	  status=$$?; echo "Hoja de resultados: $(CURDIR)/.demo/beneficiaries.results.xlsx"; \
-	  test $$status -le 1
+	  test $$? -le 1
 
 # The web app on the built-in sandbox, for trying it in a browser: http://127.0.0.1:8000/
 web: $(STAMP)

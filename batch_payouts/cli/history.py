@@ -16,7 +16,7 @@ import click
 from batch_payouts import states
 from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import main
-from batch_payouts.cli.ops import ledger_command_options, open_ledger, per_status_json, print_json
+from batch_payouts.cli.ops import ledger_command_options, open_batch, open_ledger, per_status_json, print_json
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.records import BatchRecord
@@ -136,8 +136,7 @@ def show(ref, ledger_path, lang, as_json) -> None:
 
     try:
         with ExitStack() as stack:
-            ledger = open_ledger(stack, ledger_path)
-            batch = ops.find_batch(ledger, ref)
+            ledger, batch = open_batch(stack, ledger_path, ref)
             by_state = ops.state_counts(ledger, batch.batch_id)
             grouped = ops.batch_counts(ledger, batch.batch_id)
             totals = ops.batch_totals(ledger, batch.batch_id)

@@ -27,6 +27,7 @@ from batch_payouts.totals import format_totals, totals_by_currency
 if TYPE_CHECKING:
     from batch_payouts import operations as ops
     from batch_payouts.payout.ledger import Ledger
+    from batch_payouts.payout.records import BatchRecord
 
 # ``operations`` (pandas, the Conekta client) and the ledger (sqlite3) are imported by the
 # commands that use them, so registering these commands costs `batch-payouts validate` nothing.
@@ -177,11 +178,23 @@ def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
     return stack.enter_context(Ledger(path))
 
 
-def _connection(api_base, api_version, sandbox, rate_limit, lang, workers=8) -> ops.Connection:
+def open_batch(stack: ExitStack, ledger_path: Path | None, ref: str) -> tuple[Ledger, BatchRecord]:
+    """The ledger (closed with ``stack``) and the batch REF names in it: where every command about
+    one batch starts."""
     from batch_payouts import operations as ops
 
-    return ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, rate_limit=rate_limit,
-                          workers=workers, lang=lang)
+    ledger = open_ledger(stack, ledger_path)
+    return ledger, ops.find_batch(ledger, ref)
+
+
+def _client(stack, batch, ledger, command, api_base, api_version, sandbox, rate_limit, lang, workers=8):
+    """A Conekta client for the batch's own account (``operations.open_client``), closed with ``stack``;
+    the arguments after ``command`` are the ``with_connection`` options."""
+    from batch_payouts import operations as ops
+
+    connection = ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, rate_limit=rate_limit,
+                                workers=workers, lang=lang)
+    return ops.open_client(stack, batch, ledger, connection, command=command)
 
 
 def _status_lines(counts: dict[str, dict[str, list[int]]], lang: str) -> list[str]:
@@ -225,15 +238,13 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
-            ledger = open_ledger(stack, ledger_path)
-            batch = ops.find_batch(ledger, ref)
+            ledger, batch = open_batch(stack, ledger_path, ref)
             short = batch.batch_id[:12]
             rows = ops.created_rows(ledger, batch.batch_id)
             results: list[ops.RowStatus] = []
             if rows:
-                client = ops.open_client(stack, batch, ledger,
-                                         _connection(api_base, api_version, sandbox, rate_limit, lang, workers),
-                                         command="status")
+                client = _client(stack, batch, ledger, "status", api_base, api_version, sandbox, rate_limit, lang,
+                                 workers)
                 results = ops.refresh_status(ledger, client, batch, workers=workers)
             else:
                 click.echo(M["none_created"].format(lang, batch=short))
@@ -297,8 +308,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
-            ledger = open_ledger(stack, ledger_path)
-            batch = ops.find_batch(ledger, ref)
+            ledger, batch = open_batch(stack, ledger_path, ref)
             short = batch.batch_id[:12]
             chosen = ops.select_rows(ledger, batch, rows=rows_spec, external_ids=external_ids, all_pending=all_pending,
                                      lang=lang)
@@ -307,8 +317,7 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                 if as_json:
                     print_json(_cancel_json(batch, 0, []))
                 sys.exit(0)
-            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
-                                     command="cancel")
+            client = _client(stack, batch, ledger, "cancel", api_base, api_version, sandbox, rate_limit, lang)
             totals = totals_by_currency((row.amount for row in chosen), (row.currency for row in chosen))
             click.echo(M["to_cancel"].format(lang, count=len(chosen), batch=short, total=format_totals(totals)))
             for row in chosen:
@@ -378,10 +387,8 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
 
     try:
         with ExitStack() as stack:
-            ledger = open_ledger(stack, ledger_path)
-            batch = ops.find_batch(ledger, ref)
-            client = ops.open_client(stack, batch, ledger, _connection(api_base, api_version, sandbox, rate_limit, lang),
-                                     command="reconcile")
+            ledger, batch = open_batch(stack, ledger_path, ref)
+            client = _client(stack, batch, ledger, "reconcile", api_base, api_version, sandbox, rate_limit, lang)
             result = ops.reconcile(ledger, client, batch)
     except BatchError as error:
         _fail(error, lang)

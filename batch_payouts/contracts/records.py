@@ -10,6 +10,7 @@ adding a column, a status or an audit field shows up in the schema at the next
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 
 from batch_payouts import report, states
 from batch_payouts.contracts import parts as p
@@ -89,18 +90,17 @@ LOG_EVENTS = {  # event -> (meaning, its extra fields)
 }
 
 
-def _when(field: str, value: str, then: dict, meaning: str) -> dict:
-    """The allOf rule of a record whose further fields depend on one field (a log line's event, an audit
-    entry's type): when ``field`` is ``value``, the record also is ``then``."""
-    return {"if": {"properties": {field: {"const": value}}, "required": [field]},
-            "then": {**then, "description": meaning}}
+def _tagged(base: dict, tag: str, kinds: Iterable[tuple[str, dict, str]]) -> dict:
+    """A record whose further fields depend on one field, its ``tag`` (a log line's event, an audit
+    entry's type): the ``base`` fields, and one allOf rule per (value, its record, what it means)."""
+    rules = [{"if": {"properties": {tag: {"const": value}}, "required": [tag]},
+              "then": {**then, "description": meaning}} for value, then, meaning in kinds]
+    return {**base, "allOf": rules}
 
 
 def log_line_schema() -> dict:
-    rules = []
-    for event, (meaning, fields) in LOG_EVENTS.items():
-        then = summary_record("run", versioned=False) if fields is None else p.record(fields)
-        rules.append(_when("event", event, then, meaning))
+    kinds = [(event, summary_record("run", versioned=False) if fields is None else p.record(fields), meaning)
+             for event, (meaning, fields) in LOG_EVENTS.items()]
     body = p.record({
         "ts": p.TIMESTAMP,
         "level": p.enum(LEVELS),
@@ -112,7 +112,7 @@ def log_line_schema() -> dict:
         "log-line", "One --log-json line",
         "`validate`/`run --log-json` write their log to stderr as one JSON object per line (for cron and log "
         "shippers). Fields beyond these depend on the event (see allOf).",
-        {**body, "allOf": rules},
+        _tagged(body, "event", kinds),
     )
 
 
@@ -158,18 +158,18 @@ def _writer_fields(kind: str) -> list[str]:
             if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)]
 
 
-def _entry(kind: str, meaning: str, fields: list[str] | tuple[str, ...]) -> dict:
+def _entry(kind: str, meaning: str, fields: list[str] | tuple[str, ...]) -> tuple[str, dict, str]:
     properties = {}
     for name in fields:
         note, shape = AUDIT_FIELD_NOTES.get(name, ("(not described yet: add it to contracts/records.py)", {}))
         properties[name] = {**shape, "description": note}
-    return _when("type", kind, p.record(properties), meaning)
+    return kind, p.record(properties), meaning
 
 
 def audit_line_schema() -> dict:
     seq, ts, prev = audit.RESERVED_FIELDS
-    rules = [_entry(kind, meaning, _writer_fields(kind)) for kind, meaning in AUDIT_WRITERS.items()]
-    rules += [_entry(kind, meaning, fields) for kind, (meaning, fields) in AUDIT_COMMAND_ENTRIES.items()]
+    kinds = [_entry(kind, meaning, _writer_fields(kind)) for kind, meaning in AUDIT_WRITERS.items()]
+    kinds += [_entry(kind, meaning, fields) for kind, (meaning, fields) in AUDIT_COMMAND_ENTRIES.items()]
     base = p.record({
         seq: {"type": "integer", "minimum": 1, "description": "1, 2, 3... across every run appended to this file."},
         ts: p.described(p.TIMESTAMP, "When the line was written (UTC, microseconds)."),
@@ -187,7 +187,7 @@ def audit_line_schema() -> dict:
         "audit-line", "One line of the audit log (<results sheet>.audit.jsonl)",
         "UTF-8 JSON, keys sorted, no spaces, one object per line, append-only and hash-chained. Fields beyond "
         "seq/ts/prev/type depend on the type (see allOf); a reader must ignore types it does not know.",
-        {**base, "allOf": rules},
+        _tagged(base, "type", kinds),
     )
 
 
