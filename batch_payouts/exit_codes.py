@@ -16,6 +16,7 @@ OK = 0  # everything the command was asked to do is done
 ATTENTION = 1  # it ran, but something needs a person: rows not created, orders not fetched, a log tampered...
 CANNOT_RUN = 2  # nothing was done: fix the file, the key, the options or the config, then run again
 TRY_LATER = 75  # EX_TEMPFAIL (sysexits.h): another run holds the batch or the ledger; nothing was sent
+CRASHED = 70  # EX_SOFTWARE (sysexits.h): a bug in the tool; what was sent is in the ledger, a rerun is safe
 INTERRUPTED = 130  # Ctrl-C or SIGTERM: rows in flight finished and were recorded; run again to continue
 
 # code -> what it means, for the README table and the --json contracts (English, like both)
@@ -30,6 +31,8 @@ EXIT_CODES = {
                 "disk full, bad option or config. Fix what the message names, then run again.",
     TRY_LATER: "Try again later (EX_TEMPFAIL), nothing was sent: another run holds this batch's lock, or another "
                "process holds the ledger file. A cron job can simply retry at its next slot.",
+    CRASHED: "An unexpected error (EX_SOFTWARE): a bug in the tool, not in your file. What was sent is in the ledger, "
+             "so running the same command again never pays twice; the message names a file with the details to report.",
     INTERRUPTED: "Interrupted (Ctrl-C or SIGTERM): rows in flight finished and were recorded, the partial sheet "
                  "was written; run the same command again to continue.",
 }

@@ -10,7 +10,10 @@ the time, as a JSON line carries ``ts``.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +28,12 @@ if TYPE_CHECKING:
     from batch_payouts.payout.row_executor import RowOutcome
     from batch_payouts.rules.validation import Problem
 
+CRASHED = Text(
+    es="Error inesperado ({kind}): es una falla de batch-payouts, no de tu archivo. Lo ya enviado quedó en la "
+    "bitácora: ejecutar de nuevo el mismo comando nunca paga dos veces. Detalles para reportarla: {details}",
+    en="Unexpected error ({kind}): a bug in batch-payouts, not in your file. What was already sent is in the "
+    "ledger: running the same command again never pays twice. Details to report it: {details}",
+)
 PROBLEMS_SHOWN = 20
 MORE_PROBLEMS = Plural(
     one=Text(
@@ -123,3 +132,18 @@ class Progress:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+
+
+def report_crash(error: BaseException) -> int:
+    """A bug ends with a plain message, never a traceback on the screen: the traceback goes to a
+    file whose path the message names (for a bug report), and the exit code is its own
+    (``exit_codes.CRASHED``), so `make demo` and a cron alert never mistake it for "some rows
+    need a look" (1).  The API key is never in a traceback: no frame's locals are written."""
+    from batch_payouts import exit_codes
+
+    handle, name = tempfile.mkstemp(prefix="batch-payouts-crash-", suffix=".txt")
+    with os.fdopen(handle, "w", encoding="utf-8") as details:
+        details.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    lang = os.environ.get("BATCH_PAYOUTS_LANG", "es")
+    click.echo(CRASHED.format(lang if lang in ("es", "en") else "es", kind=type(error).__name__, details=name), err=True)
+    return exit_codes.CRASHED

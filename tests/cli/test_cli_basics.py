@@ -133,3 +133,20 @@ def test_log_json_writes_one_json_object_per_stderr_line(env, cli):
     lines = [json.loads(line) for line in result.stderr.strip().splitlines()]
     assert lines and all({"ts", "level", "event", "message"} <= set(line) for line in lines)
     assert lines[0]["event"] == "invalid_row" and "Fila 3" in lines[0]["message"]
+
+
+def test_a_bug_ends_with_a_message_and_its_own_exit_code_never_a_traceback(cli, env, tmp_path, monkeypatch):
+    """An unexpected exception is not "some rows need a look" (1): `make demo` and cron must see it."""
+    from batch_payouts.jobs import load
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(load, "read_table", broken)
+    source = write_csv(tmp_path / "pagos.csv", [beneficiary(1)])
+    result = cli("validate", source)
+    assert result.exit_code == 70
+    assert "Traceback" not in result.output and "Error inesperado (RuntimeError)" in result.output
+    details = Path(result.output.rsplit("reportarla: ", 1)[1].strip())
+    assert "disk on fire" in details.read_text() and "Traceback" in details.read_text()
+    details.unlink()
