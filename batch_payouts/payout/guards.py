@@ -49,15 +49,6 @@ NO_BALANCE = Message(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class NoBalance(Problem):
-    """A row whose currency the account holds no balance in: known only once the balance is read
-    (``run``, its dry run and the web review), so its message lives here, not in the file rules."""
-
-    @property
-    def message(self) -> Message:
-        return NO_BALANCE
-
 
 @dataclass
 class Plan:
@@ -148,7 +139,7 @@ def set_aside_unfunded(
     if not aside:
         return plan
     added = [
-        NoBalance(row=int(n), column=header, code=NO_BALANCE_CODE, value=str(validated.at[n, "currency"]))
+        Problem(row=int(n), column=header, code=NO_BALANCE_CODE, value=str(validated.at[n, "currency"]), explained=NO_BALANCE)
         for n in aside
     ]
     validated.loc[aside, "valid"] = False

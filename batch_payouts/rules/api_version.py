@@ -16,7 +16,6 @@ sending option rather than on the file itself (``validate`` has no
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from batch_payouts.i18n import Text
 from batch_payouts.rules.messages import Message
@@ -34,15 +33,6 @@ MISSING_PHONE = Message(
     ),
 )
 
-
-@dataclass(frozen=True, slots=True)
-class MissingPhone(Problem):
-    """A ``Problem`` whose message lives here, not in the file rules' table (``messages.MESSAGES``
-    holds exactly the codes the schema checks; this one depends on ``--api-version``)."""
-
-    @property
-    def message(self) -> Message:
-        return MISSING_PHONE
 
 
 def version_tuple(api_version: str | None) -> tuple[int, ...] | None:
@@ -72,8 +62,8 @@ def require_phone(
     if not lacking.any():
         return validation
     added = [
-        MissingPhone(row=int(row), column=header, code=CODE, value="", params={"api_version": api_version.strip()},
-                amount_unit=amount_unit)
+        Problem(row=int(row), column=header, code=CODE, value="", params={"api_version": api_version.strip()},
+                amount_unit=amount_unit, explained=MISSING_PHONE)
         for row in frame.index[lacking.to_numpy()]
     ]
     by_row = {problem.row: problem for problem in added}

@@ -44,10 +44,14 @@ class Problem:
     value: str
     params: dict[str, str | int] = field(default_factory=dict)
     amount_unit: str = "cents"
+    # The words of a code that is not a rule of the file (``messages.MESSAGES`` holds exactly the
+    # codes the schema checks): one that depends on how the batch is sent (a phone for some API
+    # versions) or on the account (no balance in a currency) brings its own message.
+    explained: Message | None = None
 
     @property
     def message(self) -> Message:
-        return message_text(self.code, self.amount_unit)
+        return self.explained or message_text(self.code, self.amount_unit)
 
     def problem(self, lang: str = DEFAULT_LANG) -> str:
         """What is wrong, e.g. "«x» no es un correo válido."."""
