@@ -119,7 +119,7 @@ def batches(ledger_path, lang, as_json) -> None:
         counts = (*BATCH_COUNTS, "unknown")
         print_json({"ledger": str(path), "batches": [
             {**_batch_json(b, ops), **{key: b.counts.as_json()[key] for key in counts},
-             "amount_created": b.amount_created} for b in known]})
+             "amount_created": b.amount_created, "totals_created": b.totals_created} for b in known]})
 
 
 @main.command()

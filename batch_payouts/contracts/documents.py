@@ -195,7 +195,9 @@ def batches_document() -> dict:
     groups = [g for g in states.Counts().as_json() if g not in (states.INVALID, states.VALID)]  # never in a ledger
     counts = {
         **_group_counts(groups),
-        "amount_created": p.described(p.CENTS, "All currencies added; see `show` for per-currency totals."),
+        "amount_created": p.described(p.CENTS, "All currencies added (kept for scripts written before "
+                                      "totals_created): read totals_created for money."),
+        "totals_created": p.money_by_currency("Cents created per currency: pesos and dollars never added."),
     }
     batch = p.record({**_batch_fields(), **counts})
     return _ops_document("batches", "batch-payouts batches --json", "The batches the ledger knows, newest first.", {

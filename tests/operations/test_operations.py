@@ -198,6 +198,7 @@ def test_batches_and_show_json_for_scripts(sandbox, env, cli):
     [batch] = listed["batches"]
     assert batch["batch_id"] == batch_id and batch["input_name"] == "pagos.csv" and batch["mode"] == "TEST"
     assert batch["created"] == 2 and batch["amount_created"] == 20300 and batch["output_path"] == str(out.resolve())
+    assert batch["totals_created"] == {"MXN": 20300}  # money per currency, never added across currencies
     shown = json.loads(cli("show", batch_id[:12], "--json").output.strip().splitlines()[-1])
     assert shown["batch_id"] == batch_id and shown["states"] == {"created": 2}
     assert shown["totals_created"] == {"MXN": 20300}
