@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import signal
 from pathlib import Path
 
 import openpyxl
@@ -180,3 +181,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.originalname in _SLOW_TESTS or any(part in _SLOW_PLACES for part in Path(str(item.fspath)).parts):
             item.add_marker(pytest.mark.slow)
+
+
+def ctrl_c_reaches_the_child() -> None:
+    """``preexec_fn`` for a child a test will send SIGINT (Ctrl-C) to: a shell's background job
+    starts with SIGINT ignored, the child would inherit that and never see the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

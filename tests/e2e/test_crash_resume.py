@@ -18,7 +18,7 @@ import time
 import pytest
 
 from batch_payouts.sandbox import Faults, Sandbox
-from conftest import API_KEY, beneficiary, write_csv
+from conftest import API_KEY, beneficiary, ctrl_c_reaches_the_child, write_csv
 
 ROWS = 12
 
@@ -29,7 +29,7 @@ def _start(source, sandbox, ledger, *extra):
         # The CSV results sheet (asked for: the default is .xlsx) is read below with the csv module.
         [sys.executable, "-m", "batch_payouts", "run", str(source), "--api-base", sandbox.url,
          "--output", str(source.with_name("pagos.results.csv")), *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_the_child,
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from batch_payouts.sandbox import Sandbox
+from conftest import ctrl_c_reaches_the_child
 
 from sandbox_client import (  # noqa: F401 - sb: the fixture, found by name
     ACCEPT, KEY, OTHER_KEY, assert_error, new_customer, new_order, order_body, session, sb,
@@ -462,7 +463,8 @@ def test_serve_forever_prints_the_url_and_stops_on_ctrl_c(tmp_path):
     code = "from batch_payouts.sandbox import serve_forever; serve_forever(port=0, state_path=%r)" % str(
         tmp_path / "s.sqlite")
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                               preexec_fn=ctrl_c_reaches_the_child)
     try:
         url = process.stdout.readline().strip()
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
