@@ -32,7 +32,7 @@ from batch_payouts.totals import format_totals, totals_by_currency
 from batch_payouts.web import security
 from batch_payouts.web.pages import CHANGED_SINCE_REVIEW, NOT_FOUND, Pages, signed_in
 from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused
-from batch_payouts.web.wording import LIVE_NOT_ALLOWED, problem_words
+from batch_payouts.web.wording import LIVE_NOT_ALLOWED, problem_words, unit_note_words
 
 log = logging.getLogger("batch_payouts.web")
 PROBLEMS_SHOWN = 500
@@ -198,7 +198,7 @@ class ReviewPages(Pages):
             "send_totals": dict(plan.totals) if plan else {}, "balance": result.balance,
             # rows, total, largest and median per currency, and how the unit was decided (rules/amount_unit.py)
             "amount_lines": [f.line(result.loaded.amount_unit, lang) for f in result.loaded.figures()],
-            "unit_notes": [note.message(lang) for note in result.loaded.unit.notes],
+            "unit_notes": [unit_note_words(note, lang) for note in result.loaded.unit.notes],
         }
 
     @signed_in

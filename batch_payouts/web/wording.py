@@ -17,6 +17,7 @@ from batch_payouts.files import read
 from batch_payouts.i18n import Text
 from batch_payouts.jobs.run import OVER_MAX_TOTAL
 from batch_payouts.payout.row_executor import LIVE_REFUSED
+from batch_payouts.rules import amount_unit
 from batch_payouts.rules.validation import Problem
 
 LIVE_NOT_ALLOWED = Text(
@@ -74,6 +75,34 @@ WEB_PROBLEMS: dict[str, tuple[Text, Text]] = {
              "the server to raise the per-row maximum."),
     ),
 }
+# What the review says about the amounts' unit, where the CLI's words name --amount-unit: on the
+# web the person chose the unit on the upload form, and changes it by uploading again.
+WEB_UNIT_NOTES: dict[Text, Text] = {
+    amount_unit.OPTION_DISAGREES: Text(
+        es="Se usa la unidad que elegiste al subir el archivo, pero {evidence} dice {other}. "
+        "Revisa el total antes de pagar.",
+        en="Using the unit you chose when uploading, but {evidence} says {other}. Check the total "
+        "before paying.",
+    ),
+    amount_unit.PESOS_LOOK_LIKE_CENTS: Text(
+        es="{round} de {rows} montos leídos en pesos son múltiplos de 100 (suman {total}): ¿están en centavos? "
+        "Si es así, vuelve a subir el archivo eligiendo «centavos».",
+        en="{round} of {rows} amounts read as pesos are multiples of 100 (they add up to {total}): are they "
+        "cents? If so, upload the file again choosing «cents».",
+    ),
+    amount_unit.CENTS_LOOK_LIKE_PESOS: Text(
+        es="La mediana de los montos leídos en centavos es {median} (menos de $10.00): ¿están en pesos? "
+        "Si es así, vuelve a subir el archivo eligiendo «pesos».",
+        en="The median amount read as cents is {median} (under $10.00): are they pesos? If so, upload the "
+        "file again choosing «pesos».",
+    ),
+    amount_unit.MIXED_FORMATS: Text(
+        es="La columna «{header}» mezcla celdas con formato de moneda ({money}) y sin él ({plain}): quizá unas "
+        "son pesos y otras centavos. Da a toda la columna el mismo formato y vuelve a subir el archivo.",
+        en="Column «{header}» mixes currency-formatted cells ({money}) with plain ones ({plain}): perhaps "
+        "some are pesos and others cents. Give the whole column one format and upload the file again.",
+    ),
+}
 HIDDEN = "…"
 
 
@@ -105,3 +134,8 @@ def problem_words(problem: Problem, lang: str) -> tuple[str, str]:
         return (wrong.format(lang, value=problem.value, **problem.params),
                 fix.format(lang, value=problem.value, **problem.params))
     return problem.problem(lang), problem.fix(lang)
+
+
+def unit_note_words(note: amount_unit.UnitNote, lang: str) -> str:
+    """A note about the amounts' unit as a web user reads it (no --amount-unit)."""
+    return WEB_UNIT_NOTES.get(note.text, note.text).format(lang, **note.params)

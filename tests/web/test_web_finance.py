@@ -240,6 +240,8 @@ def test_review_and_confirm_show_the_amount_figures_and_the_unit_warning(web_set
         assert review.status_code == 200, review.text
         page = text_of(review)
         assert "MXN: 3 filas válidas, total $4,900.00, monto mayor $2,500.00, mediana $1,500.00" in page
-        assert "Se usa --amount-unit cents como pediste, pero el formato de moneda de las celdas dice pesos" in page
+        assert ("Se usa la unidad que elegiste al subir el archivo, pero el formato de moneda de las "
+                "celdas dice pesos") in page
+        assert "--amount-unit" not in review.text  # a web user chose the unit on the form, not with an option
         confirm = text_of(visitor.get(review.url.replace(running.url, "") + "/confirm"))
         assert "total $4,900.00, monto mayor $2,500.00" in confirm
