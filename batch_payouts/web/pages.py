@@ -27,7 +27,7 @@ from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import totals_by_currency
 from batch_payouts.web import security
 from batch_payouts.web.uploads import Upload, UploadStore
-from batch_payouts.web.wording import web_message
+from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED, web_message
 
 if TYPE_CHECKING:
     from batch_payouts.web.runs import RunManager
@@ -97,7 +97,7 @@ class Pages:
             group_class=lambda state: states.GROUP_CLASSES.get(states.GROUP_OF.get(state, ""), ""),
             order_label=lambda status: states.order_label(status, lang),
             count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
-            unconfirmed_explained=states.UNCONFIRMED_EXPLAINED.format(lang),
+            unconfirmed_explained=UNCONFIRMED_EXPLAINED.format(lang),
             csrf=security.csrf_token(request.session), user=self.user(request),
             login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
             sandbox=self.settings.on_sandbox,

@@ -103,6 +103,16 @@ WEB_UNIT_NOTES: dict[Text, Text] = {
         "some are pesos and others cents. Give the whole column one format and upload the file again.",
     ),
 }
+# "Sin confirmar" as a web user acts on it: they upload the file again (states.UNCONFIRMED_EXPLAINED
+# says "run the same file again", the CLI's way).
+UNCONFIRMED_EXPLAINED = Text(
+    es="«Sin confirmar» quiere decir que la orden de pago puede existir ya en Conekta: se envió y no llegó una "
+    "respuesta clara. No la pagues a mano: vuelve a subir el mismo archivo; se buscará la orden en Conekta "
+    "y solo se enviará si no existe, así nada se paga dos veces.",
+    en="\"Unconfirmed\" means the payout order may already exist at Conekta: it was sent and no clear answer came "
+    "back. Do not pay it by hand: upload the same file again; the order is looked up at Conekta and sent only if "
+    "it does not exist, so nothing is paid twice.",
+)
 HIDDEN = "…"
 
 

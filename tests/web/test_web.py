@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 import requests
 
-from batch_payouts.states import UNCONFIRMED_EXPLAINED
+from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED
 from conftest import API_KEY, FIRST_ORDER_IN_DOUBT, WebServer, beneficiary, read_xlsx, write_csv
 from batch_payouts.payout.audit_verify import verify
 from batch_payouts.errors import BatchError

@@ -212,7 +212,7 @@ def test_a_row_in_doubt_shows_as_unconfirmed_not_failed_on_the_batch_page(page, 
     """The order of row 2 may exist at Conekta: the page must say "sin confirmar" (amber, with why and
     what to do), never "fallida" (red), or someone pays it by hand and the rerun pays it again."""
     from batch_payouts.sandbox import Faults
-    from batch_payouts.states import UNCONFIRMED_EXPLAINED
+    from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED
     from conftest import FIRST_ORDER_IN_DOUBT, beneficiary, write_csv
 
     steps = Steps(page, request.node.name)
