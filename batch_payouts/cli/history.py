@@ -21,6 +21,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import format_totals, totals_by_currency
+from batch_payouts.words import COLUMN_WORDS, column_words
 
 M = {
     "no_batches": Text(es="La bitácora {path} no tiene lotes.", en="The ledger {path} has no batches."),
@@ -46,10 +47,8 @@ BATCH_HEADERS = {
     "total": Text(es="total creado", en="total created"), "mode": Text(es="modo", en="mode"),
 }
 BATCH_COUNTS = ("created", "unconfirmed", "failed", "pending", "duplicate")
-SHOW_LABELS = {
-    "batch_id": Text(es="Lote", en="Batch"),
-    "input_name": Text(es="Archivo", en="File"),
-    "input_sha256": Text(es="SHA-256 del archivo", en="File SHA-256"),
+SHOW_LABELS = {  # in the order `show` prints them
+    **column_words("batch_id", "input_name", "input_sha256"),
     "operator": Text(es="Ejecutado por", en="Run by"),
     "host": Text(es="En el equipo", en="On host"),
     "first_run_at": Text(es="Primera ejecución", en="First run"),
@@ -57,10 +56,10 @@ SHOW_LABELS = {
     "runs": Text(es="Ejecuciones", en="Runs"),
     "api_base": Text(es="API", en="API"),
     "api_version": Text(es="Versión de la API", en="API version"),
-    "mode": Text(es="Modo", en="Mode"),
+    "mode": COLUMN_WORDS["mode"],
     "rows_total": Text(es="Filas en el archivo", en="Rows in the file"),
     "states": Text(es="Filas por estado", en="Rows per state"),
-    "totals": Text(es="Total creado", en="Total created"),
+    "totals": states.TOTAL_LABELS["created"],
     "order_status": Text(es="Último estado conocido de las órdenes", en="Latest known order status"),
     "output_path": Text(es="Hoja de resultados", en="Results sheet"),
 }

@@ -30,30 +30,24 @@ from batch_payouts.payout.ledger import Ledger
 from batch_payouts.rules.headers import resolve_headers
 from batch_payouts.states import ORDER_NEVER_PAID, ORDER_STATUSES, TOTAL_LABELS, report_order_label
 from batch_payouts.totals import totals_by_currency
+from batch_payouts.words import COLUMN_WORDS, column_words
 
 SHEET_NAMES = {"payouts": Text(es="Pagos", en="Payouts"), "totals": Text(es="Totales", en="Totals")}
 # The report's columns (keys of the frame ``history.payouts_report`` returns) and their headers.
 HEADERS = {
-    "batch_id": Text(es="Lote", en="Batch"),
-    "input_name": Text(es="Archivo", en="File"),
-    "row": Text(es="Fila", en="Row"),
-    "name": Text(es="Nombre", en="Name"),
-    "email": Text(es="Correo", en="Email"),
-    "amount": Text(es="Monto", en="Amount"),
-    "currency": Text(es="Moneda", en="Currency"),
+    **column_words("batch_id", "input_name", "row", "name", "email", "amount", "currency"),
     "reason": Text(es="Motivo", en="Reason"),
     "reference": Text(es="Referencia", en="Reference"),
     "payout_order_id": Text(es="Orden de pago", en="Payout order"),
     "created_at": Text(es="Creada", en="Created"),
-    "order_status": Text(es="Estado", en="Status"),
+    "order_status": COLUMN_WORDS["status"],
     "status_checked_at": Text(es="Estado consultado", en="Status checked"),
     "cancelled_at": Text(es="Cancelada", en="Cancelled"),
-    "mode": Text(es="Modo", en="Mode"),
+    "mode": COLUMN_WORDS["mode"],
 }
 TEXT_KEYS = ("batch_id", "input_name", "name", "email", "reason", "reference", "payout_order_id", "created_at",
              "status_checked_at", "cancelled_at")
-TOTALS_HEADERS = (Text(es="Moneda", en="Currency"), Text(es="Concepto", en="Item"), Text(es="Pagos", en="Payouts"),
-                  Text(es="Monto", en="Amount"))
+TOTALS_HEADERS = (COLUMN_WORDS["currency"], COLUMN_WORDS["item"], Text(es="Pagos", en="Payouts"), COLUMN_WORDS["amount"])
 
 
 def in_batch_order(found: list[dict]) -> list[dict]:

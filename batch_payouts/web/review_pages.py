@@ -11,6 +11,7 @@ import asyncio
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -113,12 +114,17 @@ class ReviewPages(Pages):
             pass
         return RedirectResponse(f"/uploads/{upload_id}", status_code=303)
 
-    def _reviewed_upload(self, request: Request) -> tuple[Upload | None, Response | None]:
-        """The user's upload named in the URL, and, while its review is still being made, the redirect
-        to its page instead: choosing a sheet or confirming needs the finished review."""
+    def _reviewed_upload(
+        self, request: Request, usable: Callable[[Upload], object]
+    ) -> tuple[Upload, None] | tuple[None, Response]:
+        """The user's upload named in the URL with its finished review, or the answer to give instead:
+        while the review is still being made, the redirect to its page (choosing a sheet or confirming
+        needs the finished review); when it is not the user's or not ``usable`` for this step, not found."""
         upload = self.owned_upload(request, request.path_params["upload_id"])
         if upload is not None and upload.review is None:
-            return upload, RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+            return None, RedirectResponse(f"/uploads/{upload.id}", status_code=303)
+        if upload is None or not usable(upload):
+            return None, self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
         return upload, None
 
     def start_review(self, upload_id: str, lang: str) -> Future:
@@ -217,11 +223,9 @@ class ReviewPages(Pages):
         """Review the upload again, reading the sheet the user chose (the web's ``--sheet``)."""
         form = await self.form(request)
         lang = self.lang(request)
-        upload, wait = self._reviewed_upload(request)
-        if wait:
-            return wait
-        if upload is None or upload.suffix != ".xlsx":
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        upload, instead = self._reviewed_upload(request, lambda upload: upload.suffix == ".xlsx")
+        if instead:
+            return instead
         if self._running(upload.batch_id):
             return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
         names = [sheet["name"] for sheet in upload.review.get("sheets") or []]
@@ -242,11 +246,9 @@ class ReviewPages(Pages):
 
     @signed_in
     async def confirm_page(self, request: Request) -> Response:
-        upload, wait = self._reviewed_upload(request)
-        if wait:
-            return wait
-        if upload is None or upload.review.get("error"):
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+        upload, instead = self._reviewed_upload(request, lambda upload: not upload.review.get("error"))
+        if instead:
+            return instead
         if upload.review.get("blocker"):
             return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
         return self.render(request, "confirm.html", upload=upload, review=upload.review)
@@ -255,11 +257,11 @@ class ReviewPages(Pages):
     async def confirm(self, request: Request) -> Response:
         form = await self.form(request)
         lang = self.lang(request)
-        upload, wait = self._reviewed_upload(request)
-        if wait:
-            return wait
-        if upload is None or upload.review.get("error") or not upload.batch_id:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+        upload, instead = self._reviewed_upload(
+            request, lambda upload: not upload.review.get("error") and upload.batch_id
+        )
+        if instead:
+            return instead
         review = upload.review
         if review.get("blocker"):
             return self.error_page(request, review["blocker"], 409)

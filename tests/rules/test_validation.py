@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -340,7 +339,9 @@ def test_missing_columns_raise_before_validation():
         validate(pd.DataFrame({"nombre": ["Ana"]}, dtype="str"))
 
 
-def test_many_rows_in_reasonable_time():
+def test_many_rows_are_judged_row_by_row_by_the_column_fast_paths():
+    """20,000 rows through the whole-column paths: exactly the rows with cents not ending in 00 fail.
+    How fast is measured by benchmarks/bench_validate.py, never by a timed assertion here."""
     n = 20_000
     raw = pd.DataFrame(
         {
@@ -354,10 +355,10 @@ def test_many_rows_in_reasonable_time():
         },
         dtype="str",
     )
-    started = time.perf_counter()
     result = validate(raw, now=NOW).frame
-    assert time.perf_counter() - started < 10
     assert (~result["valid"]).sum() == len(range(0, n, 3))
+    assert set(result.index[~result["valid"]]) == {raw.index[i] for i in range(0, n, 3)}
+    assert set(result.loc[~result["valid"], "error_code"]) == {"amount_not_multiple_of_100"}
 
 
 def test_email_local_part_over_64_characters_is_invalid():

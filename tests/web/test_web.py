@@ -467,6 +467,12 @@ def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
         beto.post("/login", {"username": "beto", "password": "otra clave", "next": "/"})
         assert beto.get(review.url.replace(running.url, "")).status_code == 404
         assert beto.get(review.url.replace(running.url, "") + "/annotated.xlsx").status_code == 404
+        # Every step after the review is not found for anyone else, and choosing a sheet of a CSV for anyone.
+        path = review.url.replace(running.url, "")
+        assert beto.get(path + "/confirm").status_code == 404
+        assert beto.post(path + "/confirm", {"count": "14", "total": "x"}).status_code == 404
+        assert beto.post(path + "/sheet", {"sheet": "Pagos"}).status_code == 404
+        assert ana.post(path + "/sheet", {"sheet": "Pagos"}).status_code == 404
 
         out = ana.post("/logout")
         assert out.url.endswith("/login")
