@@ -31,12 +31,30 @@ from batch_payouts.payout.throttle import RateLimiter
 from batch_payouts.storage import DiskFull, naming_full_disk
 from batch_payouts.totals import format_totals, totals_by_currency
 
+SHEET_OF_ANOTHER_FILE = Text(
+    es="La hoja de resultados «{path}» ya es de otro archivo («{other}», lote {batch}): no se envió nada. "
+    "Elige otra con --output (por ejemplo --output pagos-2.results.xlsx) o cambia el nombre del archivo.",
+    en="The results sheet '{path}' already belongs to another file ('{other}', batch {batch}): nothing was sent. "
+    "Choose another with --output (for example --output payouts-2.results.xlsx) or rename the file.",
+)
 OVER_MAX_TOTAL = Text(
     es="El lote suma {total} y el máximo permitido (--max-total) es {cap}: no se envió nada. "
     "Divide el archivo o sube el límite si el monto es correcto.",
     en="The batch adds up to {total} and the allowed maximum (--max-total) is {cap}: nothing was sent. "
     "Split the file, or raise the cap if the amount is right.",
 )
+def refuse_a_sheet_of_another_file(ledger: Ledger, output: Path, batch_id: str, input_name: str) -> None:
+    """The default results sheet (``<stem>.results.xlsx``) is the same for ``pagos.csv`` and
+    ``pagos.xlsx``: a second file must not overwrite the first one's references, nor make
+    `status`/`cancel pagos.results.xlsx` act on a batch the person did not mean.  The same file
+    run again after a fix (a new batch of the same name) keeps writing its own sheet, as before."""
+    target = str(output.resolve())
+    for other in ledger.batches():
+        if other.batch_id != batch_id and other.output_path == target and other.input_name != input_name:
+            raise BatchError(SHEET_OF_ANOTHER_FILE, path=str(output), other=other.input_name,
+                             batch=other.batch_id[:12])
+
+
 def check_max_total(validated: pd.DataFrame, cap: int | None) -> None:
     """A batch over the cap is refused as a whole, before any request. The cap applies to each
     currency's total: pesos and dollars are never added together."""
@@ -79,6 +97,8 @@ def run_job(
         known = ledger.batch(batch_id)
         if known is not None and known.key_fingerprint != key_fp:
             raise BatchError(KEY_MISMATCH, batch_id=batch_id)
+        if options.output_path is None:
+            refuse_a_sheet_of_another_file(ledger, output, batch_id, loaded.name)
         if not options.dry_run:
             ledger.acquire_lock(batch_id)
         calls: list[dict] = []

@@ -105,3 +105,32 @@ def test_a_sheet_without_the_columns_is_named_with_a_hint_to_use_sheet(env, cli)
     assert "--sheet" in result.output and "Traceback" not in result.output
     english = cli("validate", path, "--lang", "en", "--sheet", "Pagos")
     assert english.exit_code == 2 and "no beneficiary rows" in english.output and "Sheet read: «Pagos»" in english.output
+
+
+def test_a_second_file_of_the_same_name_never_overwrites_the_first_ones_results(sandbox, env, cli):
+    """pagos.csv and pagos.xlsx both default to pagos.results.xlsx: the second run is refused before
+    sending anything (the first file's references stay in its sheet), and runs with --output."""
+    first = write_csv(env / "pagos.csv", [beneficiary(1), beneficiary(2)])
+    assert cli("run", first, "--api-base", sandbox.url).exit_code == 0
+    sheet = env / "pagos.results.xlsx"
+    references = {row["reference"] for row in read_xlsx(sheet)}
+    book = openpyxl.Workbook()
+    book.active.append(list(beneficiary(3)))
+    book.active.append(list(beneficiary(3).values()))
+    book.save(env / "pagos.xlsx")
+    refused = cli("run", env / "pagos.xlsx", "--api-base", sandbox.url)
+    assert refused.exit_code == 2 and "ya es de otro archivo («pagos.csv»" in refused.output
+    assert len(sandbox.payout_orders()) == 2 and {row["reference"] for row in read_xlsx(sheet)} == references
+    assert cli("run", env / "pagos.xlsx", "--api-base", sandbox.url, "--output", env / "pagos-xlsx.results.xlsx").exit_code == 0
+    assert len(sandbox.payout_orders()) == 3
+
+
+def test_the_same_file_fixed_and_run_again_still_writes_its_own_sheet(sandbox, env, cli):
+    source = write_csv(env / "pagos.csv", [beneficiary(1), beneficiary(2, correo="no-es-correo")])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 1
+    write_csv(source, [beneficiary(1), beneficiary(2)])  # fixed: a new batch of the same file
+    rerun = cli("run", source, "--api-base", sandbox.url)
+    assert rerun.exit_code == 1 and "ya es de otro archivo" not in rerun.output
+    # its own sheet: row 2 paid now; row 1 was paid by the first batch, so the repeat guard holds it
+    assert [row["status"] for row in read_xlsx(env / "pagos.results.xlsx")] == ["duplicate", "created"]
+    assert len(sandbox.payout_orders()) == 2
