@@ -17,7 +17,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
 from batch_payouts.payout.identity import rows_of
 from batch_payouts.rules.messages import Message
-from batch_payouts.rules.validation import Problem
+from batch_payouts.rules.validation import Problem, Validation
 from batch_payouts.totals import totals_by_currency
 
 if TYPE_CHECKING:
@@ -138,14 +138,11 @@ def set_aside_unfunded(
     aside = [n for n in plan.to_send if n in fresh and validated.at[n, "currency"] in unfunded]
     if not aside:
         return plan
-    added = [
+    # They were valid: no other code or message to keep beside this one.
+    Validation(validated, problems).add([
         Problem(row=int(n), column=header, code=NO_BALANCE_CODE, value=str(validated.at[n, "currency"]), explained=NO_BALANCE)
         for n in aside
-    ]
-    validated.loc[aside, "valid"] = False
-    validated.loc[aside, "error_code"] = NO_BALANCE_CODE  # they were valid: no other code to keep
-    validated.loc[aside, "error_message"] = [problem.labelled(lang) for problem in added]
-    problems[:] = sorted(problems + added, key=lambda problem: problem.row)
+    ], lang)
     left = [n for n in plan.to_send if n not in set(aside)]
     sending = validated.loc[left]
     totals = totals_by_currency(sending["amount"].tolist(), sending["currency"].tolist())

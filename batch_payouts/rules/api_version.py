@@ -57,24 +57,10 @@ def require_phone(
     if not phone_required(api_version):
         return validation
     frame = validation.frame
-    codes = frame["error_code"].astype(str)
-    lacking = (frame["phone"].astype(str) == "") & ~codes.str.contains("invalid_phone", regex=False)
-    if not lacking.any():
-        return validation
-    added = [
+    lacking = (frame["phone"].astype(str) == "") & ~frame["error_code"].astype(str).str.contains("invalid_phone", regex=False)
+    validation.add([
         Problem(row=int(row), column=header, code=CODE, value="", params={"api_version": api_version.strip()},
                 amount_unit=amount_unit, explained=MISSING_PHONE)
         for row in frame.index[lacking.to_numpy()]
-    ]
-    by_row = {problem.row: problem for problem in added}
-    frame.loc[lacking, "valid"] = False
-    frame.loc[lacking, "error_code"] = [
-        f"{code};{CODE}" if code else CODE for code in codes[lacking].tolist()
-    ]
-    frame.loc[lacking, "error_message"] = [
-        f"{text} | {by_row[int(row)].labelled(lang)}" if text else by_row[int(row)].labelled(lang)
-        for row, text in zip(frame.index[lacking.to_numpy()], frame.loc[lacking, "error_message"].tolist())
-    ]
-    # Row order, and within a row after the file's own problems (``sorted`` is stable).
-    validation.problems[:] = sorted(validation.problems + added, key=lambda problem: problem.row)
+    ], lang)
     return validation

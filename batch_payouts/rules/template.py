@@ -193,28 +193,17 @@ def write_template(path: str | os.PathLike[str], lang: str = DEFAULT_LANG) -> Pa
     )
 
 
-class ExampleProblem(Problem):
-    """The failure "this row is the template's example": a ``Problem`` like the
-    rules' own, so the console, the results sheet and the web review show it
-    the same way, with its message kept here beside the template it is about."""
 
-    __slots__ = ()
-
-    @property
-    def message(self) -> Message:
-        return EXAMPLE_MESSAGE
-
-
-def example_rows(raw: pd.DataFrame, validated: pd.DataFrame) -> dict[int, ExampleProblem]:
+def example_rows(raw: pd.DataFrame, validated: pd.DataFrame) -> dict[int, Problem]:
     """Row number -> why it is the template's example: its «ejemplo» cell is filled
     (and is not "no"), or it has the example's own email and folio."""
-    found: dict[int, ExampleProblem] = {}
+    found: dict[int, Problem] = {}
     marker = next((c for c in raw.columns if header_key(c) in EXAMPLE_HEADERS), None)
     if marker is not None:
         cells = raw[marker].astype(str)
         marked = ~cells.str.strip().str.casefold().isin(NOT_EXAMPLE)
         for number, cell in cells[marked].items():
-            found[int(number)] = ExampleProblem(row=int(number), column=str(marker), code=EXAMPLE_CODE, value=cell.strip())
+            found[int(number)] = Problem(row=int(number), column=str(marker), code=EXAMPLE_CODE, value=cell.strip(), explained=EXAMPLE_MESSAGE)
     if {"email", "external_id"} <= set(validated.columns):
         # The folio first: one comparison over the column, then the email of the few rows left.
         same_folio = validated.loc[(validated["external_id"] == EXAMPLE_FOLIO).to_numpy(dtype=bool), "email"]
@@ -222,7 +211,8 @@ def example_rows(raw: pd.DataFrame, validated: pd.DataFrame) -> dict[int, Exampl
         email_header = resolve_headers(list(raw.columns)).header("email") if len(copied) else ""
         for number in copied:
             found.setdefault(
-                int(number), ExampleProblem(row=int(number), column=str(email_header), code=EXAMPLE_CODE, value=EXAMPLE_EMAIL)
+                int(number), Problem(row=int(number), column=str(email_header), code=EXAMPLE_CODE, value=EXAMPLE_EMAIL,
+                                     explained=EXAMPLE_MESSAGE)
             )
     return found
 
@@ -234,15 +224,6 @@ def mark_examples(raw: pd.DataFrame, validation: Validation, lang: str = DEFAULT
     examples = example_rows(raw, validation.frame)
     if not examples:
         return validation
-    frame = validation.frame.copy()
-    for number, problem in examples.items():
-        code, message = frame.at[number, "error_code"], frame.at[number, "error_message"]
-        frame.at[number, "valid"] = False
-        frame.at[number, "error_code"] = ";".join(filter(None, (EXAMPLE_CODE, code)))
-        frame.at[number, "error_message"] = " | ".join(filter(None, (problem.labelled(lang), message)))
-    order = {number: position for position, number in enumerate(raw.index.tolist())}
-    problems = sorted(
-        [*validation.problems, *examples.values()],
-        key=lambda p: (order.get(p.row, len(order)), not isinstance(p, ExampleProblem)),
-    )
-    return Validation(frame, problems)
+    marked = Validation(validation.frame.copy(), list(validation.problems))
+    marked.add(list(examples.values()), lang, first=True)
+    return marked

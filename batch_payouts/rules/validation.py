@@ -83,6 +83,30 @@ class Validation:
     frame: pd.DataFrame
     problems: list[Problem]
 
+    def add(self, added: list[Problem], lang: str = DEFAULT_LANG, *, first: bool = False) -> None:
+        """Problems found after the file's own rules (the template's example row, a phone some API
+        versions require, a currency without balance): their rows become invalid, their codes and
+        messages join the row's (before its own with ``first``, else after), and the failure table
+        takes them in row order.  Changes ``frame`` and ``problems`` in place."""
+        if not added:
+            return
+        rows = [problem.row for problem in added]  # one problem per row at most
+        pairs = zip(added, self.frame.loc[rows, "error_code"].tolist(), self.frame.loc[rows, "error_message"].tolist())
+        codes, messages = [], []
+        for problem, code, message in pairs:
+            ordered = ((problem.code, code), (problem.labelled(lang), message))
+            if not first:
+                ordered = tuple(pair[::-1] for pair in ordered)
+            codes.append(";".join(filter(None, ordered[0])))
+            messages.append(" | ".join(filter(None, ordered[1])))
+        self.frame.loc[rows, "valid"] = False
+        self.frame.loc[rows, "error_code"] = codes
+        self.frame.loc[rows, "error_message"] = messages
+        mine = {id(problem) for problem in added}
+        # Row order (sorted is stable); within a row the added ones first or last.
+        self.problems[:] = sorted(self.problems + added,
+                                  key=lambda problem: (problem.row, (id(problem) in mine) != first))
+
     def table(self) -> pd.DataFrame:
         """The failure table as a frame: row, column, code, value, params."""
         columns = ["row", "column", "code", "value", "params"]
