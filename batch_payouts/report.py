@@ -388,11 +388,11 @@ def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str, proble
     to_fix = frame[frame["status"].isin([INVALID, FAILED, UNKNOWN])]
     names, emails = validated["name"], validated["email"]
     records = []
-    for label, number, status, code, message in zip(
+    for index, number, status, code, message in zip(
         to_fix.index, to_fix["row"].tolist(), to_fix["status"].tolist(), to_fix["error_code"].tolist(),
         to_fix["error_message"].tolist(),
     ):
-        row = {"row": number, "name": names.at[label], "email": emails.at[label], "status": status}
+        row = {"row": number, "name": names.at[index], "email": emails.at[index], "status": status}
         found = by_row.get(int(number), []) if status == INVALID else []
         for problem in found:
             records.append({**row, "column": problem.column, "error_code": problem.code,

@@ -20,7 +20,7 @@ from batch_payouts.cli.ops import ledger_command_options, open_batch, open_ledge
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.payout.records import BatchRecord
-from batch_payouts.totals import format_totals, totals_by_currency
+from batch_payouts.totals import format_totals
 from batch_payouts.words import COLUMN_WORDS, column_words
 
 M = {
