@@ -208,7 +208,7 @@ def write_sheet(
     integers = (canonical["amount"],) if loaded.amount_unit == "cents" and "amount" in canonical else ()
     summary = report.summarize(frame, loaded.validated)
     facts = {"input_name": loaded.name, "input_sha256": loaded.sha256, **facts,
-             "finished_at": now_text(), "tool": f"batch-payouts {__version__}"}
+             "finished_at": clock.now_text(), "tool": f"batch-payouts {__version__}"}
     # A CSV holds one table: the summary and error sheets exist only in XLSX.
     extra = None if output.suffix.lower() == ".csv" else report.extra_sheets(
         frame, loaded.validated, summary, facts, options.lang, loaded.problems
@@ -219,14 +219,10 @@ def write_sheet(
     return summary
 
 
-def now_text() -> str:
-    return clock.now_text()
-
-
 def validate_job(options: RunOptions, *, loaded: LoadedFile | None = None) -> JobResult:
     """Read and validate only: no network, no ledger.  ``loaded``: the file already read
     and validated with these options (``load_file``), so it is not done twice."""
-    started = now_text()
+    started = clock.now_text()
     output = resolve_output(options.input_path, options.output_path)
     loaded = loaded or load_file(options.input_path, options)
     frame = report.validation_frame(loaded.raw, loaded.validated)

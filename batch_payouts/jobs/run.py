@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts import report
+from batch_payouts import clock, report
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
 from batch_payouts.jobs.endpoint import resolve_endpoint
-from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions, load_file, now_text, resolve_output, write_sheet
+from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions, load_file, resolve_output, write_sheet
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
 from batch_payouts.payout.guards import account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
@@ -77,7 +77,7 @@ def run_job(
 ) -> JobResult:
     """Validate, then pay every valid row exactly once and write the results sheet.
     ``loaded``: the file already read and validated with these options (``load_file``)."""
-    started = now_text()
+    started = clock.now_text()
     env = os.environ if environ is None else environ
     output = resolve_output(options.input_path, options.output_path)
     loaded = loaded or load_file(options.input_path, options)
