@@ -571,11 +571,17 @@ def serve_forever(
     state_path: str | Path | None = None,
     keys: Iterable[str] | None = None,
     starting_balance: int = DEFAULT_STARTING_BALANCE,
+    webhook_urls: Iterable[str] = (),
+    webhook_attempts: int = DEFAULT_ATTEMPTS,
+    webhook_backoff: float = DEFAULT_BACKOFF,
+    auto_settle: AutoSettle | None = None,
 ) -> None:
     """Serve until Ctrl-C (or SIGTERM).  The first stdout line is the URL, so a
     script or test can start ``batch-payouts sandbox serve --port 0`` and read it."""
     sandbox = Sandbox(host=host, port=port, keys=keys, faults=faults, state_path=state_path,
-                      starting_balance=starting_balance).start()
+                      starting_balance=starting_balance, webhook_urls=webhook_urls,
+                      webhook_attempts=webhook_attempts, webhook_backoff=webhook_backoff,
+                      auto_settle=auto_settle).start()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)
