@@ -116,11 +116,16 @@ class AutoSettler:
             waiting = bool(self._due)
         return waiting or self.api.store.last_event_seq() > self._seen
 
+    def step(self, now: float | None = None) -> None:
+        """One round of the thread: look at the orders created since the last one, then apply
+        every fate due by ``now`` (default: the present)."""
+        self._schedule_new_orders()
+        self._apply_due(time.time() if now is None else now)
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._schedule_new_orders()
-                self._apply_due()
+                self.step()
             except Exception:  # noqa: BLE001 - a busy state file must not end the demo
                 pass
             with self._lock:
@@ -145,8 +150,7 @@ class AutoSettler:
                         heapq.heappush(self._due, (event["created_at"] + delay, self._count,
                                                    event["data"]["object"]["id"], status))
 
-    def _apply_due(self) -> None:
-        now = time.time()
+    def _apply_due(self, now: float) -> None:
         while True:
             with self._lock:
                 if not self._due or self._due[0][0] > now:

@@ -114,6 +114,8 @@ class Deliverer:
     def set_urls(self, urls: Iterable[str]) -> None:
         """Deliver the events recorded from now on to these URLs (pending deliveries go on)."""
         with self._lock:
+            if not self._urls:  # nothing was being queued: what happened until now is history
+                self._seen = max(self._seen, self.store.last_event_seq())
             self._urls = list(dict.fromkeys(urls))
         self.poke()
 
