@@ -357,7 +357,7 @@ class Store:
         """(event id, url, attempts so far) of pending deliveries due by ``now``, oldest due first."""
         rows = self._all(
             "SELECT event_id, url, attempts FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at LIMIT ?", (now, limit))
+            " ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
         return [(r[0], r[1], int(r[2])) for r in rows]
 
     def next_delivery_due(self) -> float | None:
