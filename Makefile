@@ -22,9 +22,12 @@ demo: $(STAMP)
 	  test $$? -le 1
 
 # The web app on the built-in sandbox, for trying it in a browser: http://127.0.0.1:8000/
+# The emulator cashes about half of each batch's references and expires one in five, two to
+# four minutes after they are created, so a batch's page shows them being cashed.
 web: $(STAMP)
 	BATCH_PAYOUTS_LEDGER=$${BATCH_PAYOUTS_LEDGER:-$(CURDIR)/.demo/ledger.sqlite} \
-	  $(BIN)/batch-payouts web --sandbox --data-dir .demo/web
+	  $(BIN)/batch-payouts web --sandbox --data-dir .demo/web \
+	  --sandbox-auto-cash 0.5 --sandbox-auto-expire 0.2 --sandbox-auto-after 120
 
 test: $(STAMP)
 	bash scripts/ensure-chromium

@@ -150,6 +150,7 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("batches", "show", "report"), "batch_payouts.cli.history"),
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
     "schemas": "batch_payouts.cli.schemas",
+    "sandbox": "batch_payouts.cli.sandbox",
 }
 
 
@@ -406,57 +407,4 @@ def audit_verify(audit_file, ledger_path, lang) -> None:
     for line in describe(result, lang):
         click.echo(line)
     sys.exit(0 if result.ok else 1)
-
-
-@main.group()
-def sandbox() -> None:
-    """The built-in Conekta emulator."""
-
-
-@sandbox.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback).")
-@click.option("--port", type=int, default=8765, show_default=True, help="Port (0 picks a free one).")
-@click.option("--faults", "faults_path", type=click.Path(exists=True, path_type=Path),
-              help="Fault profile (JSON or TOML): latency, error rates, rate limit, seed.")
-@click.option("--fault", "fault_settings", multiple=True, metavar="NAME=VALUE",
-              help="One fault setting, repeatable; overrides the profile. E.g. --fault error_rate=0.2 "
-                   "--fault latency_ms=50 --fault 'script={\"2\": \"drop_after_commit\"}'.")
-@click.option("--seed", type=int, default=None, help="Seed of the random faults, so a run can be replayed.")
-@click.option("--state", "state_path", type=click.Path(path_type=Path),
-              help="Keep customers and orders in this file across restarts.")
-def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path) -> None:
-    """Serve the emulator until Ctrl-C.
-
-    Fault settings come from --faults FILE, then each --fault NAME=VALUE and --seed
-    (the command line wins). VALUE is read as JSON when it is JSON (0.2, 5, {"3": "error_503"}),
-    otherwise as text.
-
-    Example: batch-payouts sandbox serve --port 8765 --fault drop_after_commit_rate=0.1 --seed 7, then
-    CONEKTA_API_KEY=key_test_demo batch-payouts run pagos.xlsx --api-base http://127.0.0.1:8765
-    """
-    from batch_payouts.sandbox import Faults, serve_forever
-    from batch_payouts.sandbox.faults import BAD_FAULTS, FaultsError
-
-    try:
-        settings = Faults.from_file(faults_path).to_dict() if faults_path else {}
-        chosen: dict = {}
-        for item in fault_settings:
-            name, equals, value = item.partition("=")
-            name = name.strip().replace("-", "_")
-            if not equals or not name:
-                raise FaultsError(BAD_FAULTS, source="--fault",
-                                  problem=f"{item!r}: write NAME=VALUE, e.g. error_rate=0.2")
-            try:
-                chosen[name] = json.loads(value)
-            except ValueError:
-                chosen[name] = value.strip()
-        if seed is not None:
-            chosen["seed"] = seed
-        faults = None
-        if settings or chosen:
-            source = "--fault" if chosen else str(faults_path)
-            faults = Faults.from_dict({**settings, **chosen}, source=source)
-    except BatchError as error:
-        _fail(error, "es")
-    serve_forever(host=host, port=port, faults=faults, state_path=state_path)
 

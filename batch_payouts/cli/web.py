@@ -55,12 +55,46 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
     return dict(users)
 
 
+BAD_SANDBOX_AUTO = Text(
+    es="--sandbox-auto-*: {problem}. Usa proporciones entre 0 y 1 (juntas 1 como máximo) y segundos (0 o más).",
+    en="--sandbox-auto-*: {problem}. Use shares between 0 and 1 (together at most 1) and seconds (0 or more).",
+)
+
+
+def _built_in_sandbox(state: Path, host: str, port: int, auto_cash: float, auto_expire: float, auto_after: float,
+                      seed: int | None):
+    """The emulator ``web --sandbox`` pays through: its state beside the ledger, its webhooks
+    delivered to this app's own receiver, and (if asked) references cashed and expired by themselves."""
+    from batch_payouts.sandbox import AutoSettle, Sandbox
+    from batch_payouts.sandbox.auto import AutoSettleError
+
+    try:
+        auto = AutoSettle(cash=auto_cash, expire=auto_expire, after=auto_after, seed=seed)
+    except AutoSettleError as problem:
+        raise BatchError(BAD_SANDBOX_AUTO, problem=str(problem)) from None
+    state.parent.mkdir(parents=True, exist_ok=True)
+    loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{loopback}]" if ":" in loopback else loopback
+    return Sandbox(state_path=state, webhook_urls=[f"http://{shown}:{port}{WEBHOOK_PATH}"], auto_settle=auto)
+
+
+# Where the app receives Conekta's webhooks (the built-in sandbox delivers there).
+WEBHOOK_PATH = "/webhooks/conekta"
+
+
 @main.command()
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback requires a login.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--sandbox/--no-sandbox", help="Pay through the built-in Conekta emulator (no key needed).")
+@click.option("--sandbox-auto-cash", type=float, default=0.0, show_default=True,
+              help="With --sandbox: share (0 to 1) of new references the emulator cashes by itself.")
+@click.option("--sandbox-auto-expire", type=float, default=0.0, show_default=True,
+              help="With --sandbox: share (0 to 1) of new references the emulator expires by itself.")
+@click.option("--sandbox-auto-after", type=float, default=60.0, show_default=True,
+              help="With --sandbox: seconds after creation before that happens (spread up to twice as long).")
+@click.option("--sandbox-seed", type=int, default=None, help="With --sandbox: seed of that choice, to replay it.")
 @click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
 @click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, help="Conekta API version.")
 @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
@@ -82,7 +116,7 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
 @click.option("--trust-user-header", metavar="HEADER",
               help="Take the signed-in user from this header set by an authenticating reverse proxy.")
 @click.pass_context
-def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
+def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after, sandbox_seed, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
         max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header) -> None:
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
@@ -96,11 +130,9 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
     with ExitStack() as stack:
         try:
             if sandbox:
-                from batch_payouts.sandbox import Sandbox
-
-                state = sandbox_state_path(ledger)
-                state.parent.mkdir(parents=True, exist_ok=True)
-                api_base = stack.enter_context(Sandbox(state_path=state)).url
+                api_base = stack.enter_context(_built_in_sandbox(
+                    sandbox_state_path(ledger), host, port, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after,
+                    sandbox_seed)).url
                 environ[API_KEY_ENV] = SANDBOX_KEY
                 click.echo(SANDBOX_NOTE.format(lang), err=True)
             settings = WebSettings(

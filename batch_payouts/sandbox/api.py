@@ -15,14 +15,23 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from batch_payouts.sandbox import rules
+from batch_payouts.sandbox import events, rules
 from batch_payouts.sandbox.rules import ApiFailure, fail
 from batch_payouts.sandbox.store import Store
 
 DEFAULT_STARTING_BALANCE = 10_000_000_000  # cents: 100 million pesos
 BALANCE_CURRENCY = "MXN"
-# An order in one of these states can no longer be cancelled (428).
+# An order in one of these states can no longer be cancelled (428), nor move to any other status.
 FINAL_STATUSES = frozenset({"cancelled", "cashed", "expired"})
+
+
+class FinalStatus(Exception):
+    """An order that is already cashed, expired or cancelled was asked to become something else."""
+
+    def __init__(self, order: dict[str, Any], wanted: str) -> None:
+        super().__init__(f"payout order {order['id']} is already {order['status']}; it cannot become {wanted}")
+        self.order = order
+        self.wanted = wanted
 
 
 def _found(obj: dict[str, Any] | None, kind: str, obj_id: str) -> dict[str, Any]:
@@ -120,6 +129,7 @@ class ConektaApi:
                 ],
             }
             self.store.add_payout_order(scope, order)
+            self.store.add_event(scope, events.order_created(order))
         return order
 
     def get_payout_order(self, scope: str, order_id: str) -> dict[str, Any]:
@@ -133,19 +143,31 @@ class ConektaApi:
             return self._set_status(scope, order, "cancelled")
 
     def set_status(self, order_id: str, status: str) -> dict[str, Any] | None:
-        """Any status, as Conekta's back office would set it (cashed at the store, expired)."""
+        """Move an order as Conekta's back office would (cashed at the store, expired); None if
+        unknown.  ``order_id`` may also be the order's reference.  A final status never changes
+        again: asking for the same one changes nothing, asking for another raises ``FinalStatus``."""
         with self.store.atomic():
+            order_id = self.store.order_id_by_reference(order_id) or order_id
             scope = self.store.scope_of_order(order_id)
             if scope is None:
                 return None
-            return self._set_status(scope, self.store.get_payout_order(scope, order_id), status)
+            order = self.store.get_payout_order(scope, order_id)
+            if order["status"] == status:
+                return order
+            if order["status"] in FINAL_STATUSES:
+                raise FinalStatus(order, status)
+            return self._set_status(scope, order, status)
 
     def _set_status(self, scope: str, order: dict[str, Any], status: str) -> dict[str, Any]:
-        order["status"] = status
-        order["updated_at"] = max(int(time.time()), order["created_at"])
-        for payout in order.get("payouts") or []:
-            payout["status"] = status
-        self.store.update_payout_order(scope, order)
+        """The one place an order changes status: the change and its event are one transaction."""
+        with self.store.atomic():
+            previous = order["status"]
+            order["status"] = status
+            order["updated_at"] = max(int(time.time()), order["created_at"])
+            for payout in order.get("payouts") or []:
+                payout["status"] = status
+            self.store.update_payout_order(scope, order)
+            self.store.add_event(scope, events.status_changed(order, previous))
         return order
 
     # -- lists -------------------------------------------------------------
@@ -175,6 +197,40 @@ class ConektaApi:
             "previous_page_url": url(previous=data[0]["id"]) if has_previous and data else None,
             "data": data,
         }
+
+    def list_events(self, scope: str, query: dict[str, str], base_url: str, path: str) -> dict[str, Any]:
+        """``GET /events``: newest first, paged like every list, each with its delivery state now."""
+        page = self.list("events", scope, query, base_url, path)
+        deliveries = self.store.deliveries_of([event["id"] for event in page["data"]])
+        page["data"] = [events.shown(event, deliveries.get(event["id"], [])) for event in page["data"]]
+        return page
+
+    # -- webhook keys ------------------------------------------------------------
+    def list_webhook_keys(self, scope: str, livemode: bool) -> dict[str, Any]:
+        """``GET /webhook_keys``: the account's keys, newest first; one is made on first need."""
+        self.signing_key(scope, livemode)
+        return {"object": "list", "has_more": False, "next_page_url": None, "previous_page_url": None,
+                "data": self.store.webhook_keys(scope)}
+
+    def create_webhook_key(self, scope: str, livemode: bool) -> dict[str, Any]:
+        """``POST /webhook_keys``: a new key signs from now on; the earlier ones are deactivated."""
+        from batch_payouts.sandbox.webhooks import new_key_pair
+
+        key, private_pem = new_key_pair(livemode)
+        self.store.add_webhook_key(scope, key, private_pem, deactivated_at=key["created_at"])
+        return key
+
+    def signing_key(self, scope: str, livemode: bool = False) -> str:
+        """The private PEM of the scope's active key, made (once, kept in the state) if it has none."""
+        with self.store.atomic():
+            found = self.store.active_webhook_key(scope)
+            if found is None:
+                from batch_payouts.sandbox.webhooks import new_key_pair
+
+                key, private_pem = new_key_pair(livemode)
+                self.store.add_webhook_key(scope, key, private_pem, deactivated_at=key["created_at"])
+                return private_pem
+            return found[1]
 
     # -- balance ---------------------------------------------------------------
     def available(self, scope: str, currency: str = BALANCE_CURRENCY) -> int:

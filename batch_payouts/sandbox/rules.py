@@ -210,6 +210,11 @@ CANNOT_CANCEL = rule(
     "La orden de retiro no se puede cancelar: su estado es «{status}».",
     "The payout order cannot be cancelled: its status is '{status}'.",
 )
+ALREADY_FINAL = rule(  # the back office (admin routes, `sandbox cash`): a final status never changes
+    "sandbox.payout_order.already_final", "status",
+    "La orden de retiro {id} ya está «{status}»: no puede pasar a «{wanted}».",
+    "The payout order {id} is already '{status}': it cannot become '{wanted}'.",
+)
 NOT_PROCESSABLE = rule(  # what public mocks answer to a GET of an unknown id (fault unknown_order_get_402)
     "conekta.errors.processing.request.not_processable", None,
     "La solicitud no se pudo procesar.",

@@ -36,11 +36,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from batch_payouts.sandbox import rules
-from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi
+from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi, FinalStatus
+from batch_payouts.sandbox.auto import AutoSettle, AutoSettler
 from batch_payouts.sandbox.faults import RATE_LIMITED, REVOKED, Decision, FaultEngine, Faults, FaultsError
 from batch_payouts.sandbox.rules import ApiFailure, fail
 from batch_payouts.sandbox.store import Store, fingerprint
 from batch_payouts.sandbox.transport import BadBody, Handler, Server, encode, key_from_header, parse_json
+from batch_payouts.sandbox.webhooks import DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, Deliverer
 
 DEFAULT_KEY_PATTERN = re.compile(r"^key_[A-Za-z0-9_]{4,}$")
 _ACCEPT = re.compile(r"application/vnd\.conekta-v\d+\.\d+\.\d+\+json", re.IGNORECASE)
@@ -62,7 +64,12 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/payout_orders/([^/]+)$"), "get_payout_order"),
     ("PUT", re.compile(r"^/payout_orders/([^/]+)/cancel$"), "cancel_payout_order"),
     ("GET", re.compile(r"^/balance$"), "balance"),
+    ("GET", re.compile(r"^/events$"), "list_events"),
+    ("GET", re.compile(r"^/webhook_keys$"), "list_webhook_keys"),
+    ("POST", re.compile(r"^/webhook_keys$"), "create_webhook_key"),
 ]
+# Back-office moves of an order (by id or reference), as the admin routes and ``sandbox cash`` name them.
+SETTLE_ACTIONS = {"cash": "cashed", "expire": "expired", "cancel": "cancelled"}
 
 ADMIN_ERROR = rules.rule("sandbox.admin.invalid", None, "Solicitud de administración no válida: {why}",
                          "Invalid admin request: {why}")
@@ -75,6 +82,13 @@ class Sandbox:
     ``key_live_...`` keys answer with ``livemode: true``.  ``state_path`` keeps
     the state in an SQLite file across restarts (default: in memory).  After
     ``stop()`` the state stays readable through the Python API.
+
+    After creation: every order creation and status change is an event
+    (``GET /events``); ``webhook_urls`` get each new event POSTed, signed with the
+    account's key (``GET /webhook_keys``), by a background thread that retries
+    ``webhook_attempts`` times from ``webhook_backoff`` seconds, doubling.
+    ``auto_settle`` (an ``AutoSettle``) cashes and expires a share of new orders
+    after a delay.  Neither thread runs unless asked for.
     """
 
     def __init__(
@@ -85,6 +99,10 @@ class Sandbox:
         faults: Faults | dict[str, Any] | None = None,
         state_path: str | Path | None = None,
         starting_balance: int | Mapping[str, int] = DEFAULT_STARTING_BALANCE,
+        webhook_urls: Iterable[str] = (),
+        webhook_attempts: int = DEFAULT_ATTEMPTS,
+        webhook_backoff: float = DEFAULT_BACKOFF,
+        auto_settle: AutoSettle | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -100,6 +118,10 @@ class Sandbox:
         self._stopping = threading.Event()
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        self._deliverer = Deliverer(self.api, webhook_urls, attempts=webhook_attempts, first_backoff=webhook_backoff)
+        self._webhooks_wanted = bool(self._deliverer.urls)
+        self._settler = (AutoSettler(self.api, auto_settle, self._deliverer)
+                         if auto_settle is not None and auto_settle.active else None)
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> Sandbox:
@@ -113,6 +135,10 @@ class Sandbox:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"conekta-sandbox:{self.port}", daemon=True)
         self._thread.start()
+        if self._webhooks_wanted:
+            self._deliverer.start()
+        if self._settler is not None:
+            self._settler.start()
         return self
 
     def stop(self) -> None:
@@ -120,6 +146,9 @@ class Sandbox:
         if server is None:
             return
         self._stopping.set()  # wakes stalls and latencies
+        if self._settler is not None:
+            self._settler.stop()
+        self._deliverer.stop()
         server.shutdown()
         server.server_close()
         with self._connections_lock:
@@ -177,11 +206,85 @@ class Sandbox:
         self._engine.set(_as_faults(faults))
 
     def set_order_status(self, order_id: str, status: str) -> dict[str, Any]:
-        """Move an order to any status (e.g. "cashed", "expired"); KeyError if unknown."""
+        """Move an order (by id or reference) to a status (e.g. "cashed", "expired"), recording its
+        event; KeyError if unknown, ``FinalStatus`` if it is already cashed, expired or cancelled
+        (the same status again changes nothing)."""
         order = self.api.set_status(order_id, status)
         if order is None:
             raise KeyError(order_id)
+        self._deliverer.poke()
         return order
+
+    def cash(self, order: str) -> dict[str, Any]:
+        """The beneficiary withdrew the money at the store (``cashout.confirmed``)."""
+        return self.set_order_status(order, "cashed")
+
+    def expire(self, order: str) -> dict[str, Any]:
+        """The reference expired unclaimed (``cashout.expired``)."""
+        return self.set_order_status(order, "expired")
+
+    def cancel(self, order: str) -> dict[str, Any]:
+        """Cancelled from the back office (``cashout.canceled``), like ``PUT .../cancel``."""
+        return self.set_order_status(order, "cancelled")
+
+    def events(self, api_key: str | None = None) -> list[dict[str, Any]]:
+        """Every event (of one key, if given), oldest first, with its delivery state now."""
+        found = [(scope, event) for _seq, scope, event in self.store.events_after(0, limit=1_000_000)]
+        if api_key:
+            found = [(scope, event) for scope, event in found if scope == fingerprint(api_key)]
+        deliveries = self.store.deliveries_of([event["id"] for _scope, event in found])
+        from batch_payouts.sandbox.events import shown
+
+        return [shown(event, deliveries.get(event["id"], [])) for _scope, event in found]
+
+    def webhook_public_key(self, api_key: str) -> str:
+        """The PEM public key that verifies this key's deliveries (made on first need)."""
+        livemode = api_key.startswith("key_live_")
+        self.api.signing_key(fingerprint(api_key), livemode)
+        return self.store.active_webhook_key(fingerprint(api_key))[0]["public_key"]
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return self._deliverer.urls
+
+    def set_webhook_urls(self, urls: Iterable[str]) -> None:
+        """Deliver the events recorded from now on to these URLs (none: stop queueing new ones)."""
+        self._deliverer.set_urls(urls)
+        if self._deliverer.urls and not self._webhooks_wanted:
+            self._webhooks_wanted = True
+            if self._server is not None:
+                self._deliverer.start()
+
+    @property
+    def webhook_log(self) -> list[dict[str, Any]]:
+        """Every delivery attempt: event_id, type, url, attempt, http_status (None: no answer),
+        error, outcome ("successful", "retry" or "failing"), at."""
+        return self._deliverer.log
+
+    def redeliver(self, event_id: str) -> bool:
+        """Deliver an event once more to every URL (a duplicate, as Conekta may send)."""
+        return self._deliverer.redeliver(event_id)
+
+    @property
+    def auto_settled(self) -> list[dict[str, Any]]:
+        """What the automatic mode did: order_id, status, n, at (and ``skipped`` if it could not)."""
+        return self._settler.applied if self._settler is not None else []
+
+    def wait_until_settled(self, timeout: float = 30.0) -> bool:
+        """Wait until no webhook delivery is pending and the automatic mode has nothing left to do
+        (nor any new event to look at); False if that did not happen within ``timeout`` seconds.
+        For tests: the background threads work on their own time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            settler_busy = self._settler is not None and self._settler.busy()
+            deliveries_busy = self._webhooks_wanted and self._deliverer.busy()
+            if not settler_busy and not deliveries_busy:
+                return True
+            self._deliverer.poke()
+            if self._settler is not None:
+                self._settler.poke()
+            time.sleep(0.02)
+        return False
 
     def revoke_key(self, api_key: str) -> None:
         """From now on this key gets 401 (kept in the state file too)."""
@@ -217,6 +320,8 @@ class Sandbox:
         headers: dict[str, str] = {}
         try:
             status, body, replayed = self._carry_out(h, method, path, query, raw, entry)
+            if method != "GET":
+                self._deliverer.poke()
             if replayed:
                 headers["Idempotent-Replayed"] = "true"
                 entry["replayed"] = True
@@ -261,6 +366,12 @@ class Sandbox:
             return 200, self.api.cancel_payout_order(scope, *args), False
         if name == "balance":
             return 200, self.api.balance(scope), False
+        if name == "list_events":
+            return 200, self.api.list_events(scope, query, self.url, path), False
+        if name == "list_webhook_keys":
+            return 200, self.api.list_webhook_keys(scope, livemode), False
+        if name == "create_webhook_key":
+            return 200, self.api.create_webhook_key(scope, livemode), False
         body = parse_json(raw)
         create: Callable[[], dict[str, Any]] = (
             (lambda: self.api.create_customer(scope, livemode, body)) if name == "create_customer"
@@ -397,16 +508,43 @@ class Sandbox:
                 return
             self.set_faults(faults)
             h.send_json(200, faults.to_dict())
-        elif method == "POST" and (match := re.match(r"^/_sandbox/payout_orders/([^/]+)/status$", path)):
-            status = body.get("status") if isinstance(body, dict) else None
+        elif method == "POST" and (match := re.match(r"^/_sandbox/payout_orders/([^/]+)/(status|cash|expire|cancel)$",
+                                                         path)):
+            # By order id or by reference.  /status takes {"status": ...}; /cash, /expire, /cancel no body.
+            action = match.group(2)
+            status = body.get("status") if isinstance(body, dict) and action == "status" else SETTLE_ACTIONS.get(action)
             if not isinstance(status, str) or not status:
                 bad(422, "expected {\"status\": \"cashed\"} or another status")
                 return
-            order = self.api.set_status(match.group(1), status)
-            if order is None:
+            try:
+                order = self.set_order_status(match.group(1), status)
+            except KeyError:
                 bad(404, f"no payout order {match.group(1)}")
                 return
+            except FinalStatus as final:
+                h.send_json(409, rules.error_body(rules.PRECONDITION, [(rules.ALREADY_FINAL, {
+                    "id": final.order["id"], "status": final.order["status"], "wanted": final.wanted})], "en")
+                    | {"order": final.order})
+                return
             h.send_json(200, order)
+        elif method == "GET" and path == "/_sandbox/events":
+            h.send_json(200, {"events": self.events()})
+        elif method == "GET" and path == "/_sandbox/webhooks":
+            h.send_json(200, {"urls": self.webhook_urls, "deliveries": self.webhook_log,
+                              "auto_settled": self.auto_settled})
+        elif method == "PUT" and path == "/_sandbox/webhooks":
+            urls = body.get("urls") if isinstance(body, dict) else None
+            if not isinstance(urls, list) or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
+                                                     for u in urls):
+                bad(422, "expected {\"urls\": [\"http://...\"]}")
+                return
+            self.set_webhook_urls(urls)
+            h.send_json(200, {"urls": self.webhook_urls})
+        elif method == "POST" and (match := re.match(r"^/_sandbox/events/([^/]+)/redeliver$", path)):
+            if not self.redeliver(match.group(1)):
+                bad(404, f"no event {match.group(1)}")
+                return
+            h.send_json(200, {"redelivered": match.group(1), "urls": self.webhook_urls})
         elif method == "POST" and path == "/_sandbox/keys/revoke":
             key = body.get("key") if isinstance(body, dict) else None
             if not isinstance(key, str) or not key:
@@ -433,11 +571,17 @@ def serve_forever(
     state_path: str | Path | None = None,
     keys: Iterable[str] | None = None,
     starting_balance: int = DEFAULT_STARTING_BALANCE,
+    webhook_urls: Iterable[str] = (),
+    webhook_attempts: int = DEFAULT_ATTEMPTS,
+    webhook_backoff: float = DEFAULT_BACKOFF,
+    auto_settle: AutoSettle | None = None,
 ) -> None:
     """Serve until Ctrl-C (or SIGTERM).  The first stdout line is the URL, so a
     script or test can start ``batch-payouts sandbox serve --port 0`` and read it."""
     sandbox = Sandbox(host=host, port=port, keys=keys, faults=faults, state_path=state_path,
-                      starting_balance=starting_balance).start()
+                      starting_balance=starting_balance, webhook_urls=webhook_urls,
+                      webhook_attempts=webhook_attempts, webhook_backoff=webhook_backoff,
+                      auto_settle=auto_settle).start()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)

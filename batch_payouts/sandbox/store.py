@@ -1,4 +1,5 @@
-"""The sandbox's memory: customers, payout orders, idempotent answers, revoked keys.
+"""The sandbox's memory: customers, payout orders, idempotent answers, revoked keys, and what
+happens after creation: events, webhook keys and webhook deliveries.
 
 SQLite, because the state must survive a restart when ``state_path`` is given
 (so a killed client can be re-run against the same "Conekta"), must stay fast
@@ -62,9 +63,37 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (scope, key)
 );
 CREATE TABLE IF NOT EXISTS revoked_keys (fingerprint TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    type TEXT NOT NULL,
+    search TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_scope ON events (scope, seq);
+CREATE TABLE IF NOT EXISTS webhook_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    private_pem TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    event_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    last_http_status INTEGER,
+    last_attempted_at INTEGER,
+    PRIMARY KEY (event_id, url)
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 """
 
-TABLES = {"customers", "payout_orders"}
+TABLES = {"customers", "payout_orders", "events"}
 
 
 def fingerprint(api_key: str) -> str:
@@ -162,6 +191,10 @@ class Store:
 
     def get_payout_order(self, scope: str | None, order_id: str) -> dict[str, Any] | None:
         return self._get("payout_orders", scope, order_id)
+
+    def order_id_by_reference(self, reference: str) -> str | None:
+        row = self._one("SELECT id FROM payout_orders WHERE reference = ?", (reference,))
+        return row[0] if row else None
 
     def scope_of_order(self, order_id: str) -> str | None:
         row = self._one("SELECT scope FROM payout_orders WHERE id = ?", (order_id,))
@@ -261,6 +294,101 @@ class Store:
                 "INSERT INTO idempotency (scope, key, request_hash, status, body) VALUES (?, ?, ?, ?, ?)",
                 (scope, key, request_hash, status, _dump(body)),
             )
+
+    # -- events ------------------------------------------------------------------
+    def add_event(self, scope: str, event: dict[str, Any]) -> None:
+        order = event["data"]["object"]
+        search = search_text(event["id"], event["type"], order.get("id"), order.get("reference"))
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO events (id, scope, type, search, body) VALUES (?, ?, ?, ?, ?)",
+                (event["id"], scope, event["type"], search, _dump(event)),
+            )
+
+    def events_after(self, seq: int, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+        """(seq, scope, event) of every scope, oldest first, recorded after ``seq`` -- by this
+        process or another one writing the same state file."""
+        rows = self._all("SELECT seq, scope, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        return [(int(r[0]), r[1], json.loads(r[2])) for r in rows]
+
+    def last_event_seq(self) -> int:
+        return int(self._one("SELECT COALESCE(MAX(seq), 0) FROM events")[0])
+
+    def event_scope(self, event_id: str) -> tuple[str, dict[str, Any]] | None:
+        row = self._one("SELECT scope, body FROM events WHERE id = ?", (event_id,))
+        return (row[0], json.loads(row[1])) if row else None
+
+    # -- webhook keys ------------------------------------------------------------
+    def webhook_keys(self, scope: str) -> list[dict[str, Any]]:
+        """The public side of every key of a scope, newest first."""
+        rows = self._all("SELECT body FROM webhook_keys WHERE scope = ? ORDER BY seq DESC", (scope,))
+        return [json.loads(r[0]) for r in rows]
+
+    def active_webhook_key(self, scope: str) -> tuple[dict[str, Any], str] | None:
+        """(public body, private PEM) of the newest active key of a scope."""
+        row = self._one("SELECT body, private_pem FROM webhook_keys WHERE scope = ? AND active = 1"
+                        " ORDER BY seq DESC LIMIT 1", (scope,))
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def add_webhook_key(self, scope: str, key: dict[str, Any], private_pem: str, deactivated_at: int) -> None:
+        """A new active key; the scope's earlier keys stop signing (``active`` false from now)."""
+        with self.atomic():
+            for (key_id, body) in self._all("SELECT id, body FROM webhook_keys WHERE scope = ? AND active = 1",
+                                            (scope,)):
+                old = {**json.loads(body), "active": False, "deactivated_at": deactivated_at}
+                self._db.execute("UPDATE webhook_keys SET active = 0, body = ? WHERE id = ?", (_dump(old), key_id))
+            self._db.execute(
+                "INSERT INTO webhook_keys (id, scope, active, private_pem, body) VALUES (?, ?, 1, ?, ?)",
+                (key["id"], scope, private_pem, _dump(key)),
+            )
+
+    # -- webhook deliveries ------------------------------------------------------
+    def add_delivery(self, event_id: str, url: str, due: float) -> None:
+        """Queue one event for one URL (again: a redelivery starts its attempts over)."""
+        with self.atomic():
+            self._db.execute(
+                "INSERT INTO webhook_deliveries (event_id, url, status, attempts, next_attempt_at)"
+                " VALUES (?, ?, 'pending', 0, ?) ON CONFLICT (event_id, url) DO UPDATE SET"
+                " status = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at",
+                (event_id, url, due),
+            )
+
+    def due_deliveries(self, now: float, limit: int = 50) -> list[tuple[str, str, int]]:
+        """(event id, url, attempts so far) of pending deliveries due by ``now``, oldest due first."""
+        rows = self._all(
+            "SELECT event_id, url, attempts FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
+        return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def next_delivery_due(self) -> float | None:
+        row = self._one("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
+        return float(row[0]) if row and row[0] is not None else None
+
+    def record_attempt(self, event_id: str, url: str, *, status: str, attempts: int, next_attempt_at: float,
+                       http_status: int | None, at: int) -> None:
+        with self.atomic():
+            self._db.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_http_status = ?,"
+                " last_attempted_at = ? WHERE event_id = ? AND url = ?",
+                (status, attempts, next_attempt_at, http_status, at, event_id, url),
+            )
+
+    def deliveries_of(self, event_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Event id -> its deliveries (url, status, attempts, last HTTP status and time)."""
+        if not event_ids:
+            return {}
+        marks = ",".join("?" * len(event_ids))
+        rows = self._all(
+            "SELECT event_id, url, status, attempts, last_http_status, last_attempted_at FROM webhook_deliveries"
+            f" WHERE event_id IN ({marks}) ORDER BY url", tuple(event_ids))
+        found: dict[str, list[dict[str, Any]]] = {}
+        for event_id, url, status, attempts, http_status, at in rows:
+            found.setdefault(event_id, []).append({"url": url, "status": status, "attempts": int(attempts),
+                                                   "last_http_status": http_status, "last_attempted_at": at})
+        return found
+
+    def pending_deliveries(self) -> int:
+        return int(self._one("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")[0])
 
     # -- revoked keys ----------------------------------------------------------
     def revoke(self, scope: str) -> None:

@@ -117,3 +117,34 @@ def test_bad_fault_option_in_a_real_process_exits_2_quietly():
     assert done.returncode == 2
     assert "error_rate" in done.stderr and "Traceback" not in done.stderr
     assert json.dumps(done.stdout) == '""'  # no URL: nothing was served
+
+
+def test_serve_delivers_signed_webhooks_and_cashes_new_orders_by_itself(tmp_path):
+    from sandbox_client import new_order, session
+    from webhook_receiver import Receiver, verify
+
+    with Receiver() as receiver:
+        server, url = _serve("--webhook-url", receiver.url, "--webhook-backoff", "0.05", "--auto-cash", "1",
+                             "--auto-after", "0", "--seed", "3", "--state", str(tmp_path / "state.sqlite"))
+        try:
+
+            class Running:  # what sandbox_client's helpers need of a sandbox
+                pass
+
+            running = Running()
+            running.url = url
+            order = new_order(running).json()
+            deliveries = receiver.wait_for(2)
+            public_key = session().get(f"{url}/webhook_keys", timeout=5).json()["data"][0]["public_key"]
+        finally:
+            _stop(server)
+    assert all(verify(public_key, d["body"], d["headers"]["digest"]) for d in deliveries)
+    events = receiver.events()
+    assert [e["type"] for e in events] == ["payout_order.created", "cashout.confirmed"]
+    assert events[1]["data"]["object"]["id"] == order["id"] and events[1]["data"]["object"]["status"] == "cashed"
+
+    server, url = _serve("--state", str(tmp_path / "state.sqlite"))  # the same key after a restart
+    try:
+        assert session().get(f"{url}/webhook_keys", timeout=5).json()["data"][0]["public_key"] == public_key
+    finally:
+        _stop(server)
