@@ -24,6 +24,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "operate": frozenset({APPROVER, PREPARER}),  # refresh statuses of a batch
     "cancel": frozenset({APPROVER}),  # cancel references
     "admin": frozenset({ADMIN}),  # users and policy
+    "change": frozenset({PREPARER, APPROVER, ADMIN}),  # any other state-changing request: never an auditor
 }
 
 UNKNOWN_ROLE = Text(
