@@ -44,10 +44,11 @@ HERE = Path(__file__).parent
 
 LOGIN_NEEDED = Text(
     es="El servidor escucha en {host}, fuera de esta computadora: se necesita inicio de sesión. Agrega usuarios "
-    "en la sección [web.users] del archivo de configuración (batch-payouts hash-password da el valor) o indica "
+    "con batch-payouts users add o en la sección [web.users] del archivo de configuración (batch-payouts "
+    "hash-password da el valor), o indica "
     "--trust-user-header si un proxy ya autentica a los usuarios.",
-    en="The server listens on {host}, beyond this computer: a login is required. Add users to the [web.users] "
-    "table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
+    en="The server listens on {host}, beyond this computer: a login is required. Add users with batch-payouts "
+    "users add or in the [web.users] table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
     "a reverse proxy already authenticates users.",
 )
 
@@ -56,10 +57,10 @@ class WebApp(ReviewPages, BatchPages, AccountPages, TeamPages):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
-        if not is_loopback(settings.host) and not (settings.users or settings.trust_user_header):
-            raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.settings = settings
         self.start_team()  # [web.users] into the ledger; sign-in and roles from the ledger's users
+        if not is_loopback(settings.host) and not (settings.team or settings.trust_user_header):
+            raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
         self.uploads.prune(settings.keep_uploads_days)
         self.results_dir = settings.data_dir / "results"

@@ -166,7 +166,7 @@ class Pages:
             return
         with Ledger(self.settings.ledger_path) as ledger:
             team_events.record(ledger, self.user(request), client_ip(request), "forbidden", method=request.method,
-                               path=request.url.path, action=action)
+                               path=request.url.path, needed=action)
         raise HTTPException(403, FORBIDDEN.format(self.lang(request)))
 
     def owned_upload(self, request: Request, upload_id: str) -> Upload | None:

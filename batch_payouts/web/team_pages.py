@@ -143,7 +143,7 @@ class TeamPages(Pages):
         if name == found.submitted_by:  # even an approver never decides on their own batch
             with Ledger(self.settings.ledger_path) as ledger:
                 events.record(ledger, name, ip, "forbidden", method="POST", path=request.url.path,
-                              action="approve own batch", request=found.request_id)
+                              needed="approve own batch", request=found.request_id)
             raise HTTPException(403, approvals.OWN_BATCH.format(lang))
 
         def work() -> approvals.Request | str:
