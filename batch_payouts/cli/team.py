@@ -167,7 +167,7 @@ def _admin_change(ledger_path, acting, password_stdin, lang, change, what: str) 
 
 @users.command("disable")
 @click.argument("name")
-@click.option("--enable", is_flag=True, help="Enable the user again instead.")
+@click.option("--enable/--no-enable", help="Enable the user again instead.")
 @ledger_option
 @as_option
 @password_stdin_option
@@ -182,7 +182,7 @@ def users_disable(name, enable, ledger_path, acting, password_stdin, lang) -> No
 
 @users.command("reset-password")
 @click.argument("name")
-@click.option("--second-factor", is_flag=True, help="Also drop their second factor (a lost phone): they enrol again.")
+@click.option("--second-factor/--no-second-factor", help="Also drop their second factor (a lost phone): they enrol again.")
 @ledger_option
 @as_option
 @password_stdin_option
@@ -266,7 +266,7 @@ def policy_show(ledger_path, lang) -> None:
 @click.option("--rows-over", type=click.IntRange(0), help="One approval when a batch pays more than this many rows.")
 @click.option("--two-above", type=PesosType(), help="Two approvals (two people) when a currency's total is over this.")
 @click.option("--currency", default="MXN", show_default=True, help="The currency --above and --two-above are in.")
-@click.option("--clear", is_flag=True, help="Remove the policy: no approval asked any more.")
+@click.option("--clear/--no-clear", help="Remove the policy: no approval asked any more.")
 @ledger_option
 @as_option
 @password_stdin_option

@@ -119,7 +119,8 @@ class Pages:
             count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
             unconfirmed_explained=UNCONFIRMED_EXPLAINED.format(lang),
             csrf=security.csrf_token(request.session), user=self.user(request),
-            login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
+            login_enabled=(bool(self.settings.users) or self.settings.team) and not self.settings.trust_user_header,
+            flashes=flashes,
             sandbox=self.settings.on_sandbox,
         )
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
