@@ -151,6 +151,7 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
     "schemas": "batch_payouts.cli.schemas",
     "sandbox": "batch_payouts.cli.sandbox",
+    **dict.fromkeys(("users", "policy", "approvals"), "batch_payouts.cli.team"),
 }
 
 

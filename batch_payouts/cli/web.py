@@ -115,9 +115,16 @@ WEBHOOK_PATH = "/webhooks/conekta"
               help="Delete uploaded files and their reviews older than this when the server starts.")
 @click.option("--trust-user-header", metavar="HEADER",
               help="Take the signed-in user from this header set by an authenticating reverse proxy.")
+@click.option("--lock-after", type=click.IntRange(1), default=5, show_default=True,
+              help="Failed sign-ins per user and per address before a lock.")
+@click.option("--lock-minutes", type=click.FloatRange(min=0.1), default=15, show_default=True,
+              help="How long a lock lasts (and the window the failures are counted in).")
+@click.option("--idle-minutes", type=click.FloatRange(min=1), default=30, show_default=True,
+              help="A signed-in session ends after this long without a request.")
 @click.pass_context
 def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after, sandbox_seed, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
-        max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header) -> None:
+        max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header, lock_after, lock_minutes,
+        idle_minutes) -> None:
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
@@ -141,7 +148,7 @@ def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbo
                 trust_user_header=trust_user_header, max_upload_bytes=max_upload_mb * 1024 * 1024,
                 keep_uploads_days=keep_uploads_days,
                 amount_unit=amount_unit, workers=workers, rate_limit=rate_limit, live=live, max_total=max_total,
-                max_amount=max_amount,
+                max_amount=max_amount, lock_after=lock_after, lock_minutes=lock_minutes, idle_minutes=idle_minutes,
             )
             app = create_app(settings)
         except BatchError as error:

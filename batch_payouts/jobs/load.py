@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -106,6 +106,8 @@ class RunOptions:
     read_timeout: float = 30.0
     max_retries: int = 4
     initial_backoff: float = 0.5
+    operator: str | None = None  # who starts the run (the web's signed-in user); None: the OS user
+
 
 
 @dataclass
@@ -123,6 +125,7 @@ class JobResult:
     plan: Plan | None = None
     balance: dict[str, int] | None = None
     audit_path: Path | None = None
+    pin: Any = None  # team.approvals.Pin: what an approval of this batch is pinned to (issue 15)
 
     @property
     def exit_code(self) -> int:

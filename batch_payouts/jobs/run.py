@@ -24,10 +24,12 @@ from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
 from batch_payouts.payout.guards import account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
 from batch_payouts.payout.identity import batch_identity, row_keys
-from batch_payouts.payout.ledger import Ledger, default_ledger_path, key_fingerprint
+from batch_payouts.payout.ledger import Ledger, default_ledger_path, key_fingerprint, operator_name
 from batch_payouts.payout.pipeline import KEY_MISMATCH, run_batch
 from batch_payouts.payout.row_executor import STOPPED, BatchSettings, RowExecutor, RowOutcome
 from batch_payouts.payout.throttle import RateLimiter
+from batch_payouts.team.approvals import pin_of
+from batch_payouts.team.approvals import require as require_approval
 from batch_payouts.storage import DiskFull, naming_full_disk
 from batch_payouts.totals import format_totals, totals_by_currency
 
@@ -99,7 +101,10 @@ def run_job(
             raise BatchError(KEY_MISMATCH, batch_id=batch_id)
         if options.output_path is None:
             refuse_a_sheet_of_another_file(ledger, output, batch_id, loaded.name)
-        if not options.dry_run:
+        keys = row_keys(loaded.validated)
+        pin = pin_of(loaded.validated, keys, batch_id, loaded.sha256, key_fp)
+        if not options.dry_run:  # four eyes: with a policy, only an approved plan is sent (exit 2 otherwise)
+            require_approval(ledger, pin, input_name=loaded.name, operator=options.operator or operator_name())
             ledger.acquire_lock(batch_id)
         calls: list[dict] = []
         audit: AuditLog | None = None
@@ -130,7 +135,6 @@ def run_job(
             )
         )
         known_mode = ledger.known_mode(key_fp)
-        keys = row_keys(loaded.validated)
         plan = plan_batch(loaded.validated, keys, ledger, batch_id, retry_failed=options.retry_failed)
         balance = None
         try:
@@ -154,7 +158,7 @@ def run_job(
             summary = write_sheet(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
             return JobResult(
                 output, frame, summary, loaded, batch_id=batch_id, livemode=known_mode,
-                ledger_path=ledger_path, calls=calls, plan=plan, balance=balance,
+                ledger_path=ledger_path, calls=calls, plan=plan, balance=balance, pin=pin,
             )
         ledger.record_batch_start(
             batch_id=batch_id, input_name=loaded.name, input_sha256=loaded.sha256, key_fp=key_fp,
@@ -183,7 +187,7 @@ def run_job(
         result = JobResult(
             output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
             livemode=livemode, stopped=stopped, interrupted=batch.interrupted, calls=calls,
-            plan=plan, balance=balance, audit_path=audit_path,
+            plan=plan, balance=balance, audit_path=audit_path, pin=pin,
         )
         result.stopped = result.stopped or _full_disk_of(lambda: _finish_audit(audit, audit_path, result, mode))
         finished.append(result)

@@ -113,6 +113,77 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE rows ADD COLUMN error_params TEXT;
     """,
+    # 4 (issue 15, four eyes): users and roles, second factors, sign-in failures, the approval policy,
+    # approval requests and decisions, and the team's own hash-chained event log (batch_payouts/team/)
+    """
+    CREATE TABLE team_users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0,
+        totp_secret TEXT,
+        totp_enrolled_at REAL,
+        source TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE team_recovery_codes (
+        name TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        used_at REAL,
+        PRIMARY KEY (name, code_hash)
+    );
+    CREATE TABLE team_signin_failures (
+        failure_id TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        failed_at REAL NOT NULL
+    );
+    CREATE INDEX team_signin_failures_by_scope ON team_signin_failures (scope, failed_at);
+    CREATE TABLE team_settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_by TEXT,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE approval_requests (
+        request_id TEXT PRIMARY KEY,
+        batch_id TEXT NOT NULL,
+        input_name TEXT NOT NULL,
+        input_sha256 TEXT NOT NULL,
+        plan_sha256 TEXT NOT NULL,
+        rows_to_send INTEGER NOT NULL,
+        totals TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        needed INTEGER NOT NULL,
+        submitted_by TEXT NOT NULL,
+        submitted_at REAL NOT NULL,
+        upload_id TEXT,
+        problems INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL CHECK (state IN ('pending','approved','rejected')),
+        reason TEXT,
+        decided_at REAL
+    );
+    CREATE INDEX approval_requests_by_pin ON approval_requests (batch_id, input_sha256, plan_sha256, key_fingerprint);
+    CREATE TABLE approval_decisions (
+        request_id TEXT NOT NULL REFERENCES approval_requests(request_id),
+        approver TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('approved','rejected')),
+        reason TEXT,
+        ip TEXT,
+        decided_at REAL NOT NULL,
+        PRIMARY KEY (request_id, approver)
+    );
+    CREATE TABLE team_events (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor TEXT,
+        ip TEXT,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    """,
 ]
 
 FOREIGN_FILE = Text(

@@ -35,6 +35,7 @@ from batch_payouts.web.batch_pages import BatchPages
 from batch_payouts.web.review_pages import ReviewPages, problem_parts
 from batch_payouts.web.runs import RunManager
 from batch_payouts.web.settings import WebSettings
+from batch_payouts.web.team_pages import TeamPages
 from batch_payouts.web.uploads import UploadStore
 
 __all__ = ["WebApp", "WebSettings", "create_app", "problem_parts"]
@@ -43,21 +44,23 @@ HERE = Path(__file__).parent
 
 LOGIN_NEEDED = Text(
     es="El servidor escucha en {host}, fuera de esta computadora: se necesita inicio de sesión. Agrega usuarios "
-    "en la sección [web.users] del archivo de configuración (batch-payouts hash-password da el valor) o indica "
+    "con batch-payouts users add o en la sección [web.users] del archivo de configuración (batch-payouts "
+    "hash-password da el valor), o indica "
     "--trust-user-header si un proxy ya autentica a los usuarios.",
-    en="The server listens on {host}, beyond this computer: a login is required. Add users to the [web.users] "
-    "table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
+    en="The server listens on {host}, beyond this computer: a login is required. Add users with batch-payouts "
+    "users add or in the [web.users] table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
     "a reverse proxy already authenticates users.",
 )
 
 
-class WebApp(ReviewPages, BatchPages, AccountPages):
+class WebApp(ReviewPages, BatchPages, AccountPages, TeamPages):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
-        if not is_loopback(settings.host) and not (settings.users or settings.trust_user_header):
-            raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.settings = settings
+        self.start_team()  # [web.users] into the ledger; sign-in and roles from the ledger's users
+        if not is_loopback(settings.host) and not (settings.team or settings.trust_user_header):
+            raise BatchError(LOGIN_NEEDED, host=settings.host)
         self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
         self.uploads.prune(settings.keep_uploads_days)
         self.results_dir = settings.data_dir / "results"
@@ -98,6 +101,15 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
         Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
         Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),
+        Route("/uploads/{upload_id}/submit", web.submit, methods=["POST"]),
+        Route("/approvals", web.approvals_page),
+        Route("/approvals/{request_id}/sheet", web.approval_sheet),
+        Route("/approvals/{request_id}/approve", web.approve, methods=["POST"]),
+        Route("/approvals/{request_id}/reject", web.reject, methods=["POST"]),
+        Route("/account", web.account, methods=["GET"]),
+        Route("/account/totp", web.enrol, methods=["POST"]),
+        Route("/login/code", web.login_code_page, methods=["GET"]),
+        Route("/login/code", web.login_code, methods=["POST"]),
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", web.login, methods=["POST"]),
         Route("/logout", web.logout, methods=["POST"]),
@@ -106,8 +118,11 @@ def create_app(settings: WebSettings) -> Starlette:
     ]
     middleware = [
         Middleware(security.BodyLimit, limit=settings.max_upload_bytes + 64 * 1024),
+        # Lax (not Strict): a link to the approvals queue in an e-mail opens signed in; every
+        # state-changing request is a POST with a CSRF token, which Lax never sends cross-site.
+        Middleware(security.SecureCookies),
         Middleware(SessionMiddleware, secret_key=security.session_secret(settings.data_dir),
-                   session_cookie="batch_payouts_session", same_site="strict", max_age=12 * 3600),
+                   session_cookie="batch_payouts_session", same_site="lax", max_age=12 * 3600),
         Middleware(security.SecurityHeaders),
     ]
     @asynccontextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,10 @@ from batch_payouts.operations import Connection
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import totals_by_currency
-from batch_payouts.web import security
+from batch_payouts.team import events as team_events
+from batch_payouts.team import roles as team_roles
+from batch_payouts.team import users as team_users
+from batch_payouts.web import access, security
 from batch_payouts.web.uploads import Upload, UploadStore
 from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED, web_message
 
@@ -47,6 +51,7 @@ CHANGED_SINCE_REVIEW = Text(
     en="What you confirmed (payouts: {count}; total: {total}) no longer matches the review. Nothing was sent: "
     "review again.",
 )
+FORBIDDEN = Text(es="Tu rol no permite esta acción; quedó registrado.", en="Your role does not allow this; it was recorded.")
 NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
 RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
 
@@ -54,6 +59,21 @@ RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="
 def _totals_of(rows: list) -> dict[str, int]:
     """Cents per currency of ledger rows: a page never adds pesos to dollars."""
     return totals_by_currency((r.amount for r in rows), (r.currency for r in rows))
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def expired(session: dict, idle_minutes: float) -> bool:
+    """Whether a signed-in session sat unused longer than ``idle_minutes``; otherwise its clock restarts."""
+    now = time.time()
+    seen = session.get(security.SESSION_SEEN)
+    if session.get(security.SESSION_USER) and isinstance(seen, (int, float)) and now - seen > idle_minutes * 60:
+        return True
+    if session.get(security.SESSION_USER):
+        session[security.SESSION_SEEN] = int(now)
+    return False
 
 
 def signed_in(page: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,7 +119,8 @@ class Pages:
             count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
             unconfirmed_explained=UNCONFIRMED_EXPLAINED.format(lang),
             csrf=security.csrf_token(request.session), user=self.user(request),
-            login_enabled=bool(self.settings.users) and not self.settings.trust_user_header, flashes=flashes,
+            login_enabled=(bool(self.settings.users) or self.settings.team) and not self.settings.trust_user_header,
+            flashes=flashes,
             sandbox=self.settings.on_sandbox,
         )
         return self.templates.TemplateResponse(request, name, context, status_code=status_code)
@@ -118,12 +139,36 @@ class Pages:
         return form
 
     def guard(self, request: Request) -> Response | None:
-        """A redirect to the login page (or 401 behind a proxy) when someone must sign in first."""
-        if not self.settings.login_required or self.user(request):
-            return None
-        if self.settings.trust_user_header:
-            return Response("401: the reverse proxy did not name a user", status_code=401)
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        """A redirect to the login page (or 401 behind a proxy) when someone must sign in first, or
+        whose session sat idle too long; 403 (and a line in the team's trail) when the user's roles
+        do not allow this route (``access``)."""
+        if self.settings.login_required and not self.user(request):
+            if self.settings.trust_user_header:
+                return Response("401: the reverse proxy did not name a user", status_code=401)
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if expired(request.session, self.settings.idle_minutes):
+            request.session.clear()
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        self.refuse_unless(request, access.action_of(request.method, request.url.path))
+        return None
+
+    def roles(self, request: Request) -> frozenset[str]:
+        """The signed-in user's roles; every role where there are no users (one person, one machine)."""
+        if not self.settings.team:
+            return frozenset(team_roles.ROLES)
+        name = self.user(request)
+        with Ledger(self.settings.ledger_path) as ledger:
+            user = team_users.get_user(ledger, name) if name else None
+        return frozenset(user.roles) if user and not user.disabled else frozenset()
+
+    def refuse_unless(self, request: Request, action: str) -> None:
+        """403 unless the user may do ``action``; the refusal is recorded with who, where and what."""
+        if team_roles.may(self.roles(request), action):
+            return
+        with Ledger(self.settings.ledger_path) as ledger:
+            team_events.record(ledger, self.user(request), client_ip(request), "forbidden", method=request.method,
+                               path=request.url.path, needed=action)
+        raise HTTPException(403, FORBIDDEN.format(self.lang(request)))
 
     def owned_upload(self, request: Request, upload_id: str) -> Upload | None:
         upload = self.uploads.get(upload_id)

@@ -46,6 +46,10 @@ NO_SUCH_SHEET = Text(es="«{name}» no tiene una hoja llamada «{sheet}»: elige
                      en="'{name}' has no sheet named «{sheet}»: choose one from the list.")
 UPLOAD_TOO_LARGE = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
                         en="The file is larger than {limit} MB, the upload limit.")
+NOT_APPROVED = Text(
+    es="Este lote necesita aprobación antes de pagarse: envíalo a aprobación desde la revisión.",
+    en="This batch needs approval before it is paid: submit it for approval from the review.",
+)
 REVIEW_FAILED = Text(
     es="No se pudo revisar el archivo por un error inesperado; no se pagó nada. Vuelve a subirlo; si se repite, "
     "avisa a quien administra este servidor.",
@@ -63,6 +67,10 @@ def problem_parts(problem: Problem, name: str, lang: str) -> dict[str, Any]:
 
 class ReviewPages(Pages):
     """The upload, review and confirmation pages."""
+
+    # four eyes (team_pages.TeamPages, beside this class in app.WebApp)
+    review_approval: Callable[..., dict[str, Any]]
+    approval_of: Callable[..., dict[str, Any] | None]
 
     _review_pool: ThreadPoolExecutor
     _reviews: dict[str, Future]  # upload id -> its review under way
@@ -178,6 +186,7 @@ class ReviewPages(Pages):
             self.uploads.put(upload)
             return
         review.update(self._review_facts(result, lang))
+        review.update(self.review_approval(result.pin))  # four eyes: the pin and the approvals it needs
         review["sheet"] = result.loaded.raw.attrs.get("sheet") or upload.sheet
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
             review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
@@ -216,7 +225,7 @@ class ReviewPages(Pages):
             self.start_review(upload.id, self.lang(request))
             return self.render(request, "reviewing.html", upload=upload)
         return self.render(request, "review.html", upload=upload, review=upload.review,
-                           running=self._running(upload.batch_id))
+                           running=self._running(upload.batch_id), approval=self.approval_of(upload.review))
 
     @signed_in
     async def choose_sheet(self, request: Request) -> Response:
@@ -269,7 +278,11 @@ class ReviewPages(Pages):
             return self.error_page(
                 request, CHANGED_SINCE_REVIEW.format(lang, count=form.get("count"), total=form.get("total")), 409
             )
-        options = self.run_options(upload, lang, output_path=self.results_dir / f"{upload.batch_id}.xlsx")
+        approval = self.approval_of(review)
+        if approval and not (approval["request"] and approval["request"].state == "approved"):
+            return self.error_page(request, NOT_APPROVED.format(lang), 409)
+        options = self.run_options(upload, lang, output_path=self.results_dir / f"{upload.batch_id}.xlsx",
+                                   operator=self.user(request))
         try:
             self.runs.start(upload.batch_id, upload.id, self.user(request), options, self.settings.environ,
                             planned=review["valid"])

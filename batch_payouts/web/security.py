@@ -10,8 +10,6 @@ request bodies are cut off at the upload limit before they reach the disk.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import os
 import secrets
@@ -19,36 +17,14 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# scrypt's cost: ~50 ms and 16 MiB per check, so a stolen config file is slow to brute-force.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-SCHEME = "scrypt"
+# The hashes live with the users (team.passwords); named here too for the `hash-password` command.
+from batch_payouts.team.passwords import SCHEME, hash_password, verify_password  # noqa: F401
+
 CSRF_FIELD = "csrf_token"
 SESSION_CSRF = "csrf"
 SESSION_USER = "user"
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """``scrypt$N$r$p$salt$hash`` (base64): what goes in ``[web.users]``."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    b64 = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
-    return f"{SCHEME}${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Constant-time check; a malformed stored hash never matches (and never raises)."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != SCHEME:
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=len(expected),
-            maxmem=256 * 1024 * 1024,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
+SESSION_SEEN = "seen"  # unix seconds of the session's last request: idle sessions end (pages.expired)
+SESSION_ID = "sid"  # a new random id at every sign-in: a session from before it never becomes signed in
 
 
 def session_secret(data_dir: Path) -> str:
@@ -162,3 +138,28 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class SecureCookies:
+    """Mark every cookie ``Secure`` when the request came over HTTPS (directly, or through a proxy
+    that says so, see ``--trust-user-header``): a session cookie is then never sent in clear text.
+    Over plain HTTP on loopback the browser would refuse a Secure cookie, so it is left as it is."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (name, value + b"; secure" if name == b"set-cookie" and b"secure" not in value.lower() else value)
+                    for name, value in message.get("headers") or []
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, secure)

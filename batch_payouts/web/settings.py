@@ -40,6 +40,12 @@ class WebSettings:
     # large one's page says it is being reviewed (and refreshes itself) while the review goes on.
     review_wait_seconds: float = 3.0
     initial_backoff: float = 0.5  # first wait before retrying a request (tests shorten it; see RunOptions)
+    # Sign-in hardening (issue 15): failures allowed per user and per address before a lock of
+    # ``lock_minutes``, and the inactivity after which a session ends.
+    lock_after: int = 5
+    lock_minutes: float = 15.0
+    idle_minutes: float = 30.0
+    team: bool = False  # the ledger has users (team.users): sign-in and roles come from it (set by WebApp)
 
     @property
     def on_sandbox(self) -> bool:
@@ -50,5 +56,5 @@ class WebSettings:
 
     @property
     def login_required(self) -> bool:
-        return bool(self.users) or bool(self.trust_user_header) or not is_loopback(self.host)
+        return bool(self.users) or self.team or bool(self.trust_user_header) or not is_loopback(self.host)
 

@@ -483,7 +483,8 @@ def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
         for route in running.app.routes:
             if not hasattr(route, "methods") or route.path in ("/login", "/logout", "/lang/{code}"):
                 continue
-            path = route.path.replace("{kind:str}", "results").format(upload_id="0" * 32, batch_id="0" * 64)
+            path = route.path.replace("{kind:str}", "results").format(upload_id="0" * 32, batch_id="0" * 64,
+                                                                                  request_id="0" * 12)
             for method in sorted(route.methods - {"HEAD"}):
                 answer = stranger.request(method, running.url + path, allow_redirects=False, timeout=10)
                 assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, path)

@@ -1,0 +1,52 @@
+"""The four roles and what each may do: one table, read by the web routes and the CLI.
+
+``preparer`` uploads, reviews and submits for approval; ``approver`` approves or rejects
+what others submitted and cancels references; ``auditor`` reads everything and changes
+nothing; ``admin`` manages users and the policy.  A person may hold several roles, but
+never approves what they submitted themselves (``approvals``).
+"""
+
+from __future__ import annotations
+
+from batch_payouts.errors import BatchError
+from batch_payouts.i18n import Text
+
+PREPARER, APPROVER, AUDITOR, ADMIN = "preparer", "approver", "auditor", "admin"
+ROLES = (PREPARER, APPROVER, AUDITOR, ADMIN)
+SECOND_FACTOR_ROLES = frozenset({APPROVER, ADMIN})  # they release money or change who may
+
+# action -> the roles allowed to do it. Reading (pages, downloads) is every role's.
+ALLOWED: dict[str, frozenset[str]] = {
+    "read": frozenset(ROLES),
+    "upload": frozenset({PREPARER}),  # upload, review, choose a sheet, submit for approval
+    "pay": frozenset({PREPARER, APPROVER}),  # start a run (only an approved plan, where a policy asks for one)
+    "approve": frozenset({APPROVER}),  # approve or reject a submitted batch
+    "operate": frozenset({APPROVER, PREPARER}),  # refresh statuses of a batch
+    "cancel": frozenset({APPROVER}),  # cancel references
+    "admin": frozenset({ADMIN}),  # users and policy
+    "change": frozenset({PREPARER, APPROVER, ADMIN}),  # any other state-changing request: never an auditor
+}
+
+UNKNOWN_ROLE = Text(
+    es="«{role}» no es un rol: usa uno o varios de {roles}, separados por comas.",
+    en="'{role}' is not a role: use one or more of {roles}, separated by commas.",
+)
+
+
+def parse_roles(text: str) -> tuple[str, ...]:
+    """``"preparer, approver"`` -> ``("approver", "preparer")``; an unknown word is refused by name."""
+    chosen = {part.strip().lower() for part in str(text or "").split(",") if part.strip()}
+    for role in chosen:
+        if role not in ROLES:
+            raise BatchError(UNKNOWN_ROLE, role=role, roles=", ".join(ROLES))
+    if not chosen:
+        raise BatchError(UNKNOWN_ROLE, role="", roles=", ".join(ROLES))
+    return tuple(sorted(chosen))
+
+
+def may(roles: tuple[str, ...] | frozenset[str], action: str) -> bool:
+    return bool(set(roles) & ALLOWED[action])
+
+
+def needs_second_factor(roles: tuple[str, ...] | frozenset[str]) -> bool:
+    return bool(set(roles) & SECOND_FACTOR_ROLES)
