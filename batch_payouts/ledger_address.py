@@ -68,6 +68,11 @@ def display(location: Location) -> str:
     return masked(location)
 
 
+def shown(location: Location) -> Location:
+    """A file stays its path; a URL becomes its masked text (what results and summaries carry)."""
+    return location if isinstance(location, Path) else display(location)
+
+
 def local_anchor(location: Location) -> Path:
     """A path on this host that stands for the ledger, for the files kept beside it (the
     ``--sandbox`` emulator's state).  A database gets one per URL in the user's data folder."""
