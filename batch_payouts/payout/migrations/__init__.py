@@ -1,1 +1,0 @@
-"""Alembic's migrations of the ledger, one revision per ``ledger_schema.MIGRATIONS`` step."""
