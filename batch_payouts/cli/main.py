@@ -151,6 +151,7 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("batches", "show", "report"), "batch_payouts.cli.history"),
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
     "schemas": "batch_payouts.cli.schemas",
+    "ledger": "batch_payouts.cli.ledger",
 }
 
 
