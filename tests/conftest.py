@@ -57,6 +57,16 @@ def ledger_location(ledger_engine, tmp_path, request):
     return request.getfixturevalue("pg_cluster").new_database()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def new_ledger(request):
+    """A maker of fresh ledgers on one engine, ``new_ledger(folder)``, for tests that need several
+    (a property test's examples: hypothesis wants no function-scoped fixture)."""
+    if request.param == "sqlite":
+        return lambda folder: Path(folder) / "ledger.sqlite"
+    cluster = request.getfixturevalue("pg_cluster")
+    return lambda folder: cluster.new_database()
+
+
 @pytest.fixture
 def cli():
     """Run the real CLI in-process (click's runner); HTTP still goes over loopback."""
