@@ -22,7 +22,7 @@ def test_run_batches_show_and_report_on_a_postgresql_ledger_never_print_its_pass
     again = cli("run", source, "--api-base", sandbox.url)  # the shared record: nothing sent twice
     assert again.exit_code == 0 and len(sandbox.payout_orders()) == 3
     outputs = [first.output, again.output]
-    for command in (("batches", "--json"), ("show", summary["batch_id"][:12]), ("report", "--since", "2000-01-01")):
+    for command in (("batches", "--json"), ("show", summary["batch_id"][:12]), ("report", "--since", "2000-01-01", "--output", env / "mes.xlsx")):
         done = cli(*command)
         assert done.exit_code == 0, done.output
         outputs.append(done.output)
