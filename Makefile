@@ -31,6 +31,7 @@ web: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-chromium
+	bash scripts/ensure-postgresql
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

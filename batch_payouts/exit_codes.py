@@ -29,7 +29,8 @@ EXIT_CODES = {
     CANNOT_RUN: "Could not run, nothing was sent: unreadable file, missing columns, no rows, no or refused API key, "
                 "a LIVE key without `--live`, balance too low, `--max-total` exceeded, insecure API address, "
                 "disk full, bad option or config, a batch the approval policy has not approved. Fix what the message names, then run again.",
-    TRY_LATER: "Try again later (EX_TEMPFAIL), nothing was sent: another run holds this batch's lock, or another "
+    TRY_LATER: "Try again later (EX_TEMPFAIL), nothing was sent: another run (on this or, with a PostgreSQL ledger, "
+               "any host) holds this batch's lock, or another "
                "process holds the ledger file. A cron job can simply retry at its next slot.",
     CRASHED: "An unexpected error (EX_SOFTWARE): a bug in the tool, not in your file. What was sent is in the ledger, "
              "so running the same command again never pays twice; the message names a file with the details to report.",

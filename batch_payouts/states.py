@@ -132,7 +132,7 @@ def sql_group_sums(column: str = "r.state") -> str:
     for group in GROUPS:
         states = [state for state in ROW_STATES if GROUP_OF[state] == group]
         if states:
-            parts.append(f"COALESCE(SUM({column} IN {sql_in(states)}), 0) AS {group}")
+            parts.append(f"COALESCE(SUM(CASE WHEN {column} IN {sql_in(states)} THEN 1 ELSE 0 END), 0) AS {group}")
     return ",\n".join(parts)
 
 

@@ -32,6 +32,41 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the whole session (tests/pg_cluster.py); skips without one."""
+    from pg_cluster import start_for_tests
+
+    cluster = start_for_tests()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_engine(request):
+    """Run the test once per ledger engine."""
+    return request.param
+
+
+@pytest.fixture
+def ledger_location(ledger_engine, tmp_path, request):
+    """This test's own ledger on the engine of ``ledger_engine``: a file path, or the URL of a
+    fresh PostgreSQL database (with its tables) in the session's cluster."""
+    if ledger_engine == "sqlite":
+        return tmp_path / "ledger.sqlite"
+    return request.getfixturevalue("pg_cluster").new_database()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def new_ledger(request):
+    """A maker of fresh ledgers on one engine, ``new_ledger(folder)``, for tests that need several
+    (a property test's examples: hypothesis wants no function-scoped fixture)."""
+    if request.param == "sqlite":
+        return lambda folder: Path(folder) / "ledger.sqlite"
+    cluster = request.getfixturevalue("pg_cluster")
+    return lambda folder: cluster.new_database()
+
+
 @pytest.fixture
 def cli():
     """Run the real CLI in-process (click's runner); HTTP still goes over loopback."""

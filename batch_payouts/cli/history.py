@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from batch_payouts import states
+from batch_payouts import ledger_address, states
 from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import main
 from batch_payouts.cli.ops import ledger_command_options, open_batch, open_ledger, per_status_json, print_json
@@ -82,12 +82,11 @@ def batches(ledger_path, lang, as_json) -> None:
     Example: batch-payouts batches
     """
     from batch_payouts import operations as ops
-    from batch_payouts.payout.ledger import default_ledger_path
-
     try:
         with ExitStack() as stack:
-            path = Path(ledger_path) if ledger_path else default_ledger_path()
-            known = open_ledger(stack, path).batches() if path.exists() else []
+            path = ledger_address.resolve(ledger_path)
+            known = open_ledger(stack, path).batches() if ledger_address.exists(path) else []
+            path = ledger_address.display(path)  # what it prints: never a password
     except BatchError as error:
         _fail(error, lang)
     if not known:

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import click
 
-from batch_payouts import __version__, clock, exit_codes
+from batch_payouts import __version__, clock, exit_codes, ledger_address
 from batch_payouts.cli.config import config_option
 from batch_payouts.cli.console import Console, Progress, _fail
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.ledger_address import LedgerParam
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
 
 # ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
@@ -152,6 +153,7 @@ _LAZY_COMMANDS = {
     "schemas": "batch_payouts.cli.schemas",
     "sandbox": "batch_payouts.cli.sandbox",
     **dict.fromkeys(("users", "policy", "approvals"), "batch_payouts.cli.team"),
+    "ledger": "batch_payouts.cli.ledger",
 }
 
 
@@ -255,8 +257,11 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--sandbox/--no-sandbox", help="Run against the built-in Conekta emulator (no key needed).")
 @click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
 @click.option("--api-version", default="2.0.0", show_default=True, help="Conekta API version for the Accept header.")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
-              help="Ledger file (also BATCH_PAYOUTS_LEDGER; default in the user data folder).")
+@click.option("--ledger", "ledger_path", type=LedgerParam(),
+              help="Ledger: a file, or postgresql://user@host:port/db shared by a team "
+                   "(also BATCH_PAYOUTS_LEDGER; default: a file in the user data folder).")
+@click.option("--wait-lock", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="If another run holds this batch, wait up to this long for it to finish (default: refuse at once, exit 75).")
 @click.option("--batch-id", help="Name this batch (default: SHA-256 of the normalised rows and the key).")
 @click.option("--retry-failed/--no-retry-failed", help="Send again rows that Conekta refused in an earlier run.")
 @click.option("--allow-repeat/--no-allow-repeat",
@@ -279,7 +284,7 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--json/--no-json", "as_json",
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json, sandbox, api_base, api_version,
-        ledger_path, batch_id, retry_failed, allow_repeat, repeat_window, expires_in, workers, rate_limit, max_total, live,
+        ledger_path, wait_lock, batch_id, retry_failed, allow_repeat, repeat_window, expires_in, workers, rate_limit, max_total, live,
         dry_run, skip_balance_check, as_json) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
@@ -297,7 +302,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
             input_path=input_path, output_path=output_path, sheet=sheet, amount_unit=amount_unit, lang=lang,
             amount_unit_explicit=_given("amount_unit"),
             allow_duplicate_rows=allow_duplicate_rows, sandbox=sandbox, api_base=api_base, api_version=api_version,
-            ledger_path=ledger_path, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
+            ledger_path=ledger_path, wait_lock=wait_lock, batch_id=batch_id, retry_failed=retry_failed, allow_repeat=allow_repeat,
             repeat_window=parse_window(repeat_window, lang), expires_in=parse_expires_in(expires_in),
             workers=workers, rate_limit=rate_limit,
             live=live, dry_run=dry_run, skip_balance_check=skip_balance_check, max_total=max_total,
@@ -382,7 +387,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.argument("audit_file", type=click.Path(path_type=Path))
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
+@click.option("--ledger", "ledger_path", type=LedgerParam(),
               help="Ledger holding the chain's last hash (also BATCH_PAYOUTS_LEDGER), to detect a cut-off tail.")
 @lang_option
 def audit_verify(audit_file, ledger_path, lang) -> None:
@@ -399,7 +404,7 @@ def audit_verify(audit_file, ledger_path, lang) -> None:
     head: dict = {}
     ledger_file = ledger_path or default_ledger_path()
     try:
-        if ledger_file.exists():
+        if ledger_address.exists(ledger_file):
             with Ledger(ledger_file) as ledger:
                 head = ledger.audit_head(audit_file) or {}
         result = verify(audit_file, expected_head=head.get("last_hash"), expected_lines=head.get("lines"))

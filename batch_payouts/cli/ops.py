@@ -20,8 +20,9 @@ from batch_payouts.cli.main import lang_option, main, timezone_option
 from batch_payouts.cli.config import config_option
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
-from batch_payouts import states
+from batch_payouts import ledger_address, states
 from batch_payouts.i18n import Plural, Text, money
+from batch_payouts.ledger_address import LedgerParam
 from batch_payouts.totals import format_totals, totals_by_currency
 
 if TYPE_CHECKING:
@@ -125,8 +126,8 @@ M = {
 }
 
 ledger_option = click.option(
-    "--ledger", "ledger_path", type=click.Path(path_type=Path),
-    help="Ledger file (also BATCH_PAYOUTS_LEDGER; default in the user data folder).",
+    "--ledger", "ledger_path", type=LedgerParam(),
+    help="Ledger: a file, or postgresql://user@host:port/db (also BATCH_PAYOUTS_LEDGER; default: a file in the user data folder).",
 )
 connection_options = [
     click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io."),
@@ -170,10 +171,10 @@ ledger_command_options = option_stack(ledger_option, lang_option, timezone_optio
 
 
 def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
-    from batch_payouts.payout.ledger import Ledger, default_ledger_path
+    from batch_payouts.payout.ledger import Ledger
 
-    path = Path(ledger_path) if ledger_path else default_ledger_path()
-    if not path.exists():
+    path = ledger_address.resolve(ledger_path)
+    if not ledger_address.exists(path):
         raise BatchError(NO_LEDGER, path=str(path))
     return stack.enter_context(Ledger(path))
 

@@ -20,7 +20,9 @@ from batch_payouts.payout.conekta import API_KEY_ENV
 from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
+from batch_payouts import ledger_address
 from batch_payouts.i18n import Text
+from batch_payouts.ledger_address import LedgerParam
 
 # platformdirs, the ledger and ``jobs`` are imported by the commands below when they run:
 # registering them must cost the other commands (`batch-payouts validate`) nothing.
@@ -97,8 +99,8 @@ WEBHOOK_PATH = "/webhooks/conekta"
 @click.option("--sandbox-seed", type=int, default=None, help="With --sandbox: seed of that choice, to replay it.")
 @click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
 @click.option("--api-version", default=DEFAULT_API_VERSION, show_default=True, help="Conekta API version.")
-@click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
-              help="Ledger file (also BATCH_PAYOUTS_LEDGER); the same one the CLI uses.")
+@click.option("--ledger", "ledger_path", type=LedgerParam(),
+              help="Ledger file or postgresql://user@host:port/db (also BATCH_PAYOUTS_LEDGER); the same one the CLI uses.")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where uploads and results are kept (also BATCH_PAYOUTS_DATA_DIR; default: the user data folder).")
 @lang_option
@@ -129,16 +131,15 @@ def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbo
     import uvicorn
 
     from batch_payouts.jobs.endpoint import SANDBOX_KEY, sandbox_state_path
-    from batch_payouts.payout.ledger import default_ledger_path
     from batch_payouts.web import WebSettings, create_app
 
-    ledger = Path(ledger_path) if ledger_path else default_ledger_path()
+    ledger = ledger_address.resolve(ledger_path)
     environ = dict(os.environ)
     with ExitStack() as stack:
         try:
             if sandbox:
                 api_base = stack.enter_context(_built_in_sandbox(
-                    sandbox_state_path(ledger), host, port, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after,
+                    sandbox_state_path(ledger_address.local_anchor(ledger)), host, port, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after,
                     sandbox_seed)).url
                 environ[API_KEY_ENV] = SANDBOX_KEY
                 click.echo(SANDBOX_NOTE.format(lang), err=True)

@@ -88,7 +88,8 @@ class RunOptions:
     sandbox: bool = False
     api_base: str | None = None
     api_version: str = DEFAULT_API_VERSION
-    ledger_path: Path | None = None
+    ledger_path: Path | str | None = None  # a SQLite file or a PostgreSQL URL (ledger_address)
+    wait_lock: float = 0.0  # seconds to wait for another run of the same batch to finish
     batch_id: str | None = None
     retry_failed: bool = False
     allow_repeat: bool = False
@@ -117,7 +118,7 @@ class JobResult:
     summary: report.Summary
     loaded: LoadedFile
     batch_id: str | None = None
-    ledger_path: Path | None = None
+    ledger_path: Path | str | None = None  # a file, or the URL with its password masked
     livemode: bool | None = None
     stopped: BatchError | None = None
     interrupted: bool = False

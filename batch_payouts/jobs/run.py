@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batch_payouts import clock, report
+from batch_payouts import clock, ledger_address, report
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, money
 from batch_payouts.jobs.endpoint import resolve_endpoint
@@ -24,7 +24,7 @@ from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
 from batch_payouts.payout.guards import account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
 from batch_payouts.payout.identity import batch_identity, row_keys
-from batch_payouts.payout.ledger import Ledger, default_ledger_path, key_fingerprint, operator_name
+from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
 from batch_payouts.payout.pipeline import KEY_MISMATCH, run_batch
 from batch_payouts.payout.row_executor import STOPPED, BatchSettings, RowExecutor, RowOutcome
 from batch_payouts.payout.throttle import RateLimiter
@@ -86,12 +86,13 @@ def run_job(
     if loaded.unit.refuses_run and not options.dry_run and loaded.validated["valid"].any():
         raise loaded.unit.refusal()  # with no valid row nothing would be sent anyway: the rows say why
     check_max_total(loaded.validated, options.max_total)
-    ledger_path = Path(options.ledger_path) if options.ledger_path else default_ledger_path()
+    ledger_path = ledger_address.resolve(options.ledger_path)
     finished: list[JobResult] = []
     with ExitStack() as stack:
         stack.push(_full_disk_after(finished))  # first in, so last out: sees the closing steps' errors
         api_key, api_base = resolve_endpoint(
-            stack, sandbox=options.sandbox, api_base=options.api_base, ledger_path=ledger_path, environ=env
+            stack, sandbox=options.sandbox, api_base=options.api_base, ledger_path=ledger_address.local_anchor(ledger_path),
+            environ=env
         )
         ledger = stack.enter_context(Ledger(ledger_path))
         key_fp = key_fingerprint(api_key)
@@ -105,7 +106,7 @@ def run_job(
         pin = pin_of(loaded.validated, keys, batch_id, loaded.sha256, key_fp)
         if not options.dry_run:  # four eyes: with a policy, only an approved plan is sent (exit 2 otherwise)
             require_approval(ledger, pin, input_name=loaded.name, operator=options.operator or operator_name())
-            ledger.acquire_lock(batch_id)
+            ledger.acquire_lock(batch_id, wait=options.wait_lock)
         calls: list[dict] = []
         audit: AuditLog | None = None
         audit_path = audit_path_for(output)
@@ -158,7 +159,7 @@ def run_job(
             summary = write_sheet(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
             return JobResult(
                 output, frame, summary, loaded, batch_id=batch_id, livemode=known_mode,
-                ledger_path=ledger_path, calls=calls, plan=plan, balance=balance, pin=pin,
+                ledger_path=ledger_address.shown(ledger_path), calls=calls, plan=plan, balance=balance, pin=pin,
             )
         ledger.record_batch_start(
             batch_id=batch_id, input_name=loaded.name, input_sha256=loaded.sha256, key_fp=key_fp,
@@ -185,7 +186,7 @@ def run_job(
         summary = write_sheet(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
         stopped = stopped or _full_disk_of(lambda: ledger.set_output(batch_id, output, options.api_version))
         result = JobResult(
-            output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_path,
+            output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_address.shown(ledger_path),
             livemode=livemode, stopped=stopped, interrupted=batch.interrupted, calls=calls,
             plan=plan, balance=balance, audit_path=audit_path, pin=pin,
         )

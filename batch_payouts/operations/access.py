@@ -73,7 +73,7 @@ def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")
 def find_batch(ledger: Ledger, ref: str) -> BatchRecord:
     found = ledger.find_batch(str(ref))
     if found is None:
-        raise BatchError(UNKNOWN_BATCH, ref=ref, ledger=str(ledger.path))
+        raise BatchError(UNKNOWN_BATCH, ref=ref, ledger=ledger.name)
     return found
 
 

@@ -1,4 +1,4 @@
-"""The ledger: a SQLite journal that makes every rerun safe.
+"""The ledger: a journal (a SQLite file, or a PostgreSQL database a team shares) that makes every rerun safe.
 
 Each row of a batch moves through explicit states, one committed transaction
 per move::
@@ -15,10 +15,11 @@ key itself is never stored: only a one-way fingerprint that tells keys apart.
 
 One connection is shared by all workers behind a lock, so the pipeline can add
 threads without changing this contract; SQLite's WAL journal keeps readers
-(``status``, ``show``) from blocking a running batch.
+(``status``, ``show``) from blocking a running batch, and PostgreSQL never blocks them.
 
-The file's tables, their migrations and the safe opening of it live in
-``ledger_schema``; the records read back (rows, intents) in ``records``.
+The tables, their migrations and the safe opening live in ``ledger_schema``; the
+connection on either engine (``?`` placeholders, rows by column name) in ``ledger_db``;
+the records read back (rows, intents) in ``records``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import hashlib
 import json
 import os
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -36,15 +36,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from batch_payouts import clock
+from batch_payouts import clock, ledger_address
 from batch_payouts.errors import TryLater
 from batch_payouts.i18n import Text
-from batch_payouts.payout.ledger_schema import connect
+from batch_payouts.ledger_address import LEDGER_ENV  # noqa: F401 - where it was always imported from
+from batch_payouts.payout.ledger_db import Connection, Record
+from batch_payouts.payout.ledger_schema import APPLICATION_ID, open_database
 from batch_payouts.payout.records import BatchRecord, EarlierPayout, Intent, LedgerRow
 from batch_payouts.states import Counts, sql_group_sums
 from batch_payouts.storage import DiskFull, is_disk_full
-
-LEDGER_ENV = "BATCH_PAYOUTS_LEDGER"
 
 LOCKED = Text(
     es="El lote {batch_id} ya se está ejecutando (proceso {pid} de {operator} en {host}, "
@@ -59,24 +59,24 @@ def key_fingerprint(api_key: str) -> str:
     return hashlib.sha256(b"batch-payouts key fingerprint\0" + api_key.encode()).hexdigest()[:16]
 
 
-def default_ledger_path() -> Path:
-    from platformdirs import user_data_path
-
-    env = os.environ.get(LEDGER_ENV, "").strip()
-    if env:
-        return Path(env).expanduser()
-    return user_data_path("batch-payouts", appauthor=False) / "ledger.sqlite"
+def default_ledger_path() -> ledger_address.Location:
+    """``BATCH_PAYOUTS_LEDGER`` (a path or a URL), else the file in the user's data folder."""
+    return ledger_address.resolve(None)
 
 
 class Ledger:
-    """The journal of one machine's batches; see the module docstring."""
+    """The journal of a team's batches (or one machine's, on SQLite); see the module docstring."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, location: str | Path) -> None:
+        self.location = ledger_address.resolve(location)
+        self.postgresql = ledger_address.is_server(self.location)
+        self.name = ledger_address.display(self.location)  # for messages: never a password
+        self.path = ledger_address.local_anchor(self.location)  # the file, or this host's stand-in for it
         self._lock = threading.RLock()
-        self._synchronous = "FULL"
-        self._conn = connect(self.path)  # refuses a foreign file, creates or upgrades the tables
+        self._db = open_database(self.location)  # refuses a foreign file, creates or upgrades the tables
+        self._conn = self._db.conn
         self._held_locks: set[str] = set()
+        self._lock_connections: dict[str, Any] = {}  # PostgreSQL: batch -> the session holding its advisory lock
 
     def close(self) -> None:
         with self._lock:
@@ -84,7 +84,9 @@ class Ledger:
                 for batch_id in list(self._held_locks):
                     self.release_lock(batch_id)
             finally:  # a lock left behind (disk full) names this process: the next run takes it over
-                self._conn.close()
+                for held in self._lock_connections.values():
+                    held.close()
+                self._db.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -93,68 +95,110 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One atomic step.  ``durable`` waits for the disk (``synchronous=FULL``).
+    def _transaction(self, durable: bool = False) -> Iterator[Connection]:
+        """One atomic step.  ``durable`` waits for the disk (SQLite ``synchronous=FULL``,
+        PostgreSQL ``synchronous_commit=on``).
 
         Only intents need that: an intent lost to a power cut could let a rerun
         treat a sent request as never sent.  Any other step lost that way is
         recovered by the rerun (an ``in_flight`` row is looked up at Conekta),
-        so those commit with ``NORMAL`` -- still atomic and crash-safe in WAL mode,
-        at a third of the cost (see benchmarks/).
+        so those commit with ``NORMAL`` (``synchronous_commit=off``) -- still atomic
+        and crash-safe, at a fraction of the cost (see benchmarks/).
+
+        The connection yielded takes portable SQL with ``?`` placeholders and returns
+        rows readable by column name or position, on both engines (``ledger_db``).
         """
         with self._lock:
-            level = "FULL" if durable else "NORMAL"
-            if self._synchronous != level:
-                self._conn.execute(f"PRAGMA synchronous={level}")
-                self._synchronous = level
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
-                        self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.OperationalError as exc:
+                with self._db.transaction(durable=durable) as conn:
+                    yield conn
+            except Exception as exc:
                 if is_disk_full(exc):  # the step was rolled back: the ledger is as it was before it
                     raise DiskFull(self.path, "ledger") from exc
                 raise
 
-    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple = ()) -> list[Record]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return self._db.query(sql, params)
 
     # -- the run lock -----------------------------------------------------
-    def acquire_lock(self, batch_id: str) -> None:
-        """Refuse a second run of the same batch while the first is alive.
+    def acquire_lock(self, batch_id: str, wait: float = 0.0) -> None:
+        """Refuse a second run of the same batch while the first is alive (after waiting up to
+        ``wait`` seconds for it to finish: ``--wait-lock``).
 
-        The lock is a ledger row naming the holder's host and pid; a holder
-        that died (kill -9, power cut) is detected and its lock taken over,
-        so a crash never blocks the batch forever.
+        SQLite: the lock is a ledger row naming the holder's host and pid; a holder that died
+        (kill -9, power cut) is detected and its lock taken over, so a crash never blocks the
+        batch forever.  PostgreSQL: a session-level advisory lock held by a connection of its
+        own, which the server releases the moment that session ends -- a killed process, a
+        host that lost power (TCP keepalives) -- whatever host it ran on; the row still names
+        the holder for whoever is refused.
         """
+        deadline = time.monotonic() + max(0.0, wait)
+        while True:
+            try:
+                if self.postgresql:
+                    self._take_advisory_lock(batch_id)
+                else:
+                    self._take_lock_row(batch_id)
+                break
+            except TryLater:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(min(0.2, max(0.01, deadline - time.monotonic())))
+        self._held_locks.add(batch_id)
+
+    def _refusal(self, batch_id: str, held: Record | None) -> TryLater:
+        return TryLater(
+            LOCKED,
+            batch_id=batch_id[:12],
+            pid=held["pid"] if held else "?",
+            operator=held["operator"] if held else "?",
+            host=held["host"] if held else "?",
+            since=clock.time_text(held["acquired_at"]) if held else "?",
+        )
+
+    def _write_holder(self, conn: Connection, batch_id: str) -> None:
+        conn.execute(
+            """INSERT INTO locks (batch_id, pid, host, operator, acquired_at) VALUES (?,?,?,?,?)
+               ON CONFLICT (batch_id) DO UPDATE SET pid=excluded.pid, host=excluded.host,
+                   operator=excluded.operator, acquired_at=excluded.acquired_at""",
+            (batch_id, os.getpid(), socket.gethostname(), operator_name(), time.time()),
+        )
+
+    def _take_lock_row(self, batch_id: str) -> None:
         me = (os.getpid(), socket.gethostname())
         with self._transaction() as conn:
             held = conn.execute("SELECT * FROM locks WHERE batch_id=?", (batch_id,)).fetchone()
             if held and (held["pid"], held["host"]) != me and _holder_alive(held["pid"], held["host"]):
-                raise TryLater(
-                    LOCKED,
-                    batch_id=batch_id[:12],
-                    pid=held["pid"],
-                    operator=held["operator"],
-                    host=held["host"],
-                    since=clock.time_text(held["acquired_at"]),
-                )
-            conn.execute(
-                "INSERT OR REPLACE INTO locks (batch_id, pid, host, operator, acquired_at) VALUES (?,?,?,?,?)",
-                (batch_id, me[0], me[1], operator_name(), time.time()),
-            )
-        self._held_locks.add(batch_id)
+                raise self._refusal(batch_id, held)
+            self._write_holder(conn, batch_id)
+
+    def _take_advisory_lock(self, batch_id: str) -> None:
+        if batch_id in self._lock_connections:
+            return  # this Ledger holds it already (session locks nest; one is enough)
+        session = self._db.engine.connect()
+        try:
+            raw = session.connection.dbapi_connection
+            got = raw.execute("SELECT pg_try_advisory_lock(%s, %s)", _advisory_key(batch_id)).fetchone()[0]
+        except BaseException:
+            session.close()
+            raise
+        if not got:
+            session.close()
+            raise self._refusal(batch_id, next(iter(self._query("SELECT * FROM locks WHERE batch_id=?", (batch_id,))), None))
+        self._lock_connections[batch_id] = session
+        with self._transaction() as conn:  # the lock is ours: a row left by a killed holder is overwritten
+            self._write_holder(conn, batch_id)
 
     def release_lock(self, batch_id: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM locks WHERE batch_id=? AND pid=? AND host=?", (batch_id, os.getpid(), socket.gethostname()))
-        self._held_locks.discard(batch_id)
+        try:
+            with self._transaction() as conn:
+                conn.execute("DELETE FROM locks WHERE batch_id=? AND pid=? AND host=?", (batch_id, os.getpid(), socket.gethostname()))
+        finally:
+            session = self._lock_connections.pop(batch_id, None)
+            if session is not None:
+                session.close()  # ends the session: the server releases its advisory lock
+            self._held_locks.discard(batch_id)
 
     # -- batches ----------------------------------------------------------
     def record_batch_start(
@@ -174,7 +218,7 @@ class Ledger:
                        rows_total, operator, host, first_run_at, last_run_at)
                    VALUES (?,?,?,?,?,?,?,?,?,?)
                    ON CONFLICT(batch_id) DO UPDATE SET last_run_at=excluded.last_run_at,
-                       runs=runs+1, input_name=excluded.input_name""",
+                       runs=batches.runs+1, input_name=excluded.input_name""",
                 (batch_id, input_name, input_sha256, key_fp, api_base, rows_total, operator_name(), socket.gethostname(), now, now),
             )
 
@@ -273,7 +317,9 @@ class Ledger:
     def set_audit_head(self, path: Path, batch_id: str, last_hash: str, lines: int) -> None:
         with self._transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO audit_heads (path, batch_id, last_hash, lines, updated_at) VALUES (?,?,?,?,?)",
+                """INSERT INTO audit_heads (path, batch_id, last_hash, lines, updated_at) VALUES (?,?,?,?,?)
+                   ON CONFLICT (path) DO UPDATE SET batch_id=excluded.batch_id, last_hash=excluded.last_hash,
+                       lines=excluded.lines, updated_at=excluded.updated_at""",
                 (str(Path(path).resolve()), batch_id, last_hash, lines, time.time()),
             )
 
@@ -310,14 +356,14 @@ class Ledger:
     def row_states(self, batch_id: str) -> dict[str, str]:
         """row_key -> state for the whole batch: what planning needs, without loading every field."""
         with self._lock:
-            return dict(self._conn.execute("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
+            return dict(self._db.cursor("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
 
     def rows(self, batch_id: str) -> list[LedgerRow]:
         with self._lock:  # converted while streaming: never two copies of a large batch in memory
-            cursor = self._conn.execute("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
+            cursor = self._db.cursor("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
             return [LedgerRow.from_row(r) for r in cursor]
 
-    def _update_row(self, conn: sqlite3.Connection, batch_id: str, row_key: str, **fields: Any) -> None:
+    def _update_row(self, conn: Connection, batch_id: str, row_key: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
         assignments = ", ".join(f"{name}=?" for name in fields)
         conn.execute(
@@ -344,7 +390,7 @@ class Ledger:
             conn.execute(
                 """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
                    VALUES (?,?,?,?,?, 'in_flight', ?)
-                   ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=attempts+1""",
+                   ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1""",
                 (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True), now),
             )
             if operation == "payout_order":
@@ -373,7 +419,8 @@ class Ledger:
         with self._transaction() as conn:
             self._settle_intent(conn, idempotency_key, "succeeded", object_id=customer_id, http_status=200)
             conn.execute(
-                "INSERT OR IGNORE INTO customers (key_fingerprint, email, customer_id, created_at) VALUES (?,?,?,?)",
+                """INSERT INTO customers (key_fingerprint, email, customer_id, created_at) VALUES (?,?,?,?)
+                   ON CONFLICT (key_fingerprint, email) DO NOTHING""",
                 (key_fp, email.lower(), customer_id, time.time()),
             )
 
@@ -486,6 +533,12 @@ def operator_name() -> str:
         return getpass.getuser()
     except Exception:  # no user name in some containers: not worth failing a batch
         return "unknown"
+
+
+def _advisory_key(batch_id: str) -> tuple[int, int]:
+    """PostgreSQL's two-int advisory key for a batch: our application id, and 32 bits of the id's hash."""
+    digest = hashlib.sha256(batch_id.encode()).digest()
+    return APPLICATION_ID + 1, int.from_bytes(digest[:4], "big", signed=True)
 
 
 def _holder_alive(pid: int, host: str) -> bool:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
 from batch_payouts.errors import BatchError
+from batch_payouts import ledger_address
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.operations import PENDING_STATUSES, cancel_rows, open_client, refresh_status, select_rows
 from batch_payouts.payout.audit import audit_path_for
@@ -58,7 +59,7 @@ class BatchPages(Pages):
     async def batches(self, request: Request) -> Response:
 
         def load() -> list[BatchRecord]:
-            if not self.settings.ledger_path.exists():
+            if not ledger_address.exists(self.settings.ledger_path):
                 return []
             with Ledger(self.settings.ledger_path) as ledger:
                 return ledger.batches()

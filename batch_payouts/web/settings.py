@@ -20,7 +20,7 @@ class WebSettings:
     """How the server reaches Conekta, where it keeps its files, and who may use it."""
 
     data_dir: Path
-    ledger_path: Path
+    ledger_path: Path | str  # a SQLite file or a PostgreSQL URL (ledger_address)
     lang: str = "es"
     host: str = "127.0.0.1"
     api_base: str | None = None

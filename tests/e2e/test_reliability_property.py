@@ -94,9 +94,9 @@ def fault_schedules(draw):
     )
 
 
-def _run(folder: Path, source: Path, output: Path, url: str, workers: int, lang: str = "es"):
+def _run(folder: Path, source: Path, output: Path, url: str, workers: int, lang: str = "es", ledger=None):
     options = RunOptions(
-        input_path=source, output_path=output, ledger_path=folder / "ledger.sqlite", api_base=url,
+        input_path=source, output_path=output, ledger_path=ledger or folder / "ledger.sqlite", api_base=url,
         workers=workers, initial_backoff=0.001, read_timeout=0.12, max_retries=4, lang=lang,
     )
     try:
@@ -162,35 +162,37 @@ def check_exactly_once(sandbox: Sandbox, rows: list[dict], output: Path, ledger_
         assert line["customer_id"] == entry.customer_id == order["customer_info"]["id"]
 
 
-def _run_then_rerun_without_faults(sandbox, folder: Path, source: Path, output: Path, workers: int):
+def _run_then_rerun_without_faults(sandbox, folder: Path, source: Path, output: Path, workers: int, ledger=None):
     """One run under the sandbox's faults, then reruns without them until nothing is left to settle.
     An account that ignores the Idempotency-Key is an account, not a fault: it keeps ignoring it."""
-    result = _run(folder, source, output, sandbox.url, workers)
+    result = _run(folder, source, output, sandbox.url, workers, ledger=ledger)
     sandbox.set_faults(Faults(ignore_idempotency_key=sandbox.faults.ignore_idempotency_key))
     for _ in range(MAX_RERUNS):
         if not _needs_rerun(result):
             break
-        result = _run(folder, source, output, sandbox.url, workers)
+        result = _run(folder, source, output, sandbox.url, workers, ledger=ledger)
     return result
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=batches(), faults=fault_schedules(), workers=st.sampled_from([1, 8]),
        output_ext=st.sampled_from([".csv", ".xlsx"]))
-def test_any_batch_under_any_faults_is_paid_exactly_once(rows, faults, workers, output_ext):
+def test_any_batch_under_any_faults_is_paid_exactly_once(new_ledger, rows, faults, workers, output_ext):
+    """On both ledger engines (``new_ledger``: a file, or a fresh PostgreSQL database per example)."""
     with tempfile.TemporaryDirectory() as name, Sandbox(faults=faults) as sandbox:
         folder = Path(name)
+        ledger = new_ledger(folder)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / f"pagos.results{output_ext}"
-        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers)
+        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers, ledger=ledger)
         assert result is not None and not _needs_rerun(result), list(zip(result.frame["status"], result.frame["error_code"]))
-        check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
+        check_exactly_once(sandbox, rows, output, ledger, result.batch_id)
         assert result.exit_code == (1 if any(r["meta_fila"] == "bad" for r in rows) else 0)
 
 
 @settings(max_examples=6, deadline=None)
 @given(rows=batches(), workers=st.sampled_from([1, 8]), seed=st.integers(0, 1000))
-def test_every_first_answer_lost_still_pays_once(rows, workers, seed):
+def test_every_first_answer_lost_still_pays_once(new_ledger, rows, workers, seed):
     """The worst single fault: every write is carried out and its answer lost on the first try."""
     posts = 2 * len(rows) + 2
     script = {n: "drop_after_commit" for n in range(1, posts + 1, 2)}
@@ -198,8 +200,9 @@ def test_every_first_answer_lost_still_pays_once(rows, workers, seed):
         folder = Path(name)
         source = write_csv(folder / "pagos.csv", rows)
         output = folder / "pagos.results.csv"
-        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers)
-        check_exactly_once(sandbox, rows, output, folder / "ledger.sqlite", result.batch_id)
+        ledger = new_ledger(folder)
+        result = _run_then_rerun_without_faults(sandbox, folder, source, output, workers, ledger=ledger)
+        check_exactly_once(sandbox, rows, output, ledger, result.batch_id)
 
 
 def test_an_order_in_doubt_is_resolved_by_the_reruns_lookup_not_resent():

@@ -1,4 +1,5 @@
-"""The ledger on a real SQLite file: states, intents, customers, repeat guard, lock, foreign files."""
+"""The ledger on a real SQLite file and a real PostgreSQL database: states, intents, customers,
+repeat guard, lock, foreign files, and the upgrade of ledgers written before Alembic."""
 
 import os
 import sqlite3
@@ -20,8 +21,8 @@ def _row(ledger, key="x:1", number=2, batch="b1"):
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    with Ledger(tmp_path / "ledger.sqlite") as opened:
+def ledger(ledger_location):
+    with Ledger(ledger_location) as opened:
         opened.record_batch_start(batch_id="b1", input_name="in.csv", input_sha256="0" * 64, key_fp="k1",
                                   api_base="http://127.0.0.1", rows_total=1)
         yield opened
@@ -33,13 +34,13 @@ def test_new_row_is_pending_and_ensure_is_idempotent(ledger):
     assert len(ledger.rows("b1")) == 1
 
 
-def test_intent_is_committed_before_send_and_keeps_the_first_body(ledger, tmp_path):
+def test_intent_is_committed_before_send_and_keeps_the_first_body(ledger, ledger_location):
     _row(ledger)
     first = ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={"amount": 3000})
     assert first.request_body == {"amount": 3000}
-    # A second process sees the intent: it is committed, not merely pending in memory.
-    with sqlite3.connect(tmp_path / "ledger.sqlite") as other:
-        assert other.execute("SELECT state FROM rows").fetchone()[0] == "in_flight"
+    # Another connection sees the intent: it is committed, not merely pending in memory.
+    with Ledger(ledger_location) as other:
+        assert other._query("SELECT state FROM rows")[0]["state"] == "in_flight"
     again = ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={"amount": 9999})
     assert again.request_body == {"amount": 3000}, "a resend must be byte-for-byte the first request"
     assert ledger.row("b1", "x:1").attempts == 2
@@ -81,8 +82,8 @@ def test_earlier_payout_in_another_batch_within_window(ledger):
     assert earlier(fp="different", key="h:1", since=0) is None
 
 
-def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
-    path = tmp_path / "ledger.sqlite"
+def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(ledger_location):
+    path = ledger_location
     Ledger(path).close()
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -96,6 +97,8 @@ def test_lock_refuses_a_live_holder_and_takes_over_a_dead_one(tmp_path):
             mine.acquire_lock("b1")
         assert str(holder.pid) in info.value.message("es")
         assert info.value.exit_code == 75  # "try later", not a bad file (2)
+        with Ledger(path) as mine, pytest.raises(BatchError):
+            mine.acquire_lock("b1", wait=0.3)  # waited, still held: refused all the same
     finally:
         holder.kill()
         holder.wait()
@@ -210,3 +213,82 @@ def test_a_ledger_from_before_error_params_opens_and_keeps_its_failures(tmp_path
         upgraded.record_failure(batch_id="b1", row_key="x:2", idempotency_key=None, state="failed",
                                 error_code="conekta.errors.y", error_message="…", error_params=params)
         assert upgraded.row("b1", "x:2").error_params == params
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_a_ledger_written_before_alembic_upgrades_in_place_with_its_history(tmp_path, version):
+    """The committed ledgers were written by the SQLite-only ledger (fixtures/make_legacy_ledgers.py):
+    opened now, each is stamped at its PRAGMA user_version, upgraded, and keeps every record."""
+    import shutil
+
+    from batch_payouts.payout import ledger_schema
+
+    path = shutil.copy(FIXTURES / f"legacy-v{version}.sqlite", tmp_path / "old.sqlite")
+    batch = "a" * 64
+    with Ledger(path) as upgraded:
+        assert upgraded._query("SELECT version_num FROM alembic_version")[0][0] == ledger_schema.head_revision()
+        assert upgraded._query("PRAGMA user_version")[0][0] == len(ledger_schema.MIGRATIONS)
+        rows = {r.row_key: r for r in upgraded.rows(batch)}
+        assert {k: r.state for k, r in rows.items()} == {"x:F-2": "created", "x:F-3": "failed", "x:F-4": "in_flight"}
+        assert rows["x:F-2"].reference == "0123456789012345" and rows["x:F-3"].error_message == "Monto inválido"
+        assert upgraded.customer_for("kf1", "ana@ejemplo.mx") == "cus_ana"
+        assert upgraded.intent("ik-o-2").request_body == {"amount": 150000, "currency": "MXN", "note": "añadido"}
+        assert upgraded.batch(batch).livemode is False and upgraded.batch(batch).input_name == "pagos-marzo.csv"
+        if version >= 2:
+            assert upgraded.audit_head(__import__("pathlib").Path("/srv/pagos/pagos-marzo.audit.jsonl"))["lines"] == 7
+        # the stale lock row of a dead holder on another host is still shown, and new work goes on
+        _row(upgraded, key="x:F-9", number=9, batch=batch)
+        upgraded.record_failure(batch_id=batch, row_key="x:F-9", idempotency_key=None, state="failed",
+                                error_code="e", error_message="m", error_params={"a": 1})
+        assert upgraded.row(batch, "x:F-9").error_params == {"a": 1}
+    with Ledger(path) as again:  # up to date now: opened without another upgrade
+        assert len(again.rows(batch)) == 4
+
+
+def test_every_migration_step_is_an_alembic_revision():
+    """A step appended to MIGRATIONS needs its revision file (docs/DEVELOPMENT.md says how)."""
+    from alembic.script import ScriptDirectory
+
+    from batch_payouts.payout import ledger_schema
+
+    script = ScriptDirectory.from_config(ledger_schema.alembic_config())
+    assert script.get_current_head() == ledger_schema.head_revision(), (
+        f"add batch_payouts/payout/migrations/versions/{ledger_schema.head_revision()}.py running "
+        f"run_step({len(ledger_schema.MIGRATIONS)})")
+
+
+def test_postgresql_types_are_fixed_and_placeholders_translated():
+    from batch_payouts.payout.ledger_db import _to_psycopg
+    from batch_payouts.payout.ledger_schema import step_statements
+
+    (create,) = step_statements("CREATE TABLE t (id INTEGER PRIMARY KEY, at REAL NOT NULL, n INTEGER);", "postgresql")
+    assert create == "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, at DOUBLE PRECISION NOT NULL, n BIGINT)"
+    assert step_statements("CREATE TABLE t (at REAL)", "sqlite") == ["CREATE TABLE t (at REAL)"]
+    assert _to_psycopg("SELECT * FROM t WHERE a=? AND b LIKE '50%?' AND c=?") == \
+        "SELECT * FROM t WHERE a=%s AND b LIKE '50%%?' AND c=%s"
+
+
+def test_an_empty_postgresql_database_gets_the_tables_and_a_foreign_one_is_refused(pg_cluster):
+    from batch_payouts.payout import ledger_schema
+
+    url = pg_cluster.new_database(template="template0")
+    with Ledger(url) as fresh:
+        assert fresh._query("SELECT version_num FROM alembic_version")[0][0] == ledger_schema.head_revision()
+        assert fresh.batches() == []
+    foreign = pg_cluster.new_database(template="template0")
+    pg_cluster.sql("CREATE TABLE batches (x int)", foreign.rsplit("/", 1)[1])
+    with pytest.raises(BatchError) as info:
+        Ledger(foreign)
+    assert info.value.exit_code == 2
+    assert pg_cluster.sql("SELECT count(*) FROM batches", foreign.rsplit("/", 1)[1]) == [(0,)]
+
+
+def test_an_unreachable_server_is_a_clear_message_without_the_password(pg_cluster):
+    url = f"postgresql://postgres:S3cretPw@127.0.0.1:{pg_cluster.port}/no_such_db"
+    with pytest.raises(BatchError) as info:
+        Ledger(url)
+    message = info.value.message("en")
+    assert "no_such_db" in message and "S3cretPw" not in message and "***" in message
