@@ -17,6 +17,7 @@ from batch_payouts.files.write import write_table
 from batch_payouts.operations.access import key_refused, now, time_text
 from batch_payouts.payout.conekta import ConektaClient, ConektaError
 from batch_payouts.payout.ledger import Ledger
+from batch_payouts.payout.order_events import record_polled_status
 from batch_payouts.payout.records import BatchRecord, LedgerRow
 from batch_payouts.rules.headers import resolve_headers
 from batch_payouts.states import (
@@ -79,6 +80,7 @@ def refresh_status(
                 if result.error is None:
                     ledger.update_order_status(batch.batch_id, result.row.row_key, result.current,
                                                cancelled=result.current == "cancelled" and result.changed)
+                    record_polled_status(ledger, batch.batch_id, result.row.row_key, result.current)
                     if result.reference and not result.row.reference:  # created "reference pending"
                         ledger.set_reference(batch.batch_id, result.row.row_key, result.reference)
                 results.append(result)
