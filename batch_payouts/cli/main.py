@@ -150,6 +150,7 @@ _LAZY_COMMANDS = {
     **dict.fromkeys(("batches", "show", "report"), "batch_payouts.cli.history"),
     **dict.fromkeys(("web", "hash-password"), "batch_payouts.cli.web"),
     "schemas": "batch_payouts.cli.schemas",
+    **dict.fromkeys(("events", "reissue", "notify"), "batch_payouts.cli.after"),
 }
 
 

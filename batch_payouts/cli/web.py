@@ -81,9 +81,12 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
               help="Delete uploaded files and their reviews older than this when the server starts.")
 @click.option("--trust-user-header", metavar="HEADER",
               help="Take the signed-in user from this header set by an authenticating reverse proxy.")
+@click.option("--webhook-public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM file with Conekta's webhook public key (default: fetched once from GET /webhook_keys).")
 @click.pass_context
 def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
-        max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header) -> None:
+        max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header,
+        webhook_public_key) -> None:
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
@@ -109,7 +112,7 @@ def web(ctx, host, port, sandbox, api_base, api_version, ledger_path, data_dir, 
                 trust_user_header=trust_user_header, max_upload_bytes=max_upload_mb * 1024 * 1024,
                 keep_uploads_days=keep_uploads_days,
                 amount_unit=amount_unit, workers=workers, rate_limit=rate_limit, live=live, max_total=max_total,
-                max_amount=max_amount,
+                max_amount=max_amount, webhook_public_key=webhook_public_key,
             )
             app = create_app(settings)
         except BatchError as error:

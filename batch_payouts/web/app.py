@@ -36,6 +36,7 @@ from batch_payouts.web.review_pages import ReviewPages, problem_parts
 from batch_payouts.web.runs import RunManager
 from batch_payouts.web.settings import WebSettings
 from batch_payouts.web.uploads import UploadStore
+from batch_payouts.web.webhooks import WebhookKey, WebhookReceiver
 
 __all__ = ["WebApp", "WebSettings", "create_app", "problem_parts"]
 
@@ -51,7 +52,7 @@ LOGIN_NEEDED = Text(
 )
 
 
-class WebApp(ReviewPages, BatchPages, AccountPages):
+class WebApp(ReviewPages, BatchPages, AccountPages, WebhookReceiver):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
@@ -66,6 +67,7 @@ class WebApp(ReviewPages, BatchPages, AccountPages):
         self._review_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="review")
         self._reviews: dict[str, Future] = {}  # upload id -> its review under way
         self._reviews_lock = threading.Lock()
+        self.webhook_key = WebhookKey(settings)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["money"] = money
         self.templates.env.globals["currency_lines"] = currency_lines  # a total: one line per currency
@@ -98,6 +100,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
         Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
         Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),
+        Route("/webhooks/conekta", web.conekta_webhook, methods=["POST"]),
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", web.login, methods=["POST"]),
         Route("/logout", web.logout, methods=["POST"]),
