@@ -78,3 +78,88 @@ def events_sync(api_base, sandbox, ledger_path, lang) -> None:
                                   stale=result.count("stale") + result.count("duplicate") + result.count("not_an_order"),
                                   unknown=result.count("unknown_order")))
     sys.exit(0)
+
+
+M.update({
+    "nothing": Text(es="El lote {batch} no tiene referencias vencidas sin cobrar por volver a pagar.",
+                    en="Batch {batch} has no expired, uncashed references to pay again."),
+    "reissued": Text(es="  fila {row}: referencia {old} ({status}) → nueva referencia {new}",
+                     en="  row {row}: reference {old} ({status}) → new reference {new}"),
+    "reissue_failed": Text(es="  fila {row}: no se volvió a pagar: {label} ({error})",
+                           en="  row {row}: not paid again: {label} ({error})"),
+    "reissue_summary": Plural(
+        one=Text(es="Se volvió a pagar {count} referencia ({total}).", en="{count} reference was paid again ({total})."),
+        other=Text(es="Se volvieron a pagar {count} referencias ({total}).",
+                   en="{count} references were paid again ({total})."),
+    ),
+})
+
+
+@main.command()
+@click.argument("ref", metavar="BATCH_OR_RESULTS")
+@click.option("--expired/--no-expired", help="Pay again every expired reference that was never cashed (required).")
+@click.option("--include-cancelled/--no-include-cancelled",
+              help="Also pay again the references that were cancelled (refused without it).")
+@click.option("--api-base", help="Conekta API address (also CONEKTA_API_BASE). Default https://api.conekta.io.")
+@click.option("--api-version", default=None, help="Conekta API version (default: the one the batch ran with).")
+@click.option("--sandbox/--no-sandbox", help="Use the built-in emulator (a batch `run --sandbox` sent is used there anyway).")
+@click.option("--expires-in", default="48h", show_default=True, help="How long each new reference can be withdrawn (48, 36h, 2d).")
+@click.option("--max-total", type=PesosType(), default=None,
+              help="Refuse, before any request, if the references to pay again add up to more (per currency).")
+@click.option("--live/--no-live", help="Allow a LIVE key (real money); without it a live batch is refused.")
+@click.option("--skip-balance-check/--no-skip-balance-check", help="Do not stop when the Conekta balance is too low.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path),
+              help="Write the updated sheet here (default: overwrite the batch's results sheet).")
+@ledger_option
+@lang_option
+@timezone_option
+@config_option
+def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, expires_in, max_total, live,
+            skip_balance_check, output_path, ledger_path, lang) -> None:
+    """Pay again, with a new payout order, every expired reference of a batch that was never cashed.
+
+    Exactly once: a second call reissues nothing. Run `status` (or `events sync`) first so the
+    ledger knows which references expired. Same guards as `run` (balance, --max-total, --live).
+
+    Example: batch-payouts reissue pagos.results.xlsx --expired
+    """
+    from batch_payouts import operations as ops
+    from batch_payouts import states
+    from batch_payouts.cli.main import parse_expires_in
+    from batch_payouts.cli.ops import _write_sheet, _sheet_line, open_batch
+    from batch_payouts.operations.access import open_audited_client
+    from batch_payouts.operations.reissue import check_guards, reissue_rows, to_reissue
+    from batch_payouts.totals import format_totals, totals_by_currency
+
+    if not expired:
+        raise click.UsageError("--expired is required: reissue pays again only expired references.")
+    try:
+        with ExitStack() as stack:
+            ops.check_output(output_path)
+            seconds = parse_expires_in(expires_in)
+            ledger, batch = open_batch(stack, ledger_path, ref)
+            rows = to_reissue(ledger, batch.batch_id, include_cancelled)
+            if not rows:
+                click.echo(M["nothing"].format(lang, batch=batch.batch_id[:12]))
+                sys.exit(0)
+            connection = ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, lang=lang)
+            client, audit = open_audited_client(stack, batch, ledger, connection, command="reissue")
+            check_guards(client, batch, rows, live=live, max_total=max_total, skip_balance_check=skip_balance_check)
+            outcomes = reissue_rows(ledger, client, batch, rows, lang=lang, live=live, expires_in=seconds, audit=audit)
+            sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path,
+                                              [o.original.row_key for o in outcomes], lang)
+    except BatchError as error:
+        _fail(error, lang)
+    done = [o for o in outcomes if o.status == "created"]
+    for o in outcomes:
+        if o.status == "created":
+            click.echo(M["reissued"].format(lang, row=o.original.row_number, old=o.original.reference,
+                                            status=states.order_label(o.original.order_status, lang),
+                                            new=o.row.reference if o.row else ""))
+        else:
+            click.echo(M["reissue_failed"].format(lang, row=o.original.row_number, label=states.label(o.status, lang),
+                                                  error=(o.row.error_message if o.row else "") or ""))
+    total = totals_by_currency((o.original.amount for o in done), (o.original.currency for o in done))
+    click.echo(M["reissue_summary"].format(lang, count=len(done), total=format_totals(total)))
+    _sheet_line(sheet, sheet_error, lang)
+    sys.exit(0 if len(done) == len(outcomes) and not sheet_error else 1)

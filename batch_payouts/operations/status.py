@@ -32,6 +32,8 @@ STATUS_ORDER = ORDER_STATUSES
 CHANGED = "changed"
 CHANGED_FILL = "FFFFEB9C"
 STATUS_COLUMNS = ["order_status", "status_checked_at", "status_change"]
+# After issue 16: when the reference was cashed, and the new reference of an expired one paid again.
+AFTER_COLUMNS = ["cashed_at", "reissued_reference", "reissued_order_status"]
 
 
 @dataclass
@@ -130,7 +132,9 @@ def write_status_sheet(
     if target is None:
         return None
     changed = set(changed)
-    by_number = {r.row_number: r for r in ledger.rows(batch.batch_id)}
+    every = ledger.rows(batch.batch_id)
+    by_number = {r.row_number: r for r in every if not r.reissue_of}  # a reissue shares its original's number
+    by_key = {r.row_key: r for r in every}
     extra: dict[str, pd.DataFrame] = {}
     if source is not None:
         frame = read_table(source).astype(object)
@@ -155,8 +159,14 @@ def write_status_sheet(
         checked.append(time_text(row.status_checked_at) if known else "")
         marks.append(CHANGED if known and row.row_key in changed else "")
     frame["order_status"], frame["status_checked_at"], frame["status_change"] = statuses, checked, marks
+    frame["cashed_at"] = [time_text(r.cashed_at) if r is not None and r.cashed_at else "" for r in map(by_number.get, numbers)]
+    reissues = [by_key.get(r.reissued_as or "") if r is not None else None for r in map(by_number.get, numbers)]
+    if any(reissues) or "reissued_reference" in frame.columns:
+        frame["reissued_reference"] = [(r.reference or "") if r is not None else "" for r in reissues]
+        frame["reissued_order_status"] = [(r.order_status or STATUS_OF_STATE[r.state]) if r is not None else ""
+                                          for r in reissues]
     _fill_references(frame, numbers, by_number)
-    text = [c for c in (*report.TEXT_COLUMNS, *STATUS_COLUMNS) if c in frame.columns]
+    text = [c for c in (*report.TEXT_COLUMNS, *STATUS_COLUMNS, *AFTER_COLUMNS) if c in frame.columns]
     integers = ["row"]
     try:
         headers = resolve_headers([c for c in frame.columns if c not in report.RESULT_COLUMNS])
