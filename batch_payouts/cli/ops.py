@@ -67,6 +67,12 @@ M = {
         other=Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
                    en="{count} orders could not be fetched (run `status` again later):"),
     ),
+    "all_open_batch": Text(es="Lote {batch}: {count} órdenes abiertas consultadas, {changed} cambiaron",
+                           en="Batch {batch}: {count} open orders checked, {changed} changed"),
+    "all_open_done": Text(es="Órdenes abiertas consultadas en todos los lotes: {count}; cambiaron: {changed}",
+                          en="Open orders checked across batches: {count}; changed: {changed}"),
+    "all_open_batch_failed": Text(es="  lote {batch}: no se pudo consultar: {error}",
+                                  en="  batch {batch}: could not be checked: {error}"),
     "row_error": Text(es="  fila {row} ({order}): {error}", en="  row {row} ({order}): {error}"),
     "sheet": Text(es="Hoja de resultados actualizada: {path}", en="Results sheet updated: {path}"),
     "no_sheet": Text(es="No se encontró la hoja de resultados del lote; la bitácora sí se actualizó "
@@ -217,14 +223,18 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
 
 
 @main.command()
-@click.argument("ref", metavar="RESULTS_OR_BATCH_ID")
+@click.argument("ref", metavar="RESULTS_OR_BATCH_ID", required=False)
+@click.option("--all-open/--no-all-open",
+              help="Instead of one batch: every order still open (pending) in every batch of the ledger, least "
+                   "recently checked first (for a nightly cron; stopped, it continues where it left off).")
 @with_connection
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Orders fetched at the same time.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
 @ledger_command_options
-def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang, as_json) -> None:
+def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang,
+           as_json) -> None:
     """Fetch the current status of every payout order of a batch (cashed? expired?).
 
     Updates the ledger and the results sheet (columns order_status, status_checked_at,
@@ -235,6 +245,10 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     """
     from batch_payouts import operations as ops
 
+    if all_open or not ref:
+        if not all_open or ref or output_path:
+            raise click.UsageError("Give RESULTS_OR_BATCH_ID, or --all-open alone (no batch, no --output).")
+        _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json)
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
@@ -273,6 +287,48 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
                             for r in failed],
             "sheet": str(sheet) if sheet else None,
         })
+    sys.exit(code)
+
+
+def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json) -> None:
+    """``status --all-open``: every order not cashed, expired or cancelled yet, across batches, each batch
+    with its own key and sheet; one batch that cannot be asked (another key) is reported, the rest go on."""
+    from batch_payouts import operations as ops
+
+    checked, changed, problems = 0, 0, []
+    try:
+        with ExitStack() as stack:
+            ledger = open_ledger(stack, ledger_path)
+            for batch, rows in ops.open_rows_by_batch(ledger):
+                try:
+                    with ExitStack() as batch_stack:
+                        client = _client(batch_stack, batch, ledger, "status --all-open", api_base, api_version,
+                                         sandbox, rate_limit, lang, workers)
+                        results = ops.refresh_status(ledger, client, batch, workers=workers, rows=rows)
+                        moved = [r.row.row_key for r in results if r.changed]
+                        _sheet, sheet_error = _write_sheet(ledger, batch, batch.output_path or "", None, moved, lang)
+                except BatchError as error:
+                    problems.append(M["all_open_batch_failed"].format(lang, batch=batch.batch_id[:12],
+                                                                      error=error.message(lang)))
+                    continue
+                checked += len(results)
+                changed += len(moved)
+                failed = [r for r in results if r.error is not None]
+                problems += [M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id,
+                                                   error=r.error) for r in failed]
+                if sheet_error:
+                    problems.append(sheet_error)
+                click.echo(M["all_open_batch"].format(lang, batch=batch.batch_id[:12], count=len(results),
+                                                      changed=len(moved)))
+    except BatchError as error:
+        _fail(error, lang)
+    click.echo(M["all_open_done"].format(lang, count=checked, changed=changed))
+    for line in problems:
+        click.echo(line)
+    code = 1 if problems else 0
+    if as_json:
+        print_json({"batch_id": None, "exit_code": code, "checked": checked, "changed": changed, "statuses": {},
+                    "not_fetched": [], "sheet": None})
     sys.exit(code)
 
 

@@ -57,10 +57,10 @@ def created_rows(ledger: Ledger, batch_id: str) -> list[LedgerRow]:
 
 def refresh_status(
     ledger: Ledger, client: ConektaClient, batch: BatchRecord, *, workers: int = 8,
-    on_row: Callable[[RowStatus], None] | None = None,
+    on_row: Callable[[RowStatus], None] | None = None, rows: list[LedgerRow] | None = None,
 ) -> list[RowStatus]:
-    """GET every created order of the batch and record its status and the time in the ledger."""
-    rows = created_rows(ledger, batch.batch_id)
+    """GET every created order of the batch (or ``rows``) and record its status and the time in the ledger."""
+    rows = created_rows(ledger, batch.batch_id) if rows is None else rows
 
     def fetch(row: LedgerRow) -> RowStatus:
         result = RowStatus(row, row.order_status)
@@ -91,6 +91,26 @@ def refresh_status(
     except ConektaError as error:
         raise key_refused(error) from error
     return results
+
+
+def open_rows_by_batch(ledger: Ledger) -> list[tuple[BatchRecord, list[LedgerRow]]]:
+    """Every created order not known to be cashed, expired or cancelled, per batch; the least recently
+    checked first, so a nightly run stopped half-way (or rate-limited) starts the next one where it stopped."""
+    found = ledger._query(
+        f"""SELECT batch_id, row_key FROM rows WHERE state='created' AND payout_order_id IS NOT NULL
+              AND COALESCE(order_status, '') NOT IN ('{"','".join(FINAL_STATUSES)}')
+            ORDER BY COALESCE(status_checked_at, 0), batch_id, row_number"""
+    )
+    keys: dict[str, set[str]] = {}
+    for r in found:
+        keys.setdefault(r["batch_id"], set()).add(r["row_key"])
+    result = []
+    for batch_id, wanted in keys.items():
+        batch = ledger.batch(batch_id)
+        if batch is not None:
+            result.append((batch, sorted((r for r in ledger.rows(batch_id) if r.row_key in wanted),
+                                        key=lambda r: r.status_checked_at or 0)))
+    return result
 
 
 def status_counts(ledger: Ledger, batch_id: str) -> dict[str, dict[str, list[int]]]:
