@@ -163,3 +163,44 @@ def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, exp
     click.echo(M["reissue_summary"].format(lang, count=len(done), total=format_totals(total)))
     _sheet_line(sheet, sheet_error, lang)
     sys.exit(0 if len(done) == len(outcomes) and not sheet_error else 1)
+
+
+M["notified"] = Text(es="Resumen enviado a {to}: {batches} lotes, {cashed} cobradas, {expired} vencidas; "
+                     "pendiente de cobro {outstanding}", en="Summary sent to {to}: {batches} batches, {cashed} cashed, "
+                     "{expired} expired; still to be cashed {outstanding}")
+
+
+@main.command()
+@click.option("--smtp-host", help="SMTP server (config file: smtp-host in [notify]).")
+@click.option("--smtp-port", type=int, default=587, show_default=True, help="SMTP port.")
+@click.option("--starttls/--no-starttls", default=True, show_default=True, help="Upgrade the connection with STARTTLS.")
+@click.option("--smtp-user", help="SMTP user; the password only from BATCH_PAYOUTS_SMTP_PASSWORD.")
+@click.option("--from", "mail_from", default="batch-payouts@localhost", show_default=True, help="Sender address.")
+@click.option("--to", "mail_to", help="Recipients, separated by commas (config file: to = \"a@x.mx, b@x.mx\").")
+@ledger_option
+@lang_option
+@timezone_option
+@config_option
+def notify(smtp_host, smtp_port, starttls, smtp_user, mail_from, mail_to, ledger_path, lang) -> None:
+    """Email finance a summary since the last one: batches run, cashed, expired, money outstanding.
+
+    The results sheet of every batch run in the period is attached.
+
+    Example: batch-payouts notify --config /etc/batch-payouts/nightly.toml
+    """
+    from batch_payouts.operations.summary import SmtpSettings, send_summary
+    from batch_payouts.totals import format_totals
+
+    recipients = [a.strip() for a in (mail_to or "").split(",") if a.strip()]
+    try:
+        with ExitStack() as stack:
+            ledger = open_ledger(stack, ledger_path)
+            summary = send_summary(ledger, SmtpSettings(host=smtp_host or "", port=smtp_port, starttls=starttls,
+                                                        user=smtp_user, sender=mail_from, recipients=recipients),
+                                   lang)
+    except BatchError as error:
+        _fail(error, lang)
+    click.echo(M["notified"].format(lang, to=", ".join(recipients), batches=len(summary.batches),
+                                    cashed=summary.cashed_count, expired=summary.expired_count,
+                                    outstanding=format_totals(summary.outstanding)))
+    sys.exit(0)
