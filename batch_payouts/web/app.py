@@ -31,6 +31,7 @@ from batch_payouts.payout.conekta import is_loopback
 from batch_payouts.totals import currency_lines, format_totals
 from batch_payouts.web import formats, security
 from batch_payouts.web.account import AccountPages
+from batch_payouts.web.after_pages import AfterPages
 from batch_payouts.web.batch_pages import BatchPages
 from batch_payouts.web.review_pages import ReviewPages, problem_parts
 from batch_payouts.web.runs import RunManager
@@ -52,7 +53,7 @@ LOGIN_NEEDED = Text(
 )
 
 
-class WebApp(ReviewPages, BatchPages, AccountPages, WebhookReceiver):
+class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, WebhookReceiver):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
@@ -98,6 +99,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/batches/{batch_id}/progress", web.progress),
         Route("/batches/{batch_id}/download/{kind:str}", web.download),
         Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
+        Route("/batches/{batch_id}/reissue", web.reissue, methods=["POST"]),
         Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
         Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),
         Route("/webhooks/conekta", web.conekta_webhook, methods=["POST"]),
