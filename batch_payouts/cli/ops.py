@@ -98,6 +98,10 @@ M = {
     "declined": Text(es="No se canceló nada.", en="Nothing was cancelled."),
     "nothing_to_cancel": Text(es="No hay órdenes pendientes que cancelar en el lote {batch}.",
                               en="There are no pending orders to cancel in batch {batch}."),
+    "live_reissue": Text(es="    (la fila {row} se volvió a pagar: se cancela la reexpedición, referencia {reference}; "
+                         "la original {original} ya no se puede cobrar)",
+                         en="    (row {row} was paid again: its reissue is cancelled, reference {reference}; "
+                         "the original {original} can no longer be cashed)"),
     "cancelled": Text(es="  fila {row}: cancelada (referencia {reference})",
                       en="  row {row}: cancelled (reference {reference})"),
     "already": Text(es="  fila {row}: no se canceló, ya estaba {status}",
@@ -380,6 +384,10 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                 click.echo(M["cancel_line"].format(
                     lang, row=row.row_number, email=row.email, amount=money(row.amount), currency=row.currency,
                     reference=row.reference, status=row.order_status or "?"))
+                if row.reissue_of:
+                    original = next((r for r in ledger.rows(batch.batch_id) if r.row_key == row.reissue_of), None)
+                    click.echo(M["live_reissue"].format(lang, row=row.row_number, reference=row.reference,
+                                                        original=(original.reference if original else "") or "—"))
             if not yes:
                 if not sys.stdin.isatty():
                     raise BatchError(NEED_YES, count=len(chosen))

@@ -69,3 +69,22 @@ def test_reissue_keeps_runs_guards(sandbox, env, cli):
     assert capped.exit_code == 2 and "--max-total" in capped.output
     assert cli("reissue", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 2  # --expired required
     assert len(sandbox.payout_orders()) == before
+
+
+def test_cancel_rows_of_a_reissued_row_cancels_the_reissue_and_says_so(sandbox, env, cli):
+    """A reissue shares its original's row number: `cancel --rows N` means the live order, the new one."""
+    rows = _batch(sandbox, env, cli, count=2)
+    sandbox.set_order_status(rows[0]["payout_order_id"], "expired")
+    assert cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 0
+    assert cli("reissue", env / "pagos.results.xlsx", "--expired", "--api-base", sandbox.url).exit_code == 0
+    new = next(r for r in _rows(env) if r["reissue_of"] == rows[0]["row_key"])
+
+    result = cli("cancel", env / "pagos.results.xlsx", "--rows", str(rows[0]["row_number"]), "--yes",
+                 "--api-base", sandbox.url, "--json")
+    assert result.exit_code == 0, result.output
+    assert f"se cancela la reexpedición, referencia {new['reference']}" in result.output
+    assert f"la original {rows[0]['reference']}" in result.output
+    cancelled = json.loads(result.output.strip().splitlines()[-1])["cancelled"]
+    assert [c["payout_order_id"] for c in cancelled] == [new["payout_order_id"]]
+    orders = {o["id"]: o["status"] for o in sandbox.payout_orders()}
+    assert orders[new["payout_order_id"]] == "cancelled" and orders[rows[0]["payout_order_id"]] == "expired"
