@@ -300,6 +300,8 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
     from batch_payouts import operations as ops
 
     checked, changed, problems = 0, 0, []
+    documents: list[dict] = []  # one per batch asked, for --json
+    not_checked: list[dict] = []  # batches that could not be asked at all (another key, refused)
     try:
         with ExitStack() as stack:
             ledger = open_ledger(stack, ledger_path)
@@ -310,10 +312,11 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
                                          sandbox, rate_limit, lang, workers)
                         results = ops.refresh_status(ledger, client, batch, workers=workers, rows=rows)
                         moved = [r.row.row_key for r in results if r.changed]
-                        _sheet, sheet_error = _write_sheet(ledger, batch, batch.output_path or "", None, moved, lang)
+                        sheet, sheet_error = _write_sheet(ledger, batch, batch.output_path or "", None, moved, lang)
                 except BatchError as error:
                     problems.append(M["all_open_batch_failed"].format(lang, batch=batch.batch_id[:12],
                                                                       error=error.message(lang)))
+                    not_checked.append({"batch_id": batch.batch_id, "error": error.message(lang)})
                     continue
                 checked += len(results)
                 changed += len(moved)
@@ -324,15 +327,22 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
                     problems.append(sheet_error)
                 click.echo(M["all_open_batch"].format(lang, batch=batch.batch_id[:12], count=len(results),
                                                       changed=len(moved)))
+                documents.append({
+                    "batch_id": batch.batch_id, "checked": len(results), "changed": len(moved),
+                    "statuses": per_status_json(ops.status_counts(ledger, batch.batch_id)),
+                    "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id,
+                                     "error": str(r.error)} for r in failed],
+                    "sheet": str(sheet) if sheet else None,
+                })
     except BatchError as error:
         _fail(error, lang)
     click.echo(M["all_open_done"].format(lang, count=checked, changed=changed))
     for line in problems:
         click.echo(line)
     code = 1 if problems else 0
-    if as_json:
-        print_json({"batch_id": None, "exit_code": code, "checked": checked, "changed": changed, "statuses": {},
-                    "not_fetched": [], "sheet": None})
+    if as_json:  # status.schema.json's --all-open variant: no batch_id at the top, one entry per batch
+        print_json({"all_open": True, "exit_code": code, "checked": checked, "changed": changed,
+                    "batches": documents, "not_checked": not_checked})
     sys.exit(code)
 
 

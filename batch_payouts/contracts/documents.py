@@ -119,17 +119,42 @@ def _row_ref(**more: dict) -> dict:
             "payout_order_id": p.nullable(p.TEXT), **more}
 
 
-def status_document() -> dict:
+def _status_fields() -> dict:
     failed = p.record(_row_ref(error=p.described(p.TEXT, "Why it could not be fetched; run status again.")))
-    return _ops_document("status", "batch-payouts status --json", "The refreshed status of a batch's payout orders.", {
+    return {
         "batch_id": p.TEXT,
-        "exit_code": _exit_code([0, 1], "1: some orders could not be fetched, or the sheet not written."),
         "checked": p.described(p.COUNT, "Orders fetched now."),
         "changed": p.described(p.COUNT, "Orders whose status changed since the last check."),
         "statuses": _per_status(),
         "not_fetched": {"type": "array", "items": failed},
         "sheet": p.nullable(p.described(p.PATH, "The rewritten results sheet (null: not found or not written).")),
-    })
+    }
+
+
+def status_document() -> dict:
+    """One batch (``status BATCH --json``) or, with ``--all-open``, every batch that had open orders."""
+    exit_code = _exit_code([0, 1], "1: some orders (or a whole batch) could not be fetched, or a sheet not written.")
+    fields = _status_fields()
+    one = p.record({"schema_version": p.version_property(), "batch_id": fields.pop("batch_id"), "exit_code": exit_code,
+                    **fields},
+                   description="`status BATCH --json`: one batch.")
+    batch = p.record(_status_fields(), description="One batch with open orders, as `status BATCH` reports it; "
+                     "statuses: every created order of the batch, not only those asked now.")
+    not_checked = p.record({"batch_id": p.TEXT, "error": p.described(p.TEXT, "Why the batch could not be asked "
+                                                                       "(another key, a refused key).")})
+    every = p.record({
+        "schema_version": p.version_property(),
+        "all_open": {"const": True, "description": "Present only in this variant: `status --all-open --json`."},
+        "exit_code": exit_code,
+        "checked": p.described(p.COUNT, "Orders fetched now, in every batch."),
+        "changed": p.described(p.COUNT, "Of those, orders whose status changed."),
+        "batches": {"type": "array", "items": batch, "description": "The batches asked, in the order asked."},
+        "not_checked": {"type": "array", "items": not_checked},
+    }, description="`status --all-open --json`: every order still open, across batches (no batch_id at the top).")
+    return p.document("status", "batch-payouts status --json",
+                      "The refreshed status of payout orders: of one batch, or with --all-open of every batch with "
+                      "open orders. Printed as the last line on stdout; a command that cannot run (exit 2) prints "
+                      "no document.", {"oneOf": [one, every]})
 
 
 def cancel_document() -> dict:
