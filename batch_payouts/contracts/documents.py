@@ -223,10 +223,42 @@ def batches_document() -> dict:
         "amount_created": p.described(p.CENTS, "All currencies added (kept for scripts written before "
                                       "totals_created): read totals_created for money."),
         "totals_created": p.money_by_currency("Cents created per currency: pesos and dollars never added."),
+        **_money_after(),
     }
     batch = p.record({**_batch_fields(), **counts})
     return _ops_document("batches", "batch-payouts batches --json", "The batches the ledger knows, newest first.", {
         "ledger": p.PATH, "batches": {"type": "array", "items": batch},
+    })
+
+
+def _money_after(never_paid: bool = False) -> dict:
+    """Money after the payout (``states.money_stage``), per currency."""
+    money = {
+        "totals_cashed": p.money_by_currency("Cents per currency of orders Conekta says were cashed."),
+        "totals_outstanding": p.money_by_currency("Cents per currency still to be cashed: created orders pending, "
+                                                  "open or never checked (expired and cancelled left out)."),
+    }
+    if never_paid:
+        money["totals_never_paid"] = p.money_by_currency("Cents per currency of expired or cancelled orders "
+                                                         "(a reissue of one counts on its own row).")
+    return money
+
+
+def _row_stage() -> dict:
+    ref = p.nullable(p.described(p.TEXT, "A reference, always text."))
+    when = p.nullable(p.TIMESTAMP)
+    return p.record({
+        "row": p.described(p.COUNT, "The spreadsheet row number; a reissue has its original's."),
+        "payout_order_id": p.nullable(p.TEXT),
+        "reference": ref,
+        "amount": p.CENTS,
+        "currency": p.CURRENCY,
+        "stage": p.enum(states.PAYOUT_STAGES, "What became of the reference: pending (not cashed yet), cashed, "
+                        "expired, cancelled, or reissued (paid again: see reissued_as)."),
+        "order_status": p.nullable(p.described(p.TEXT, "Conekta's latest known status; null: never checked.")),
+        "cashed_at": when, "expired_at": when, "cancelled_at": when,
+        "reissued_as": p.nullable(p.described(p.TEXT, "The new reference that pays this row again.")),
+        "reissue_of": p.nullable(p.described(p.TEXT, "This row pays again the expired reference given here.")),
     })
 
 
@@ -238,6 +270,9 @@ def show_document() -> dict:
         "counts": p.record(_group_counts(states.Counts().as_json()), description="Rows per counting group."),
         "totals_created": p.money_by_currency("Cents created per currency."),
         "order_status": _per_status(),
+        **_money_after(never_paid=True),
+        "rows": {"type": "array", "items": _row_stage(),
+                 "description": "Every created order, in row order; a reissue right after its original."},
     })
 
 

@@ -49,3 +49,34 @@ def money_after(rows: Iterable[LedgerRow]) -> dict[str, dict[str, int]]:
             buckets[stage].append(row)
     return {key: totals_by_currency((r.amount for r in found), (r.currency for r in found))
             for key, found in buckets.items()}
+
+
+class RowStage:
+    """One created row after the payout, as ``show`` and ``show --json`` say it."""
+
+    __slots__ = ("row", "stage", "reissued_as", "reissue_of")
+
+    def __init__(self, row: LedgerRow, stage: str, reissued_as: LedgerRow | None, reissue_of: LedgerRow | None):
+        self.row, self.stage, self.reissued_as, self.reissue_of = row, stage, reissued_as, reissue_of
+
+    def as_json(self, time_text) -> dict:
+        row = self.row
+        return {"row": row.row_number, "payout_order_id": row.payout_order_id, "reference": row.reference,
+                "amount": row.amount, "currency": row.currency, "stage": self.stage,
+                "order_status": row.order_status or None, "cashed_at": time_text(row.cashed_at) or None,
+                "expired_at": time_text(row.expired_at) or None, "cancelled_at": time_text(row.cancelled_at) or None,
+                "reissued_as": self.reissued_as.reference if self.reissued_as else None,
+                "reissue_of": self.reissue_of.reference if self.reissue_of else None}
+
+
+def row_stages(rows: Iterable[LedgerRow]) -> list[RowStage]:
+    """Every created row (reissues beside their originals, same row number) and what became of it."""
+    rows = list(rows)
+    by_key = {r.row_key: r for r in rows}
+    found = []
+    for row in sorted(rows, key=lambda r: (r.row_number, r.row_key.count(":"), r.row_key)):
+        follow = reissue_of(row, by_key)
+        stage = states.payout_stage(row.state, row.order_status, reissued=follow is not None)
+        if stage is not None:
+            found.append(RowStage(row, stage, follow, by_key.get(row.reissue_of or "")))
+    return found

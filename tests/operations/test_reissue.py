@@ -88,3 +88,42 @@ def test_cancel_rows_of_a_reissued_row_cancels_the_reissue_and_says_so(sandbox, 
     assert [c["payout_order_id"] for c in cancelled] == [new["payout_order_id"]]
     orders = {o["id"]: o["status"] for o in sandbox.payout_orders()}
     assert orders[new["payout_order_id"]] == "cancelled" and orders[rows[0]["payout_order_id"]] == "expired"
+
+
+def test_show_and_batches_say_what_became_of_each_reference(sandbox, env, cli):
+    """Per row: pending / cashed (with date) / expired / cancelled / reissued as; money cashed vs outstanding."""
+    from test_contracts import assert_documented, last_json
+
+    rows = _batch(sandbox, env, cli, count=4)
+    for row, status in zip(rows, ("cashed", "expired", "cancelled")):
+        sandbox.set_order_status(row["payout_order_id"], status)
+    assert cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 0
+    assert cli("reissue", env / "pagos.results.xlsx", "--expired", "--api-base", sandbox.url).exit_code == 0
+    new = next(r for r in _rows(env) if r["reissue_of"] == rows[1]["row_key"])
+
+    shown = cli("show", env / "pagos.results.xlsx", "--json")
+    assert shown.exit_code == 0, shown.output
+    document = last_json(shown)
+    assert_documented("show.schema.json", document)
+    assert [(r["row"], r["stage"]) for r in document["rows"]] == [
+        (rows[0]["row_number"], "cashed"), (rows[1]["row_number"], "reissued"), (rows[1]["row_number"], "pending"),
+        (rows[2]["row_number"], "cancelled"), (rows[3]["row_number"], "pending")]
+    assert document["rows"][0]["cashed_at"] and document["rows"][1]["reissued_as"] == new["reference"]
+    assert document["rows"][2]["reissue_of"] == rows[1]["reference"]
+    assert all(isinstance(r["reference"], str) for r in document["rows"])
+    # 101 cashed; outstanding: the reissue of 102 and row 4's 104; never paid: the expired 102 and cancelled 103
+    assert document["totals_cashed"] == {"MXN": 10100}
+    assert document["totals_outstanding"] == {"MXN": 10200 + 10400}
+    assert document["totals_never_paid"] == {"MXN": 10200 + 10300}
+    text = shown.output
+    assert "cobrada el " in text and f"reexpedida como {new['reference']}" in text
+    assert f"pendiente de cobro · reexpedición de {rows[1]['reference']}" in text and "cancelada" in text
+    assert "Por cobrar" in text and "$206.00 MXN" in text
+    english = cli("show", env / "pagos.results.xlsx", "--lang", "en").output
+    assert f"reissued as {new['reference']}" in english and "cashed on " in english
+
+    listed = cli("batches", "--json")
+    batch = last_json(listed)["batches"][0]
+    assert_documented("batches.schema.json", last_json(listed))
+    assert batch["totals_cashed"] == {"MXN": 10100} and batch["totals_outstanding"] == {"MXN": 20600}
+    assert "cobrado" in listed.output and "por cobrar" in listed.output and "$206.00 MXN" in listed.output
