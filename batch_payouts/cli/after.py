@@ -204,3 +204,34 @@ def notify(smtp_host, smtp_port, starttls, smtp_user, mail_from, mail_to, ledger
                                     cashed=summary.cashed_count, expired=summary.expired_count,
                                     outstanding=format_totals(summary.outstanding)))
     sys.exit(0)
+
+
+M["notify_failed"] = Text(es="No se envió el resumen (--notify): {error}", en="The summary was not sent (--notify): {error}")
+
+def notify_after(ledger_path: Path | None, lang: str) -> bool:
+    """``run --notify`` / ``status --notify``: send ``notify``'s summary with ``notify``'s own settings
+    (its option defaults, then the config file's top level and ``[notify]`` table).  Says what happened
+    on stderr, so a ``--json`` document stays the last line on stdout; True when it was sent."""
+    from batch_payouts.cli.config import table_for
+    from batch_payouts.operations.summary import SmtpSettings, send_summary
+    from batch_payouts.totals import format_totals
+
+    ctx = click.get_current_context()
+    values = {p.name: p.default for p in notify.params  # notify's own defaults (those that have one)
+              if isinstance(p, click.Option) and isinstance(p.default, (str, int, bool))}
+    recipients: list[str] = []
+    try:
+        values.update(table_for(ctx, notify))
+        recipients = [a.strip() for a in str(values.get("mail_to") or "").split(",") if a.strip()]
+        smtp = SmtpSettings(host=str(values.get("smtp_host") or ""), port=int(values["smtp_port"]),
+                            starttls=bool(values["starttls"]), user=values.get("smtp_user"),
+                            sender=str(values["mail_from"]), recipients=recipients)
+        with ExitStack() as stack:
+            summary = send_summary(open_ledger(stack, ledger_path), smtp, lang)
+    except BatchError as error:
+        click.echo(M["notify_failed"].format(lang, error=error.message(lang)), err=True)
+        return False
+    click.echo(M["notified"].format(lang, to=", ".join(recipients), batches=len(summary.batches),
+                                    cashed=summary.cashed_count, expired=summary.expired_count,
+                                    outstanding=format_totals(summary.outstanding)), err=True)
+    return True

@@ -236,8 +236,11 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
               help="Orders fetched at the same time.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
+@click.option("--notify/--no-notify",
+              help="Afterwards, email the summary as `notify` does (SMTP settings: the config file's [notify] table); "
+                   "a summary that cannot be sent is said on stderr and does not change the exit code.")
 @ledger_command_options
-def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang,
+def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, output_path, notify, ledger_path, lang,
            as_json) -> None:
     """Fetch the current status of every payout order of a batch (cashed? expired?).
 
@@ -252,7 +255,7 @@ def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, o
     if all_open or not ref:
         if not all_open or ref or output_path:
             raise click.UsageError("Give RESULTS_OR_BATCH_ID, or --all-open alone (no batch, no --output).")
-        _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json)
+        _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json, notify)
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
@@ -283,6 +286,8 @@ def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, o
             click.echo(M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if failed or sheet_error else 0
+    if notify:
+        _notify(ledger.path, lang)
     if as_json:
         print_json({
             "batch_id": batch.batch_id, "exit_code": code, "checked": len(results), "changed": len(changed),
@@ -294,7 +299,14 @@ def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, o
     sys.exit(code)
 
 
-def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json) -> None:
+def _notify(ledger_path: Path | None, lang: str) -> None:
+    from batch_payouts.cli.after import notify_after
+
+    notify_after(ledger_path, lang)
+
+
+def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json,
+                     notify=False) -> None:
     """``status --all-open``: every order not cashed, expired or cancelled yet, across batches, each batch
     with its own key and sheet; one batch that cannot be asked (another key) is reported, the rest go on."""
     from batch_payouts import operations as ops
@@ -340,6 +352,8 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
     for line in problems:
         click.echo(line)
     code = 1 if problems else 0
+    if notify:
+        _notify(ledger_path, lang)
     if as_json:  # status.schema.json's --all-open variant: no batch_id at the top, one entry per batch
         print_json({"all_open": True, "exit_code": code, "checked": checked, "changed": changed,
                     "batches": documents, "not_checked": not_checked})

@@ -82,3 +82,35 @@ def test_notify_without_recipients_or_a_reachable_server_says_so(env, cli, sandb
     sock.close()
     result = cli("notify", "--smtp-host", "127.0.0.1", "--smtp-port", port, "--no-starttls", "--to", "a@b.mx")
     assert result.exit_code == 2 and "No se pudo enviar" in result.output
+
+
+def test_run_and_status_notify_send_the_summary_with_the_config_files_notify_table(sandbox, env, cli, smtp):
+    from test_contracts import last_json
+
+    inbox, port = smtp
+    config = env / "nightly.toml"
+    config.write_text(f'[notify]\nsmtp-host = "127.0.0.1"\nsmtp-port = {port}\nstarttls = false\n'
+                      'to = "finanzas@empresa.mx"\n')
+    source = write_csv(env / "pagos.csv", [beneficiary(n, folio=f"F-{n}") for n in (1, 2)])
+    ran = cli("run", source, "--api-base", sandbox.url, "--config", config, "--notify", "--json")
+    assert ran.exit_code == 0, ran.output
+    assert last_json(ran)["counts"] == {"created": 2}  # the JSON document is still the last line on stdout
+    assert "Resumen enviado a finanzas@empresa.mx: 1 lotes" in ran.stderr
+    (_to, message), = inbox.messages
+    body = next(p for p in message.walk() if p.get_content_type() == "text/plain").get_payload(decode=True).decode()
+    assert "Lotes ejecutados: 1" in body and "Dinero pendiente de cobro: $203.00 MXN" in body
+    assert [p.get_filename() for p in message.walk() if p.get_filename()] == ["pagos.results.xlsx"]
+
+    sandbox.set_order_status(_rows(env)[0]["payout_order_id"], "cashed")
+    checked = cli("status", "--all-open", "--api-base", sandbox.url, "--config", config, "--notify", "--lang", "en")
+    assert checked.exit_code == 0, checked.output
+    body = inbox.messages[1][1].get_payload(decode=True).decode()
+    assert "References cashed: 1 ($101.00 MXN)" in body and "Money still to be cashed: $102.00 MXN" in body
+
+
+def test_a_summary_that_cannot_be_sent_is_said_and_the_status_exit_code_stays(sandbox, env, cli):
+    source = write_csv(env / "pagos.csv", [beneficiary(1)])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    result = cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url, "--notify")  # no [notify] table
+    assert result.exit_code == 0
+    assert "No se envió el resumen (--notify): Falta a quién enviar el resumen" in result.stderr
