@@ -99,6 +99,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/batches/{batch_id}/progress", web.progress),
         Route("/batches/{batch_id}/download/{kind:str}", web.download),
         Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
+        Route("/batches/{batch_id}/reissue", web.reissue_page, methods=["GET"]),
         Route("/batches/{batch_id}/reissue", web.reissue, methods=["POST"]),
         Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
         Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),

@@ -90,7 +90,7 @@ class BatchPages(Pages):
                     "pending": len(pending), "pending_totals": _totals_of(pending), "created_totals": _totals_of(created),
                     "progress": progress.as_json() if progress else ledger_progress(batch_id, rows),
                     "names": sheet.names, "invalid_rows": sheet.invalid, "invalid_total": sheet.invalid_total,
-                    "cancellable": PENDING_STATUSES, "reissuable": len(to_reissue_rows(rows)),
+                    "cancellable": PENDING_STATUSES, "reissuable": len(to_reissue_rows(rows)) if self.may_pay(request) else 0,
                     "reissues": {r.row_key: r for r in rows if r.reissue_of},
                     "chart": order_chart(rows, self.lang(request))}
 

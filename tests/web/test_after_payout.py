@@ -50,11 +50,18 @@ def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_pat
         page = visitor.get(f"/batches/{batch_id}").text
         assert "cobrada (" in page and "vencida" in page and "<svg" in page and 'id="reissue-button"' in page
         before = len(sandbox.payout_orders())
-        visitor.post(f"/batches/{batch_id}/reissue")
+        # the button leads to a confirmation page: what will be paid again and the total per currency
+        confirm = visitor.get(f"/batches/{batch_id}/reissue").text
+        assert len(sandbox.payout_orders()) == before  # looking pays nothing
+        assert 'id="reissue-count">1<' in confirm and 'id="reissue-total">$102.00 MXN<' in confirm
+        assert 'id="reissue-rows"' in confirm and "persona2@ejemplo.mx" in confirm
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "2"})  # not what the page showed: refused
+        assert len(sandbox.payout_orders()) == before
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"})
         assert len(sandbox.payout_orders()) == before + 1
         page = visitor.get(f"/batches/{batch_id}").text
         assert "reexpedida como" in page and 'id="reissue-button"' not in page
-        visitor.post(f"/batches/{batch_id}/reissue")
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"})
         assert len(sandbox.payout_orders()) == before + 1  # a second press pays nothing
 
     with EventsFeed() as feed:
@@ -63,3 +70,23 @@ def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_pat
         result = cli("events", "sync", "--api-base", feed.url, "--ledger", tmp_path / "down.sqlite")
         assert result.exit_code == 0, result.output
     assert _state(tmp_path / "down.sqlite") == applied  # the same ledger state as the webhooks reached
+
+
+def test_only_a_user_who_may_pay_sees_the_reissue_button_or_can_press_it(sandbox, env, cli, web_settings, monkeypatch):
+    """``AfterPages.may_pay`` is the one check (roles will point it at approvers): no button, 403, nothing paid."""
+    from batch_payouts.web.after_pages import AfterPages
+
+    source = write_csv(env / "pagos.csv", [beneficiary(1, folio="F-1")])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    with sqlite3.connect(env / "ledger.sqlite") as conn:
+        batch_id, order = conn.execute("SELECT batch_id, payout_order_id FROM rows").fetchone()
+    sandbox.set_order_status(order, "expired")
+    assert cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 0
+    monkeypatch.setattr(AfterPages, "may_pay", lambda self, request: False)
+    with WebServer(web_settings) as server:
+        visitor = Visitor(server.url)
+        assert 'id="reissue-button"' not in visitor.get(f"/batches/{batch_id}").text
+        assert visitor.get(f"/batches/{batch_id}/reissue").status_code == 403
+        before = len(sandbox.payout_orders())
+        assert visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
+        assert len(sandbox.payout_orders()) == before
