@@ -243,3 +243,51 @@ def order_label(status: str | None, lang: str, count: int | None = None) -> str:
 def report_order_label(status: str | None, lang: str, count: int | None = None) -> str:
     """``order_label`` for a created order in a report: one never checked says so ("sin consultar")."""
     return order_label(status, lang, count) if status else ORDER_NOT_CHECKED_LABEL.format(lang)
+
+
+# -- after the payout: what became of a created row's reference -----------------------------------
+# What finance reads per row in `show`, the batch page and the results sheet.  ``reissued``: it
+# expired (or was cancelled) and `reissue` paid it again with a new reference, now the live one.
+STAGE_PENDING, STAGE_CASHED, STAGE_EXPIRED, STAGE_CANCELLED, STAGE_REISSUED = (
+    "pending", "cashed", "expired", "cancelled", "reissued")
+PAYOUT_STAGES = (STAGE_PENDING, STAGE_CASHED, STAGE_EXPIRED, STAGE_CANCELLED, STAGE_REISSUED)
+STAGE_LABELS = {
+    STAGE_PENDING: Text(es="pendiente de cobro", en="pending (not cashed yet)"),
+    STAGE_CASHED: Text(es="cobrada", en="cashed"),
+    STAGE_EXPIRED: Text(es="vencida (no se cobró)", en="expired (never cashed)"),
+    STAGE_CANCELLED: Text(es="cancelada", en="cancelled"),
+    STAGE_REISSUED: Text(es="reexpedida como {reference}", en="reissued as {reference}"),
+}
+CASHED_ON = Text(es="cobrada el {when}", en="cashed on {when}")
+REISSUE_OF = Text(es="reexpedición de {reference}", en="reissue of {reference}")
+# Money after the payout, per currency: cashed, still to be cashed (outstanding), or never paid.
+MONEY_CASHED, MONEY_OUTSTANDING, MONEY_NEVER_PAID = "cashed", "outstanding", "never_paid"
+MONEY_LABELS = {
+    MONEY_CASHED: Text(es="cobrado", en="cashed"),
+    MONEY_OUTSTANDING: Text(es="por cobrar", en="outstanding"),
+    MONEY_NEVER_PAID: Text(es="vencido o cancelado", en="expired or cancelled"),
+}
+
+
+def payout_stage(state: str, order_status: str | None, reissued: bool = False) -> str | None:
+    """A created row's reference after the payout (None for a row with no order).  ``reissued``: a
+    new order pays it again (``reissue``), whatever became of this one."""
+    if state != CREATED:
+        return None
+    if reissued:
+        return STAGE_REISSUED
+    if order_status in (ORDER_CASHED, ORDER_EXPIRED, ORDER_CANCELLED):
+        return order_status
+    return STAGE_PENDING  # pending, open, or not checked yet: a beneficiary may still cash it
+
+
+def money_stage(state: str, order_status: str | None) -> str | None:
+    """Where a row's money is: cashed, outstanding (may still be cashed) or never paid; None: no order.
+    The one rule for `batches`, `show`, the summary email and the web."""
+    if state != CREATED:
+        return None
+    if order_status == ORDER_CASHED:
+        return MONEY_CASHED
+    if order_status in ORDER_NEVER_PAID:
+        return MONEY_NEVER_PAID
+    return MONEY_OUTSTANDING

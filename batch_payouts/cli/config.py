@@ -9,6 +9,11 @@ Keys are the long option names, with dashes or underscores (``rate-limit`` or
 ``rate_limit``).  Top-level keys apply to every command that has the option;
 a table named after a command (``[run]``, ``[validate]``, ``[status]``)
 applies to that command only and wins over the top level.
+
+Commands are loaded lazily (``cli/main.py``), so ``run`` may not have loaded the command a
+table belongs to (``[notify]``, ``[status]``): the table is known by the command's name and
+its keys are left to that command, which checks them when it runs.  ``run --notify`` reads
+the ``[notify]`` table through ``table_for``.
 """
 
 from __future__ import annotations
@@ -62,8 +67,11 @@ def _option_names(command: click.Command) -> dict[str, str]:
     return names
 
 
-def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all_commands: dict[str, click.Command]) -> dict[str, Any]:
-    """The ``default_map`` for ``command``: its options from the file's top level and its own table."""
+def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all_commands: dict[str, click.Command],
+                 lazy_names: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """The ``default_map`` for ``command``: its options from the file's top level and its own table.
+
+    ``lazy_names``: commands that exist but are not loaded; their tables are accepted unread."""
     known_anywhere: set[str] = set()
     for other in all_commands.values():
         known_anywhere |= set(_option_names(other))
@@ -73,7 +81,10 @@ def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all
     top = {name: value for name, value in config.items() if not isinstance(value, dict)}
     for scope, values in (("", top), *((name, section) for name, section in sections.items())):
         if scope and scope not in all_commands:
-            raise BatchError(UNKNOWN_KEY, path=str(path), key=scope, known=", ".join(sorted(all_commands)))
+            if scope in lazy_names and scope != command.name:
+                continue  # another command's table: that command checks its keys when it runs
+            raise BatchError(UNKNOWN_KEY, path=str(path), key=scope,
+                             known=", ".join(sorted({*all_commands, *lazy_names})))
         for key, value in values.items():
             normal = key.replace("-", "_").lower()
             if scope == "web" and normal == "users" and isinstance(value, dict):
@@ -95,14 +106,29 @@ def apply_config(ctx: click.Context, _param: click.Parameter, value: Path | None
         return None
     group = ctx.find_root().command
     commands = dict(getattr(group, "commands", {}))
+    lazy = set(getattr(group, "lazy_commands", {})) - set(commands)
     try:
         config = read_config(value)
-        defaults = defaults_for(ctx.command, config, value, commands)
+        defaults = defaults_for(ctx.command, config, value, commands, lazy)
     except BatchError as error:
         raise click.UsageError(error.message("es") + "\n" + error.message("en")) from error
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[CONFIG_META] = config
+    ctx.meta[CONFIG_META + ".path"] = value
     return value
+
+
+def table_for(ctx: click.Context, command: click.Command) -> dict[str, Any]:
+    """``command``'s options as the config file of ``ctx`` sets them (top level and its own table),
+    for a command that acts on another's settings (``run --notify`` uses ``notify``'s)."""
+    config = ctx.meta.get(CONFIG_META)
+    if not config:
+        return {}
+    root = ctx.find_root()
+    commands = {**dict(getattr(root.command, "commands", {})), command.name: command}
+    lazy = set(getattr(root.command, "lazy_commands", {})) - set(commands)
+    path = ctx.meta.get(CONFIG_META + ".path") or Path("config")
+    return defaults_for(command, config, path, commands, lazy)
 
 
 config_option = click.option(

@@ -18,7 +18,7 @@ from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import main
 from batch_payouts.cli.ops import ledger_command_options, open_batch, open_ledger, per_status_json, print_json
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import Plural, Text, money as money_text
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import format_totals
 from batch_payouts.words import COLUMN_WORDS, column_words
@@ -45,6 +45,8 @@ BATCH_HEADERS = {
     "rows": Text(es="filas", en="rows"),
     # the count columns (created, unconfirmed, failed, pending, duplicate) take their words from `states`
     "total": Text(es="total creado", en="total created"), "mode": Text(es="modo", en="mode"),
+    # money after the payout (states.money_stage): cashed, and still to be cashed
+    "cashed": states.MONEY_LABELS[states.MONEY_CASHED], "outstanding": states.MONEY_LABELS[states.MONEY_OUTSTANDING],
 }
 BATCH_COUNTS = ("created", "unconfirmed", "failed", "pending", "duplicate")
 SHOW_LABELS = {  # in the order `show` prints them
@@ -61,8 +63,13 @@ SHOW_LABELS = {  # in the order `show` prints them
     "states": Text(es="Filas por estado", en="Rows per state"),
     "totals": states.TOTAL_LABELS["created"],
     "order_status": Text(es="Último estado conocido de las órdenes", en="Latest known order status"),
+    "cashed": Text(es="Cobrado", en="Cashed"),
+    "outstanding": Text(es="Por cobrar", en="Outstanding (not cashed yet)"),
+    "never_paid": states.TOTAL_LABELS["never_paid"],
     "output_path": Text(es="Hoja de resultados", en="Results sheet"),
 }
+ROWS_TITLE = Text(es="Referencias (fila, referencia, monto, qué pasó después del pago):",
+                  en="References (row, reference, amount, what happened after the payout):")
 
 def _batch_json(batch: BatchRecord, ops) -> dict:
     """A batch as scripts read it: ids, file, who, when (ISO, Mexico City), mode, results sheet."""
@@ -85,7 +92,9 @@ def batches(ledger_path, lang, as_json) -> None:
     try:
         with ExitStack() as stack:
             path = ledger_address.resolve(ledger_path)
-            known = open_ledger(stack, path).batches() if ledger_address.exists(path) else []
+            ledger = open_ledger(stack, path) if ledger_address.exists(path) else None
+            known = ledger.batches() if ledger is not None else []
+            money = ops.money_after_by_batch(ledger) if ledger is not None else {}
             path = ledger_address.display(path)  # what it prints: never a password
     except BatchError as error:
         _fail(error, lang)
@@ -97,16 +106,18 @@ def batches(ledger_path, lang, as_json) -> None:
     first = ("id", "when", "file", "operator", "rows")
     headers = {**{k: BATCH_HEADERS[k].format(lang) for k in first},
                **{k: states.GROUP_LABELS[k].format(lang, count=2) for k in BATCH_COUNTS},
-               **{k: BATCH_HEADERS[k].format(lang) for k in ("total", "mode")}}
+               **{k: BATCH_HEADERS[k].format(lang) for k in ("total", "cashed", "outstanding", "mode")}}
     keys = list(headers)
     table = [list(headers.values())]
     for b in known:
         table.append([
             b.batch_id[:12], ops.time_text(b.last_run_at), b.input_name, b.operator, str(b.rows_total),
-            *(str(getattr(b.counts, k)) for k in BATCH_COUNTS), format_totals(b.totals_created), ops.mode_text(b.livemode) or "—",
+            *(str(getattr(b.counts, k)) for k in BATCH_COUNTS), format_totals(b.totals_created),
+            *(format_totals(_money(money, b.batch_id, k)) for k in (states.MONEY_CASHED, states.MONEY_OUTSTANDING)),
+            ops.mode_text(b.livemode) or "—",
         ])
     widths = [max(len(line[i]) for line in table) for i in range(len(keys))]
-    numeric = {"rows", *BATCH_COUNTS, "total"}
+    numeric = {"rows", *BATCH_COUNTS, "total", "cashed", "outstanding"}
     for line in table:
         cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
         click.echo("  ".join(cells).rstrip())
@@ -117,7 +128,13 @@ def batches(ledger_path, lang, as_json) -> None:
         counts = (*BATCH_COUNTS, "unknown")
         print_json({"ledger": str(path), "batches": [
             {**_batch_json(b, ops), **{key: b.counts.as_json()[key] for key in counts},
-             "amount_created": b.amount_created, "totals_created": b.totals_created} for b in known]})
+             "amount_created": b.amount_created, "totals_created": b.totals_created,
+             "totals_cashed": _money(money, b.batch_id, states.MONEY_CASHED),
+             "totals_outstanding": _money(money, b.batch_id, states.MONEY_OUTSTANDING)} for b in known]})
+
+
+def _money(money: dict, batch_id: str, stage: str) -> dict[str, int]:
+    return money.get(batch_id, {}).get(stage, {})
 
 
 @main.command()
@@ -131,6 +148,7 @@ def show(ref, ledger_path, lang, as_json) -> None:
     Example: batch-payouts show 3f9a1c2b7d4e
     """
     from batch_payouts import operations as ops
+    from batch_payouts.operations.live_rows import money_after, row_stages
 
     try:
         with ExitStack() as stack:
@@ -139,6 +157,9 @@ def show(ref, ledger_path, lang, as_json) -> None:
             grouped = ops.batch_counts(ledger, batch.batch_id)
             totals = ops.batch_totals(ledger, batch.batch_id)
             counts = ops.status_counts(ledger, batch.batch_id)
+            rows = ledger.rows(batch.batch_id)
+            money = money_after(rows)
+            stages = row_stages(rows)
     except BatchError as error:
         _fail(error, lang)
     values = {
@@ -151,6 +172,7 @@ def show(ref, ledger_path, lang, as_json) -> None:
         "order_status": ", ".join(f"{states.order_label(status, lang, n)} {n}"
                                   for status, n in ((s, sum(v[0] for v in per.values())) for s, per in counts.items()))
                         or "—",
+        **{stage: format_totals(money[stage]) for stage in money},
     }
     width = max(len(label.format(lang)) for label in SHOW_LABELS.values())
     for key, label in SHOW_LABELS.items():
@@ -158,9 +180,33 @@ def show(ref, ledger_path, lang, as_json) -> None:
         click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
     if grouped.unconfirmed:
         click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
+    if stages:
+        click.echo(ROWS_TITLE.format(lang))
+        table = [[str(s.row.row_number), s.row.reference or "—", f"{money_text(s.row.amount)} {s.row.currency}",
+                  _stage_text(s, lang, ops.time_text)] for s in stages]
+        widths = [max(len(line[i]) for line in table) for i in range(3)]
+        for line in table:
+            click.echo("  " + "  ".join([line[0].rjust(widths[0]), line[1].ljust(widths[1]),
+                                         line[2].rjust(widths[2]), line[3]]))
     if as_json:
         print_json({**_batch_json(batch, ops), "states": by_state, "counts": grouped.as_json(),
-                     "totals_created": totals, "order_status": per_status_json(counts)})
+                    "totals_created": totals, "order_status": per_status_json(counts),
+                    "totals_cashed": money[states.MONEY_CASHED], "totals_outstanding": money[states.MONEY_OUTSTANDING],
+                    "totals_never_paid": money[states.MONEY_NEVER_PAID],
+                    "rows": [s.as_json(ops.time_text) for s in stages]})
+
+
+def _stage_text(stage, lang: str, time_text) -> str:
+    """"cobrada el 2026-03-02T…", "reexpedida como 1234…", "pendiente de cobro · reexpedición de 9876…"."""
+    row = stage.row
+    if stage.stage == states.STAGE_CASHED and row.cashed_at:
+        text = states.CASHED_ON.format(lang, when=time_text(row.cashed_at))
+    else:
+        text = states.STAGE_LABELS[stage.stage].format(
+            lang, reference=(stage.reissued_as.reference if stage.reissued_as else "") or "—")
+    if stage.reissue_of is not None:
+        text += " · " + states.REISSUE_OF.format(lang, reference=stage.reissue_of.reference or "—")
+    return text
 
 
 def _group_line(counts, lang: str) -> str:

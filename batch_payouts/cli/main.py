@@ -154,6 +154,7 @@ _LAZY_COMMANDS = {
     "sandbox": "batch_payouts.cli.sandbox",
     **dict.fromkeys(("users", "policy", "approvals"), "batch_payouts.cli.team"),
     "ledger": "batch_payouts.cli.ledger",
+    **dict.fromkeys(("events", "reissue", "notify"), "batch_payouts.cli.after"),
 }
 
 
@@ -283,9 +284,12 @@ def validate(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, 
 @click.option("--skip-balance-check/--no-skip-balance-check", help="Do not stop when the Conekta balance is below the batch total.")
 @click.option("--json/--no-json", "as_json",
               help="Print a machine-readable summary on stdout (the human summary goes to stderr).")
+@click.option("--notify/--no-notify",
+              help="Afterwards, email the summary as `notify` does (SMTP settings: the config file's [notify] table); "
+                   "a summary that cannot be sent is said on stderr and does not change the exit code.")
 def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang, max_amount, log_json, sandbox, api_base, api_version,
         ledger_path, wait_lock, batch_id, retry_failed, allow_repeat, repeat_window, expires_in, workers, rate_limit, max_total, live,
-        dry_run, skip_balance_check, as_json) -> None:
+        dry_run, skip_balance_check, as_json, notify) -> None:
     """Create a customer and a cash payout order for every valid row, exactly once.
 
     Example: CONEKTA_API_KEY=key_... batch-payouts run pagos.xlsx
@@ -335,6 +339,10 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         console.log("summary", summary, **result_json(result, dry_run=dry_run))
     else:
         click.echo(summary, err=as_json)
+    if notify and not dry_run:
+        from batch_payouts.cli.after import notify_after
+
+        notify_after(ledger_path, lang)  # the address asked for, never the masked one printed
     if as_json:
         click.echo(json.dumps(versioned(result_json(result, dry_run=dry_run)), ensure_ascii=False))
     sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)

@@ -68,6 +68,12 @@ M = {
         other=Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
                    en="{count} orders could not be fetched (run `status` again later):"),
     ),
+    "all_open_batch": Text(es="Lote {batch}: {count} órdenes abiertas consultadas, {changed} cambiaron",
+                           en="Batch {batch}: {count} open orders checked, {changed} changed"),
+    "all_open_done": Text(es="Órdenes abiertas consultadas en todos los lotes: {count}; cambiaron: {changed}",
+                          en="Open orders checked across batches: {count}; changed: {changed}"),
+    "all_open_batch_failed": Text(es="  lote {batch}: no se pudo consultar: {error}",
+                                  en="  batch {batch}: could not be checked: {error}"),
     "row_error": Text(es="  fila {row} ({order}): {error}", en="  row {row} ({order}): {error}"),
     "sheet": Text(es="Hoja de resultados actualizada: {path}", en="Results sheet updated: {path}"),
     "no_sheet": Text(es="No se encontró la hoja de resultados del lote; la bitácora sí se actualizó "
@@ -93,6 +99,10 @@ M = {
     "declined": Text(es="No se canceló nada.", en="Nothing was cancelled."),
     "nothing_to_cancel": Text(es="No hay órdenes pendientes que cancelar en el lote {batch}.",
                               en="There are no pending orders to cancel in batch {batch}."),
+    "live_reissue": Text(es="    (la fila {row} se volvió a pagar: se cancela la reexpedición, referencia {reference}; "
+                         "la original {original} ya no se puede cobrar)",
+                         en="    (row {row} was paid again: its reissue is cancelled, reference {reference}; "
+                         "the original {original} can no longer be cashed)"),
     "cancelled": Text(es="  fila {row}: cancelada (referencia {reference})",
                       en="  row {row}: cancelled (reference {reference})"),
     "already": Text(es="  fila {row}: no se canceló, ya estaba {status}",
@@ -175,7 +185,7 @@ def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
 
     path = ledger_address.resolve(ledger_path)
     if not ledger_address.exists(path):
-        raise BatchError(NO_LEDGER, path=str(path))
+        raise BatchError(NO_LEDGER, path=ledger_address.display(path))
     return stack.enter_context(Ledger(path))
 
 
@@ -218,14 +228,21 @@ def _write_sheet(ledger, batch, ref, output_path, changed, lang) -> tuple[Path |
 
 
 @main.command()
-@click.argument("ref", metavar="RESULTS_OR_BATCH_ID")
+@click.argument("ref", metavar="RESULTS_OR_BATCH_ID", required=False)
+@click.option("--all-open/--no-all-open",
+              help="Instead of one batch: every order still open (pending) in every batch of the ledger, least "
+                   "recently checked first (for a nightly cron; stopped, it continues where it left off).")
 @with_connection
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Orders fetched at the same time.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path),
               help="Write the refreshed sheet here (default: overwrite the batch's results sheet).")
+@click.option("--notify/--no-notify",
+              help="Afterwards, email the summary as `notify` does (SMTP settings: the config file's [notify] table); "
+                   "a summary that cannot be sent is said on stderr and does not change the exit code.")
 @ledger_command_options
-def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path, ledger_path, lang, as_json) -> None:
+def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, output_path, notify, ledger_path, lang,
+           as_json) -> None:
     """Fetch the current status of every payout order of a batch (cashed? expired?).
 
     Updates the ledger and the results sheet (columns order_status, status_checked_at,
@@ -236,6 +253,10 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
     """
     from batch_payouts import operations as ops
 
+    if all_open or not ref:
+        if not all_open or ref or output_path:
+            raise click.UsageError("Give RESULTS_OR_BATCH_ID, or --all-open alone (no batch, no --output).")
+        _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json, notify)
     try:
         with ExitStack() as stack:
             ops.check_output(output_path)
@@ -266,6 +287,8 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
             click.echo(M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if failed or sheet_error else 0
+    if notify:
+        _notify(ledger.path, lang)
     if as_json:
         print_json({
             "batch_id": batch.batch_id, "exit_code": code, "checked": len(results), "changed": len(changed),
@@ -274,6 +297,67 @@ def status(ref, api_base, api_version, sandbox, rate_limit, workers, output_path
                             for r in failed],
             "sheet": str(sheet) if sheet else None,
         })
+    sys.exit(code)
+
+
+def _notify(ledger_path: Path | None, lang: str) -> None:
+    from batch_payouts.cli.after import notify_after
+
+    notify_after(ledger_path, lang)
+
+
+def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger_path, lang, as_json,
+                     notify=False) -> None:
+    """``status --all-open``: every order not cashed, expired or cancelled yet, across batches, each batch
+    with its own key and sheet; one batch that cannot be asked (another key) is reported, the rest go on."""
+    from batch_payouts import operations as ops
+
+    checked, changed, problems = 0, 0, []
+    documents: list[dict] = []  # one per batch asked, for --json
+    not_checked: list[dict] = []  # batches that could not be asked at all (another key, refused)
+    try:
+        with ExitStack() as stack:
+            ledger = open_ledger(stack, ledger_path)
+            for batch, rows in ops.open_rows_by_batch(ledger):
+                try:
+                    with ExitStack() as batch_stack:
+                        client = _client(batch_stack, batch, ledger, "status --all-open", api_base, api_version,
+                                         sandbox, rate_limit, lang, workers)
+                        results = ops.refresh_status(ledger, client, batch, workers=workers, rows=rows)
+                        moved = [r.row.row_key for r in results if r.changed]
+                        sheet, sheet_error = _write_sheet(ledger, batch, batch.output_path or "", None, moved, lang)
+                except BatchError as error:
+                    problems.append(M["all_open_batch_failed"].format(lang, batch=batch.batch_id[:12],
+                                                                      error=error.message(lang)))
+                    not_checked.append({"batch_id": batch.batch_id, "error": error.message(lang)})
+                    continue
+                checked += len(results)
+                changed += len(moved)
+                failed = [r for r in results if r.error is not None]
+                problems += [M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id,
+                                                   error=r.error) for r in failed]
+                if sheet_error:
+                    problems.append(sheet_error)
+                click.echo(M["all_open_batch"].format(lang, batch=batch.batch_id[:12], count=len(results),
+                                                      changed=len(moved)))
+                documents.append({
+                    "batch_id": batch.batch_id, "checked": len(results), "changed": len(moved),
+                    "statuses": per_status_json(ops.status_counts(ledger, batch.batch_id)),
+                    "not_fetched": [{"row": r.row.row_number, "payout_order_id": r.row.payout_order_id,
+                                     "error": str(r.error)} for r in failed],
+                    "sheet": str(sheet) if sheet else None,
+                })
+    except BatchError as error:
+        _fail(error, lang)
+    click.echo(M["all_open_done"].format(lang, count=checked, changed=changed))
+    for line in problems:
+        click.echo(line)
+    code = 1 if problems else 0
+    if notify:
+        _notify(ledger_path, lang)
+    if as_json:  # status.schema.json's --all-open variant: no batch_id at the top, one entry per batch
+        print_json({"all_open": True, "exit_code": code, "checked": checked, "changed": changed,
+                    "batches": documents, "not_checked": not_checked})
     sys.exit(code)
 
 
@@ -325,6 +409,10 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
                 click.echo(M["cancel_line"].format(
                     lang, row=row.row_number, email=row.email, amount=money(row.amount), currency=row.currency,
                     reference=row.reference, status=row.order_status or "?"))
+                if row.reissue_of:
+                    original = next((r for r in ledger.rows(batch.batch_id) if r.row_key == row.reissue_of), None)
+                    click.echo(M["live_reissue"].format(lang, row=row.row_number, reference=row.reference,
+                                                        original=(original.reference if original else "") or "—"))
             if not yes:
                 if not sys.stdin.isatty():
                     raise BatchError(NEED_YES, count=len(chosen))

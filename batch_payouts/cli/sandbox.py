@@ -23,6 +23,7 @@ from batch_payouts import exit_codes, states
 from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import lang_option, main
 from batch_payouts.errors import BatchError
+from batch_payouts.ledger_address import LedgerParam
 from batch_payouts.i18n import Text
 
 MOVED = Text(
@@ -156,7 +157,7 @@ def _settle_command(action: str, status: str, summary: str):
     @click.option("--api-base", help="A running sandbox (e.g. http://127.0.0.1:8765 of `sandbox serve`).")
     @click.option("--state", "state_path", type=click.Path(path_type=Path),
                   help="A sandbox state file (that of `sandbox serve --state`).")
-    @click.option("--ledger", "ledger_path", type=click.Path(path_type=Path),
+    @click.option("--ledger", "ledger_path", type=LedgerParam(),
                   help="The ledger whose `run --sandbox` / `web --sandbox` state to use (also BATCH_PAYOUTS_LEDGER; "
                        "the default when neither --api-base nor --state is given).")
     @lang_option
@@ -189,10 +190,10 @@ sandbox_cancel = _settle_command("cancel", "cancelled", "Cancel the order from t
 
 def _state_file(state_path: Path | None, ledger_path: Path | None) -> Path:
     if state_path is None:
+        from batch_payouts import ledger_address
         from batch_payouts.jobs.endpoint import sandbox_state_path
-        from batch_payouts.payout.ledger import default_ledger_path
 
-        state_path = sandbox_state_path(Path(ledger_path) if ledger_path else default_ledger_path())
+        state_path = sandbox_state_path(ledger_address.local_anchor(ledger_address.resolve(ledger_path)))
     if not state_path.is_file():
         raise BatchError(NO_STATE, path=str(state_path))
     return state_path

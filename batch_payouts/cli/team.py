@@ -67,9 +67,10 @@ as_option = click.option("--as", "acting", metavar="ADMIN", help="The admin maki
 
 
 def _open(stack: ExitStack, ledger_path: Path | None):
-    from batch_payouts.payout.ledger import Ledger, default_ledger_path
+    from batch_payouts import ledger_address
+    from batch_payouts.payout.ledger import Ledger
 
-    return stack.enter_context(Ledger(Path(ledger_path) if ledger_path else default_ledger_path()))
+    return stack.enter_context(Ledger(ledger_address.resolve(ledger_path)))
 
 
 def authenticate(ledger, name: str, secrets: SecretReader, *, need_role: str) -> str:

@@ -123,10 +123,12 @@ WEBHOOK_PATH = "/webhooks/conekta"
               help="How long a lock lasts (and the window the failures are counted in).")
 @click.option("--idle-minutes", type=click.FloatRange(min=1), default=30, show_default=True,
               help="A signed-in session ends after this long without a request.")
+@click.option("--webhook-public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM file with Conekta's webhook public key (default: fetched once from GET /webhook_keys).")
 @click.pass_context
 def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after, sandbox_seed, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
         max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header, lock_after, lock_minutes,
-        idle_minutes) -> None:
+        idle_minutes, webhook_public_key) -> None:
     """Serve the web app: upload, review, confirm, watch the run, download the results."""
     import uvicorn
 
@@ -150,6 +152,7 @@ def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbo
                 keep_uploads_days=keep_uploads_days,
                 amount_unit=amount_unit, workers=workers, rate_limit=rate_limit, live=live, max_total=max_total,
                 max_amount=max_amount, lock_after=lock_after, lock_minutes=lock_minutes, idle_minutes=idle_minutes,
+                webhook_public_key=webhook_public_key,
             )
             app = create_app(settings)
         except BatchError as error:

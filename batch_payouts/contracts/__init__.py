@@ -19,7 +19,7 @@ a status must be told rather than guess "failed" or "paid".  See schemas/README.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 def versioned(document: dict) -> dict:

@@ -119,17 +119,42 @@ def _row_ref(**more: dict) -> dict:
             "payout_order_id": p.nullable(p.TEXT), **more}
 
 
-def status_document() -> dict:
+def _status_fields() -> dict:
     failed = p.record(_row_ref(error=p.described(p.TEXT, "Why it could not be fetched; run status again.")))
-    return _ops_document("status", "batch-payouts status --json", "The refreshed status of a batch's payout orders.", {
+    return {
         "batch_id": p.TEXT,
-        "exit_code": _exit_code([0, 1], "1: some orders could not be fetched, or the sheet not written."),
         "checked": p.described(p.COUNT, "Orders fetched now."),
         "changed": p.described(p.COUNT, "Orders whose status changed since the last check."),
         "statuses": _per_status(),
         "not_fetched": {"type": "array", "items": failed},
         "sheet": p.nullable(p.described(p.PATH, "The rewritten results sheet (null: not found or not written).")),
-    })
+    }
+
+
+def status_document() -> dict:
+    """One batch (``status BATCH --json``) or, with ``--all-open``, every batch that had open orders."""
+    exit_code = _exit_code([0, 1], "1: some orders (or a whole batch) could not be fetched, or a sheet not written.")
+    fields = _status_fields()
+    one = p.record({"schema_version": p.version_property(), "batch_id": fields.pop("batch_id"), "exit_code": exit_code,
+                    **fields},
+                   description="`status BATCH --json`: one batch.")
+    batch = p.record(_status_fields(), description="One batch with open orders, as `status BATCH` reports it; "
+                     "statuses: every created order of the batch, not only those asked now.")
+    not_checked = p.record({"batch_id": p.TEXT, "error": p.described(p.TEXT, "Why the batch could not be asked "
+                                                                       "(another key, a refused key).")})
+    every = p.record({
+        "schema_version": p.version_property(),
+        "all_open": {"const": True, "description": "Present only in this variant: `status --all-open --json`."},
+        "exit_code": exit_code,
+        "checked": p.described(p.COUNT, "Orders fetched now, in every batch."),
+        "changed": p.described(p.COUNT, "Of those, orders whose status changed."),
+        "batches": {"type": "array", "items": batch, "description": "The batches asked, in the order asked."},
+        "not_checked": {"type": "array", "items": not_checked},
+    }, description="`status --all-open --json`: every order still open, across batches (no batch_id at the top).")
+    return p.document("status", "batch-payouts status --json",
+                      "The refreshed status of payout orders: of one batch, or with --all-open of every batch with "
+                      "open orders. Printed as the last line on stdout; a command that cannot run (exit 2) prints "
+                      "no document.", {"oneOf": [one, every]})
 
 
 def cancel_document() -> dict:
@@ -198,10 +223,42 @@ def batches_document() -> dict:
         "amount_created": p.described(p.CENTS, "All currencies added (kept for scripts written before "
                                       "totals_created): read totals_created for money."),
         "totals_created": p.money_by_currency("Cents created per currency: pesos and dollars never added."),
+        **_money_after(),
     }
     batch = p.record({**_batch_fields(), **counts})
     return _ops_document("batches", "batch-payouts batches --json", "The batches the ledger knows, newest first.", {
         "ledger": p.PATH, "batches": {"type": "array", "items": batch},
+    })
+
+
+def _money_after(never_paid: bool = False) -> dict:
+    """Money after the payout (``states.money_stage``), per currency."""
+    money = {
+        "totals_cashed": p.money_by_currency("Cents per currency of orders Conekta says were cashed."),
+        "totals_outstanding": p.money_by_currency("Cents per currency still to be cashed: created orders pending, "
+                                                  "open or never checked (expired and cancelled left out)."),
+    }
+    if never_paid:
+        money["totals_never_paid"] = p.money_by_currency("Cents per currency of expired or cancelled orders "
+                                                         "(a reissue of one counts on its own row).")
+    return money
+
+
+def _row_stage() -> dict:
+    ref = p.nullable(p.described(p.TEXT, "A reference, always text."))
+    when = p.nullable(p.TIMESTAMP)
+    return p.record({
+        "row": p.described(p.COUNT, "The spreadsheet row number; a reissue has its original's."),
+        "payout_order_id": p.nullable(p.TEXT),
+        "reference": ref,
+        "amount": p.CENTS,
+        "currency": p.CURRENCY,
+        "stage": p.enum(states.PAYOUT_STAGES, "What became of the reference: pending (not cashed yet), cashed, "
+                        "expired, cancelled, or reissued (paid again: see reissued_as)."),
+        "order_status": p.nullable(p.described(p.TEXT, "Conekta's latest known status; null: never checked.")),
+        "cashed_at": when, "expired_at": when, "cancelled_at": when,
+        "reissued_as": p.nullable(p.described(p.TEXT, "The new reference that pays this row again.")),
+        "reissue_of": p.nullable(p.described(p.TEXT, "This row pays again the expired reference given here.")),
     })
 
 
@@ -213,6 +270,9 @@ def show_document() -> dict:
         "counts": p.record(_group_counts(states.Counts().as_json()), description="Rows per counting group."),
         "totals_created": p.money_by_currency("Cents created per currency."),
         "order_status": _per_status(),
+        **_money_after(never_paid=True),
+        "rows": {"type": "array", "items": _row_stage(),
+                 "description": "Every created order, in row order; a reissue right after its original."},
     })
 
 

@@ -139,16 +139,32 @@ AUDIT_FIELD_NOTES = {
     "totals": ("Cents per result status (rows whose amount could be read).", p.keyed(p.enum(states.RESULT_STATUSES), p.CENTS)),
     "exit_code": ("The run's exit code.", {"type": "integer"}),
     "results_path": ("The results sheet.", p.nullable(p.PATH)),
-    "command": ("The command: status, cancel or reconcile.", p.TEXT),
+    "command": ("The command: status, cancel, reconcile or reissue.", p.TEXT),
+    "source": ("Where the event came from: webhook (POST /webhooks/conekta) or sync (`events sync`).",
+               p.enum(("webhook", "sync"))),
+    "event_id": ("Conekta's event id (evt_...).", p.TEXT),
+    "event_type": ("Conekta's event type (cashout.confirmed, cashout.expired, cashout.canceled...).", p.TEXT),
+    "payout_order_id": ("The payout order.", p.nullable(p.TEXT)),
+    "previous_payout_order_id": ("The expired (or cancelled) order paid again.", p.nullable(p.TEXT)),
+    "row_key": ("The ledger row's key.", p.nullable(p.TEXT)),
+    "reissue_row_key": ("The new ledger row that pays again (r:<row_key>).", p.TEXT),
+    "row": ("The spreadsheet row number.", {"type": "integer"}),
+    "previous_status": ("The order's status before.", p.nullable(p.TEXT)),
+    "status": ("The order's status after (order_event) or the new row's result status (reissue).", p.nullable(p.TEXT)),
 }
 # Entries the pipeline writes through AuditLog's writers (fields = the writer's parameters) ...
 AUDIT_WRITERS = {"run_started": "The start of a run (not --dry-run).", "api_call": "One HTTP request: no bodies, "
                  "no personal data, never the key.", "run_finished": "The end of a run."}
 # ... and the ones operations.py appends directly around status/cancel/reconcile.
 AUDIT_COMMAND_ENTRIES = {
-    "command_started": ("A status/cancel/reconcile command starts calling Conekta about the batch.",
+    "command_started": ("A status/cancel/reconcile/reissue command starts calling Conekta about the batch.",
                         ("command", "batch_id", "operator", "host")),
     "command_finished": ("That command is done.", ("command",)),
+    "order_event": ("A Conekta event moved one of the batch's orders forward (cashed, expired, cancelled).",
+                    ("source", "event_id", "event_type", "payout_order_id", "row_key", "previous_status", "status")),
+    "reissue": ("`reissue` paid an expired (or cancelled) reference again with a new payout order.",
+                ("batch_id", "row", "row_key", "previous_payout_order_id", "previous_status", "reissue_row_key",
+                 "payout_order_id", "status")),
 }
 
 

@@ -16,19 +16,19 @@ from batch_payouts.operations.access import (
 )
 from batch_payouts.operations.cancel import CancelOutcome, cancel_rows, parse_rows, select_rows
 from batch_payouts.operations.history import (
-    REPORT_COLUMNS, batch_counts, batch_totals, day_start, parse_day, payouts_report, state_counts,
+    REPORT_COLUMNS, batch_counts, batch_totals, day_start, money_after_by_batch, parse_day, payouts_report, state_counts,
 )
 from batch_payouts.operations.reconciliation import Mismatch, ReconcileResult, reconcile
 from batch_payouts.operations.status import (
     CHANGED, CHANGED_FILL, FINAL_STATUSES, ORDER_STATUS_LABELS, PENDING_STATUSES, STATUS_COLUMNS, STATUS_ORDER,
-    RowStatus, created_rows, refresh_status, sheet_source, status_counts, write_status_sheet,
+    RowStatus, created_rows, open_rows_by_batch, refresh_status, sheet_source, status_counts, write_status_sheet,
 )
 from batch_payouts.report import mode_text
 
 __all__ = [
     "CHANGED", "CHANGED_FILL", "FINAL_STATUSES", "ORDER_STATUS_LABELS", "PENDING_STATUSES", "REPORT_COLUMNS",
     "STATUS_COLUMNS", "STATUS_ORDER", "CancelOutcome", "Connection", "Mismatch", "ReconcileResult", "RowStatus",
-    "batch_counts", "batch_totals", "cancel_rows", "check_output", "created_rows", "day_start", "find_batch",
+    "batch_counts", "batch_totals", "cancel_rows", "money_after_by_batch", "check_output", "created_rows", "day_start", "open_rows_by_batch", "find_batch",
     "mode_text", "now", "open_client", "parse_day", "parse_rows", "payouts_report", "reconcile", "refresh_status",
     "select_rows", "sheet_source", "state_counts", "status_counts", "time_text", "write_status_sheet",
 ]

@@ -95,6 +95,14 @@ def open_client(
     stack: ExitStack, batch: BatchRecord, ledger: Ledger, conn: Connection,
     environ: dict[str, str] | None = None, command: str | None = None,
 ) -> ConektaClient:
+    """``open_audited_client`` without the audit log."""
+    return open_audited_client(stack, batch, ledger, conn, environ, command)[0]
+
+
+def open_audited_client(
+    stack: ExitStack, batch: BatchRecord, ledger: Ledger, conn: Connection,
+    environ: dict[str, str] | None = None, command: str | None = None,
+) -> tuple[ConektaClient, AuditLog | None]:
     """The client for ``batch``: same key (checked by fingerprint), API base chosen as ``run`` does.
 
     A batch ``run --sandbox`` sent is recognisable by its key's fingerprint (the emulator's fixed
@@ -121,7 +129,8 @@ def open_client(
     )
     audit = _open_audit(stack, batch, ledger, command)
     on_call = (lambda call: audit.api_call(**call)) if audit is not None else None
-    return stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit), on_call=on_call))
+    client = stack.enter_context(ConektaClient(config, throttle=RateLimiter(conn.rate_limit), on_call=on_call))
+    return client, audit
 
 
 def _open_audit(stack: ExitStack, batch: BatchRecord, ledger: Ledger, command: str | None) -> AuditLog | None:

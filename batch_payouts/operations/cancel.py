@@ -1,4 +1,6 @@
-"""``cancel``: choose created orders by row, folio or "all pending" and cancel them at Conekta."""
+"""``cancel``: choose created orders by row, folio or "all pending" and cancel them at Conekta.
+
+A row number names the row's live order: after ``reissue``, the new one (``live_rows``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from batch_payouts import states
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.operations.access import key_refused
+from batch_payouts.operations.live_rows import live_by_number
 from batch_payouts.operations.status import FINAL_STATUSES
 from batch_payouts.payout.conekta import ConektaClient, ConektaError
 from batch_payouts.payout.ledger import Ledger
@@ -69,7 +72,7 @@ def select_rows(
                 and (r.order_status or ORDER_NOT_CASHED[0]) in ORDER_NOT_CASHED]
     chosen: list[LedgerRow] = []
     if rows:
-        by_number = {r.row_number: r for r in every}
+        by_number = live_by_number(every)  # a reissued row's number means its reissue, the live order
         for number in sorted(parse_rows(rows)):
             row = by_number.get(number)
             if row is None or row.state != CREATED or not row.payout_order_id:

@@ -15,7 +15,7 @@ from batch_payouts.operations.status import created_rows
 from batch_payouts.operations import payouts_sheet
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.report import mode_text
-from batch_payouts.states import Counts, count_rows
+from batch_payouts.states import CREATED, MONEY_LABELS, Counts, count_rows, money_stage
 from batch_payouts.totals import totals_by_currency
 
 BAD_DATE = Text(
@@ -34,6 +34,21 @@ def batch_totals(ledger: Ledger, batch_id: str) -> dict[str, int]:
     """Cents created per currency."""
     rows = created_rows(ledger, batch_id)
     return totals_by_currency((row.amount for row in rows), (row.currency for row in rows))
+
+
+def money_after_by_batch(ledger: Ledger) -> dict[str, dict[str, dict[str, int]]]:
+    """batch_id -> cashed / outstanding / never_paid -> cents per currency (``states.money_stage``),
+    for ``batches``: one read of the created rows of every batch."""
+    found = ledger._query("SELECT batch_id, state, order_status, amount, currency FROM rows WHERE state = ?",
+                          (CREATED,))
+    grouped: dict[str, dict[str, tuple[list[int], list[str]]]] = {}
+    for r in found:
+        stage = money_stage(r["state"], r["order_status"])
+        amounts, currencies = grouped.setdefault(r["batch_id"], {}).setdefault(stage, ([], []))
+        amounts.append(r["amount"])
+        currencies.append(r["currency"])
+    return {batch_id: {stage: totals_by_currency(*per.get(stage, ([], []))) for stage in MONEY_LABELS}
+            for batch_id, per in grouped.items()}
 
 
 def state_counts(ledger: Ledger, batch_id: str) -> dict[str, int]:

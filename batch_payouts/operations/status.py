@@ -17,6 +17,7 @@ from batch_payouts.files.write import write_table
 from batch_payouts.operations.access import key_refused, now, time_text
 from batch_payouts.payout.conekta import ConektaClient, ConektaError
 from batch_payouts.payout.ledger import Ledger
+from batch_payouts.payout.order_events import record_polled_status
 from batch_payouts.payout.records import BatchRecord, LedgerRow
 from batch_payouts.rules.headers import resolve_headers
 from batch_payouts.states import (
@@ -31,6 +32,8 @@ STATUS_ORDER = ORDER_STATUSES
 CHANGED = "changed"
 CHANGED_FILL = "FFFFEB9C"
 STATUS_COLUMNS = ["order_status", "status_checked_at", "status_change"]
+# After issue 16: when the reference was cashed, and the new reference of an expired one paid again.
+AFTER_COLUMNS = ["cashed_at", "reissued_reference", "reissued_order_status"]
 
 
 @dataclass
@@ -54,10 +57,10 @@ def created_rows(ledger: Ledger, batch_id: str) -> list[LedgerRow]:
 
 def refresh_status(
     ledger: Ledger, client: ConektaClient, batch: BatchRecord, *, workers: int = 8,
-    on_row: Callable[[RowStatus], None] | None = None,
+    on_row: Callable[[RowStatus], None] | None = None, rows: list[LedgerRow] | None = None,
 ) -> list[RowStatus]:
-    """GET every created order of the batch and record its status and the time in the ledger."""
-    rows = created_rows(ledger, batch.batch_id)
+    """GET every created order of the batch (or ``rows``) and record its status and the time in the ledger."""
+    rows = created_rows(ledger, batch.batch_id) if rows is None else rows
 
     def fetch(row: LedgerRow) -> RowStatus:
         result = RowStatus(row, row.order_status)
@@ -79,6 +82,7 @@ def refresh_status(
                 if result.error is None:
                     ledger.update_order_status(batch.batch_id, result.row.row_key, result.current,
                                                cancelled=result.current == "cancelled" and result.changed)
+                    record_polled_status(ledger, batch.batch_id, result.row.row_key, result.current)
                     if result.reference and not result.row.reference:  # created "reference pending"
                         ledger.set_reference(batch.batch_id, result.row.row_key, result.reference)
                 results.append(result)
@@ -87,6 +91,26 @@ def refresh_status(
     except ConektaError as error:
         raise key_refused(error) from error
     return results
+
+
+def open_rows_by_batch(ledger: Ledger) -> list[tuple[BatchRecord, list[LedgerRow]]]:
+    """Every created order not known to be cashed, expired or cancelled, per batch; the least recently
+    checked first, so a nightly run stopped half-way (or rate-limited) starts the next one where it stopped."""
+    found = ledger._query(
+        f"""SELECT batch_id, row_key FROM rows WHERE state='created' AND payout_order_id IS NOT NULL
+              AND COALESCE(order_status, '') NOT IN ('{"','".join(FINAL_STATUSES)}')
+            ORDER BY COALESCE(status_checked_at, 0), batch_id, row_number"""
+    )
+    keys: dict[str, set[str]] = {}
+    for r in found:
+        keys.setdefault(r["batch_id"], set()).add(r["row_key"])
+    result = []
+    for batch_id, wanted in keys.items():
+        batch = ledger.batch(batch_id)
+        if batch is not None:
+            result.append((batch, sorted((r for r in ledger.rows(batch_id) if r.row_key in wanted),
+                                        key=lambda r: r.status_checked_at or 0)))
+    return result
 
 
 def status_counts(ledger: Ledger, batch_id: str) -> dict[str, dict[str, list[int]]]:
@@ -128,7 +152,9 @@ def write_status_sheet(
     if target is None:
         return None
     changed = set(changed)
-    by_number = {r.row_number: r for r in ledger.rows(batch.batch_id)}
+    every = ledger.rows(batch.batch_id)
+    by_number = {r.row_number: r for r in every if not r.reissue_of}  # a reissue shares its original's number
+    by_key = {r.row_key: r for r in every}
     extra: dict[str, pd.DataFrame] = {}
     if source is not None:
         frame = read_table(source).astype(object)
@@ -153,8 +179,14 @@ def write_status_sheet(
         checked.append(time_text(row.status_checked_at) if known else "")
         marks.append(CHANGED if known and row.row_key in changed else "")
     frame["order_status"], frame["status_checked_at"], frame["status_change"] = statuses, checked, marks
+    frame["cashed_at"] = [time_text(r.cashed_at) if r is not None and r.cashed_at else "" for r in map(by_number.get, numbers)]
+    reissues = [by_key.get(r.reissued_as or "") if r is not None else None for r in map(by_number.get, numbers)]
+    if any(reissues) or "reissued_reference" in frame.columns:
+        frame["reissued_reference"] = [(r.reference or "") if r is not None else "" for r in reissues]
+        frame["reissued_order_status"] = [(r.order_status or STATUS_OF_STATE[r.state]) if r is not None else ""
+                                          for r in reissues]
     _fill_references(frame, numbers, by_number)
-    text = [c for c in (*report.TEXT_COLUMNS, *STATUS_COLUMNS) if c in frame.columns]
+    text = [c for c in (*report.TEXT_COLUMNS, *STATUS_COLUMNS, *AFTER_COLUMNS) if c in frame.columns]
     integers = ["row"]
     try:
         headers = resolve_headers([c for c in frame.columns if c not in report.RESULT_COLUMNS])

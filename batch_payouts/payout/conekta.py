@@ -228,6 +228,17 @@ class ConektaClient:
         """Every payout order matching ``search``, newest first, following ``next`` cursors."""
         return self._list("/payout_orders", search, limit)
 
+    def list_events(self, limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Every event of the account, newest first, page after page (``GET /events``).
+
+        Conekta does not promise a ``created_at`` filter, so a caller catching up stops
+        reading when it meets an event it already applied (``events_sync``)."""
+        return self._list("/events", None, limit)
+
+    def webhook_keys(self) -> list[dict[str, Any]]:
+        """The account's webhook keys (``GET /webhook_keys``): their ``public_key`` verifies deliveries."""
+        return list(self._list("/webhook_keys", None, 100))
+
     def _list(self, path: str, search: str | None, limit: int) -> Iterator[dict[str, Any]]:
         params: dict[str, Any] = {"limit": limit}
         if search:

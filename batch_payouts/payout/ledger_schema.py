@@ -198,6 +198,38 @@ MIGRATIONS: list[str] = [
         hash TEXT NOT NULL
     );
     """,
+    # 5 (issue 16): after the payout -- Conekta's events (webhooks and GET /events) recorded once each,
+    # when an order was cashed or expired, the link between an expired row and the order that
+    # paid it again, and when the last summary email went out
+    """
+    CREATE TABLE events (
+        event_id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        payout_order_id TEXT,
+        reference TEXT,
+        status TEXT,
+        event_created_at INTEGER,
+        received_at REAL NOT NULL,
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        batch_id TEXT,
+        row_key TEXT,
+        synced_at REAL
+    );
+    CREATE INDEX events_by_received ON events (received_at);
+    ALTER TABLE rows ADD COLUMN cashed_at REAL;
+    ALTER TABLE rows ADD COLUMN expired_at REAL;
+    ALTER TABLE rows ADD COLUMN reissue_of TEXT;
+    ALTER TABLE rows ADD COLUMN reissued_as TEXT;
+    CREATE INDEX rows_by_order ON rows (payout_order_id);
+    CREATE INDEX rows_by_reference ON rows (reference);
+    CREATE TABLE summaries (
+        summary_id TEXT PRIMARY KEY,
+        sent_at REAL NOT NULL,
+        since REAL NOT NULL,
+        recipients TEXT NOT NULL
+    );
+    """,
 ]
 
 FOREIGN_FILE = Text(

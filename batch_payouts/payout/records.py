@@ -87,6 +87,10 @@ class LedgerRow:
     created_at: float | None = None
     status_checked_at: float | None = None
     cancelled_at: float | None = None
+    cashed_at: float | None = None  # when Conekta said the beneficiary withdrew it (event time)
+    expired_at: float | None = None
+    reissue_of: str | None = None  # this row pays again the expired row with this row_key (same batch)
+    reissued_as: str | None = None  # this expired row was paid again by the row with this row_key
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> LedgerRow:
@@ -114,6 +118,10 @@ class LedgerRow:
             status_checked_at=r["status_checked_at"],
             cancelled_at=r["cancelled_at"],
             error_params=json.loads(r["error_params"]) if r["error_params"] else None,
+            cashed_at=r["cashed_at"],
+            expired_at=r["expired_at"],
+            reissue_of=r["reissue_of"],
+            reissued_as=r["reissued_as"],
         )
 
 

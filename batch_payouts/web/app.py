@@ -31,12 +31,14 @@ from batch_payouts.payout.conekta import is_loopback
 from batch_payouts.totals import currency_lines, format_totals
 from batch_payouts.web import formats, security
 from batch_payouts.web.account import AccountPages
+from batch_payouts.web.after_pages import AfterPages
 from batch_payouts.web.batch_pages import BatchPages
 from batch_payouts.web.review_pages import ReviewPages, problem_parts
 from batch_payouts.web.runs import RunManager
 from batch_payouts.web.settings import WebSettings
 from batch_payouts.web.team_pages import TeamPages
 from batch_payouts.web.uploads import UploadStore
+from batch_payouts.web.webhooks import WebhookKey, WebhookReceiver
 
 __all__ = ["WebApp", "WebSettings", "create_app", "problem_parts"]
 
@@ -53,7 +55,7 @@ LOGIN_NEEDED = Text(
 )
 
 
-class WebApp(ReviewPages, BatchPages, AccountPages, TeamPages):
+class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, TeamPages, WebhookReceiver):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
@@ -69,6 +71,7 @@ class WebApp(ReviewPages, BatchPages, AccountPages, TeamPages):
         self._review_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="review")
         self._reviews: dict[str, Future] = {}  # upload id -> its review under way
         self._reviews_lock = threading.Lock()
+        self.webhook_key = WebhookKey(settings)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["money"] = money
         self.templates.env.globals["currency_lines"] = currency_lines  # a total: one line per currency
@@ -99,6 +102,8 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/batches/{batch_id}/progress", web.progress),
         Route("/batches/{batch_id}/download/{kind:str}", web.download),
         Route("/batches/{batch_id}/refresh", web.refresh, methods=["POST"]),
+        Route("/batches/{batch_id}/reissue", web.reissue_page, methods=["GET"]),
+        Route("/batches/{batch_id}/reissue", web.reissue, methods=["POST"]),
         Route("/batches/{batch_id}/cancel", web.cancel_page, methods=["GET"]),
         Route("/batches/{batch_id}/cancel", web.cancel, methods=["POST"]),
         Route("/uploads/{upload_id}/submit", web.submit, methods=["POST"]),
@@ -110,6 +115,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/account/totp", web.enrol, methods=["POST"]),
         Route("/login/code", web.login_code_page, methods=["GET"]),
         Route("/login/code", web.login_code, methods=["POST"]),
+        Route("/webhooks/conekta", web.conekta_webhook, methods=["POST"]),
         Route("/login", web.login_page, methods=["GET"]),
         Route("/login", web.login, methods=["POST"]),
         Route("/logout", web.logout, methods=["POST"]),

@@ -26,6 +26,7 @@ from batch_payouts.totals import format_totals
 from batch_payouts.web.pages import (
     BATCH_ID, CHANGED_SINCE_REVIEW, NOT_FOUND, ROWS_SHOWN, RUNNING_NOW, Pages, _totals_of, signed_in,
 )
+from batch_payouts.web.after_pages import order_chart
 from batch_payouts.web.results import SheetFacts, sheet_facts
 from batch_payouts.web.runs import ledger_progress
 
@@ -90,7 +91,9 @@ class BatchPages(Pages):
                     "pending": len(pending), "pending_totals": _totals_of(pending), "created_totals": _totals_of(created),
                     "progress": progress.as_json() if progress else ledger_progress(batch_id, rows),
                     "names": sheet.names, "invalid_rows": sheet.invalid, "invalid_total": sheet.invalid_total,
-                    "cancellable": PENDING_STATUSES}
+                    "cancellable": PENDING_STATUSES, "reissuable": len(to_reissue_rows(rows)) if self.may_pay(request) else 0,
+                    "reissues": {r.row_key: r for r in rows if r.reissue_of},
+                    "chart": order_chart(rows, self.lang(request))}
 
         facts = await run_in_threadpool(details)
         return self.render(
@@ -217,6 +220,12 @@ class BatchPages(Pages):
         except BatchError as error:
             self.flash(request, self.describe(error, lang), "error")
         return RedirectResponse(f"/batches/{batch_id}", status_code=303)
+
+
+def to_reissue_rows(rows: list) -> list:
+    """Expired, uncashed rows not paid again yet: what the reissue button would pay."""
+    return [r for r in rows if r.state == "created" and r.order_status == "expired" and not r.cashed_at
+            and not r.reissued_as]
 
 
 def _one_row(value: object) -> int | None:

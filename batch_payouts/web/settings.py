@@ -39,6 +39,8 @@ class WebSettings:
     # How long the upload request waits for its review: a small file's review is shown at once, a
     # large one's page says it is being reviewed (and refreshes itself) while the review goes on.
     review_wait_seconds: float = 3.0
+    # The PEM public key webhook deliveries are checked with; None: the account's key from GET /webhook_keys.
+    webhook_public_key: Path | None = None
     initial_backoff: float = 0.5  # first wait before retrying a request (tests shorten it; see RunOptions)
     # Sign-in hardening (issue 15): failures allowed per user and per address before a lock of
     # ``lock_minutes``, and the inactivity after which a session ends.

@@ -1,0 +1,92 @@
+"""Issue 16 end to end on the sandbox: signed webhooks move the batch page, forged and replayed ones change
+nothing, ``events sync`` reaches the same ledger, and the reissue button pays the expired reference once."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import replace
+
+import requests
+
+from conekta_events import EventsFeed, body_of, event_for, public_pem, sign
+from conftest import WebServer, beneficiary, write_csv
+from web_client import Visitor
+
+
+def _state(path):
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT row_key, order_status, cashed_at, expired_at, cancelled_at FROM rows "
+                            "ORDER BY row_key").fetchall()
+
+
+def _deliver(server, event, digest=None):
+    body = body_of(event)
+    return requests.post(server.url + "/webhooks/conekta", data=body, timeout=10,
+                         headers={"Content-Type": "application/json", "digest": digest or sign(body)})
+
+
+def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_path):
+    source = write_csv(env / "pagos.csv", [beneficiary(n, folio=f"F-{n}") for n in (1, 2, 3)])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    with sqlite3.connect(env / "ledger.sqlite") as conn:
+        batch_id, = conn.execute("SELECT batch_id FROM batches").fetchone()
+        orders = [r[0] for r in conn.execute("SELECT payout_order_id FROM rows ORDER BY row_number")]
+    shutil.copy(env / "ledger.sqlite", tmp_path / "down.sqlite")  # a second server whose webhook was down
+    key = tmp_path / "whk.pem"
+    key.write_text(public_pem())
+    events = [event_for(sandbox.set_order_status(orders[0], "cashed"), created_at=1_790_000_000),
+              event_for(sandbox.set_order_status(orders[1], "expired"), created_at=1_790_000_100)]
+    with WebServer(replace(web_settings, webhook_public_key=key)) as server:
+        for event in events:
+            assert _deliver(server, event).status_code == 200
+        applied = _state(env / "ledger.sqlite")
+        assert _deliver(server, events[0]).json()["outcome"] == "duplicate"
+        forged = {**events[1], "id": "evt_forged", "type": "cashout.confirmed"}
+        assert _deliver(server, forged, digest=sign(body_of(events[1]))).status_code == 401
+        assert _state(env / "ledger.sqlite") == applied
+
+        visitor = Visitor(server.url)
+        page = visitor.get(f"/batches/{batch_id}").text
+        assert "cobrada (" in page and "vencida" in page and "<svg" in page and 'id="reissue-button"' in page
+        before = len(sandbox.payout_orders())
+        # the button leads to a confirmation page: what will be paid again and the total per currency
+        confirm = visitor.get(f"/batches/{batch_id}/reissue").text
+        assert len(sandbox.payout_orders()) == before  # looking pays nothing
+        assert 'id="reissue-count">1<' in confirm and 'id="reissue-total">$102.00 MXN<' in confirm
+        assert 'id="reissue-rows"' in confirm and "persona2@ejemplo.mx" in confirm
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "2"})  # not what the page showed: refused
+        assert len(sandbox.payout_orders()) == before
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"})
+        assert len(sandbox.payout_orders()) == before + 1
+        page = visitor.get(f"/batches/{batch_id}").text
+        assert "reexpedida como" in page and 'id="reissue-button"' not in page
+        visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"})
+        assert len(sandbox.payout_orders()) == before + 1  # a second press pays nothing
+
+    with EventsFeed() as feed:
+        for event in events:
+            feed.add(event)
+        result = cli("events", "sync", "--api-base", feed.url, "--ledger", tmp_path / "down.sqlite")
+        assert result.exit_code == 0, result.output
+    assert _state(tmp_path / "down.sqlite") == applied  # the same ledger state as the webhooks reached
+
+
+def test_only_a_user_who_may_pay_sees_the_reissue_button_or_can_press_it(sandbox, env, cli, web_settings, monkeypatch):
+    """``AfterPages.may_pay`` is the one check (roles will point it at approvers): no button, 403, nothing paid."""
+    from batch_payouts.web.after_pages import AfterPages
+
+    source = write_csv(env / "pagos.csv", [beneficiary(1, folio="F-1")])
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    with sqlite3.connect(env / "ledger.sqlite") as conn:
+        batch_id, order = conn.execute("SELECT batch_id, payout_order_id FROM rows").fetchone()
+    sandbox.set_order_status(order, "expired")
+    assert cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 0
+    monkeypatch.setattr(AfterPages, "may_pay", lambda self, request: False)
+    with WebServer(web_settings) as server:
+        visitor = Visitor(server.url)
+        assert 'id="reissue-button"' not in visitor.get(f"/batches/{batch_id}").text
+        assert visitor.get(f"/batches/{batch_id}/reissue").status_code == 403
+        before = len(sandbox.payout_orders())
+        assert visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
+        assert len(sandbox.payout_orders()) == before
