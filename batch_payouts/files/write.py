@@ -367,12 +367,16 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
     # characters an XLSX cannot hold or an over-long cell, and skip the
     # per-cell clean-up when there are none.
     clean = [_strings_are_xml_safe(values) for values in columns]
-    write_string, write_number, write_blank = sheet.write_string, sheet.write_number, sheet.write_blank
+    from batch_payouts.files.xlsx_rows import RowWriter  # imports xlsxwriter, as this function does
+
+    rows = RowWriter.for_sheet(sheet)  # the cells' XML written directly; None: the public API for all
+    get_style = styles.get
     for row, values in enumerate(zip(*columns), start=1):
         fill = None
         if status is not None:
             key = status[row - 1]
             fill = fills.get(key) if isinstance(key, str) else None
+        cells = []  # (column, value as stored, format): str, int/float, bool, naive date, or None (a blank)
         for position, value in enumerate(values):
             kind = kinds[position]
             if type(value) is str and kind == "auto":
@@ -380,24 +384,37 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
             else:
                 plain, number_format = _typed(value, kind)
             if plain is None:
-                style = styles.get(number_format, fill)
+                style = get_style(number_format, fill)
                 if style is not None:
-                    write_blank(row, position, None, style)
+                    cells.append((position, None, style))
             elif isinstance(plain, str):
-                style = styles.get(number_format, fill, is_formula_like(plain))
-                if plain.startswith("<r>") and plain.endswith("</r>"):
-                    _write_text(sheet, styles, row, position, plain, style)
-                else:
-                    write_string(row, position, plain, style)
-            elif isinstance(plain, bool):
-                sheet.write_boolean(row, position, plain, styles.get(number_format, fill))
-            elif isinstance(plain, (int, float)):
-                write_number(row, position, plain, styles.get(number_format, fill))
+                cells.append((position, plain, get_style(number_format, fill, plain.startswith(FORMULA_PREFIXES))))
+            elif isinstance(plain, (bool, int, float)):
+                cells.append((position, plain, get_style(number_format, fill)))
             else:  # a naive date or datetime
                 default = _DATETIME_FORMAT if isinstance(plain, dt.datetime) else _DATE_FORMAT
-                sheet.write_datetime(row, position, plain, styles.get(number_format or default, fill))
+                cells.append((position, plain, get_style(number_format or default, fill)))
+        if rows is None or not rows.write(row, cells):
+            _write_cells(sheet, styles, row, cells)
+    if rows is not None:
+        rows.finish()
     if names:
         sheet.autofilter(0, 0, len(frame), len(names) - 1)
+
+
+def _write_cells(sheet, styles: _Styles, row: int, cells: list[tuple[int, object, object]]) -> None:
+    """One row's cells through XlsxWriter's public API (what ``RowWriter`` cannot write)."""
+    for position, plain, style in cells:
+        if plain is None:
+            sheet.write_blank(row, position, None, style)
+        elif isinstance(plain, str):
+            _write_text(sheet, styles, row, position, plain, style)
+        elif isinstance(plain, bool):
+            sheet.write_boolean(row, position, plain, style)
+        elif isinstance(plain, (int, float)):
+            sheet.write_number(row, position, plain, style)
+        else:
+            sheet.write_datetime(row, position, plain, style)
 
 
 def _write_text(sheet, styles: _Styles, row: int, column: int, text: str, style) -> None:
