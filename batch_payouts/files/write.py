@@ -124,33 +124,42 @@ class TypedSheet:
 
 def _write_csv(spec: _SheetSpec, temp: Path) -> None:
     header = [_csv_cell(str(name)) for name in spec.frame.columns]
+
     # Column by column, each column's cells checked in one scan of its joined
     # text (see ``flagged_positions``): per-cell Python calls were most of the
     # time of a 100,000-row sheet.
-    columns = [(spec.frame.iloc[:, i].tolist(), name in spec.integer_columns) for i, name in enumerate(spec.frame.columns)]
-    columns = [  # pesos as plain two-decimal figures ("1500.50"): what an importer reads as a number
-        ([money_text(v) for v in values] if name in spec.money_columns else values, integer)
-        for (values, integer), name in zip(columns, spec.frame.columns)
-    ]
+    def block(start: int, stop: int | None) -> list[tuple[list, bool]]:
+        """Rows ``start:stop`` as (cells, integer column?) per column."""
+        columns = []
+        for i, name in enumerate(spec.frame.columns):
+            values = spec.frame.iloc[start:stop, i].tolist()
+            if name in spec.money_columns:  # pesos as plain two-decimal figures ("1500.50"): what an importer reads as a number
+                values = [money_text(v) for v in values]
+            columns.append((values, name in spec.integer_columns))
+        return columns
+
     with open(temp, "w", encoding="utf-8-sig", newline="") as out:
         if len(header) < 2:
             # The csv module quotes a row that is one empty field; keep it for such sheets.
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(header)
-            writer.writerows(zip(*(_csv_column(values, integer)[0] for values, integer in columns)))
+            writer.writerows(zip(*(_csv_column(values, integer)[0] for values, integer in block(0, None))))
             return
         # What csv.writer (QUOTE_MINIMAL, doublequote, "\r\n") writes for rows
-        # of two or more text fields, built by joins.
-        fields = [
-            _csv_always_quoted(_csv_column(values, False)[0]) if name in spec.text_columns
-            else _csv_fields(values, integer)
-            for (values, integer), name in zip(columns, spec.frame.columns)
-        ]
-        lines = [",".join(_csv_quoted(header)), *map(",".join, zip(*fields))]
-        out.write("\r\n".join(lines))
-        out.write("\r\n")
+        # of two or more text fields, built by joins, a block of rows at a time: the
+        # lines of a million rows at once would hold the whole file in memory twice.
+        out.write(",".join(_csv_quoted(header)) + "\r\n")
+        for start in range(0, len(spec.frame), _CSV_BLOCK_ROWS):
+            fields = [
+                _csv_always_quoted(_csv_column(values, False)[0]) if name in spec.text_columns
+                else _csv_fields(values, integer)
+                for (values, integer), name in zip(block(start, start + _CSV_BLOCK_ROWS), spec.frame.columns)
+            ]
+            out.write("\r\n".join(map(",".join, zip(*fields))))
+            out.write("\r\n")
 
 
+_CSV_BLOCK_ROWS = 50_000
 # Cells csv.writer puts in quotes (QUOTE_MINIMAL): the delimiter, the quote
 # character, or a line-ending character.
 _CSV_QUOTE_CHARACTERS = (",", '"', "\r", "\n")
