@@ -461,6 +461,11 @@ def _typed(value: object, kind: str) -> tuple[object, str | None]:
     (``0``) when they are whole; otherwise numbers, booleans and naive dates
     keep their type and everything else becomes text.
     """
+    if kind == "int":  # the usual cells first: a row number, an amount typed as digits
+        if type(value) is int and abs(value) < _EXCEL_EXACT_INTEGERS:
+            return value, "0"
+        if type(value) is str and len(value) < 16 and value.isascii() and value.isdigit():
+            return int(value), "0"
     if kind == "text":
         text = cell_text(value)
         return (_xml_safe(text) if text else None), "@"
@@ -509,6 +514,10 @@ def _xml_safe(text: str) -> str:
 def _fitted_width(name: object, values: pd.Series) -> float:
     longest = len(str(name))
     if len(values):
-        texts = values.map(cell_text)
-        longest = max(longest, int(texts.str.len().max()))
+        cells = values.tolist()
+        if all(type(cell) is str for cell in cells):  # the usual column: its own text, no call per cell
+            longest = max(longest, max(map(len, cells)))
+        else:
+            texts = values.map(cell_text)
+            longest = max(longest, int(texts.str.len().max()))
     return float(min(longest + 2, MAX_COLUMN_WIDTH))

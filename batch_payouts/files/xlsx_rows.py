@@ -88,7 +88,15 @@ class RowWriter:
         parts = []
         written = []
         number = str(row + 1)
+        letters, xf = self._letters, self._xf
         for col, value, cell_format in cells:
+            if value is None and cell_format is None:
+                continue  # XlsxWriter writes no cell for an unstyled blank (nor gives its column format an index)
+            if col >= len(letters):
+                self._letter(col)
+            style = xf.get(id(cell_format)) if cell_format is not None else None
+            if style is None:
+                style = self._style(cell_format, col)
             kind = type(value)
             if kind is str:
                 if len(value) > _SURELY_SHORT:  # XlsxWriter cuts at 32,767 UTF-16 units: its own path
@@ -101,17 +109,15 @@ class RowWriter:
                     and _preserve_whitespace(text) else ""
                 if escaped:
                     text = sheet._escape_data(text)
-                parts.append(f'<c r="{self._letter(col)}{number}"{self._style(cell_format, col)} t="inlineStr">'
+                parts.append(f'<c r="{letters[col]}{number}"{style} t="inlineStr">'
                              f'<is><t{space}>{text}</t></is></c>')
             elif kind is int or kind is float:
                 if kind is float and (value != value or value in (float("inf"), float("-inf"))):
                     return False
-                parts.append(f'<c r="{self._letter(col)}{number}"{self._style(cell_format, col)}>'
+                parts.append(f'<c r="{letters[col]}{number}"{style}>'
                              f'<v>{value:.16G}</v></c>')
             elif value is None:
-                if cell_format is None:
-                    continue  # XlsxWriter writes no cell for an unstyled blank
-                parts.append(f'<c r="{self._letter(col)}{number}"{self._style(cell_format, col)}/>')
+                parts.append(f'<c r="{letters[col]}{number}"{style}/>')
             else:
                 return False
             written.append(col)
