@@ -375,3 +375,24 @@ def test_xlsx_read_in_blocks_is_the_whole_sheet_from_a1(tmp_path, monkeypatch, b
         expected = read._rows_to_columns([[v if type(v) is str else cell_text(v) for v in row] for row in whole])
         got = read._sheet_columns(workbook, name)
         assert [c.tolist() for c in got] == [c.tolist() for c in expected], name
+
+
+@pytest.mark.parametrize("block_bytes", [8 << 20, 64, 7])
+def test_amount_cell_formats_are_counted_the_same_in_small_blocks(tmp_path, monkeypatch, block_bytes):
+    """The sheet's XML is scanned a block at a time: no cell is missed or counted twice at a cut."""
+    import xlsxwriter
+
+    from batch_payouts.files import formats
+
+    path = tmp_path / "money.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Pagos")
+    money = book.add_format({"num_format": "$#,##0.00"})
+    sheet.write_row(0, 0, ["nombre", "correo", "telefono", "monto"])
+    for row in range(1, 60):
+        sheet.write_number(row, 3, 1500 + row, money if row % 4 else None)
+        sheet.write_string(row, 0, f"Persona {row}")
+    book.close()
+    monkeypatch.setattr(formats, "_XML_BLOCK_BYTES", block_bytes)
+    found = formats.column_formats(path, "Pagos", "D", 2)
+    assert (found.money, found.plain) == (45, 14)
