@@ -201,11 +201,17 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
         delimiter, text = hint.group(1), text[hint.end():]
     else:
         delimiter = _detect_delimiter(text, default="\t" if ext == ".tsv" else ",")
-    # The tokenizer reads UTF-8 bytes: the file's own when they are exactly that.
-    payload = data if encoding == "utf-8" and not hint else text.encode("utf-8")
+    # The tokenizer reads UTF-8 bytes: the file's own when they are exactly that (and then the
+    # decoded copy is dropped while it runs: a million rows are ~100 MB of it).
+    own_bytes = encoding == "utf-8" and not hint
+    payload = data if own_bytes else text.encode("utf-8")
+    if own_bytes:
+        del text
     columns = _tokenized_columns(payload, delimiter)
     if columns is not None:
         return columns
+    if own_bytes:
+        text = data.decode(encoding)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
