@@ -190,7 +190,9 @@ def _csv_quoted(cells: list[str], joined: str | None = None) -> list[str]:
 
 def _csv_always_quoted(cells: list[str]) -> list[str]:
     """A text column's cells each in quotes (inner quotes doubled), empty cells left empty."""
-    return ['"' + cell.replace('"', '""') + '"' if cell else cell for cell in cells]
+    if '"' in joined_cells(cells):
+        return ['"' + cell.replace('"', '""') + '"' if cell else cell for cell in cells]
+    return [f'"{cell}"' if cell else cell for cell in cells]  # the usual column: no quote inside
 
 
 def _csv_column(values: list, integer: bool) -> tuple[list[str], str | None]:
