@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import re
 
-from xlsxwriter.utility import _preserve_whitespace, xl_col_to_name
+from xlsxwriter.utility import xl_col_to_name
+
+try:  # private: another XlsxWriter may not have it, and then the public API writes every cell
+    from xlsxwriter.utility import _preserve_whitespace
+except ImportError:  # pragma: no cover - depends on the installed XlsxWriter
+    _preserve_whitespace = None
 
 # A cell whose text needs one of XlsxWriter's escapes: control characters and
 # the non-characters (_xHHHH_), a literal "_x" that could read as one, "&<>"
@@ -40,13 +45,16 @@ class RowWriter:
     @classmethod
     def for_sheet(cls, sheet) -> RowWriter | None:
         """A writer for ``sheet``, or None when it cannot promise XlsxWriter's exact output."""
-        if not getattr(sheet, "constant_memory", False) or not all(hasattr(sheet, n) for n in _INTERNALS):
+        try:
+            if _preserve_whitespace is None or not getattr(sheet, "constant_memory", False) \
+                    or not all(hasattr(sheet, n) for n in _INTERNALS):
+                return None
+            if sheet.excel_version != 2007 or sheet.row_info or sheet.comments \
+                    or sheet.default_row_height != sheet.original_row_height:
+                return None
+            return cls(sheet)
+        except (AttributeError, TypeError):  # another XlsxWriter's internals: its public API instead
             return None
-        if getattr(sheet, "excel_version", 2007) != 2007 or sheet.row_info or getattr(sheet, "comments", None):
-            return None
-        if sheet.default_row_height != sheet.original_row_height:
-            return None
-        return cls(sheet)
 
     def __init__(self, sheet) -> None:
         self._sheet = sheet

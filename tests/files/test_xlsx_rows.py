@@ -49,3 +49,17 @@ def test_direct_rows_are_byte_for_byte_what_the_xlsxwriter_api_writes(tmp_path, 
     monkeypatch.setattr(RowWriter, "for_sheet", classmethod(lambda cls, sheet: None))  # the public API only
     api = write.write_table(frame, tmp_path / "api.xlsx", **options)
     assert _sheets(direct) == _sheets(api)
+
+
+def test_the_installed_xlsxwriter_gets_the_direct_rows(tmp_path):
+    """With the pinned XlsxWriter the direct path is taken (a drift would silently cost 10x)."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(tmp_path / "x.xlsx"), {"constant_memory": True})
+    try:
+        assert RowWriter.for_sheet(book.add_worksheet()) is not None
+        plain = xlsxwriter.Workbook(str(tmp_path / "y.xlsx"))
+        assert RowWriter.for_sheet(plain.add_worksheet()) is None  # shared strings: not what it writes
+        plain.close()
+    finally:
+        book.close()
