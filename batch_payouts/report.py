@@ -29,7 +29,7 @@ from batch_payouts.states import (
     CREATED, DUPLICATE, FAILED, GROUP_HINTS, INVALID, ORDER_NEVER_PAID, PENDING, ORDER_STATUSES, RESULT_STATUSES, TOTAL_LABELS, UNKNOWN, VALID,
     UNCONFIRMED_EXPLAINED, count_rows, hint, label, report_order_label,
 )
-from batch_payouts.totals import format_totals, totals_by_currency
+from batch_payouts.totals import format_totals
 from batch_payouts.words import COLUMN_WORDS, column_words
 
 if TYPE_CHECKING:  # annotations only: `validate` loads no part of payout/
@@ -184,9 +184,9 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
     groups.sort(key=lambda group: group[0])  # statuses in the order the rows first show them
     amounts = {status: sum(cents[rows].tolist()) for _, status, rows in groups}
     currencies = validated["currency"].to_numpy(dtype=object, na_value="")
-    by_currency = {status: totals_by_currency(cents[rows].tolist(), currencies[rows].tolist()) for _, status, rows in groups}
-    rows_by_currency = {status: totals_by_currency([1] * int(rows.sum()), currencies[rows].tolist())
-                        for _, status, rows in groups}
+    by_currency, rows_by_currency = {}, {}
+    for _, status, rows in groups:
+        by_currency[status], rows_by_currency[status] = _per_currency(cents[rows], currencies[rows])
     totals = by_currency.get(CREATED, {})
     return Summary(
         counts={status: counts[status] for status in STATUS_ORDER if counts.get(status)},
@@ -197,6 +197,20 @@ def summarize(frame: pd.DataFrame, validated: pd.DataFrame) -> Summary:
         counts_by_currency=rows_by_currency,
         not_sent=int((frame["error_code"] == NOT_SENT_CODE).sum()) if "error_code" in frame.columns else 0,
     )
+
+
+def _per_currency(cents: np.ndarray, currencies: np.ndarray) -> tuple[dict[str, int], dict[str, int]]:
+    """``totals_by_currency`` of the amounts and of the rows, grouped with numpy (a million rows
+    one by one took seconds); each total still a sum of Python ints, exact however large."""
+    codes, uniques = pd.factorize(currencies, use_na_sentinel=False)  # in order of first appearance
+    totals: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for code, currency in enumerate(uniques.tolist()):
+        mine = codes == code
+        key = str(currency)
+        totals[key] = totals.get(key, 0) + sum(cents[mine].tolist())
+        counts[key] = counts.get(key, 0) + int(mine.sum())
+    return totals, counts
 
 
 def summary_of(

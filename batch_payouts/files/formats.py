@@ -97,24 +97,36 @@ def _xml_escaped(text: str) -> str:
 def column_formats(path: Path, sheet: str, letter: str, first_row: int) -> ColumnFormats:
     """Count the money-formatted and plain cells holding a value in column ``letter`` of
     ``sheet``, from row ``first_row`` on (the rows under the header). Unknown: ``ColumnFormats()``."""
+    # Opening tags of this column's cells, in row order: <c r="D7" s="3" t="n"> (r and s come first
+    # in what Excel, openpyxl and XlsxWriter write; a self-closing tag holds no value).
+    # The pattern starts with a literal (no "<c " before it) so the search is a fast scan for it.
+    pattern = re.compile(rb' r="' + letter.encode() + rb'(\d+)"(?: s="(\d+)")?[^>]*?(/?)>')
+    counts: Counter[tuple[bytes, bytes]] = Counter()
     try:
         with zipfile.ZipFile(path) as archive:
             money_styles = _money_styles(archive.read("xl/styles.xml"))
             part = _sheet_part(archive, sheet)
             if part is None:
                 return ColumnFormats()
-            data = archive.read(part)
+            with archive.open(part) as xml:
+                # A block at a time (a million rows are hundreds of MB of XML), each cut before its
+                # last "<": a tag never spans two blocks, so no cell is missed or counted twice.
+                rest = b""
+                while True:
+                    block = xml.read(_XML_BLOCK_BYTES)
+                    data = rest + block
+                    cut = data.rfind(b"<") if block else len(data)
+                    if cut <= 0 and block:
+                        rest = data
+                        continue
+                    _count_cells(pattern.findall(data, 0, cut), first_row, counts)
+                    rest = data[cut:]
+                    if not block:
+                        break
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return ColumnFormats()
-    # Opening tags of this column's cells, in row order: <c r="D7" s="3" t="n"> (r and s come first
-    # in what Excel, openpyxl and XlsxWriter write; a self-closing tag holds no value).
-    # The pattern starts with a literal (no "<c " before it) so the search is a fast scan for it.
-    cells = re.compile(rb' r="' + letter.encode() + rb'(\d+)"(?: s="(\d+)")?[^>]*?(/?)>').findall(data)
-    above = 0
-    while above < len(cells) and int(cells[above][0]) < first_row:
-        above += 1
     money = plain = 0
-    for (style, closed), count in Counter(map(itemgetter(1, 2), cells[above:])).items():
+    for (style, closed), count in counts.items():
         if closed:
             continue
         index = int(style or 0)
@@ -123,3 +135,16 @@ def column_formats(path: Path, sheet: str, letter: str, first_row: int) -> Colum
         else:
             plain += count
     return ColumnFormats(money, plain)
+
+
+_XML_BLOCK_BYTES = 8 << 20
+
+
+def _count_cells(cells: list[tuple[bytes, bytes, bytes]], first_row: int, counts: Counter) -> None:
+    """Add the (style, self-closing) of the cells from the first one at or below ``first_row`` on
+    (cells come in row order; ``counts`` empty: that cell is not found yet)."""
+    above = 0
+    if not counts:
+        while above < len(cells) and int(cells[above][0]) < first_row:
+            above += 1
+    counts.update(map(itemgetter(1, 2), cells[above:]))

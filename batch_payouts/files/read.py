@@ -140,9 +140,9 @@ def read_table(path: str | os.PathLike[str], sheet: str | None = None) -> pd.Dat
         raise InputFileError(WRONG_EXTENSION, path=str(file), ext=file.suffix or "—")
     with paused_gc():
         if ext in XLSX_EXTENSIONS:
-            rows, name, names = _read_xlsx_rows(file, sheet)
+            columns, name, names = _read_xlsx_rows(file, sheet)
             try:
-                frame = _rows_to_frame(rows, file)
+                frame = _columns_to_frame(columns, file, locate=True)
             except InputFileError as error:
                 raise in_sheet(error, {"sheet": name, "sheets": names}) from error
             frame.attrs.update(sheet=name, sheets=names)
@@ -201,11 +201,17 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
         delimiter, text = hint.group(1), text[hint.end():]
     else:
         delimiter = _detect_delimiter(text, default="\t" if ext == ".tsv" else ",")
-    # The tokenizer reads UTF-8 bytes: the file's own when they are exactly that.
-    payload = data if encoding == "utf-8" and not hint else text.encode("utf-8")
+    # The tokenizer reads UTF-8 bytes: the file's own when they are exactly that (and then the
+    # decoded copy is dropped while it runs: a million rows are ~100 MB of it).
+    own_bytes = encoding == "utf-8" and not hint
+    payload = data if own_bytes else text.encode("utf-8")
+    if own_bytes:
+        del text
     columns = _tokenized_columns(payload, delimiter)
     if columns is not None:
         return columns
+    if own_bytes:
+        text = data.decode(encoding)
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
@@ -268,8 +274,8 @@ def _detect_delimiter(text: str, default: str) -> str:
     return best if counts[best] else default
 
 
-def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[list[str]], str, list[str]]:
-    """(the sheet's rows as text, its name, every sheet's name)."""
+def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[np.ndarray], str, list[str]]:
+    """(the sheet's columns as text, its name, every sheet's name)."""
     try:
         from python_calamine import CalamineWorkbook, PasswordError
     except ImportError as exc:  # pragma: no cover - a broken install, not bad input
@@ -279,7 +285,7 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[list[str]], str
         names = list(workbook.sheet_names)
         if sheet is not None:
             name = _pick_sheet(names, sheet, file)
-            return _sheet_rows(workbook, name), name, names
+            return _sheet_columns(workbook, name), name, names
         return (*_first_sheet_with_data(workbook, file), names)
     except InputFileError:
         raise
@@ -295,13 +301,51 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[list[str]], str
         raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=short_detail(exc)) from None
 
 
-def _sheet_rows(workbook, name: str) -> list[list[str]]:
-    cells = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
-    # Most cells are already text: skip the call for them (this runs on every cell).
-    return [[value if type(value) is str else cell_text(value) for value in row] for row in cells]
+_XLSX_BLOCK_ROWS = 65_536
 
 
-def _first_sheet_with_data(workbook, file: Path) -> tuple[list[list[str]], str]:
+def _sheet_columns(workbook, name: str) -> list[np.ndarray]:
+    """The sheet's cells as text columns, from A1 (what ``to_python(skip_empty_area=False)`` gives).
+
+    Read row by row and turned into columns a block at a time: calamine's whole sheet as
+    Python lists (a list per row, a float per number cell) plus our text copy of it was
+    twice the memory of the table itself, over 1 GB for a million rows.
+    """
+    sheet = workbook.get_sheet_by_name(name)
+    blocks: list[list[np.ndarray]] = []
+    rows: list[list[str]] = []
+    for row in sheet.iter_rows():
+        # Most cells are already text: skip the call for them (this runs on every cell).
+        rows.append([value if type(value) is str else cell_text(value) for value in row])
+        if len(rows) == _XLSX_BLOCK_ROWS:
+            blocks.append(_rows_to_columns(rows))
+            rows = []
+    if rows or not blocks:
+        blocks.append(_rows_to_columns(rows))
+    width = max(len(block) for block in blocks)
+    count = sum(len(block[0]) if block else 0 for block in blocks)
+    columns = [np.concatenate([block[position] if position < len(block) else _blank(len(block[0]) if block else 0)
+                               for block in blocks]) for position in range(width)]
+    # iter_rows starts at the first column with data (its rows start at row 1): pad what
+    # to_python(skip_empty_area=False) would have to its left (and above, for another layout).
+    start = sheet.start
+    if start is not None and columns:
+        end = sheet.end
+        left, above = (end[1] + 1) - width, (end[0] + 1) - count
+        if left > 0:
+            columns = [_blank(count) for _ in range(left)] + columns
+        if above > 0:
+            columns = [np.concatenate([_blank(above), column]) for column in columns]
+    return columns
+
+
+def _blank(count: int) -> np.ndarray:
+    column = np.empty(count, dtype=object)
+    column[:] = ""
+    return column
+
+
+def _first_sheet_with_data(workbook, file: Path) -> tuple[list[np.ndarray], str]:
     """The first visible worksheet with a non-blank cell, and its name.
 
     Hidden sheets (and chart sheets) are skipped: Excel does not show them, so
@@ -317,9 +361,9 @@ def _first_sheet_with_data(workbook, file: Path) -> tuple[list[list[str]], str]:
     visible = [m.name for m in worksheets if m.visible == SheetVisibleEnum.Visible]
     hidden = [m.name for m in worksheets if m.visible != SheetVisibleEnum.Visible]
     for name in visible:
-        rows = _sheet_rows(workbook, name)
-        if any(cell and not cell.isspace() for row in rows for cell in row):
-            return rows, name
+        columns = _sheet_columns(workbook, name)
+        if any(cell and not cell.isspace() for column in columns for cell in column):
+            return columns, name
     listed = ", ".join(f"«{name}»" for name in visible) or "—"
     if hidden:
         raise InputFileError(

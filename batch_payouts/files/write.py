@@ -124,33 +124,42 @@ class TypedSheet:
 
 def _write_csv(spec: _SheetSpec, temp: Path) -> None:
     header = [_csv_cell(str(name)) for name in spec.frame.columns]
+
     # Column by column, each column's cells checked in one scan of its joined
     # text (see ``flagged_positions``): per-cell Python calls were most of the
     # time of a 100,000-row sheet.
-    columns = [(spec.frame.iloc[:, i].tolist(), name in spec.integer_columns) for i, name in enumerate(spec.frame.columns)]
-    columns = [  # pesos as plain two-decimal figures ("1500.50"): what an importer reads as a number
-        ([money_text(v) for v in values] if name in spec.money_columns else values, integer)
-        for (values, integer), name in zip(columns, spec.frame.columns)
-    ]
+    def block(start: int, stop: int | None) -> list[tuple[list, bool]]:
+        """Rows ``start:stop`` as (cells, integer column?) per column."""
+        columns = []
+        for i, name in enumerate(spec.frame.columns):
+            values = spec.frame.iloc[start:stop, i].tolist()
+            if name in spec.money_columns:  # pesos as plain two-decimal figures ("1500.50"): what an importer reads as a number
+                values = [money_text(v) for v in values]
+            columns.append((values, name in spec.integer_columns))
+        return columns
+
     with open(temp, "w", encoding="utf-8-sig", newline="") as out:
         if len(header) < 2:
             # The csv module quotes a row that is one empty field; keep it for such sheets.
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(header)
-            writer.writerows(zip(*(_csv_column(values, integer)[0] for values, integer in columns)))
+            writer.writerows(zip(*(_csv_column(values, integer)[0] for values, integer in block(0, None))))
             return
         # What csv.writer (QUOTE_MINIMAL, doublequote, "\r\n") writes for rows
-        # of two or more text fields, built by joins.
-        fields = [
-            _csv_always_quoted(_csv_column(values, False)[0]) if name in spec.text_columns
-            else _csv_fields(values, integer)
-            for (values, integer), name in zip(columns, spec.frame.columns)
-        ]
-        lines = [",".join(_csv_quoted(header)), *map(",".join, zip(*fields))]
-        out.write("\r\n".join(lines))
-        out.write("\r\n")
+        # of two or more text fields, built by joins, a block of rows at a time: the
+        # lines of a million rows at once would hold the whole file in memory twice.
+        out.write(",".join(_csv_quoted(header)) + "\r\n")
+        for start in range(0, len(spec.frame), _CSV_BLOCK_ROWS):
+            fields = [
+                _csv_always_quoted(_csv_column(values, False)[0]) if name in spec.text_columns
+                else _csv_fields(values, integer)
+                for (values, integer), name in zip(block(start, start + _CSV_BLOCK_ROWS), spec.frame.columns)
+            ]
+            out.write("\r\n".join(map(",".join, zip(*fields))))
+            out.write("\r\n")
 
 
+_CSV_BLOCK_ROWS = 50_000
 # Cells csv.writer puts in quotes (QUOTE_MINIMAL): the delimiter, the quote
 # character, or a line-ending character.
 _CSV_QUOTE_CHARACTERS = (",", '"', "\r", "\n")
@@ -181,7 +190,9 @@ def _csv_quoted(cells: list[str], joined: str | None = None) -> list[str]:
 
 def _csv_always_quoted(cells: list[str]) -> list[str]:
     """A text column's cells each in quotes (inner quotes doubled), empty cells left empty."""
-    return ['"' + cell.replace('"', '""') + '"' if cell else cell for cell in cells]
+    if '"' in joined_cells(cells):
+        return ['"' + cell.replace('"', '""') + '"' if cell else cell for cell in cells]
+    return [f'"{cell}"' if cell else cell for cell in cells]  # the usual column: no quote inside
 
 
 def _csv_column(values: list, integer: bool) -> tuple[list[str], str | None]:
@@ -367,12 +378,16 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
     # characters an XLSX cannot hold or an over-long cell, and skip the
     # per-cell clean-up when there are none.
     clean = [_strings_are_xml_safe(values) for values in columns]
-    write_string, write_number, write_blank = sheet.write_string, sheet.write_number, sheet.write_blank
+    from batch_payouts.files.xlsx_rows import RowWriter  # imports xlsxwriter, as this function does
+
+    rows = RowWriter.for_sheet(sheet)  # the cells' XML written directly; None: the public API for all
+    get_style = styles.get
     for row, values in enumerate(zip(*columns), start=1):
         fill = None
         if status is not None:
             key = status[row - 1]
             fill = fills.get(key) if isinstance(key, str) else None
+        cells = []  # (column, value as stored, format): str, int/float, bool, naive date, or None (a blank)
         for position, value in enumerate(values):
             kind = kinds[position]
             if type(value) is str and kind == "auto":
@@ -380,24 +395,37 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
             else:
                 plain, number_format = _typed(value, kind)
             if plain is None:
-                style = styles.get(number_format, fill)
+                style = get_style(number_format, fill)
                 if style is not None:
-                    write_blank(row, position, None, style)
+                    cells.append((position, None, style))
             elif isinstance(plain, str):
-                style = styles.get(number_format, fill, is_formula_like(plain))
-                if plain.startswith("<r>") and plain.endswith("</r>"):
-                    _write_text(sheet, styles, row, position, plain, style)
-                else:
-                    write_string(row, position, plain, style)
-            elif isinstance(plain, bool):
-                sheet.write_boolean(row, position, plain, styles.get(number_format, fill))
-            elif isinstance(plain, (int, float)):
-                write_number(row, position, plain, styles.get(number_format, fill))
+                cells.append((position, plain, get_style(number_format, fill, plain.startswith(FORMULA_PREFIXES))))
+            elif isinstance(plain, (bool, int, float)):
+                cells.append((position, plain, get_style(number_format, fill)))
             else:  # a naive date or datetime
                 default = _DATETIME_FORMAT if isinstance(plain, dt.datetime) else _DATE_FORMAT
-                sheet.write_datetime(row, position, plain, styles.get(number_format or default, fill))
+                cells.append((position, plain, get_style(number_format or default, fill)))
+        if rows is None or not rows.write(row, cells):
+            _write_cells(sheet, styles, row, cells)
+    if rows is not None:
+        rows.finish()
     if names:
         sheet.autofilter(0, 0, len(frame), len(names) - 1)
+
+
+def _write_cells(sheet, styles: _Styles, row: int, cells: list[tuple[int, object, object]]) -> None:
+    """One row's cells through XlsxWriter's public API (what ``RowWriter`` cannot write)."""
+    for position, plain, style in cells:
+        if plain is None:
+            sheet.write_blank(row, position, None, style)
+        elif isinstance(plain, str):
+            _write_text(sheet, styles, row, position, plain, style)
+        elif isinstance(plain, bool):
+            sheet.write_boolean(row, position, plain, style)
+        elif isinstance(plain, (int, float)):
+            sheet.write_number(row, position, plain, style)
+        else:
+            sheet.write_datetime(row, position, plain, style)
 
 
 def _write_text(sheet, styles: _Styles, row: int, column: int, text: str, style) -> None:
@@ -435,6 +463,11 @@ def _typed(value: object, kind: str) -> tuple[object, str | None]:
     (``0``) when they are whole; otherwise numbers, booleans and naive dates
     keep their type and everything else becomes text.
     """
+    if kind == "int":  # the usual cells first: a row number, an amount typed as digits
+        if type(value) is int and abs(value) < _EXCEL_EXACT_INTEGERS:
+            return value, "0"
+        if type(value) is str and len(value) < 16 and value.isascii() and value.isdigit():
+            return int(value), "0"
     if kind == "text":
         text = cell_text(value)
         return (_xml_safe(text) if text else None), "@"
@@ -483,6 +516,10 @@ def _xml_safe(text: str) -> str:
 def _fitted_width(name: object, values: pd.Series) -> float:
     longest = len(str(name))
     if len(values):
-        texts = values.map(cell_text)
-        longest = max(longest, int(texts.str.len().max()))
+        cells = values.tolist()
+        if all(type(cell) is str for cell in cells):  # the usual column: its own text, no call per cell
+            longest = max(longest, max(map(len, cells)))
+        else:
+            texts = values.map(cell_text)
+            longest = max(longest, int(texts.str.len().max()))
     return float(min(longest + 2, MAX_COLUMN_WIDTH))

@@ -179,7 +179,8 @@ def load_file(path: Path, options: RunOptions) -> LoadedFile:
     require_phone(validation, headers.header("phone"), options.api_version, options.lang, unit.unit)
     # Every amount that could be read, valid or not: a unit mix-up makes rows invalid (over --max-amount)
     check_amounts(unit, validation.frame["amount"].dropna().tolist())
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as source:  # in blocks: the whole file beside its table would double a 1M-row peak
+        digest = hashlib.file_digest(source, "sha256").hexdigest()
     return LoadedFile(
         path, digest, raw, headers, validation.frame, name=options.input_name or path.name,
         problems=validation.problems, unit=unit,

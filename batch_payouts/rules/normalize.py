@@ -163,19 +163,41 @@ def _phones(texts: list[str]) -> list[str]:
     return phones
 
 
-def _metadata(raw: pd.DataFrame, headers: HeaderMap) -> tuple[list[dict[str, str]], list[str] | None]:
+def _metadata(raw: pd.DataFrame, headers: HeaderMap) -> tuple[list[dict[str, str]], list[list[str]]]:
     """Per-row metadata dicts (non-empty cells only) and what the duplicate-row
-    key compares of them: the cells, in the file's column order (every row of a
-    file has the same columns, so the names add nothing); None without metadata."""
+    key compares of them: each metadata column's cells, in the file's column order
+    (every row of a file has the same columns, so the names add nothing).
+
+    Rows with the same metadata share one dict (nothing changes a row's metadata:
+    a request body copies it): a million rows of a few departments hold a few
+    dicts, not a million (~180 bytes each)."""
     keys = list(headers.metadata)
+    empty: dict[str, str] = {}
     if not keys:
-        return [{} for _ in range(len(raw))], None
+        return [empty] * len(raw), []
     columns = [_cells(raw, headers.metadata[key]) for key in keys]
     if len(keys) == 1:
         (key,), (column,) = keys, columns
-        return [{key: value} if value else {} for value in column], column
-    records = [{k: v for k, v in zip(keys, values) if v} for values in zip(*columns)]
-    return records, list(map("\x1e".join, zip(*columns)))
+        made = {value: {key: value} if value else empty for value in dict.fromkeys(column)}
+        return list(map(made.__getitem__, column)), columns
+    shared: dict[tuple[str, ...], dict[str, str]] = {}
+    records = []
+    for values in zip(*columns):
+        record = shared.get(values)
+        if record is None:
+            record = shared[values] = {k: v for k, v in zip(keys, values) if v} or empty
+        records.append(record)
+    return records, columns
+
+
+def _group_ids(columns: list[list[str]]) -> np.ndarray:
+    """One int64 per row, equal exactly when the rows are equal in every column: what
+    ``duplicated`` compares, without a joined key string per row (100 bytes each)."""
+    ids = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(np.asarray(column, dtype=object))
+        ids, _ = pd.factorize(ids * len(uniques) + codes)  # both < rows: never overflows int64
+    return ids.astype(np.int64, copy=False)
 
 
 def normalize(
@@ -190,10 +212,10 @@ def normalize(
     amount_readable, amount, amount_key = _parse_amounts(cells["amount"], amount_unit)
     currency = _currencies(cells["currency"])
     reason = _nfc(cells["reason"])
-    metadata, metadata_key = _metadata(raw, headers)
-    emails = list(map(str.casefold, cells["email"]))
-    compared = [emails, amount_key, currency, reason] + ([] if metadata_key is None else [metadata_key])
-    duplicate_key = list(map("\x1f".join, zip(*compared)))
+    metadata, metadata_columns = _metadata(raw, headers)
+    compared = [list(map(str.casefold, cells["email"])), amount_key, currency, reason, *metadata_columns]
+    duplicate_key = _group_ids(compared)  # rows equal in email (any case), amount, currency, reason and metadata
+    del compared
 
     def text(values: list[str]) -> pd.Series:
         # Plain Python str in an object column: what pandera's ``str`` accepts
@@ -215,7 +237,7 @@ def normalize(
             "external_id": text(cells["external_id"]),
             "expires_text": text(cells["expires_at"]),
             "expires_at": _parse_expiries(cells["expires_at"]),
-            "duplicate_key": text(duplicate_key),
+            "duplicate_key": pd.Series(duplicate_key),
         },
         copy=False,  # the columns were just built for this frame
     )

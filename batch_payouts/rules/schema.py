@@ -246,7 +246,7 @@ def build_schema(*, now: int, allow_duplicate_rows: bool = False, max_amount: in
             "expires_at": pa.Column(
                 "Int64", check("expires_at_in_past", lambda s: s > now, ignore_na=True), nullable=True
             ),
-            "duplicate_key": pa.Column(str, duplicate_row),
+            "duplicate_key": pa.Column("int64", duplicate_row),  # normalize._group_ids
         },
         checks=row_checks,
     )

@@ -349,3 +349,50 @@ def test_in_sheet_leaves_csv_errors_alone(tmp_path):
     frame = read.read_table(write_bytes(tmp_path, "b.csv", HEADER.encode()))
     error = InputFileError(read.EMPTY_FILE, path="b.csv")
     assert frame.attrs == {} and read.in_sheet(error, frame.attrs) is error
+
+
+@pytest.mark.parametrize("block_rows", [65_536, 3, 1])
+def test_xlsx_read_in_blocks_is_the_whole_sheet_from_a1(tmp_path, monkeypatch, block_rows):
+    """Row by row, in blocks, the cells are exactly calamine's whole sheet from A1 (empty area
+    included), whatever the layout: data away from A1, ragged rows, numbers, an empty sheet."""
+    import xlsxwriter
+    from python_calamine import CalamineWorkbook
+
+    from batch_payouts.files.cells import cell_text
+
+    path = tmp_path / "odd.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    far, book_empty, ragged = book.add_worksheet("far"), book.add_worksheet("empty"), book.add_worksheet("ragged")
+    far.write(0, 0, "x")
+    far.write(40, 7, "far")
+    for r in range(30):
+        ragged.write(r + 4, r % 5 + 1, f"v{r}" if r % 3 else r * 1.5)
+    book.close()
+    monkeypatch.setattr(read, "_XLSX_BLOCK_ROWS", block_rows)
+    workbook = CalamineWorkbook.from_path(str(path))
+    for name in workbook.sheet_names:
+        whole = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        expected = read._rows_to_columns([[v if type(v) is str else cell_text(v) for v in row] for row in whole])
+        got = read._sheet_columns(workbook, name)
+        assert [c.tolist() for c in got] == [c.tolist() for c in expected], name
+
+
+@pytest.mark.parametrize("block_bytes", [8 << 20, 64, 7])
+def test_amount_cell_formats_are_counted_the_same_in_small_blocks(tmp_path, monkeypatch, block_bytes):
+    """The sheet's XML is scanned a block at a time: no cell is missed or counted twice at a cut."""
+    import xlsxwriter
+
+    from batch_payouts.files import formats
+
+    path = tmp_path / "money.xlsx"
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("Pagos")
+    money = book.add_format({"num_format": "$#,##0.00"})
+    sheet.write_row(0, 0, ["nombre", "correo", "telefono", "monto"])
+    for row in range(1, 60):
+        sheet.write_number(row, 3, 1500 + row, money if row % 4 else None)
+        sheet.write_string(row, 0, f"Persona {row}")
+    book.close()
+    monkeypatch.setattr(formats, "_XML_BLOCK_BYTES", block_bytes)
+    found = formats.column_formats(path, "Pagos", "D", 2)
+    assert (found.money, found.plain) == (45, 14)

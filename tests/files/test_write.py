@@ -191,3 +191,12 @@ def test_an_integer_column_too_long_for_excel_keeps_the_text_as_typed(tmp_path):
     assert sheet["A2"].value == 150000
     assert sheet["A3"].value == huge and sheet["A3"].data_type == "s"
     assert sheet["A4"].value == "1234567890123456"  # 16 digits: a number would lose the last one
+
+
+def test_csv_written_in_blocks_is_the_same_file(tmp_path, monkeypatch):
+    frame = pd.concat([results_frame()] * 3, ignore_index=True)
+    frame.loc[4, "nombre"] = 'coma, "comillas"'
+    options = dict(text_columns=["referencia"], integer_columns=["monto", "fila"])
+    whole = write.write_table(frame, tmp_path / "whole.csv", **options).read_bytes()
+    monkeypatch.setattr(write, "_CSV_BLOCK_ROWS", 2)  # 9 rows: five blocks, the last one short
+    assert write.write_table(frame, tmp_path / "blocks.csv", **options).read_bytes() == whole
