@@ -272,3 +272,53 @@ def test_webhooks_from_the_real_sandbox_move_the_page_and_show_and_sync_reissue_
         for process in (web, sandbox):
             if process.process.poll() is None:
                 process.stop()
+
+
+def make_web_arguments() -> list[str]:
+    """The arguments `make web` gives `batch-payouts web` (read from the Makefile, so the test follows it)."""
+    makefile = (Path(__file__).resolve().parents[2] / "Makefile").read_text()
+    recipe = re.search(r"^web:.*?\n((?:\t.*\n)+)", makefile, re.MULTILINE).group(1).replace("\\\n", " ")
+    return recipe.split("batch-payouts web", 1)[1].split()
+
+
+def test_make_web_shows_references_being_cashed_through_the_apps_own_webhooks(tmp_path):
+    """`make web`'s built-in sandbox cashes and expires references by itself and tells the app by
+    signed webhooks; the batch page and the ledger follow without anyone asking Conekta."""
+    arguments = make_web_arguments()
+    assert "--sandbox" in arguments and "--sandbox-auto-cash" in arguments and "--sandbox-auto-expire" in arguments
+    ledger = tmp_path / "ledger.sqlite"
+    env = cli_env(ledger)
+    env.pop("CONEKTA_API_KEY")
+    port = free_port()
+    # the Makefile's options, but the delay (minutes for a person watching) cut to nothing, a fixed seed, our port
+    web = Process(env, "web", *arguments, "--data-dir", tmp_path / "web-data", "--port", port,
+                  "--sandbox-auto-after", "0", "--sandbox-seed", "7")
+    try:
+        web.wait_http(f"http://127.0.0.1:{port}/")
+        visitor = Visitor(f"http://127.0.0.1:{port}")
+        source = write_csv(tmp_path / "pagos.csv", [beneficiary(n, folio=f"F-{n}") for n in range(1, 11)])
+        batch_id = batch_id_of(visitor.confirm(visitor.upload(source).url))
+        poll("the run finishes", lambda: not visitor.get(f"/batches/{batch_id}/progress").json()["running"])
+        state = ledger.with_name("ledger.sandbox-state.sqlite")
+
+        def settled_at_the_sandbox() -> dict[str, str]:
+            with sqlite3.connect(state) as conn:
+                return dict(conn.execute("SELECT reference, status FROM payout_orders WHERE status IN "
+                                         "('cashed', 'expired')").fetchall())
+
+        # seed 7: of ten references, some cashed and some expired (the Makefile's shares), the rest pending
+        fates = poll("the sandbox settles its share", lambda: (lambda s: s if len(s) >= 5 and
+                                                               set(s.values()) == {"cashed", "expired"} else None)(
+            settled_at_the_sandbox()), timeout=WAIT)
+        poll("the webhooks bring every one to the ledger", lambda: all(
+            ledger_rows(ledger)[ref][0] == status for ref, status in settled_at_the_sandbox().items()))
+        fates = settled_at_the_sandbox()
+        cashed = sum(1 for status in fates.values() if status == "cashed")
+        page = poll("the page shows them", lambda: (lambda text: text if text.count("cobrada (") == cashed else None)(
+            visitor.get(f"/batches/{batch_id}").text))
+        assert "vencida" in page and "<svg" in page
+        with sqlite3.connect(ledger) as conn:
+            sources = {r[0] for r in conn.execute("SELECT source FROM events WHERE outcome='applied'")}
+        assert sources == {"webhook"}  # told by the sandbox's deliveries, not found by polling
+    finally:
+        web.stop()
