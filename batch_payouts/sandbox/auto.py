@@ -119,6 +119,7 @@ class AutoSettler:
     def step(self, now: float | None = None) -> None:
         """One round of the thread: look at the orders created since the last one, then apply
         every fate due by ``now`` (default: the present)."""
+        self.api.expire_due()
         self._schedule_new_orders()
         self._apply_due(time.time() if now is None else now)
 

@@ -161,6 +161,7 @@ class Deliverer:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                self.api.expire_due()  # orders past their time expire by themselves: their events go out too
                 self._queue_new_events()
                 self._deliver_due()
             except Exception:  # noqa: BLE001 - a bad moment (state file busy) must not end deliveries
