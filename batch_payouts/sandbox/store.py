@@ -385,25 +385,34 @@ class Store:
                 (event_id, url, due),
             )
 
-    def due_deliveries(self, now: float, limit: int = 50) -> list[tuple[str, str, int]]:
-        """(event id, url, attempts so far) of pending deliveries due by ``now``, oldest due first."""
+    def due_deliveries(self, now: float, limit: int = 50) -> list[tuple[str, str, int, float]]:
+        """(event id, url, attempts so far, when it was due) of pending deliveries due by ``now``,
+        oldest due first."""
         rows = self._all(
-            "SELECT event_id, url, attempts FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
-        return [(r[0], r[1], int(r[2])) for r in rows]
+            "SELECT event_id, url, attempts, next_attempt_at FROM webhook_deliveries WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
+        return [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
 
     def next_delivery_due(self) -> float | None:
         row = self._one("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
         return float(row[0]) if row and row[0] is not None else None
 
     def record_attempt(self, event_id: str, url: str, *, status: str, attempts: int, next_attempt_at: float,
-                       http_status: int | None, at: int) -> None:
+                       http_status: int | None, at: int, scheduled: float | None = None) -> None:
+        """The outcome of the attempt that was due at ``scheduled``.  If the delivery was queued
+        again meanwhile (a redelivery while this attempt was on the wire), that newer one stands:
+        it is still pending, and this outcome only fills in the last answer."""
         with self.atomic():
-            self._db.execute(
+            changed = self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_http_status = ?,"
-                " last_attempted_at = ? WHERE event_id = ? AND url = ?",
-                (status, attempts, next_attempt_at, http_status, at, event_id, url),
-            )
+                " last_attempted_at = ? WHERE event_id = ? AND url = ?"
+                + (" AND next_attempt_at = ?" if scheduled is not None else ""),
+                (status, attempts, next_attempt_at, http_status, at, event_id, url,
+                 *((scheduled,) if scheduled is not None else ())),
+            ).rowcount
+            if not changed:
+                self._db.execute("UPDATE webhook_deliveries SET last_http_status = ?, last_attempted_at = ?"
+                                 " WHERE event_id = ? AND url = ?", (http_status, at, event_id, url))
 
     def deliveries_of(self, event_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Event id -> its deliveries (url, status, attempts, last HTTP status and time)."""

@@ -188,12 +188,12 @@ class Deliverer:
             due = self.store.due_deliveries(time.time())
             if not due:
                 return
-            for event_id, url, attempts in due:
+            for event_id, url, attempts, scheduled in due:
                 if self._stopping.is_set():
                     return
-                self._attempt(event_id, url, attempts + 1)
+                self._attempt(event_id, url, attempts + 1, scheduled)
 
-    def _attempt(self, event_id: str, url: str, attempt: int) -> None:
+    def _attempt(self, event_id: str, url: str, attempt: int, scheduled: float | None = None) -> None:
         found = self.store.event_scope(event_id)
         if found is None:
             return
@@ -216,7 +216,8 @@ class Deliverer:
         else:
             outcome, next_at = "retry", now + backoff(attempt, self.first_backoff)
         self.store.record_attempt(event_id, url, status=events.PENDING if outcome == "retry" else outcome,
-                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now))
+                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now),
+                                  scheduled=scheduled)
         with self._lock:
             self._log.append({"event_id": event_id, "type": event["type"], "url": url, "attempt": attempt,
                               "http_status": http_status, "error": error, "outcome": outcome, "at": now})

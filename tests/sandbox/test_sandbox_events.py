@@ -369,3 +369,18 @@ def test_a_state_file_from_before_expiry_by_time_learns_its_open_orders_when_ope
         sb.store.close()
     again = Sandbox(state_path=state)
     assert [o["id"] for o in again.api.expire_due(now=order["expires_at"])] == [order["id"]]
+
+
+def test_a_redelivery_asked_for_while_an_attempt_is_on_the_wire_is_not_lost():
+    """The attempt's outcome is written after the receiver answered; a redelivery queued in between
+    stays pending (it used to be overwritten as "successful" and never sent)."""
+    from batch_payouts.sandbox.store import Store
+
+    store = Store()
+    store.add_delivery("evt_1", "http://127.0.0.1:9/hook", 100.0)
+    [(_event, _url, attempts, scheduled)] = store.due_deliveries(200.0)
+    store.add_delivery("evt_1", "http://127.0.0.1:9/hook", 150.0)  # redeliver, while attempt 1 is on the wire
+    store.record_attempt("evt_1", "http://127.0.0.1:9/hook", status="successful", attempts=attempts + 1,
+                         next_attempt_at=160.0, http_status=200, at=160, scheduled=scheduled)
+    assert store.due_deliveries(200.0) == [("evt_1", "http://127.0.0.1:9/hook", 0, 150.0)]
+    assert store.deliveries_of(["evt_1"])["evt_1"][0]["last_http_status"] == 200
