@@ -154,8 +154,14 @@ class Deliverer:
         return True
 
     def busy(self) -> bool:
-        """Deliveries still pending (not yet delivered, attempts left) or events not yet queued."""
-        return self.store.pending_deliveries() > 0 or self.store.last_event_seq() > self._seen
+        """Deliveries still pending (not yet delivered, attempts left) or events not yet queued.
+
+        Events first: the thread queues an event's deliveries *before* it counts the event as seen,
+        so once every event is seen its deliveries are in the state.  (Asked the other way round, an
+        event queued between the two questions was in neither answer.)"""
+        if self.store.last_event_seq() > self._seen:
+            return True
+        return self.store.pending_deliveries() > 0
 
     # -- the thread --------------------------------------------------------------
     def _loop(self) -> None:
@@ -215,9 +221,11 @@ class Deliverer:
             outcome, next_at = events.FAILING, now
         else:
             outcome, next_at = "retry", now + backoff(attempt, self.first_backoff)
-        self.store.record_attempt(event_id, url, status=events.PENDING if outcome == "retry" else outcome,
-                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now),
-                                  scheduled=scheduled)
+        # The log first: once the state says the delivery is done, ``wait_until_settled`` may return,
+        # and a test reading the log then must find this attempt in it.
         with self._lock:
             self._log.append({"event_id": event_id, "type": event["type"], "url": url, "attempt": attempt,
                               "http_status": http_status, "error": error, "outcome": outcome, "at": now})
+        self.store.record_attempt(event_id, url, status=events.PENDING if outcome == "retry" else outcome,
+                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now),
+                                  scheduled=scheduled)
