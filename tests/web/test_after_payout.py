@@ -95,3 +95,16 @@ def test_only_a_user_who_may_pay_sees_the_reissue_button_or_can_press_it(sandbox
         before = len(sandbox.payout_orders())
         assert visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
         assert len(sandbox.payout_orders()) == before
+
+
+def test_an_open_pages_background_check_does_not_keep_an_idle_session_alive():
+    """``?watch=1`` is the batch page asking by itself; only a person's requests restart the idle clock."""
+    from batch_payouts.web import security
+    from batch_payouts.web.pages import expired
+
+    session = {security.SESSION_USER: "ana", security.SESSION_SEEN: 1_000}
+    assert not expired(session, idle_minutes=10**9, touch=False)
+    assert session[security.SESSION_SEEN] == 1_000
+    assert not expired(session, idle_minutes=10**9)
+    assert session[security.SESSION_SEEN] > 1_000
+    assert expired({security.SESSION_USER: "ana", security.SESSION_SEEN: 1_000}, idle_minutes=1, touch=False)

@@ -48,8 +48,12 @@
     function look() {
       if (document.hidden) { window.setTimeout(look, 3000); return; }
       fetch(box.dataset.url + "?watch=1", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
-        .then(function (response) { return response.json(); })
+        .then(function (response) {
+          if (response.redirected) { window.location.reload(); return null; }  // signed out (idle): show it
+          return response.json();
+        })
         .then(function (data) {
+          if (data === null) return;
           if (data.running || (data.orders && data.orders !== box.dataset.orders)) {
             window.location.reload();
           } else {
