@@ -146,6 +146,7 @@ class ConektaApi:
         """Move an order as Conekta's back office would (cashed at the store, expired); None if
         unknown.  ``order_id`` may also be the order's reference.  A final status never changes
         again: asking for the same one changes nothing, asking for another raises ``FinalStatus``."""
+        self.expire_due()  # an order past its time cannot be cashed any more: it expired
         with self.store.atomic():
             order_id = self.store.order_id_by_reference(order_id) or order_id
             scope = self.store.scope_of_order(order_id)
@@ -158,16 +159,38 @@ class ConektaApi:
                 raise FinalStatus(order, status)
             return self._set_status(scope, order, status)
 
-    def _set_status(self, scope: str, order: dict[str, Any], status: str) -> dict[str, Any]:
-        """The one place an order changes status: the change and its event are one transaction."""
+    def expire_due(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Expire every open order whose ``expires_at`` has passed, as Conekta does by itself: each
+        gets ``expired`` and its ``cashout.expired`` event, both dated at its ``expires_at``.
+
+        Called lazily before every API request and back-office move (so nobody ever sees an order
+        open past its time) and by the background threads (so the webhook goes out even when
+        nobody asks).  One index seek when nothing is due."""
+        now = time.time() if now is None else now
+        expired: list[dict[str, Any]] = []
+        while due := self.store.due_expiries(now):
+            for order_id in due:
+                with self.store.atomic():
+                    scope = self.store.scope_of_order(order_id)
+                    order = self.store.get_payout_order(scope, order_id) if scope else None
+                    if order is None or order["status"] in FINAL_STATUSES:
+                        self.store.forget_expiry(order_id)
+                        continue
+                    expired.append(self._set_status(scope, order, "expired", at=int(order["expires_at"])))
+        return expired
+
+    def _set_status(self, scope: str, order: dict[str, Any], status: str, at: int | None = None) -> dict[str, Any]:
+        """The one place an order changes status: the change and its event are one transaction.
+        ``at``: when it happened (default now)."""
+        when = int(time.time()) if at is None else at
         with self.store.atomic():
             previous = order["status"]
             order["status"] = status
-            order["updated_at"] = max(int(time.time()), order["created_at"])
+            order["updated_at"] = max(when, order["created_at"])
             for payout in order.get("payouts") or []:
                 payout["status"] = status
             self.store.update_payout_order(scope, order)
-            self.store.add_event(scope, events.status_changed(order, previous))
+            self.store.add_event(scope, events.status_changed(order, previous, at=when))
         return order
 
     # -- lists -------------------------------------------------------------

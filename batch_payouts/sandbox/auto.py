@@ -84,6 +84,7 @@ class AutoSettler:
         self._count = 0
         self._due: list[tuple[float, int, str, str]] = []  # (when, n, order id, status)
         self._applied: list[dict] = []
+        self._applying = False
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -111,14 +112,17 @@ class AutoSettler:
             return [dict(entry) for entry in self._applied]
 
     def busy(self) -> bool:
-        """Orders still waiting for their fate, or created and not yet looked at."""
+        """Orders still waiting for their fate (or having it applied right now), or created and not
+        yet looked at.  Events first, for the reason ``Deliverer.busy`` gives."""
+        if self.api.store.last_event_seq() > self._seen:
+            return True
         with self._lock:
-            waiting = bool(self._due)
-        return waiting or self.api.store.last_event_seq() > self._seen
+            return bool(self._due) or self._applying
 
     def step(self, now: float | None = None) -> None:
         """One round of the thread: look at the orders created since the last one, then apply
         every fate due by ``now`` (default: the present)."""
+        self.api.expire_due()
         self._schedule_new_orders()
         self._apply_due(time.time() if now is None else now)
 
@@ -140,15 +144,14 @@ class AutoSettler:
             if not found:
                 return
             for seq, _scope, event in found:
-                self._seen = seq
-                if event["type"] != events.CREATED:
-                    continue
-                self._count += 1
-                status, delay = self.settings.fate(self._count)
-                if status is not None:
-                    with self._lock:
-                        heapq.heappush(self._due, (event["created_at"] + delay, self._count,
-                                                   event["data"]["object"]["id"], status))
+                if event["type"] == events.CREATED:
+                    self._count += 1
+                    status, delay = self.settings.fate(self._count)
+                    if status is not None:
+                        with self._lock:
+                            heapq.heappush(self._due, (event["created_at"] + delay, self._count,
+                                                       event["data"]["object"]["id"], status))
+                self._seen = seq  # after its fate is in ``_due``: ``busy`` never misses it
 
     def _apply_due(self, now: float) -> None:
         while True:
@@ -156,12 +159,15 @@ class AutoSettler:
                 if not self._due or self._due[0][0] > now:
                     return
                 _when, n, order_id, status = heapq.heappop(self._due)
+                self._applying = True  # out of ``_due``, its event not written yet: still busy
             entry = {"order_id": order_id, "status": status, "n": n, "at": time.time()}
             try:
                 self.api.set_status(order_id, status)
             except FinalStatus as final:
                 entry["skipped"] = f"already {final.order['status']}"
-            with self._lock:
-                self._applied.append(entry)
+            finally:
+                with self._lock:
+                    self._applied.append(entry)
+                    self._applying = False
             if self.deliverer is not None:
                 self.deliverer.poke()

@@ -39,19 +39,19 @@ def order_created(order: dict[str, Any]) -> dict[str, Any]:
     return _event(CREATED, order, {})
 
 
-def status_changed(order: dict[str, Any], previous_status: str) -> dict[str, Any]:
-    """The event for an order that went from ``previous_status`` to its current one; a status
-    without a Conekta name of its own (say "open") is a ``payout_order.updated``."""
-    return _event(TYPE_OF_STATUS.get(order["status"], UPDATED), order, {"status": previous_status})
+def status_changed(order: dict[str, Any], previous_status: str, at: int | None = None) -> dict[str, Any]:
+    """The event for an order that went from ``previous_status`` to its current one (``at``: when,
+    default now); a status without a Conekta name of its own (say "open") is a ``payout_order.updated``."""
+    return _event(TYPE_OF_STATUS.get(order["status"], UPDATED), order, {"status": previous_status}, at)
 
 
-def _event(type_: str, order: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+def _event(type_: str, order: dict[str, Any], previous: dict[str, Any], at: int | None = None) -> dict[str, Any]:
     return {
         "id": new_event_id(),
         "object": "event",
         "type": type_,
         "livemode": bool(order.get("livemode")),
-        "created_at": int(time.time()),
+        "created_at": int(time.time()) if at is None else at,
         "data": {"object": order, "previous_attributes": previous},
     }
 

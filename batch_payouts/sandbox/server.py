@@ -182,6 +182,7 @@ class Sandbox:
     # -- Python API for tests ---------------------------------------------------
     def payout_orders(self, api_key: str | None = None) -> list[dict[str, Any]]:
         """Every payout order (of one key, if given), in creation order."""
+        self.expire_due()
         return self.store.all("payout_orders", fingerprint(api_key) if api_key else None)
 
     def customers(self, api_key: str | None = None) -> list[dict[str, Any]]:
@@ -215,6 +216,13 @@ class Sandbox:
         self._deliverer.poke()
         return order
 
+    def expire_due(self) -> list[dict[str, Any]]:
+        """Expire the open orders whose ``expires_at`` has passed (with their events); what expired."""
+        expired = self.api.expire_due()
+        if expired:
+            self._deliverer.poke()
+        return expired
+
     def cash(self, order: str) -> dict[str, Any]:
         """The beneficiary withdrew the money at the store (``cashout.confirmed``)."""
         return self.set_order_status(order, "cashed")
@@ -229,6 +237,7 @@ class Sandbox:
 
     def events(self, api_key: str | None = None) -> list[dict[str, Any]]:
         """Every event (of one key, if given), oldest first, with its delivery state now."""
+        self.expire_due()
         found = [(scope, event) for _seq, scope, event in self.store.events_after(0, limit=1_000_000)]
         if api_key:
             found = [(scope, event) for scope, event in found if scope == fingerprint(api_key)]
@@ -335,6 +344,8 @@ class Sandbox:
     def _carry_out(self, h: Handler, method: str, path: str, query: dict[str, str], raw: bytes,
                    entry: dict[str, Any]) -> tuple[int, Any, bool]:
         scope, livemode = self._authenticate(h, entry)
+        if self.api.expire_due():  # lazily, before anyone sees an order open past its time
+            self._deliverer.poke()
         if not _ACCEPT.search(h.headers.get("Accept") or ""):
             # 400, not 422: no field of the body is wrong, the request as a whole is not
             # addressed to a versioned API.

@@ -26,6 +26,8 @@ from typing import Any
 # Statuses whose amount is still out of the available balance.  A cancelled or
 # expired reference can no longer be cashed, so its money is available again.
 RELEASED_STATUSES = frozenset({"cancelled", "expired"})
+# Statuses of an order that can still be cashed -- and so can still expire when its time comes.
+OPEN_STATUSES = frozenset({"pending", "open"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -92,6 +94,16 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
 """
+# The open orders and when each expires, so that finding those past their time is one index
+# seek on every API request, never a scan of every order.  Kept apart from ``_SCHEMA`` so that
+# a state file from before it gets the table filled from its open orders once.
+_EXPIRIES = """
+CREATE TABLE order_expiries (order_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE INDEX order_expiries_due ON order_expiries (expires_at);
+INSERT INTO order_expiries (order_id, expires_at)
+    SELECT id, CAST(json_extract(body, '$.expires_at') AS INTEGER) FROM payout_orders
+    WHERE status IN ('pending', 'open') AND json_extract(body, '$.expires_at') IS NOT NULL;
+"""
 
 TABLES = {"customers", "payout_orders", "events"}
 
@@ -125,6 +137,11 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        with self.atomic():
+            if self._one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'order_expiries'") is None:
+                for statement in _EXPIRIES.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
 
     def close(self) -> None:
         with self._lock:
@@ -188,6 +205,9 @@ class Store:
             )
             if order["status"] not in RELEASED_STATUSES:
                 self._hold(scope, order["currency"], order["amount"])
+            if order["status"] in OPEN_STATUSES and order.get("expires_at") is not None:
+                self._db.execute("INSERT INTO order_expiries (order_id, expires_at) VALUES (?, ?)",
+                                 (order["id"], int(order["expires_at"])))
 
     def get_payout_order(self, scope: str | None, order_id: str) -> dict[str, Any] | None:
         return self._get("payout_orders", scope, order_id)
@@ -214,6 +234,18 @@ class Store:
             )
             if was_held != now_held:
                 self._hold(scope, order["currency"], order["amount"] if now_held else -order["amount"])
+            if order["status"] not in OPEN_STATUSES:
+                self._db.execute("DELETE FROM order_expiries WHERE order_id = ?", (order["id"],))
+
+    def due_expiries(self, now: float, limit: int = 500) -> list[str]:
+        """Ids of open orders whose ``expires_at`` is ``now`` or earlier, the earliest first."""
+        rows = self._all("SELECT order_id FROM order_expiries WHERE expires_at <= ? ORDER BY expires_at LIMIT ?",
+                         (now, limit))
+        return [r[0] for r in rows]
+
+    def forget_expiry(self, order_id: str) -> None:
+        with self.atomic():
+            self._db.execute("DELETE FROM order_expiries WHERE order_id = ?", (order_id,))
 
     def _hold(self, scope: str, currency: str, amount: int) -> None:
         self._db.execute(
@@ -353,25 +385,34 @@ class Store:
                 (event_id, url, due),
             )
 
-    def due_deliveries(self, now: float, limit: int = 50) -> list[tuple[str, str, int]]:
-        """(event id, url, attempts so far) of pending deliveries due by ``now``, oldest due first."""
+    def due_deliveries(self, now: float, limit: int = 50) -> list[tuple[str, str, int, float]]:
+        """(event id, url, attempts so far, when it was due) of pending deliveries due by ``now``,
+        oldest due first."""
         rows = self._all(
-            "SELECT event_id, url, attempts FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
-        return [(r[0], r[1], int(r[2])) for r in rows]
+            "SELECT event_id, url, attempts, next_attempt_at FROM webhook_deliveries WHERE status = 'pending'"
+            " AND next_attempt_at <= ? ORDER BY next_attempt_at, rowid LIMIT ?", (now, limit))
+        return [(r[0], r[1], int(r[2]), float(r[3])) for r in rows]
 
     def next_delivery_due(self) -> float | None:
         row = self._one("SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
         return float(row[0]) if row and row[0] is not None else None
 
     def record_attempt(self, event_id: str, url: str, *, status: str, attempts: int, next_attempt_at: float,
-                       http_status: int | None, at: int) -> None:
+                       http_status: int | None, at: int, scheduled: float | None = None) -> None:
+        """The outcome of the attempt that was due at ``scheduled``.  If the delivery was queued
+        again meanwhile (a redelivery while this attempt was on the wire), that newer one stands:
+        it is still pending, and this outcome only fills in the last answer."""
         with self.atomic():
-            self._db.execute(
+            changed = self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, last_http_status = ?,"
-                " last_attempted_at = ? WHERE event_id = ? AND url = ?",
-                (status, attempts, next_attempt_at, http_status, at, event_id, url),
-            )
+                " last_attempted_at = ? WHERE event_id = ? AND url = ?"
+                + (" AND next_attempt_at = ?" if scheduled is not None else ""),
+                (status, attempts, next_attempt_at, http_status, at, event_id, url,
+                 *((scheduled,) if scheduled is not None else ())),
+            ).rowcount
+            if not changed:
+                self._db.execute("UPDATE webhook_deliveries SET last_http_status = ?, last_attempted_at = ?"
+                                 " WHERE event_id = ? AND url = ?", (http_status, at, event_id, url))
 
     def deliveries_of(self, event_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         """Event id -> its deliveries (url, status, attempts, last HTTP status and time)."""

@@ -154,13 +154,20 @@ class Deliverer:
         return True
 
     def busy(self) -> bool:
-        """Deliveries still pending (not yet delivered, attempts left) or events not yet queued."""
-        return self.store.pending_deliveries() > 0 or self.store.last_event_seq() > self._seen
+        """Deliveries still pending (not yet delivered, attempts left) or events not yet queued.
+
+        Events first: the thread queues an event's deliveries *before* it counts the event as seen,
+        so once every event is seen its deliveries are in the state.  (Asked the other way round, an
+        event queued between the two questions was in neither answer.)"""
+        if self.store.last_event_seq() > self._seen:
+            return True
+        return self.store.pending_deliveries() > 0
 
     # -- the thread --------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
+                self.api.expire_due()  # orders past their time expire by themselves: their events go out too
                 self._queue_new_events()
                 self._deliver_due()
             except Exception:  # noqa: BLE001 - a bad moment (state file busy) must not end deliveries
@@ -187,12 +194,12 @@ class Deliverer:
             due = self.store.due_deliveries(time.time())
             if not due:
                 return
-            for event_id, url, attempts in due:
+            for event_id, url, attempts, scheduled in due:
                 if self._stopping.is_set():
                     return
-                self._attempt(event_id, url, attempts + 1)
+                self._attempt(event_id, url, attempts + 1, scheduled)
 
-    def _attempt(self, event_id: str, url: str, attempt: int) -> None:
+    def _attempt(self, event_id: str, url: str, attempt: int, scheduled: float | None = None) -> None:
         found = self.store.event_scope(event_id)
         if found is None:
             return
@@ -214,8 +221,11 @@ class Deliverer:
             outcome, next_at = events.FAILING, now
         else:
             outcome, next_at = "retry", now + backoff(attempt, self.first_backoff)
-        self.store.record_attempt(event_id, url, status=events.PENDING if outcome == "retry" else outcome,
-                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now))
+        # The log first: once the state says the delivery is done, ``wait_until_settled`` may return,
+        # and a test reading the log then must find this attempt in it.
         with self._lock:
             self._log.append({"event_id": event_id, "type": event["type"], "url": url, "attempt": attempt,
                               "http_status": http_status, "error": error, "outcome": outcome, "at": now})
+        self.store.record_attempt(event_id, url, status=events.PENDING if outcome == "retry" else outcome,
+                                  attempts=attempt, next_attempt_at=next_at, http_status=http_status, at=int(now),
+                                  scheduled=scheduled)

@@ -104,6 +104,15 @@ class AfterPages:
         return await self._batch_operation(request, work)
 
 
+def orders_mark(ledger: Ledger, batch_id: str) -> str:
+    """What changes whenever a row of the batch does (a webhook, ``status``, a reissue): the open
+    batch page polls it with its progress and reloads when it differs, so the chart and the
+    per-row statuses follow without a manual reload.  One aggregate, not every row."""
+    found = ledger._query("SELECT COUNT(*), MAX(updated_at) FROM rows WHERE batch_id=?", (batch_id,))
+    count, last = (found[0][0], found[0][1]) if found else (0, None)
+    return f"{count or 0}:{last or 0}"
+
+
 def order_chart(rows: list[LedgerRow], lang: str) -> Markup:
     """Cumulative orders per day: cashed, expired, cancelled and still to be cashed, as stacked bars."""
     created = [r for r in rows if r.state == "created" and r.created_at]

@@ -26,7 +26,7 @@ from batch_payouts.totals import format_totals
 from batch_payouts.web.pages import (
     BATCH_ID, CHANGED_SINCE_REVIEW, NOT_FOUND, ROWS_SHOWN, RUNNING_NOW, Pages, _totals_of, signed_in,
 )
-from batch_payouts.web.after_pages import order_chart
+from batch_payouts.web.after_pages import order_chart, orders_mark
 from batch_payouts.web.results import SheetFacts, sheet_facts
 from batch_payouts.web.runs import ledger_progress
 
@@ -84,6 +84,7 @@ class BatchPages(Pages):
         def details() -> dict[str, Any]:
             with Ledger(self.settings.ledger_path) as ledger:
                 rows = ledger.rows(batch_id) if batch else []
+                mark = orders_mark(ledger, batch_id) if batch else ""
             created = [r for r in rows if r.state == "created"]
             pending = [r for r in created if (r.order_status or "pending") in PENDING_STATUSES]
             sheet = SheetFacts() if running else sheet_facts(output)  # the sheet is rewritten while it runs
@@ -93,7 +94,7 @@ class BatchPages(Pages):
                     "names": sheet.names, "invalid_rows": sheet.invalid, "invalid_total": sheet.invalid_total,
                     "cancellable": PENDING_STATUSES, "reissuable": len(to_reissue_rows(rows)) if self.may_pay(request) else 0,
                     "reissues": {r.row_key: r for r in rows if r.reissue_of},
-                    "chart": order_chart(rows, self.lang(request))}
+                    "chart": order_chart(rows, self.lang(request)), "orders_mark": mark}
 
         facts = await run_in_threadpool(details)
         return self.render(
@@ -106,7 +107,7 @@ class BatchPages(Pages):
     async def progress(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
         progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
-        if progress is not None:
+        if progress is not None and (progress.running or not request.query_params.get("watch")):
             return JSONResponse(progress.as_json())
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
@@ -114,6 +115,8 @@ class BatchPages(Pages):
 
         def from_ledger() -> dict[str, Any]:
             with Ledger(self.settings.ledger_path) as ledger:
+                if request.query_params.get("watch"):  # the open batch page after its run: only what it watches
+                    return {"running": False, "orders": orders_mark(ledger, batch_id)}
                 return ledger_progress(batch_id, ledger.rows(batch_id))
 
         return JSONResponse(await run_in_threadpool(from_ledger))

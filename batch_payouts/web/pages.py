@@ -65,13 +65,14 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def expired(session: dict, idle_minutes: float) -> bool:
-    """Whether a signed-in session sat unused longer than ``idle_minutes``; otherwise its clock restarts."""
+def expired(session: dict, idle_minutes: float, touch: bool = True) -> bool:
+    """Whether a signed-in session sat unused longer than ``idle_minutes``; otherwise its clock restarts
+    (unless ``touch`` is False: a page's own background check is not someone using it)."""
     now = time.time()
     seen = session.get(security.SESSION_SEEN)
     if session.get(security.SESSION_USER) and isinstance(seen, (int, float)) and now - seen > idle_minutes * 60:
         return True
-    if session.get(security.SESSION_USER):
+    if session.get(security.SESSION_USER) and touch:
         session[security.SESSION_SEEN] = int(now)
     return False
 
@@ -146,7 +147,9 @@ class Pages:
             if self.settings.trust_user_header:
                 return Response("401: the reverse proxy did not name a user", status_code=401)
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        if expired(request.session, self.settings.idle_minutes):
+        # ``?watch=1``: an open batch page asking whether its rows changed; a page left open all
+        # night must not keep its session from ending.
+        if expired(request.session, self.settings.idle_minutes, touch=not request.query_params.get("watch")):
             request.session.clear()
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         self.refuse_unless(request, access.action_of(request.method, request.url.path))

@@ -1,4 +1,8 @@
-"""Conekta's events applied to the ledger: once per event id, never backwards, unknown orders kept."""
+"""Conekta's events applied to the ledger: once per event id, never backwards, unknown orders kept.
+
+The events are the sandbox's own (``sandbox.events()``, as ``GET /events`` and the webhooks carry
+them); only what the sandbox never sends -- a status contradicting a final one, an event about a
+charge -- is written by hand, from a real event."""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ import sqlite3
 
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.order_events import apply_event, audit_applied
-from conekta_events import event_for
-from conftest import beneficiary, write_csv
+from conftest import API_KEY, beneficiary, write_csv
 
 
 def _run(sandbox, env, cli, count=3):
@@ -20,33 +23,52 @@ def _run(sandbox, env, cli, count=3):
         return [dict(r) for r in conn.execute("SELECT * FROM rows ORDER BY row_number")]
 
 
+def _last_event(sandbox, order_id):
+    """The sandbox's newest event about an order."""
+    return [e for e in sandbox.events() if e["data"]["object"]["id"] == order_id][-1]
+
+
 def _row(ledger, row):
     return ledger.row(row["batch_id"], row["row_key"])
 
 
 def test_an_event_moves_the_order_forward_once_and_never_back(sandbox, env, cli):
     rows = _run(sandbox, env, cli)
-    cashed = event_for(sandbox.set_order_status(rows[0]["payout_order_id"], "cashed"), created_at=1_800_000_000)
+    created = _last_event(sandbox, rows[0]["payout_order_id"])
+    sandbox.cash(rows[0]["payout_order_id"])
+    cashed = _last_event(sandbox, rows[0]["payout_order_id"])
     with Ledger(env / "ledger.sqlite") as ledger:
         first = apply_event(ledger, cashed, "webhook")
         assert first.outcome == "applied" and first.previous == "pending" and first.status == "cashed"
         entry = _row(ledger, rows[0])
-        assert entry.order_status == "cashed" and entry.cashed_at == 1_800_000_000
+        assert entry.order_status == "cashed" and entry.cashed_at == cashed["created_at"]
         assert apply_event(ledger, cashed, "webhook").outcome == "duplicate"  # replayed: nothing changes
-        # a late event saying it expired (or still pending) never moves a cashed order back
-        late = event_for({**cashed["data"]["object"], "status": "expired"}, "pending")
-        assert apply_event(ledger, late, "webhook").outcome == "stale"
-        created = event_for({**cashed["data"]["object"], "status": "pending"}, None, "payout_order.created")
+        # out of order: the creation arriving after the cashing never moves it back
+        assert created["type"] == "payout_order.created"
         assert apply_event(ledger, created, "webhook").outcome == "stale"
+        # nor would an event contradicting a final status (the sandbox never sends one: written by hand)
+        late = {**cashed, "id": "evt_late_contradiction", "type": "cashout.expired",
+                "data": {"object": {**cashed["data"]["object"], "status": "expired"},
+                         "previous_attributes": {"status": "pending"}}}
+        assert apply_event(ledger, late, "webhook").outcome == "stale"
         entry = _row(ledger, rows[0])
         assert entry.order_status == "cashed" and entry.expired_at is None
         assert _row(ledger, rows[1]).order_status == "pending"
 
 
 def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sandbox, env, cli):
+    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
+
     _run(sandbox, env, cli, count=1)
-    stranger = event_for({"id": "9a67e7ef-0000-0000-0000-000000000000", "object": "payout_order",
-                          "reference": "1025292250000330", "status": "cashed"})
+    with ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:  # another system's order
+        customer = client.create_customer({"name": "Otra Persona", "email": "otra@ejemplo.mx",
+                                           "phone": "5511112222"}, "other-customer")
+        order = client.create_payout_order({
+            "currency": "MXN", "amount": 5000, "customer_info": {"customer_id": customer["id"]},
+            "allowed_payout_methods": ["cashout"], "payout": {"payout_method": {"type": "cashout"}},
+            "reason": "Otro sistema", "metadata": {"row_key": "not-ours"}}, "other-order")
+    sandbox.cash(order["reference"])
+    stranger = _last_event(sandbox, order["id"])
     with Ledger(env / "ledger.sqlite") as ledger:
         assert apply_event(ledger, stranger, "webhook").outcome == "unknown_order"
         assert apply_event(ledger, {"id": "evt_x", "type": "charge.paid", "data": {"object": {"object": "charge"}}},
@@ -58,7 +80,8 @@ def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sand
 
 def test_an_applied_event_gets_one_audit_line_in_the_batchs_log(sandbox, env, cli):
     rows = _run(sandbox, env, cli, count=1)
-    expired = event_for(sandbox.set_order_status(rows[0]["payout_order_id"], "expired"))
+    sandbox.expire(rows[0]["payout_order_id"])
+    expired = _last_event(sandbox, rows[0]["payout_order_id"])
     with Ledger(env / "ledger.sqlite") as ledger:
         outcome = apply_event(ledger, expired, "webhook")
         audit_applied(ledger, outcome, "webhook")

@@ -294,3 +294,93 @@ def test_the_automatic_mode_leaves_an_order_cancelled_before_its_time_alone(sb):
 def test_automatic_mode_settings_out_of_range_are_refused(kwargs):
     with pytest.raises(AutoSettleError):
         AutoSettle(**kwargs)
+
+
+# -- expiry by time -------------------------------------------------------------------
+def _soon_expiring_order(sb, s, seconds: int = 1) -> dict:
+    import time
+
+    customer = new_customer(sb, s)["id"]
+    response = new_order(sb, s, customer, expires_at=int(time.time()) + seconds)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _poll(check, timeout: float = 30):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)
+    return value
+
+
+def test_an_order_past_its_expires_at_is_expired_when_next_looked_at_with_its_event(sb):
+    """No thread runs here (no webhook URL, no automatic mode): the next request finds it expired."""
+    s = session()
+    order = _soon_expiring_order(sb, s)
+    held = sb.balance(KEY)["cashout_retention_amount"][0]["amount"]
+    seen = _poll(lambda: (lambda o: o if o["status"] == "expired" else None)(
+        s.get(f"{sb.url}/payout_orders/{order['id']}").json()))
+    assert seen["payouts"][0]["status"] == "expired" and seen["updated_at"] == order["expires_at"]
+    newest = s.get(sb.url + "/events").json()["data"][0]
+    assert newest["type"] == "cashout.expired" and newest["created_at"] == order["expires_at"]
+    assert newest["data"]["object"]["id"] == order["id"]
+    assert newest["data"]["previous_attributes"] == {"status": "pending"}
+    assert sb.balance(KEY)["cashout_retention_amount"][0]["amount"] == held - order["amount"]  # the money is free again
+    with pytest.raises(FinalStatus):  # too late to cash it at the store
+        sb.cash(order["reference"])
+    assert s.put(f"{sb.url}/payout_orders/{order['id']}/cancel").status_code == 428
+    assert [e["type"] for e in sb.events(KEY)].count("cashout.expired") == 1  # once, however often looked at
+
+
+def test_expiry_is_checked_only_for_orders_past_their_time_and_never_moves_a_final_one(sb):
+    s = session()
+    customer = new_customer(sb, s)["id"]
+    later = new_order(sb, s, customer).json()  # 48 hours from now
+    cashed = new_order(sb, s, customer).json()
+    sb.cash(cashed["id"])
+    assert sb.api.expire_due(now=later["expires_at"] - 1) == []
+    expired = sb.api.expire_due(now=later["expires_at"])
+    assert [o["id"] for o in expired] == [later["id"]]  # the cashed one stays cashed
+    assert {o["id"]: o["status"] for o in sb.payout_orders()} == {later["id"]: "expired", cashed["id"]: "cashed"}
+    assert sb.api.expire_due(now=later["expires_at"] + 10**6) == []
+
+
+def test_the_background_thread_expires_an_order_by_itself_and_delivers_the_event():
+    """With webhooks on, nobody has to ask: the expiry goes out as a signed ``cashout.expired``."""
+    with Receiver() as receiver, Sandbox(webhook_urls=[receiver.url], webhook_backoff=0.01) as sb:
+        order = _soon_expiring_order(sb, session())
+        requests_before = len(sb.request_log)
+        deliveries = receiver.wait_for(2)
+        assert len(sb.request_log) == requests_before  # no API request made it happen
+        public_key = sb.webhook_public_key(KEY)
+        assert all(verify(public_key, d["body"], d["headers"]["digest"]) for d in deliveries)
+        expired = receiver.events()[-1]
+        assert expired["type"] == "cashout.expired" and expired["data"]["object"]["id"] == order["id"]
+
+
+def test_a_state_file_from_before_expiry_by_time_learns_its_open_orders_when_opened(tmp_path):
+    state = tmp_path / "state.sqlite"
+    with Sandbox(state_path=state) as sb:
+        order = _orders(sb, 1)[0]
+        sb.store._db.execute("DROP TABLE order_expiries")  # as a state file written before it existed
+        sb.store.close()
+    again = Sandbox(state_path=state)
+    assert [o["id"] for o in again.api.expire_due(now=order["expires_at"])] == [order["id"]]
+
+
+def test_a_redelivery_asked_for_while_an_attempt_is_on_the_wire_is_not_lost():
+    """The attempt's outcome is written after the receiver answered; a redelivery queued in between
+    stays pending (it used to be overwritten as "successful" and never sent)."""
+    from batch_payouts.sandbox.store import Store
+
+    store = Store()
+    store.add_delivery("evt_1", "http://127.0.0.1:9/hook", 100.0)
+    [(_event, _url, attempts, scheduled)] = store.due_deliveries(200.0)
+    store.add_delivery("evt_1", "http://127.0.0.1:9/hook", 150.0)  # redeliver, while attempt 1 is on the wire
+    store.record_attempt("evt_1", "http://127.0.0.1:9/hook", status="successful", attempts=attempts + 1,
+                         next_attempt_at=160.0, http_status=200, at=160, scheduled=scheduled)
+    assert store.due_deliveries(200.0) == [("evt_1", "http://127.0.0.1:9/hook", 0, 150.0)]
+    assert store.deliveries_of(["evt_1"])["evt_1"][0]["last_http_status"] == 200

@@ -1,16 +1,15 @@
-"""Issue 16 end to end on the sandbox: signed webhooks move the batch page, forged and replayed ones change
-nothing, ``events sync`` reaches the same ledger, and the reissue button pays the expired reference once."""
+"""Issue 16 end to end on the sandbox: its signed webhooks move the batch page, forged and replayed ones change
+nothing, ``events sync`` reaches the same ledger, and the reissue button pays the expired reference once.
+(The same with the sandbox and the web app as separate processes: tests/e2e/test_after_payout_e2e.py.)"""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
-from dataclasses import replace
-
 import requests
 
-from conekta_events import EventsFeed, body_of, event_for, public_pem, sign
-from conftest import WebServer, beneficiary, write_csv
+from conftest import API_KEY, WebServer, beneficiary, write_csv
 from web_client import Visitor
 
 
@@ -20,34 +19,43 @@ def _state(path):
                             "ORDER BY row_key").fetchall()
 
 
-def _deliver(server, event, digest=None):
-    body = body_of(event)
-    return requests.post(server.url + "/webhooks/conekta", data=body, timeout=10,
-                         headers={"Content-Type": "application/json", "digest": digest or sign(body)})
+def _applied(env):
+    with sqlite3.connect(env / "ledger.sqlite") as conn:
+        return dict(conn.execute("SELECT event_id, outcome FROM events").fetchall())
 
 
 def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_path):
+    from batch_payouts.sandbox.store import fingerprint
+    from batch_payouts.sandbox.webhooks import sign
+
     source = write_csv(env / "pagos.csv", [beneficiary(n, folio=f"F-{n}") for n in (1, 2, 3)])
     assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
     with sqlite3.connect(env / "ledger.sqlite") as conn:
         batch_id, = conn.execute("SELECT batch_id FROM batches").fetchone()
         orders = [r[0] for r in conn.execute("SELECT payout_order_id FROM rows ORDER BY row_number")]
     shutil.copy(env / "ledger.sqlite", tmp_path / "down.sqlite")  # a second server whose webhook was down
-    key = tmp_path / "whk.pem"
-    key.write_text(public_pem())
-    events = [event_for(sandbox.set_order_status(orders[0], "cashed"), created_at=1_790_000_000),
-              event_for(sandbox.set_order_status(orders[1], "expired"), created_at=1_790_000_100)]
-    with WebServer(replace(web_settings, webhook_public_key=key)) as server:
-        for event in events:
-            assert _deliver(server, event).status_code == 200
+    with WebServer(web_settings) as server:
+        visitor = Visitor(server.url)
+        mark = visitor.get(f"/batches/{batch_id}/progress?watch=1").json()["orders"]  # what an open page watches
+        sandbox.set_webhook_urls([server.url + "/webhooks/conekta"])
+        sandbox.cash(orders[0])
+        sandbox.expire(orders[1])
+        assert sandbox.wait_until_settled()
+        events = [e for e in sandbox.events() if e["type"] in ("cashout.confirmed", "cashout.expired")]
+        assert [_applied(env)[e["id"]] for e in events] == ["applied", "applied"]
         applied = _state(env / "ledger.sqlite")
-        assert _deliver(server, events[0]).json()["outcome"] == "duplicate"
-        forged = {**events[1], "id": "evt_forged", "type": "cashout.confirmed"}
-        assert _deliver(server, forged, digest=sign(body_of(events[1]))).status_code == 401
+        assert sandbox.redeliver(events[0]["id"]) and sandbox.wait_until_settled()
+        assert [d["http_status"] for d in sandbox.webhook_log if d["event_id"] == events[0]["id"]] == [200, 200]
+        forged = json.dumps({**events[1], "id": "evt_forged", "type": "cashout.confirmed"}).encode()
+        real_signature = sign(json.dumps(events[1]).encode(), sandbox.api.signing_key(fingerprint(API_KEY)))
+        assert requests.post(server.url + "/webhooks/conekta", data=forged, timeout=10, headers={
+            "Content-Type": "application/json", "digest": real_signature}).status_code == 401
         assert _state(env / "ledger.sqlite") == applied
 
-        visitor = Visitor(server.url)
+        changed = visitor.get(f"/batches/{batch_id}/progress?watch=1").json()
+        assert changed["orders"] != mark and changed["running"] is False  # the open page reloads itself
         page = visitor.get(f"/batches/{batch_id}").text
+        assert 'data-watch="yes"' in page and f'data-orders="{changed["orders"]}"' in page
         assert "cobrada (" in page and "vencida" in page and "<svg" in page and 'id="reissue-button"' in page
         before = len(sandbox.payout_orders())
         # the button leads to a confirmation page: what will be paid again and the total per currency
@@ -64,11 +72,8 @@ def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_pat
         visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"})
         assert len(sandbox.payout_orders()) == before + 1  # a second press pays nothing
 
-    with EventsFeed() as feed:
-        for event in events:
-            feed.add(event)
-        result = cli("events", "sync", "--api-base", feed.url, "--ledger", tmp_path / "down.sqlite")
-        assert result.exit_code == 0, result.output
+    result = cli("events", "sync", "--api-base", sandbox.url, "--ledger", tmp_path / "down.sqlite")
+    assert result.exit_code == 0, result.output
     assert _state(tmp_path / "down.sqlite") == applied  # the same ledger state as the webhooks reached
 
 
@@ -90,3 +95,16 @@ def test_only_a_user_who_may_pay_sees_the_reissue_button_or_can_press_it(sandbox
         before = len(sandbox.payout_orders())
         assert visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
         assert len(sandbox.payout_orders()) == before
+
+
+def test_an_open_pages_background_check_does_not_keep_an_idle_session_alive():
+    """``?watch=1`` is the batch page asking by itself; only a person's requests restart the idle clock."""
+    from batch_payouts.web import security
+    from batch_payouts.web.pages import expired
+
+    session = {security.SESSION_USER: "ana", security.SESSION_SEEN: 1_000}
+    assert not expired(session, idle_minutes=10**9, touch=False)
+    assert session[security.SESSION_SEEN] == 1_000
+    assert not expired(session, idle_minutes=10**9)
+    assert session[security.SESSION_SEEN] > 1_000
+    assert expired({security.SESSION_USER: "ana", security.SESSION_SEEN: 1_000}, idle_minutes=1, touch=False)

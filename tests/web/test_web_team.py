@@ -76,6 +76,8 @@ def test_an_auditor_reads_but_every_state_changing_route_answers_403_with_a_trai
             methods = getattr(route, "methods", None) or set()
             if "POST" not in methods or route.path in ("/login", "/logout", "/login/code", "/account/totp"):
                 continue
+            if route.path == "/webhooks/conekta":  # Conekta calls it, no one signs in: its signature is checked
+                continue
             path = route.path.format(upload_id="0" * 32, batch_id="0" * 64, request_id="0" * 12)
             answer = carla.post(path, {})
             refused.append((path, answer.status_code))

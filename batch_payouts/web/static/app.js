@@ -40,9 +40,35 @@
     });
   }
 
+  function watchOrders(box) {
+    // After the run, while references are still open: Conekta's webhooks (or `status`) change rows at
+    // any time. Ask every few seconds whether anything changed and reload only then, so the chart and
+    // the per-row statuses follow without a manual reload (nothing asked while the tab is hidden).
+    if (box.dataset.watch !== "yes") return;
+    function look() {
+      if (document.hidden) { window.setTimeout(look, 3000); return; }
+      fetch(box.dataset.url + "?watch=1", { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (response.redirected) { window.location.reload(); return null; }  // signed out (idle): show it
+          return response.json();
+        })
+        .then(function (data) {
+          if (data === null) return;
+          if (data.running || (data.orders && data.orders !== box.dataset.orders)) {
+            window.location.reload();
+          } else {
+            window.setTimeout(look, 3000);
+          }
+        })
+        .catch(function () { window.setTimeout(look, 15000); });
+    }
+    window.setTimeout(look, 3000);
+  }
+
   function setupProgress() {
     var box = document.getElementById("progress");
-    if (!box || box.dataset.running !== "yes") return;
+    if (!box) return;
+    if (box.dataset.running !== "yes") { watchOrders(box); return; }
     var bar = document.getElementById("progress-bar");
     // Counts as the page writes them: with thousands separators ("12,480").
     function text(id, value) { var node = document.getElementById(id); if (node) node.textContent = Number(value || 0).toLocaleString("en-US"); }
