@@ -74,12 +74,13 @@ def test_an_auditor_reads_but_every_state_changing_route_answers_403_with_a_trai
         refused = []
         for route in running.app.routes:
             methods = getattr(route, "methods", None) or set()
-            if "POST" not in methods or route.path in ("/login", "/logout", "/login/code", "/account/totp"):
+            if "POST" not in methods or route.path in ("/login", "/logout", "/login/code", "/account/totp",
+                                                       "/webhooks/conekta"):  # Conekta calls it, signed
                 continue
-            path = route.path.format(upload_id="0" * 32, batch_id="0" * 64, request_id="0" * 12)
+            path = route.path.format(upload_id="0" * 32, batch_id="0" * 64, request_id="0" * 12, name="ana")
             answer = carla.post(path, {})
             refused.append((path, answer.status_code))
-        assert refused and all(code == 403 for _, code in refused), refused
+        assert refused and all(code == 403 for _, code in refused), [r for r in refused if r[1] != 403]
     with Ledger(web_settings.ledger_path) as opened:
         lines = events.events(opened, action="forbidden")
     assert {e.detail["path"] for e in lines} == {path for path, _ in refused}
