@@ -67,7 +67,7 @@ class TeamPages(Pages):
     # -- what the review page shows about approval --------------------------------------------------
     def review_approval(self, pin: approvals.Pin | None) -> dict[str, Any]:
         """The facts a review keeps about approval: the pin and how many approvals the policy asks."""
-        if pin is None or not self.settings.ledger_path.exists():
+        if pin is None or not ledger_address.exists(self.settings.ledger_path):
             return {"pin": asdict(pin) if pin else None, "approvals_needed": 0}
         with Ledger(self.settings.ledger_path) as ledger:
             return {"pin": asdict(pin), "approvals_needed": approvals.needed(ledger, pin)}
