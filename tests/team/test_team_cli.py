@@ -83,3 +83,30 @@ def test_enrolling_on_the_terminal_shows_the_key_once_and_refuses_a_wrong_first_
     result = team_cli("users", "enrol", "root", "--ledger", ledger, "--password-stdin",
                       input=f"{PASSWORDS['root']}\n123\n")
     assert result.exit_code == 2 and "Escanea" in result.output
+
+
+def test_under_a_policy_a_reissue_needs_its_own_approval(sandbox, env, cli):
+    """Paying expired references again moves money: under the policy its plan is queued and refused
+    (exit 2, nothing sent) until an approver approves that reissue; then it pays once."""
+    ledger = env / "ledger.sqlite"
+    secrets = team_with_policy(ledger, "--every-batch")
+    source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])
+    [request_id] = request_ids(cli("run", source, "--api-base", sandbox.url).output)
+    assert approve(ledger, request_id, "ana", secrets["ana"]).exit_code == 0
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    with Ledger(ledger) as opened:
+        order = opened._query("SELECT payout_order_id FROM rows ORDER BY row_number")[0]["payout_order_id"]
+    sandbox.set_order_status(order, "expired")
+    results = env / "pagos.results.xlsx"
+    assert cli("status", results, "--api-base", sandbox.url).exit_code == 0
+    before = len(sandbox.payout_orders())
+
+    refused = cli("reissue", results, "--expired", "--api-base", sandbox.url)
+    assert refused.exit_code == 2 and "no se envió nada" in refused.output
+    [reissue_request] = request_ids(refused.output)
+    assert reissue_request != request_id and len(sandbox.payout_orders()) == before
+    assert "pagos.csv (reissue)" in team_cli("approvals", "--ledger", ledger).output
+    assert approve(ledger, reissue_request, "ana", secrets["ana"]).exit_code == 0
+    paid = cli("reissue", results, "--expired", "--api-base", sandbox.url)
+    assert paid.exit_code == 0, paid.output
+    assert len(sandbox.payout_orders()) == before + 1
