@@ -110,3 +110,21 @@ def test_under_a_policy_a_reissue_needs_its_own_approval(sandbox, env, cli):
     paid = cli("reissue", results, "--expired", "--api-base", sandbox.url)
     assert paid.exit_code == 0, paid.output
     assert len(sandbox.payout_orders()) == before + 1
+
+
+def test_a_config_file_cannot_weaken_the_policy_and_policy_show_says_where_it_lives(sandbox, env, cli):
+    """The policy is in the ledger: a config table or key that looks like one is refused by name (exit 2,
+    nothing sent), never read silently; ``policy show`` names the ledger and says why."""
+    ledger = env / "ledger.sqlite"
+    team_with_policy(ledger, "--every-batch")
+    source = write_csv(env / "pagos.csv", [beneficiary(1)])
+    for text, key in (("[policy]\nevery-batch = false\n", "[policy]"), ("every-batch = false\n", "every-batch"),
+                      ("[run]\ntwo-above = 1\n", "two-above"), ("[approvals]\nneeded = 0\n", "[approvals]")):
+        config = env / "nightly.toml"
+        config.write_text(text, encoding="utf-8")
+        refused = cli("run", source, "--api-base", sandbox.url, "--config", config)
+        assert refused.exit_code == 2 and key in refused.output and "bitácora" in refused.output, refused.output
+    assert sandbox.payout_orders() == []
+    shown = team_cli("policy", "show", "--ledger", ledger, "--lang", "en").output
+    assert f"Policy kept in the ledger {ledger}" in shown and "no config changes it" in shown
+    assert "every-batch: yes" in shown
