@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import events, totp
 from conftest import beneficiary, write_csv
 from team_setup import PASSWORDS, add_user, approve, enrol, request_ids, team_cli, team_with_policy
 
 
+@pytest.fixture
+def team_ledger(env, ledger_location, monkeypatch):
+    """This test's ledger on each engine, where `run` (BATCH_PAYOUTS_LEDGER) and the team commands both go."""
+    monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger_location))
+    return ledger_location
+
+
 def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_needs_approval_again(
-        sandbox, env, cli):
-    ledger = env / "ledger.sqlite"
+        sandbox, env, cli, team_ledger):
+    ledger = team_ledger
     secrets = team_with_policy(ledger, "--every-batch")
     rows = [beneficiary(n) for n in range(1, 4)]
     source = write_csv(env / "pagos.csv", rows)
@@ -41,8 +50,8 @@ def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_
     assert actions.count("run_refused_unapproved") == 2 and "approval_given" in actions
 
 
-def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli):
-    ledger = env / "ledger.sqlite"
+def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli, team_ledger):
+    ledger = team_ledger
     secrets = team_with_policy(ledger, "--above", "100", "--two-above", "200")
     source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])  # $101.00 + $102.00
     refused = cli("run", source, "--api-base", sandbox.url)
