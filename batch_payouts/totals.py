@@ -9,6 +9,7 @@ a time by ``format_totals``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
 
 from batch_payouts.i18n import money
 
@@ -37,3 +38,18 @@ def format_totals(totals: Mapping[str, int]) -> str:
     """The same lines in one text, never added together: "$1,500.00 MXN + $20.00 USD"."""
     return SEPARATOR.join(currency_lines(totals))
 
+
+
+def cents_of_pesos(value: object) -> int | None:
+    """An amount in pesos as finance writes it ("250000", "$250,000.00") in exact cents; None when it
+    is not a positive amount with at most two decimals (the CLI's ``--above``, the web's policy form)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * 100 if value > 0 else None
+    text = str(value).replace("$", "").replace(",", "").strip()
+    try:
+        pesos = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not pesos.is_finite() or pesos <= 0 or pesos != pesos.quantize(Decimal("0.01")):
+        return None
+    return int(pesos * 100)

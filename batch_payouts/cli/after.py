@@ -128,7 +128,8 @@ def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, exp
     from batch_payouts.cli.main import parse_expires_in
     from batch_payouts.cli.ops import _write_sheet, _sheet_line, open_batch
     from batch_payouts.operations.access import open_audited_client
-    from batch_payouts.operations.reissue import check_guards, reissue_rows, to_reissue
+    from batch_payouts.operations.reissue import check_guards, reissue_rows, require_approval, to_reissue
+    from batch_payouts.payout.ledger import operator_name
     from batch_payouts.totals import format_totals, totals_by_currency
 
     if not expired:
@@ -142,6 +143,7 @@ def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, exp
             if not rows:
                 click.echo(M["nothing"].format(lang, batch=batch.batch_id[:12]))
                 sys.exit(0)
+            require_approval(ledger, batch, rows, operator=operator_name())  # four eyes, under a policy
             connection = ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, lang=lang)
             client, audit = open_audited_client(stack, batch, ledger, connection, command="reissue")
             check_guards(client, batch, rows, live=live, max_total=max_total, skip_balance_check=skip_balance_check)

@@ -45,6 +45,19 @@ SECRET_KEY = Text(
     "CONEKTA_API_KEY environment variable and remove it from the file.",
 )
 
+POLICY_IN_CONFIG = Text(
+    es="El archivo de configuración «{path}» tiene «{key}», pero la política de aprobación se guarda en la bitácora, no "
+    "en un archivo: así ninguna configuración la debilita. Quita «{key}» del archivo y usa «batch-payouts policy set» "
+    "(un admin, con contraseña y código) o la página Administración de la web.",
+    en="The config file '{path}' has '{key}', but the approval policy is kept in the ledger, not in a file, so that no "
+    "config can weaken it. Remove '{key}' from the file and use 'batch-payouts policy set' (an admin, with password "
+    "and code) or the web's Administration page.",
+)
+# The team's commands take nothing from a config file (users, the policy and approvals live in the
+# ledger); a table or key that looks like a policy setting is refused by name, never read silently.
+TEAM_TABLES = frozenset({"policy", "approvals", "users", "approval_policy", "four_eyes"})
+POLICY_KEYS = frozenset({"every_batch", "above", "rows_over", "two_above", "approval_policy", "policy", "approvals"})
+
 
 def read_config(path: Path) -> dict[str, Any]:
     try:
@@ -80,6 +93,8 @@ def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all
     sections = {name: value for name, value in config.items() if isinstance(value, dict)}
     top = {name: value for name, value in config.items() if not isinstance(value, dict)}
     for scope, values in (("", top), *((name, section) for name, section in sections.items())):
+        if scope.replace("-", "_").lower() in TEAM_TABLES:
+            raise BatchError(POLICY_IN_CONFIG, path=str(path), key=f"[{scope}]")
         if scope and scope not in all_commands:
             if scope in lazy_names and scope != command.name:
                 continue  # another command's table: that command checks its keys when it runs
@@ -91,6 +106,8 @@ def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all
                 continue  # sign-in users of `web`: read by that command itself, not an option
             if "key" in normal and ("api" in normal or "conekta" in normal or normal == "key"):
                 raise BatchError(SECRET_KEY, path=str(path), key=key)
+            if normal in POLICY_KEYS:
+                raise BatchError(POLICY_IN_CONFIG, path=str(path), key=key)
             if normal not in known_anywhere:
                 raise BatchError(UNKNOWN_KEY, path=str(path), key=key, known=", ".join(sorted(known_anywhere)))
             if scope and scope != command.name:

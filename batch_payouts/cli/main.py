@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 from contextlib import contextmanager
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import click
@@ -57,16 +56,12 @@ class PesosType(click.ParamType):
     name = "pesos"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value * 100
-        text = str(value).replace("$", "").replace(",", "").strip()
-        try:
-            pesos = Decimal(text)
-        except InvalidOperation:
-            pesos = None
-        if pesos is None or not pesos.is_finite() or pesos <= 0 or pesos != pesos.quantize(Decimal("0.01")):
+        from batch_payouts.totals import cents_of_pesos
+
+        cents = cents_of_pesos(value)
+        if cents is None:
             self.fail(f"{value!r}: escribe un monto en pesos, por ejemplo 250000 o 1,500.50", param, ctx)
-        return int(pesos * 100)
+        return cents
 
 
 lang_option = click.option(

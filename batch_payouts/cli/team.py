@@ -42,6 +42,14 @@ EMPTY_SECRET = Text(es="La contraseña no puede estar vacía.", en="The password
 DONE = Text(es="Hecho: {what}.", en="Done: {what}.")
 NO_POLICY = Text(es="Sin política de aprobación: los lotes se pagan sin aprobación.",
                  en="No approval policy: batches are paid without approval.")
+POLICY_WHERE = Text(
+    es="Política guardada en la bitácora {ledger} (no en un archivo de configuración): obliga a todo run, cron y "
+    "servidor web que pague con esta bitácora, y ninguna configuración la cambia. La cambia un admin con "
+    "batch-payouts policy set o en la web (Administración).",
+    en="Policy kept in the ledger {ledger} (not in a config file): it binds every run, cron job and web server paying "
+    "from this ledger, and no config changes it. An admin changes it with batch-payouts policy set or in the web "
+    "app (Administration).",
+)
 NOTHING_PENDING = Text(es="No hay solicitudes de aprobación.", en="There are no approval requests.")
 
 
@@ -249,9 +257,11 @@ def policy_show(ledger_path, lang) -> None:
 
     with ExitStack() as stack:
         try:
-            found = rules.load(_open(stack, ledger_path))
+            ledger = _open(stack, ledger_path)
+            found = rules.load(ledger)
         except BatchError as error:
             _fail(error, lang)
+    click.echo(POLICY_WHERE.format(lang, ledger=ledger.name))
     if found is None:
         click.echo(NO_POLICY.format(lang))
         return

@@ -40,6 +40,27 @@ OVER_MAX_TOTAL = Text(
 )
 
 
+def require_approval(ledger: Ledger, batch: BatchRecord, rows: list[LedgerRow], *, operator: str) -> None:
+    """Four eyes (issue 15): paying expired references again moves money like a run, so under the
+    ledger's approval policy the reissue plan needs its own approval, exactly as a run's plan does.
+
+    Its pin is the batch, the file's SHA-256, the key's fingerprint and the plan *of the reissue*
+    (the expired rows, their amounts and currencies, marked as a reissue so it never equals the
+    run's own plan); the policy's thresholds apply to its total.  Unapproved, it is put in the
+    approvers' queue (submitted by ``operator``, who cannot approve it) and ``BatchError`` (exit 2)
+    says who must approve what; once approved, the same reissue goes through."""
+    import hashlib
+    import json
+
+    from batch_payouts.team import approvals
+
+    plan = sorted((r.row_key, int(r.amount), str(r.currency)) for r in rows)
+    digest = hashlib.sha256(json.dumps(["reissue", plan]).encode()).hexdigest()
+    pin = approvals.Pin(batch.batch_id, batch.input_sha256, digest, len(plan),
+                        totals_by_currency((r.amount for r in rows), (r.currency for r in rows)), batch.key_fingerprint)
+    approvals.require(ledger, pin, input_name=f"{batch.input_name} (reissue)", operator=operator)
+
+
 @dataclass
 class ReissueOutcome:
     original: LedgerRow

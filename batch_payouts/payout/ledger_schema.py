@@ -230,6 +230,17 @@ MIGRATIONS: list[str] = [
         recipients TEXT NOT NULL
     );
     """,
+    # 6 (issue 15, second round): who submitted which batch, so a preparer sees only their own
+    # batches (team/owners.py); step 6 is another branch's (issue 17), the lead renumbers
+    """
+    CREATE TABLE team_batch_owners (
+        batch_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        since REAL NOT NULL,
+        PRIMARY KEY (batch_id, name)
+    );
+    CREATE INDEX team_batch_owners_by_name ON team_batch_owners (name);
+    """,
 ]
 
 FOREIGN_FILE = Text(

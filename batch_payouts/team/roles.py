@@ -50,3 +50,11 @@ def may(roles: tuple[str, ...] | frozenset[str], action: str) -> bool:
 
 def needs_second_factor(roles: tuple[str, ...] | frozenset[str]) -> bool:
     return bool(set(roles) & SECOND_FACTOR_ROLES)
+
+
+SEES_EVERYTHING = frozenset({APPROVER, AUDITOR, ADMIN})  # a preparer alone sees only their own batches
+
+
+def sees_everything(roles: tuple[str, ...] | frozenset[str]) -> bool:
+    """Whether these roles see every batch and upload, not only the ones the user submitted (``owners``)."""
+    return bool(set(roles) & SEES_EVERYTHING)

@@ -139,19 +139,19 @@ def _change(ledger: Ledger, name: str, sql: str, params: tuple, actor: str | Non
         events.record_in(conn, actor, ip, action, user=name, **detail)
 
 
-def disable_user(ledger: Ledger, name: str, *, actor: str | None, enable: bool = False) -> None:
+def disable_user(ledger: Ledger, name: str, *, actor: str | None, enable: bool = False, ip: str | None = None) -> None:
     _change(ledger, name, "UPDATE team_users SET disabled=?, updated_at=?", (0 if enable else 1, time.time()), actor,
-            "user_enabled" if enable else "user_disabled")
+            "user_enabled" if enable else "user_disabled", ip=ip)
 
 
 def reset_password(ledger: Ledger, name: str, password: str, *, actor: str | None,
-                   second_factor: bool = False) -> None:
+                   second_factor: bool = False, ip: str | None = None) -> None:
     """A new password; with ``second_factor`` the TOTP secret and recovery codes are dropped too
     (a lost phone), so the user enrols again at the next sign-in."""
     stored = hash_password(check_password(password))
     extra = ", totp_secret=NULL, totp_enrolled_at=NULL" if second_factor else ""
     _change(ledger, name, f"UPDATE team_users SET password_hash=?, updated_at=?{extra}", (stored, time.time()), actor,
-            "password_reset", second_factor_reset=second_factor)
+            "password_reset", ip=ip, second_factor_reset=second_factor)
     if second_factor:
         with ledger._transaction() as conn:
             conn.execute("DELETE FROM team_recovery_codes WHERE name=?", (name,))

@@ -17,10 +17,19 @@ POST_ACTIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"/batches/[^/]+/cancel"), "cancel"),
     (re.compile(r"/approvals/[^/]+/(approve|reject)"), "approve"),
     (re.compile(r"/account(/[a-z-]+)?"), "read"),  # one's own second factor
+    (re.compile(r"/admin(/.*)?"), "admin"),  # users and the policy
 ]
+
+
+# Pages only some roles may even read.
+GET_ACTIONS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"/admin(/.*)?"), "admin"),
+]
+# What an approver or admin without a second factor may still reach: enrolling it, and leaving.
+ENROLMENT = re.compile(r"/account(/totp)?|/logout")
 
 
 def action_of(method: str, path: str) -> str:
     if method in ("GET", "HEAD"):
-        return "read"
+        return next((action for pattern, action in GET_ACTIONS if pattern.fullmatch(path)), "read")
     return next((action for pattern, action in POST_ACTIONS if pattern.fullmatch(path)), "change")

@@ -54,6 +54,8 @@ class AccountPages(Pages):
         if signed.user.enrolled:
             request.session.update({PENDING_USER: name, PENDING_AT: int(time.time()), PENDING_NEXT: target})
             return RedirectResponse("/login/code", status_code=303)
+        if signed.user.needs_second_factor:  # an approver or admin without one: enrolment first, nothing else
+            target = "/account"
         return self._signed_in(request, name, target, second_factor=False)
 
     def _signed_in(self, request: Request, name: str, target: str, *, second_factor: bool) -> Response:

@@ -21,7 +21,8 @@ from batch_payouts import clock
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.operations import sheet_source, write_status_sheet
 from batch_payouts.operations.access import open_audited_client
-from batch_payouts.operations.reissue import check_guards, reissue_rows, to_reissue
+from batch_payouts.operations.reissue import check_guards, reissue_rows, require_approval, to_reissue
+from batch_payouts.team.roles import APPROVER
 from batch_payouts.payout.records import LedgerRow
 from batch_payouts.states import ORDER_CANCELLED, ORDER_CASHED, ORDER_EXPIRED
 from batch_payouts.errors import BatchError
@@ -49,12 +50,11 @@ class AfterPages:
     """Mixed into ``WebApp`` beside ``BatchPages`` (uses its ``_batch``, ``_batch_operation``)."""
 
     def may_pay(self, request: Request) -> bool:
-        """May the signed-in user move money (the reissue button pays)?  The one check for it.
-
-        Today every signed-in user may run a batch (the confirm page pays), so every one may
-        reissue.  When roles arrive (another branch adds them), point this at the approver role:
-        the batch page's button and both reissue routes ask here and nowhere else."""
-        return True
+        """May the signed-in user pay expired references again?  The one check for it (the batch
+        page's button and both reissue routes ask here): an approver -- someone who releases money.
+        Without users (one person on loopback) that person holds every role.  Under an approval
+        policy the reissue plan also needs its own approval (``operations.reissue.require_approval``)."""
+        return APPROVER in self.roles(request)
 
     @signed_in
     async def reissue_page(self, request: Request) -> Response:
@@ -87,6 +87,7 @@ class AfterPages:
                 return
             if form.get("count") != str(len(rows)):
                 raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
+            require_approval(ledger, batch, rows, operator=self.user(request) or "web")  # four eyes, under a policy
             from contextlib import ExitStack
 
             with ExitStack() as stack:

@@ -31,6 +31,7 @@ from batch_payouts.payout.conekta import is_loopback
 from batch_payouts.totals import currency_lines, format_totals
 from batch_payouts.web import formats, security
 from batch_payouts.web.account import AccountPages
+from batch_payouts.web.admin_pages import AdminPages
 from batch_payouts.web.after_pages import AfterPages
 from batch_payouts.web.batch_pages import BatchPages
 from batch_payouts.web.review_pages import ReviewPages, problem_parts
@@ -55,7 +56,7 @@ LOGIN_NEEDED = Text(
 )
 
 
-class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, TeamPages, WebhookReceiver):
+class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, TeamPages, AdminPages, WebhookReceiver):
     """The app's state: settings, uploads, runs; one per server."""
 
     def __init__(self, settings: WebSettings) -> None:
@@ -113,6 +114,14 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/approvals/{request_id}/reject", web.reject, methods=["POST"]),
         Route("/account", web.account, methods=["GET"]),
         Route("/account/totp", web.enrol, methods=["POST"]),
+        Route("/admin", web.admin_page, methods=["GET"]),
+        Route("/admin/users", web.add_user, methods=["POST"]),
+        Route("/admin/users/{name}", web.admin_user_page, methods=["GET"]),
+        Route("/admin/users/{name}/roles", web.set_roles, methods=["POST"]),
+        Route("/admin/users/{name}/disable", web.disable_user, methods=["POST"]),
+        Route("/admin/users/{name}/password", web.reset_password, methods=["POST"]),
+        Route("/admin/policy", web.admin_policy_page, methods=["GET"]),
+        Route("/admin/policy", web.set_policy, methods=["POST"]),
         Route("/login/code", web.login_code_page, methods=["GET"]),
         Route("/login/code", web.login_code, methods=["POST"]),
         Route("/webhooks/conekta", web.conekta_webhook, methods=["POST"]),

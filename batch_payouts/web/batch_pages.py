@@ -22,6 +22,7 @@ from batch_payouts.operations import PENDING_STATUSES, cancel_rows, open_client,
 from batch_payouts.payout.audit import audit_path_for
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
+from batch_payouts.team import owners as team_owners
 from batch_payouts.totals import format_totals
 from batch_payouts.web.pages import (
     BATCH_ID, CHANGED_SINCE_REVIEW, NOT_FOUND, ROWS_SHOWN, RUNNING_NOW, Pages, _totals_of, signed_in,
@@ -63,7 +64,11 @@ class BatchPages(Pages):
             if not ledger_address.exists(self.settings.ledger_path):
                 return []
             with Ledger(self.settings.ledger_path) as ledger:
-                return ledger.batches()
+                found = ledger.batches()
+                if self.settings.team and not self.sees_everything(request):  # a preparer: their own batches
+                    mine = team_owners.owned_by(ledger, self.user(request))
+                    found = [batch for batch in found if batch.batch_id in mine]
+                return found
 
         found = await run_in_threadpool(load)
         running = {batch.batch_id for batch in found if self._running(batch.batch_id)}
@@ -75,6 +80,8 @@ class BatchPages(Pages):
         if batch is not None and batch_id != request.path_params["batch_id"]:  # the short id: one address per batch
             return RedirectResponse(f"/batches/{batch_id}", status_code=303)
         progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
+        if batch is None and progress is not None and not await run_in_threadpool(self.may_see_batch, request, batch_id):
+            progress = None
         if batch is None and progress is None:
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
 
@@ -107,7 +114,8 @@ class BatchPages(Pages):
     async def progress(self, request: Request) -> Response:
         batch_id = request.path_params["batch_id"]
         progress = self.runs.progress(batch_id) if BATCH_ID.fullmatch(batch_id) else None
-        if progress is not None and (progress.running or not request.query_params.get("watch")):
+        if (progress is not None and (progress.running or not request.query_params.get("watch"))
+                and await run_in_threadpool(self.may_see_batch, request, batch_id)):
             return JSONResponse(progress.as_json())
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:

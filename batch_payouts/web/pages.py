@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from batch_payouts import states
+from batch_payouts import ledger_address, states
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
 from batch_payouts.jobs.load import RunOptions
@@ -27,6 +27,7 @@ from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import totals_by_currency
 from batch_payouts.team import events as team_events
+from batch_payouts.team import owners as team_owners
 from batch_payouts.team import roles as team_roles
 from batch_payouts.team import users as team_users
 from batch_payouts.web import access, security
@@ -53,6 +54,7 @@ CHANGED_SINCE_REVIEW = Text(
 )
 FORBIDDEN = Text(es="Tu rol no permite esta acción; quedó registrado.", en="Your role does not allow this; it was recorded.")
 NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
+MUST_ENROL = Text(es="Primero registra tu segundo factor (Cuenta).", en="Enrol your second factor first (Account).")
 RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
 
 
@@ -119,7 +121,7 @@ class Pages:
             order_label=lambda status: states.order_label(status, lang),
             count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
             unconfirmed_explained=UNCONFIRMED_EXPLAINED.format(lang),
-            csrf=security.csrf_token(request.session), user=self.user(request),
+            csrf=security.csrf_token(request.session), user=self.user(request), roles=self.roles(request),
             login_enabled=(bool(self.settings.users) or self.settings.team) and not self.settings.trust_user_header,
             flashes=flashes,
             sandbox=self.settings.on_sandbox,
@@ -141,8 +143,10 @@ class Pages:
 
     def guard(self, request: Request) -> Response | None:
         """A redirect to the login page (or 401 behind a proxy) when someone must sign in first, or
-        whose session sat idle too long; 403 (and a line in the team's trail) when the user's roles
-        do not allow this route (``access``)."""
+        whose session sat idle too long; to the enrolment page (``/account``) for an approver or
+        admin without a second factor, who may do nothing else until enrolled; 403 (and a line in
+        the team's trail) when the user's roles do not allow this route (``access``)."""
+        self.refresh_team()
         if self.settings.login_required and not self.user(request):
             if self.settings.trust_user_header:
                 return Response("401: the reverse proxy did not name a user", status_code=401)
@@ -152,32 +156,86 @@ class Pages:
         if expired(request.session, self.settings.idle_minutes, touch=not request.query_params.get("watch")):
             request.session.clear()
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if self.must_enrol(request) and not access.ENROLMENT.fullmatch(request.url.path):
+            if request.method not in ("GET", "HEAD"):
+                self.refuse(request, "enrol second factor first", MUST_ENROL)
+            return RedirectResponse("/account", status_code=303)
         self.refuse_unless(request, access.action_of(request.method, request.url.path))
         return None
+
+    def refresh_team(self) -> None:
+        """Users added from the CLI after the server started count at once: once the ledger has
+        users, sign-in and roles come from it (and stay so: users are disabled, never deleted)."""
+        if self.settings.team or not ledger_address.exists(self.settings.ledger_path):
+            return
+        with Ledger(self.settings.ledger_path) as ledger:
+            self.settings.team = team_users.has_users(ledger)
+
+    def current_user(self, request: Request) -> team_users.User | None:
+        """The signed-in user's record in the ledger (read once per request), or None."""
+        if not self.settings.team:
+            return None
+        if not hasattr(request.state, "team_user"):
+            name = self.user(request)
+            with Ledger(self.settings.ledger_path) as ledger:
+                request.state.team_user = team_users.get_user(ledger, name) if name else None
+        return request.state.team_user
+
+    def must_enrol(self, request: Request) -> bool:
+        """An approver or admin (bootstrapped ones too) without a second factor: only enrolment until then."""
+        user = self.current_user(request)
+        return bool(user and not user.disabled and user.needs_second_factor and not user.enrolled)
 
     def roles(self, request: Request) -> frozenset[str]:
         """The signed-in user's roles; every role where there are no users (one person, one machine)."""
         if not self.settings.team:
             return frozenset(team_roles.ROLES)
-        name = self.user(request)
-        with Ledger(self.settings.ledger_path) as ledger:
-            user = team_users.get_user(ledger, name) if name else None
+        user = self.current_user(request)
         return frozenset(user.roles) if user and not user.disabled else frozenset()
 
     def refuse_unless(self, request: Request, action: str) -> None:
         """403 unless the user may do ``action``; the refusal is recorded with who, where and what."""
         if team_roles.may(self.roles(request), action):
             return
+        self.refuse(request, action)
+
+    def refuse(self, request: Request, needed: str, message: Text = FORBIDDEN, **detail: Any) -> None:
+        """403, recorded in the team's trail with who, from where, what they asked and what it needed."""
         with Ledger(self.settings.ledger_path) as ledger:
             team_events.record(ledger, self.user(request), client_ip(request), "forbidden", method=request.method,
-                               path=request.url.path, needed=action)
-        raise HTTPException(403, FORBIDDEN.format(self.lang(request)))
+                               path=request.url.path, needed=needed, **detail)
+        raise HTTPException(403, message.format(self.lang(request)))
+
+    def sees_everything(self, request: Request) -> bool:
+        """Approvers, auditors and admins see every batch and upload; a preparer alone only their own."""
+        return team_roles.sees_everything(self.roles(request))
+
+    def may_see_batch(self, request: Request, batch_id: str) -> bool:
+        """Whether the user may see this batch at all; a preparer asking for another's is recorded
+        (the answer is "not found", so a batch id is not confirmed to exist)."""
+        if self.sees_everything(request):
+            return True
+        name = self.user(request)
+        with Ledger(self.settings.ledger_path) as ledger:
+            if team_owners.owns(ledger, batch_id, name):
+                return True
+            team_events.record(ledger, name, client_ip(request), "forbidden", method=request.method,
+                               path=request.url.path, needed="own batch", batch=batch_id)
+        return False
 
     def owned_upload(self, request: Request, upload_id: str) -> Upload | None:
+        """The upload, if this user may see it: its own uploader; for reading (GET) also the roles
+        that see everything.  Every step that changes it (POST) is its uploader's alone."""
         upload = self.uploads.get(upload_id)
-        if upload is None or (self.settings.login_required and upload.user != self.user(request)):
-            return None
-        return upload
+        if upload is None or not self.settings.login_required or upload.user == self.user(request):
+            return upload
+        if request.method in ("GET", "HEAD") and self.settings.team and self.sees_everything(request):
+            return upload
+        if self.settings.team:
+            with Ledger(self.settings.ledger_path) as ledger:
+                team_events.record(ledger, self.user(request), client_ip(request), "forbidden", method=request.method,
+                                   path=request.url.path, needed="own upload")
+        return None
 
     def run_options(self, upload: Upload, lang: str, **overrides: Any) -> RunOptions:
         settings = self.settings
@@ -215,5 +273,7 @@ class Pages:
             return None, batch_id
         with Ledger(self.settings.ledger_path) as ledger:
             batch = ledger.batch(batch_id) if len(batch_id) == 64 else ledger.find_batch(batch_id)
+        if batch is not None and not self.may_see_batch(request, batch.batch_id):
+            return None, batch_id  # another's batch, to a preparer: not found (and recorded)
         return batch, batch.batch_id if batch else batch_id
 

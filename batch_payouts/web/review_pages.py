@@ -195,6 +195,7 @@ class ReviewPages(Pages):
         upload.review = review
         upload.batch_id = result.batch_id
         self.uploads.put(upload)
+        self.claim_batch(upload)  # four eyes: the uploader's batch, for "a preparer sees their own"
 
     @staticmethod
     def _review_facts(result: JobResult, lang: str) -> dict[str, Any]:

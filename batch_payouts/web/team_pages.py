@@ -21,10 +21,13 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.payout.ledger import Ledger
+from batch_payouts import ledger_address
 from batch_payouts.team import approvals, events, totp
+from batch_payouts.team import owners as team_owners
 from batch_payouts.team import users as team_users
 from batch_payouts.team.roles import APPROVER
 from batch_payouts.web.pages import NOT_FOUND, Pages, client_ip, signed_in
+from batch_payouts.web.uploads import Upload
 
 SUBMITTED = Text(es="Enviado a aprobación (solicitud {request}).", en="Submitted for approval (request {request}).")
 APPROVED_RUNNING = Text(es="Aprobado: el lote se está pagando.", en="Approved: the batch is being paid.")
@@ -49,16 +52,22 @@ class TeamPages(Pages):
         """Copy the config file's ``[web.users]`` into the ledger (once), and take sign-in and roles
         from the ledger when it has users.  A server with neither leaves the ledger file unmade."""
         path = self.settings.ledger_path
-        if not self.settings.users and not path.exists():
+        if not self.settings.users and not ledger_address.exists(path):
             return
         with Ledger(path) as ledger:
             team_users.bootstrap(ledger, self.settings.users)
             self.settings.team = team_users.has_users(ledger)
 
+    def claim_batch(self, upload: Upload) -> None:
+        """The uploader owns the batch their file makes (``team.owners``): a preparer sees it."""
+        if upload.user and upload.batch_id:
+            with Ledger(self.settings.ledger_path) as ledger:
+                team_owners.claim(ledger, upload.batch_id, upload.user)
+
     # -- what the review page shows about approval --------------------------------------------------
     def review_approval(self, pin: approvals.Pin | None) -> dict[str, Any]:
         """The facts a review keeps about approval: the pin and how many approvals the policy asks."""
-        if pin is None or not self.settings.ledger_path.exists():
+        if pin is None or not ledger_address.exists(self.settings.ledger_path):
             return {"pin": asdict(pin) if pin else None, "approvals_needed": 0}
         with Ledger(self.settings.ledger_path) as ledger:
             return {"pin": asdict(pin), "approvals_needed": approvals.needed(ledger, pin)}
@@ -105,7 +114,10 @@ class TeamPages(Pages):
                 user = team_users.get_user(ledger, name) if name else None
                 return approvals.listing(ledger), bool(user and user.enrolled)
 
-        found, enrolled = await run_in_threadpool(load) if self.settings.ledger_path.exists() else ([], False)
+        found, enrolled = (await run_in_threadpool(load) if ledger_address.exists(self.settings.ledger_path)
+                           else ([], False))
+        if self.settings.team and not self.sees_everything(request):  # a preparer: their own requests
+            found = [r for r in found if r.submitted_by == name]
         found.sort(key=lambda r: (r.state != "pending", -r.submitted_at))
         may_decide = {r.request_id for r in found if APPROVER in roles and approvals.may_decide(r, name)}
         return self.render(request, "approvals.html", requests=found, may_decide=may_decide, enrolled=enrolled)
@@ -114,6 +126,9 @@ class TeamPages(Pages):
     async def approval_sheet(self, request: Request) -> Response:
         """The reviewed sheet of a submitted upload (its problem rows marked), for the approver."""
         found = await run_in_threadpool(self._request_of, request)
+        if found is not None and self.settings.team and not self.sees_everything(request) \
+                and found.submitted_by != self.user(request):
+            found = None
         upload = self.uploads.get(found.upload_id) if found and found.upload_id else None
         path = self.uploads.annotated_path(upload) if upload else None
         if path is None or not path.exists():

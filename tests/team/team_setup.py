@@ -11,7 +11,8 @@ from batch_payouts.cli.main import main
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import totp, users
 
-PASSWORDS = {"root": "root password 1", "ana": "ana password 1", "beto": "beto password 1", "carla": "carla password 1"}
+PASSWORDS = {"root": "root password 1", "ana": "ana password 1", "beto": "beto password 1", "carla": "carla password 1",
+             "dani": "dani password 1"}
 
 
 def team_cli(*args: object, input: str | None = None):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
+
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import events, totp
 from conftest import beneficiary, write_csv
 from team_setup import PASSWORDS, add_user, approve, enrol, request_ids, team_cli, team_with_policy
 
 
+@pytest.fixture
+def team_ledger(env, ledger_location, monkeypatch):
+    """This test's ledger on each engine, where `run` (BATCH_PAYOUTS_LEDGER) and the team commands both go."""
+    monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger_location))
+    return ledger_location
+
+
 def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_needs_approval_again(
-        sandbox, env, cli):
-    ledger = env / "ledger.sqlite"
+        sandbox, env, cli, team_ledger):
+    ledger = team_ledger
     secrets = team_with_policy(ledger, "--every-batch")
     rows = [beneficiary(n) for n in range(1, 4)]
     source = write_csv(env / "pagos.csv", rows)
@@ -41,8 +50,8 @@ def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_
     assert actions.count("run_refused_unapproved") == 2 and "approval_given" in actions
 
 
-def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli):
-    ledger = env / "ledger.sqlite"
+def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli, team_ledger):
+    ledger = team_ledger
     secrets = team_with_policy(ledger, "--above", "100", "--two-above", "200")
     source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])  # $101.00 + $102.00
     refused = cli("run", source, "--api-base", sandbox.url)
@@ -83,3 +92,48 @@ def test_enrolling_on_the_terminal_shows_the_key_once_and_refuses_a_wrong_first_
     result = team_cli("users", "enrol", "root", "--ledger", ledger, "--password-stdin",
                       input=f"{PASSWORDS['root']}\n123\n")
     assert result.exit_code == 2 and "Escanea" in result.output
+
+
+def test_under_a_policy_a_reissue_needs_its_own_approval(sandbox, env, cli):
+    """Paying expired references again moves money: under the policy its plan is queued and refused
+    (exit 2, nothing sent) until an approver approves that reissue; then it pays once."""
+    ledger = env / "ledger.sqlite"
+    secrets = team_with_policy(ledger, "--every-batch")
+    source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])
+    [request_id] = request_ids(cli("run", source, "--api-base", sandbox.url).output)
+    assert approve(ledger, request_id, "ana", secrets["ana"]).exit_code == 0
+    assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
+    with Ledger(ledger) as opened:
+        order = opened._query("SELECT payout_order_id FROM rows ORDER BY row_number")[0]["payout_order_id"]
+    sandbox.set_order_status(order, "expired")
+    results = env / "pagos.results.xlsx"
+    assert cli("status", results, "--api-base", sandbox.url).exit_code == 0
+    before = len(sandbox.payout_orders())
+
+    refused = cli("reissue", results, "--expired", "--api-base", sandbox.url)
+    assert refused.exit_code == 2 and "no se envió nada" in refused.output
+    [reissue_request] = request_ids(refused.output)
+    assert reissue_request != request_id and len(sandbox.payout_orders()) == before
+    assert "pagos.csv (reissue)" in team_cli("approvals", "--ledger", ledger).output
+    assert approve(ledger, reissue_request, "ana", secrets["ana"]).exit_code == 0
+    paid = cli("reissue", results, "--expired", "--api-base", sandbox.url)
+    assert paid.exit_code == 0, paid.output
+    assert len(sandbox.payout_orders()) == before + 1
+
+
+def test_a_config_file_cannot_weaken_the_policy_and_policy_show_says_where_it_lives(sandbox, env, cli):
+    """The policy is in the ledger: a config table or key that looks like one is refused by name (exit 2,
+    nothing sent), never read silently; ``policy show`` names the ledger and says why."""
+    ledger = env / "ledger.sqlite"
+    team_with_policy(ledger, "--every-batch")
+    source = write_csv(env / "pagos.csv", [beneficiary(1)])
+    for text, key in (("[policy]\nevery-batch = false\n", "[policy]"), ("every-batch = false\n", "every-batch"),
+                      ("[run]\ntwo-above = 1\n", "two-above"), ("[approvals]\nneeded = 0\n", "[approvals]")):
+        config = env / "nightly.toml"
+        config.write_text(text, encoding="utf-8")
+        refused = cli("run", source, "--api-base", sandbox.url, "--config", config)
+        assert refused.exit_code == 2 and key in refused.output and "bitácora" in refused.output, refused.output
+    assert sandbox.payout_orders() == []
+    shown = team_cli("policy", "show", "--ledger", ledger, "--lang", "en").output
+    assert f"Policy kept in the ledger {ledger}" in shown and "no config changes it" in shown
+    assert "every-batch: yes" in shown

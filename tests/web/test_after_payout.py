@@ -77,24 +77,40 @@ def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_pat
     assert _state(tmp_path / "down.sqlite") == applied  # the same ledger state as the webhooks reached
 
 
-def test_only_a_user_who_may_pay_sees_the_reissue_button_or_can_press_it(sandbox, env, cli, web_settings, monkeypatch):
-    """``AfterPages.may_pay`` is the one check (roles will point it at approvers): no button, 403, nothing paid."""
-    from batch_payouts.web.after_pages import AfterPages
+def test_only_an_approver_sees_the_reissue_button_or_can_press_it(sandbox, env, cli, web_settings):
+    """``AfterPages.may_pay`` is the one check, pointed at the approver role: an auditor (who sees the
+    batch) gets no button and 403, nothing paid; an approver gets the button."""
+    import sys
+    from pathlib import Path
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "team"))
+    from team_setup import PASSWORDS, team_with_policy
+
+    from batch_payouts.team import totp
+
+    secrets = team_with_policy(env / "ledger.sqlite", "--rows-over", "1000")  # a policy this batch is under
     source = write_csv(env / "pagos.csv", [beneficiary(1, folio="F-1")])
     assert cli("run", source, "--api-base", sandbox.url).exit_code == 0
     with sqlite3.connect(env / "ledger.sqlite") as conn:
         batch_id, order = conn.execute("SELECT batch_id, payout_order_id FROM rows").fetchone()
     sandbox.set_order_status(order, "expired")
     assert cli("status", env / "pagos.results.xlsx", "--api-base", sandbox.url).exit_code == 0
-    monkeypatch.setattr(AfterPages, "may_pay", lambda self, request: False)
-    with WebServer(web_settings) as server:
-        visitor = Visitor(server.url)
-        assert 'id="reissue-button"' not in visitor.get(f"/batches/{batch_id}").text
-        assert visitor.get(f"/batches/{batch_id}/reissue").status_code == 403
+    with WebServer(replace(web_settings, ledger_path=env / "ledger.sqlite", host="0.0.0.0")) as server:
+        visitors = {}
+        for name in ("carla", "ana"):
+            visitor = visitors[name] = Visitor(server.url)
+            visitor.get("/login")
+            visitor.post("/login", {"username": name, "password": PASSWORDS[name], "next": "/"})
+            if name in secrets:
+                visitor.post("/login/code", {"code": totp.current_code(secrets[name])})
+        carla, ana = visitors["carla"], visitors["ana"]
+        assert carla.get(f"/batches/{batch_id}").status_code == 200
+        assert 'id="reissue-button"' not in carla.get(f"/batches/{batch_id}").text
+        assert carla.get(f"/batches/{batch_id}/reissue").status_code == 403
         before = len(sandbox.payout_orders())
-        assert visitor.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
+        assert carla.post(f"/batches/{batch_id}/reissue", {"count": "1"}).status_code == 403
         assert len(sandbox.payout_orders()) == before
+        assert 'id="reissue-button"' in ana.get(f"/batches/{batch_id}").text
 
 
 def test_an_open_pages_background_check_does_not_keep_an_idle_session_alive():

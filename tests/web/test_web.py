@@ -448,8 +448,18 @@ def test_a_public_address_without_login_refuses_to_start(web_settings, host):
 
 
 def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
+    from batch_payouts.payout.ledger import Ledger
+    from batch_payouts.team import totp
+    from batch_payouts.team import users as team_users
+
     users = {"ana": hash_password("s3creta ana"), "beto": hash_password("otra clave")}
     with WebServer(replace(web_settings, host="0.0.0.0", users=users)) as running:
+        # [web.users] become preparer+approver, who must enrol a second factor before anything else:
+        # ana has enrolled hers; beto is made a preparer only (an approver would see every upload).
+        with Ledger(web_settings.ledger_path) as ledger:
+            secret = team_users.start_enrolment(ledger, "ana")
+            team_users.confirm_enrolment(ledger, "ana", totp.current_code(secret))
+            team_users.set_roles(ledger, "beto", "preparer", actor=None)
         ana = Visitor(running.url)
         assert ana.get("/").url.endswith("/login?next=/")
         assert ana.get("/batches").url.endswith("/login?next=/batches")
@@ -457,7 +467,9 @@ def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
         assert wrong.status_code == 401 and "incorrectos" in wrong.text
         unknown = ana.post("/login", {"username": "zoe", "password": "nope", "next": "/"})
         assert unknown.status_code == 401
-        signed = ana.post("/login", {"username": "ana", "password": "s3creta ana", "next": "https://evil.example/"})
+        step = ana.post("/login", {"username": "ana", "password": "s3creta ana", "next": "https://evil.example/"})
+        assert step.url.endswith("/login/code")
+        signed = ana.post("/login/code", {"code": totp.current_code(secret)})
         assert signed.url.rstrip("/") == running.url and "ana" in signed.text
         review = ana.upload(SAMPLES / "beneficiaries.csv")
         assert review.status_code == 200 and "14 válidas" in text_of(review)
@@ -487,7 +499,7 @@ def test_login_is_required_with_users_and_uploads_stay_private(web_settings):
                 assert stranger.post(running.url + route.path, data=b"{}", timeout=10).status_code in (401, 503)
                 continue
             path = route.path.replace("{kind:str}", "results").format(upload_id="0" * 32, batch_id="0" * 64,
-                                                                                  request_id="0" * 12)
+                                                                                  request_id="0" * 12, name="ana")
             for method in sorted(route.methods - {"HEAD"}):
                 answer = stranger.request(method, running.url + path, allow_redirects=False, timeout=10)
                 assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), (method, path)
