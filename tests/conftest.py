@@ -205,6 +205,7 @@ def web_settings(tmp_path, sandbox):
 # a real browser, whole web sessions and fuzzed subprocesses.  `make test` runs them all.
 _SLOW_PLACES = (
     "e2e", "test_web_browser.py", "test_web.py", "test_web_finance.py", "test_security.py", "test_web_team.py", "test_web_browser_team.py",
+    "test_web_instances.py",
     "test_input_fuzz.py", "test_sandbox_serve.py", "test_disk_full.py",
 )
 # Single slow tests in otherwise quick modules (pandera's full-depth checks over every kind of cell).

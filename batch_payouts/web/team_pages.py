@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from batch_payouts import ledger_address
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.payout.ledger import Ledger
@@ -49,7 +50,7 @@ class TeamPages(Pages):
         """Copy the config file's ``[web.users]`` into the ledger (once), and take sign-in and roles
         from the ledger when it has users.  A server with neither leaves the ledger file unmade."""
         path = self.settings.ledger_path
-        if not self.settings.users and not path.exists():
+        if not self.settings.users and not ledger_address.exists(path):
             return
         with Ledger(path) as ledger:
             team_users.bootstrap(ledger, self.settings.users)
@@ -58,7 +59,7 @@ class TeamPages(Pages):
     # -- what the review page shows about approval --------------------------------------------------
     def review_approval(self, pin: approvals.Pin | None) -> dict[str, Any]:
         """The facts a review keeps about approval: the pin and how many approvals the policy asks."""
-        if pin is None or not self.settings.ledger_path.exists():
+        if pin is None or not ledger_address.exists(self.settings.ledger_path):
             return {"pin": asdict(pin) if pin else None, "approvals_needed": 0}
         with Ledger(self.settings.ledger_path) as ledger:
             return {"pin": asdict(pin), "approvals_needed": approvals.needed(ledger, pin)}
@@ -105,7 +106,7 @@ class TeamPages(Pages):
                 user = team_users.get_user(ledger, name) if name else None
                 return approvals.listing(ledger), bool(user and user.enrolled)
 
-        found, enrolled = await run_in_threadpool(load) if self.settings.ledger_path.exists() else ([], False)
+        found, enrolled = await run_in_threadpool(load) if ledger_address.exists(self.settings.ledger_path) else ([], False)
         found.sort(key=lambda r: (r.state != "pending", -r.submitted_at))
         may_decide = {r.request_id for r in found if APPROVER in roles and approvals.may_decide(r, name)}
         return self.render(request, "approvals.html", requests=found, may_decide=may_decide, enrolled=enrolled)
