@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
 
 from conekta_events import EventsFeed, event_for
-from conftest import beneficiary, write_csv
+from conftest import beneficiary, ledger_select, write_csv
 
 
 def _batch(sandbox, env, cli, count=4):
@@ -15,16 +15,14 @@ def _batch(sandbox, env, cli, count=4):
 
 
 def _rows(env):
-    with sqlite3.connect(env / "ledger.sqlite") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM rows ORDER BY row_number")]
+    return ledger_select(os.environ["BATCH_PAYOUTS_LEDGER"], "SELECT * FROM rows ORDER BY row_number")  # engine_env's ledger, either engine
 
 
 def _state(env):
     return [(r["order_status"], r["cashed_at"], r["expired_at"], r["cancelled_at"]) for r in _rows(env)]
 
 
-def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(sandbox, env, cli):
+def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(sandbox, env, engine_env, cli):
     rows = _batch(sandbox, env, cli)
     with EventsFeed() as feed:
         for row in rows:

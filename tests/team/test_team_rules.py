@@ -1,4 +1,4 @@
-"""The team's rules on a real ledger file: the policy's thresholds, the sign-in throttle, the event chain."""
+"""The team's rules on a real ledger (a file, and a PostgreSQL database): the policy's thresholds, the sign-in throttle, the event chain."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ def test_the_policy_asks_one_or_two_approvals_by_thresholds():
     assert Policy(every_batch=True).needed({"MXN": 1}, 1) == 1
 
 
-def test_the_sixth_wrong_password_locks_even_the_right_one_and_the_trail_shows_the_lock(tmp_path):
+def test_the_sixth_wrong_password_locks_even_the_right_one_and_the_trail_shows_the_lock(ledger_location):
     throttle = users.Throttle(limit=5, minutes=15)
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+    with Ledger(ledger_location) as ledger:
         users.add_user(ledger, "ana", "ana password 1", "preparer", actor=None)
         for _ in range(5):
             assert users.sign_in(ledger, "ana", "wrong", "10.0.0.9", throttle).user is None
@@ -35,8 +35,8 @@ def test_the_sixth_wrong_password_locks_even_the_right_one_and_the_trail_shows_t
         assert users.sign_in(ledger, "ana", "ana password 1", "10.0.0.7", users.Throttle(5, 0)).user.name == "ana"
 
 
-def test_an_edited_event_breaks_the_chain(tmp_path):
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+def test_an_edited_event_breaks_the_chain(ledger_location):
+    with Ledger(ledger_location) as ledger:
         for n in range(3):
             events.record(ledger, "ana", "127.0.0.1", "signin", n=n)
         assert events.verify(ledger) is None
@@ -44,10 +44,10 @@ def test_an_edited_event_breaks_the_chain(tmp_path):
         assert events.verify(ledger) == 2
 
 
-def test_config_users_are_copied_once_as_preparer_and_approver(tmp_path):
+def test_config_users_are_copied_once_as_preparer_and_approver(ledger_location):
     from batch_payouts.team.passwords import hash_password
 
-    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+    with Ledger(ledger_location) as ledger:
         stored = hash_password("config password")
         assert users.bootstrap(ledger, {"ana": stored}) == ["ana"]
         users.set_roles(ledger, "ana", "auditor", actor="root")
