@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_ledger  # noqa: E402
 import bench_resume  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_throughput  # noqa: E402
@@ -75,11 +76,13 @@ def main() -> None:
         results += bench_throughput.main(["--rows", "500", "--naive-rows", "50", "--scaling-rows", "300", *repeats])
         results += bench_resume.main(["--rows", "2000", *repeats])
         results += bench_startup.main(repeats)
+        results += bench_ledger.main(["--rows", "500", "--run-rows", "300", *repeats])
     else:
         results += bench_validate.main(repeats)
         results += bench_throughput.main(repeats)
         results += bench_resume.main(repeats)
         results += bench_startup.main(repeats)
+        results += bench_ledger.main(repeats)
     if args.million:
         results += bench_validate.main(["--rows", "1000000", *repeats])
     command = "make bench" if not args.quick and not args.million and args.repeats == DEFAULT_REPEATS else \

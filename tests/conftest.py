@@ -57,6 +57,22 @@ def ledger_location(ledger_engine, tmp_path, request):
     return request.getfixturevalue("pg_cluster").new_database()
 
 
+@pytest.fixture
+def engine_env(env, ledger_location, monkeypatch):
+    """``env`` with its ledger on each engine in turn: ``BATCH_PAYOUTS_LEDGER`` names
+    ``ledger_location`` (a file in the test's folder, or a fresh PostgreSQL database), which is returned."""
+    monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger_location))
+    return ledger_location
+
+
+def ledger_select(location, sql: str, params: tuple = ()) -> list[dict]:
+    """What a command wrote, read back on either engine (``?`` placeholders): a list of dicts."""
+    from batch_payouts.payout.ledger import Ledger
+
+    with Ledger(location) as ledger:
+        return [dict(r) for r in ledger._query(sql, params)]
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def new_ledger(request):
     """A maker of fresh ledgers on one engine, ``new_ledger(folder)``, for tests that need several
@@ -206,6 +222,7 @@ def web_settings(tmp_path, sandbox):
 _SLOW_PLACES = (
     "e2e", "test_web_browser.py", "test_web.py", "test_web_finance.py", "test_security.py", "test_web_team.py", "test_web_browser_team.py",
     "test_web_browser_after.py",
+    "test_web_instances.py",
     "test_input_fuzz.py", "test_sandbox_serve.py", "test_disk_full.py",
 )
 # Single slow tests in otherwise quick modules (pandera's full-depth checks over every kind of cell).

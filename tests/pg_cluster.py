@@ -92,6 +92,20 @@ class Cluster:
         self.sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
 
+    def password_role(self, name: str, password: str) -> str:
+        """A role that must give ``password`` (SCRAM) over TCP, owning an empty database of its own
+        (the ledger's tables are made by that role, as on a team's server); returns the database's
+        name.  The rest of the cluster stays ``trust``: the line goes before the others."""
+        self.sql(f"SET password_encryption = 'scram-sha-256'; CREATE ROLE \"{name}\" LOGIN PASSWORD '{password}'")
+        database = f"db_{name}"
+        self.sql(f'CREATE DATABASE "{database}" OWNER "{name}" TEMPLATE template0')
+        hba = self.data / "pg_hba.conf"
+        rule = f"host all {name} 127.0.0.1/32 scram-sha-256\n"
+        lines = hba.read_text().splitlines(keepends=True)
+        hba.write_text(rule + "".join(lines))  # first matching line wins
+        self.sql("SELECT pg_reload_conf()")
+        return database
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")

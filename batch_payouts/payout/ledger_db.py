@@ -8,7 +8,8 @@ opens the connection (engine, dialect, Alembic's migrations); the statements the
 driver's own connection, in transactions this module begins and commits itself:
 ``BEGIN IMMEDIATE`` on SQLite (one writer at a time, as before), ``BEGIN`` on PostgreSQL,
 where a step that need not survive a power cut commits with ``synchronous_commit=off`` (the
-counterpart of SQLite's ``synchronous=NORMAL``).
+counterpart of SQLite's ``synchronous=NORMAL``): the session's default, so such a step costs no
+round trip more than its statements; a durable one sets it ``on`` in the same round trip as ``BEGIN``.
 """
 
 from __future__ import annotations
@@ -118,17 +119,26 @@ class Connection:
 class Database:
     """One open ledger: the SQLAlchemy engine and connection, and the driver connection they hold."""
 
-    def __init__(self, engine: Any, connection: Any, location_text: str) -> None:
+    def __init__(self, engine: Any, connection: Any, location_text: str, *, driver: Any = None,
+                 dialect: str | None = None) -> None:
+        """From SQLAlchemy's ``engine`` and ``connection``; or, for a SQLite file whose schema is
+        current (nothing for Alembic to do), from the driver's connection alone (``driver``,
+        ``dialect``; ``engine`` and ``connection`` None): a command starts without importing SQLAlchemy."""
         self.engine = engine
         self.sa_connection = connection
         self.name = location_text  # for messages: a path, or the URL without its password
-        self.dialect = engine.dialect.name
+        self.dialect = dialect or engine.dialect.name
         self.postgresql = self.dialect == "postgresql"
-        self.conn = Connection(connection.connection.dbapi_connection, self.dialect)
+        self.conn = Connection(driver if driver is not None else connection.connection.dbapi_connection, self.dialect)
         self._sqlite_level = "FULL"
         self.in_transaction = False
+        if self.postgresql:  # the session's default; a durable step turns it on for itself (one round trip fewer per step)
+            self.conn.execute("SET synchronous_commit TO off")
 
     def close(self) -> None:
+        if self.sa_connection is None:
+            self.conn.dbapi.close()
+            return
         try:
             self.sa_connection.close()
         finally:
@@ -139,9 +149,7 @@ class Database:
         """One atomic step; see ``Ledger._transaction``.  ``write=False`` (reads): no write lock."""
         conn = self.conn
         if self.postgresql:
-            conn.execute("BEGIN")
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit TO off")
+            conn.execute("BEGIN; SET LOCAL synchronous_commit TO on" if durable else "BEGIN")
         else:
             level = _SQLITE_LEVEL[durable]
             if level != self._sqlite_level:

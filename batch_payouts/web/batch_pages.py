@@ -1,6 +1,6 @@
 """The batch pages: the list, one batch's progress and results, downloads, statuses, cancelling.
 
-They read the ledger (so a batch run from the CLI shows up too) and call ``operations`` for
+They read the ledger (so a batch run from the CLI, or by another web instance sharing the ledger, shows up too) and call ``operations`` for
 statuses and cancellations, the same functions as ``batch-payouts status`` and ``cancel``.
 """
 
@@ -19,6 +19,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts import ledger_address
 from batch_payouts.i18n import Plural, Text
 from batch_payouts.operations import PENDING_STATUSES, cancel_rows, open_client, refresh_status, select_rows
+from batch_payouts.payout import lock_probe
 from batch_payouts.payout.audit import audit_path_for
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
@@ -60,18 +61,18 @@ class BatchPages(Pages):
     @signed_in
     async def batches(self, request: Request) -> Response:
 
-        def load() -> list[BatchRecord]:
+        def load() -> tuple[list[BatchRecord], set[str]]:
             if not ledger_address.exists(self.settings.ledger_path):
-                return []
+                return [], set()
             with Ledger(self.settings.ledger_path) as ledger:
                 found = ledger.batches()
                 if self.settings.team and not self.sees_everything(request):  # a preparer: their own batches
                     mine = team_owners.owned_by(ledger, self.user(request))
                     found = [batch for batch in found if batch.batch_id in mine]
-                return found
+                return found, lock_probe.batches_running(ledger)  # run here or by another instance
 
-        found = await run_in_threadpool(load)
-        running = {batch.batch_id for batch in found if self._running(batch.batch_id)}
+        found, elsewhere = await run_in_threadpool(load)
+        running = {batch.batch_id for batch in found if self._running(batch.batch_id) or batch.batch_id in elsewhere}
         return self.render(request, "batches.html", batches=found, running=running)
 
     @signed_in
@@ -86,28 +87,30 @@ class BatchPages(Pages):
             return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
 
         output = Path(batch.output_path) if batch and batch.output_path else None
-        running = progress is not None and progress.running
 
         def details() -> dict[str, Any]:
             with Ledger(self.settings.ledger_path) as ledger:
                 rows = ledger.rows(batch_id) if batch else []
                 mark = orders_mark(ledger, batch_id) if batch else ""
+                shown = progress.as_json() if progress else self._ledger_progress(ledger, batch_id, rows)
+            running = shown["running"]
             created = [r for r in rows if r.state == "created"]
             pending = [r for r in created if (r.order_status or "pending") in PENDING_STATUSES]
             sheet = SheetFacts() if running else sheet_facts(output)  # the sheet is rewritten while it runs
             return {"rows": sorted(rows, key=lambda r: r.row_number)[:ROWS_SHOWN], "rows_total": len(rows),
                     "pending": len(pending), "pending_totals": _totals_of(pending), "created_totals": _totals_of(created),
-                    "progress": progress.as_json() if progress else ledger_progress(batch_id, rows),
+                    "progress": shown,
                     "names": sheet.names, "invalid_rows": sheet.invalid, "invalid_total": sheet.invalid_total,
                     "cancellable": PENDING_STATUSES, "reissuable": len(to_reissue_rows(rows)) if self.may_pay(request) else 0,
                     "reissues": {r.row_key: r for r in rows if r.reissue_of},
                     "chart": order_chart(rows, self.lang(request)), "orders_mark": mark}
 
         facts = await run_in_threadpool(details)
+        finished = not facts["progress"]["running"]
         return self.render(
             request, "batch.html", batch=batch, batch_id=batch_id,
-            has_results=bool(output and output.exists()),
-            has_audit=bool(output and audit_path_for(output).exists()), **facts,
+            has_results=bool(finished and output and output.exists()),
+            has_audit=bool(finished and output and audit_path_for(output).exists()), **facts,
         )
 
     @signed_in
@@ -123,11 +126,20 @@ class BatchPages(Pages):
 
         def from_ledger() -> dict[str, Any]:
             with Ledger(self.settings.ledger_path) as ledger:
-                if request.query_params.get("watch"):  # the open batch page after its run: only what it watches
-                    return {"running": False, "orders": orders_mark(ledger, batch_id)}
-                return ledger_progress(batch_id, ledger.rows(batch_id))
+                shown = self._ledger_progress(ledger, batch_id, ledger.rows(batch_id))
+                if request.query_params.get("watch") and not shown["running"]:  # the open batch page after its run
+                    return {"running": False, "orders": orders_mark(ledger, batch_id)}  # only what it watches
+                return shown
 
         return JSONResponse(await run_in_threadpool(from_ledger))
+
+    def _ledger_progress(self, ledger: Ledger, batch_id: str, rows: list) -> dict[str, Any]:
+        """A batch this server is not running: finished, or run right now by another web instance or
+        host sharing the ledger (its lock is held), whose total comes from the review in the shared
+        data directory when that instance's upload is there."""
+        if not lock_probe.batch_running(ledger, batch_id):
+            return ledger_progress(batch_id, rows)
+        return ledger_progress(batch_id, rows, running_elsewhere=True, planned=self.uploads.planned_rows(batch_id))
 
     @signed_in
     async def download(self, request: Request) -> Response:
@@ -136,7 +148,7 @@ class BatchPages(Pages):
         batch, _ = await run_in_threadpool(self._batch, request)
         if batch is None:
             return self.error_page(request, NOT_FOUND.format(lang), 404)
-        if self._running(batch.batch_id):
+        if await run_in_threadpool(self._running_anywhere, batch.batch_id):
             return self.error_page(request, RUNNING_NOW.format(lang), 409)
         if request.path_params["kind"] not in ("results", "audit"):
             return self.error_page(request, NOT_FOUND.format(lang), 404)
@@ -213,7 +225,7 @@ class BatchPages(Pages):
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
             return self.error_page(request, NOT_FOUND.format(lang), 404)
-        if self._running(batch_id):
+        if await run_in_threadpool(self._running_anywhere, batch_id):
             return self.error_page(request, RUNNING_NOW.format(lang), 409)
 
         def run() -> None:

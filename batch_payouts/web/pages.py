@@ -23,6 +23,7 @@ from batch_payouts.errors import BatchError
 from batch_payouts.i18n import LANGUAGES, Text
 from batch_payouts.jobs.load import RunOptions
 from batch_payouts.operations import Connection
+from batch_payouts.payout import lock_probe
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import totals_by_currency
@@ -263,8 +264,17 @@ class Pages:
         return Connection(api_base=s.api_base, api_version=None, rate_limit=s.rate_limit, workers=s.workers, lang=lang)
 
     def _running(self, batch_id: str | None) -> bool:
+        """This server runs the batch now (its own memory; see ``_running_anywhere``)."""
         progress = self.runs.progress(batch_id) if batch_id else None
         return progress is not None and progress.running
+
+    def _running_anywhere(self, batch_id: str) -> bool:
+        """This server or any other sharing the ledger (another web instance, a cron job on another
+        host) runs the batch now: its lock is held (``lock_probe``).  Reads the ledger: call it in a thread."""
+        if self._running(batch_id):
+            return True
+        with Ledger(self.settings.ledger_path) as ledger:
+            return lock_probe.batch_running(ledger, batch_id)
 
     def _batch(self, request: Request) -> tuple[BatchRecord | None, str]:
         """The batch the URL names, by its full id or the 12 characters the pages show; and its full id."""

@@ -4,7 +4,9 @@ A run is ``jobs.run_job`` -- the same ledger, lock, guards and exactly-once
 rules as ``batch-payouts run`` -- on a thread of the server, so closing the
 browser does not stop it and reloading the page finds it again by batch id.
 The progress counters live here while the server runs; after a restart the
-ledger still tells what was created, and uploading the file again resumes it.
+ledger still tells what was created, and uploading the file again resumes it.  A run
+another web instance (or host) started on a shared ledger is followed from the ledger
+(``ledger_progress`` with ``lock_probe``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions
 from batch_payouts.jobs.run import run_job
 from batch_payouts.payout.records import LedgerRow
 from batch_payouts.payout.row_executor import RowOutcome
-from batch_payouts.states import Counts, count_rows
+from batch_payouts.states import IN_FLIGHT, PENDING, Counts, count_rows
 from batch_payouts.web.wording import web_message
 
 log = logging.getLogger("batch_payouts.web")
@@ -86,13 +88,26 @@ def _counters(counts: Counts, pending: int) -> dict[str, int]:
             "duplicate": counts.duplicate, "pending": pending}
 
 
-def ledger_progress(batch_id: str, rows: list[LedgerRow]) -> dict[str, Any]:
-    """The same counters as ``RunProgress.as_json`` for a batch this server is not running
-    (finished before a restart, or run from the CLI), from its rows in the ledger."""
-    counts = count_rows(row.state for row in rows)
+def ledger_progress(batch_id: str, rows: list[LedgerRow], *, running_elsewhere: bool = False,
+                    planned: int = 0) -> dict[str, Any]:
+    """The same counters as ``RunProgress.as_json`` for a batch this server is not running, from its
+    rows in the ledger: finished (before a restart, or run from the CLI), or ``running_elsewhere`` --
+    another web instance or host holds its lock right now (``lock_probe``).  A run writes a row to the
+    ledger when it reaches it, so while it runs the total is ``planned`` (the valid rows of its review,
+    when known) and a row still pending or in flight is not counted as done: in flight is being sent,
+    not unconfirmed."""
+    if not running_elsewhere:
+        counts = count_rows(row.state for row in rows)
+        return {
+            "batch_id": batch_id, "state": "idle", "running": False, "total": len(rows),
+            "done": len(rows) - counts.pending, **_counters(counts, counts.pending),
+            "message": None, "exit_code": None, "started_at": None, "finished_at": None,
+        }
+    settled = [row.state for row in rows if row.state not in (PENDING, IN_FLIGHT)]
+    total = max(planned, len(rows))
     return {
-        "batch_id": batch_id, "state": "idle", "running": False, "total": len(rows),
-        "done": len(rows) - counts.pending, **_counters(counts, counts.pending),
+        "batch_id": batch_id, "state": "running", "running": True, "total": total, "done": len(settled),
+        **_counters(count_rows(settled), total - len(settled)),
         "message": None, "exit_code": None, "started_at": None, "finished_at": None,
     }
 

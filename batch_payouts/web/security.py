@@ -37,9 +37,20 @@ def session_secret(data_dir: Path) -> str:
         pass
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(secret)
+    # Written whole under a temporary name, then linked in place (fails if it exists): two instances
+    # starting at once on a shared data directory end up with one key, never an empty or second one.
+    temp = data_dir / f".web-session.key.{secrets.token_hex(8)}"
+    descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secret)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temp, path)
+    except FileExistsError:
+        return path.read_text().strip()  # the other instance made it first: share its key
+    finally:
+        temp.unlink(missing_ok=True)
     return secret
 
 

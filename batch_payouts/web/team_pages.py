@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from batch_payouts import ledger_address
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.payout.ledger import Ledger

@@ -126,6 +126,7 @@ class UploadStore:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self._planned: dict[str, int] = {}  # batch id -> valid rows of its review (planned_rows)
         root.mkdir(parents=True, exist_ok=True)
 
     def save(self, name: str, source: BinaryIO, *, user: str | None, amount_unit: str) -> Upload:
@@ -184,6 +185,19 @@ class UploadStore:
         except (OSError, ValueError):
             return None
         return Upload(**data)
+
+    def planned_rows(self, batch_id: str) -> int:
+        """The valid rows the review counted for the upload that became ``batch_id`` (0 if no upload
+        here did): another web instance's run, followed through a shared data directory.  Found
+        values are remembered; an upload's review of a batch id never changes."""
+        if batch_id in self._planned:
+            return self._planned[batch_id]
+        for meta in self.root.glob("*.json"):
+            upload = self.get(meta.stem)
+            if upload is not None and upload.batch_id == batch_id and upload.review and upload.review.get("valid"):
+                self._planned[batch_id] = int(upload.review["valid"])
+                return self._planned[batch_id]
+        return 0
 
     def put(self, upload: Upload) -> None:
         """Write the upload's record atomically (temp file, then rename)."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
+import os
 
-from conftest import API_KEY, beneficiary, write_csv
+from conftest import API_KEY, beneficiary, ledger_select, write_csv
 
 
 def _batch(sandbox, env, cli, count=4):
@@ -14,9 +14,7 @@ def _batch(sandbox, env, cli, count=4):
 
 
 def _rows(env):
-    with sqlite3.connect(env / "ledger.sqlite") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM rows ORDER BY row_number")]
+    return ledger_select(os.environ["BATCH_PAYOUTS_LEDGER"], "SELECT * FROM rows ORDER BY row_number")  # engine_env's ledger, either engine
 
 
 def _state(env):
@@ -47,7 +45,7 @@ def _another_systems_order(sandbox):
     return order
 
 
-def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(sandbox, env, cli):
+def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(sandbox, env, engine_env, cli):
     rows = _batch(sandbox, env, cli)
     ids = [r["payout_order_id"] for r in rows]
     sandbox.cash(ids[0])
@@ -71,7 +69,7 @@ def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(san
     assert _state(env)[2] == ("cancelled", None, None, _when(sandbox, ids[2], "cashout.canceled"))
 
 
-def test_sync_follows_the_sandboxs_next_cursors_page_after_page(sandbox, env, cli):
+def test_sync_follows_the_sandboxs_next_cursors_page_after_page(sandbox, env, engine_env, cli):
     from batch_payouts.operations.events import sync_events
     from batch_payouts.payout.conekta import ClientConfig, ConektaClient
     from batch_payouts.payout.ledger import Ledger
@@ -79,7 +77,7 @@ def test_sync_follows_the_sandboxs_next_cursors_page_after_page(sandbox, env, cl
     rows = _batch(sandbox, env, cli, count=3)
     for row in rows:
         sandbox.cash(row["reference"])
-    with Ledger(env / "ledger.sqlite") as ledger, \
+    with Ledger(engine_env) as ledger, \
             ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:
         result = sync_events(ledger, client, page_size=2)
         assert result.read == 6 and result.count("applied") == 3

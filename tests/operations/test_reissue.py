@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sqlite3
+import os
 
-from conftest import beneficiary, read_xlsx, write_csv
+from conftest import beneficiary, ledger_select, read_xlsx, write_csv
 
 
 def _batch(sandbox, env, cli, count=4):
@@ -15,12 +15,10 @@ def _batch(sandbox, env, cli, count=4):
 
 
 def _rows(env):
-    with sqlite3.connect(env / "ledger.sqlite") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM rows ORDER BY row_number, row_key")]
+    return ledger_select(os.environ["BATCH_PAYOUTS_LEDGER"], "SELECT * FROM rows ORDER BY row_number, row_key")  # engine_env's ledger, either engine
 
 
-def test_expired_references_are_paid_again_once_and_never_cashed_or_open_ones(sandbox, env, cli):
+def test_expired_references_are_paid_again_once_and_never_cashed_or_open_ones(sandbox, env, engine_env, cli):
     rows = _batch(sandbox, env, cli)
     sandbox.set_order_status(rows[0]["payout_order_id"], "cashed")
     sandbox.set_order_status(rows[1]["payout_order_id"], "expired")
@@ -59,7 +57,7 @@ def test_expired_references_are_paid_again_once_and_never_cashed_or_open_ones(sa
     assert len(sandbox.payout_orders()) == orders_before + 2
 
 
-def test_reissue_keeps_runs_guards(sandbox, env, cli):
+def test_reissue_keeps_runs_guards(sandbox, env, engine_env, cli):
     rows = _batch(sandbox, env, cli, count=2)
     for row in rows:
         sandbox.set_order_status(row["payout_order_id"], "expired")
@@ -71,7 +69,7 @@ def test_reissue_keeps_runs_guards(sandbox, env, cli):
     assert len(sandbox.payout_orders()) == before
 
 
-def test_cancel_rows_of_a_reissued_row_cancels_the_reissue_and_says_so(sandbox, env, cli):
+def test_cancel_rows_of_a_reissued_row_cancels_the_reissue_and_says_so(sandbox, env, engine_env, cli):
     """A reissue shares its original's row number: `cancel --rows N` means the live order, the new one."""
     rows = _batch(sandbox, env, cli, count=2)
     sandbox.set_order_status(rows[0]["payout_order_id"], "expired")
@@ -90,7 +88,7 @@ def test_cancel_rows_of_a_reissued_row_cancels_the_reissue_and_says_so(sandbox, 
     assert orders[new["payout_order_id"]] == "cancelled" and orders[rows[0]["payout_order_id"]] == "expired"
 
 
-def test_show_and_batches_say_what_became_of_each_reference(sandbox, env, cli):
+def test_show_and_batches_say_what_became_of_each_reference(sandbox, env, engine_env, cli):
     """Per row: pending / cashed (with date) / expired / cancelled / reissued as; money cashed vs outstanding."""
     from test_contracts import assert_documented, last_json
 

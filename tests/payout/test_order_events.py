@@ -7,20 +7,17 @@ charge -- is written by hand, from a real event."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.order_events import apply_event, audit_applied
-from conftest import API_KEY, beneficiary, write_csv
+from conftest import API_KEY, beneficiary, ledger_select, write_csv
 
 
-def _run(sandbox, env, cli, count=3):
+def _run(sandbox, env, engine_env, cli, count=3):
     source = write_csv(env / "pagos.csv", [beneficiary(n, folio=f"F-{n}") for n in range(1, count + 1)])
     result = cli("run", source, "--api-base", sandbox.url)
     assert result.exit_code == 0, result.output
-    with sqlite3.connect(env / "ledger.sqlite") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM rows ORDER BY row_number")]
+    return ledger_select(engine_env, "SELECT * FROM rows ORDER BY row_number")
 
 
 def _last_event(sandbox, order_id):
@@ -32,12 +29,12 @@ def _row(ledger, row):
     return ledger.row(row["batch_id"], row["row_key"])
 
 
-def test_an_event_moves_the_order_forward_once_and_never_back(sandbox, env, cli):
-    rows = _run(sandbox, env, cli)
+def test_an_event_moves_the_order_forward_once_and_never_back(sandbox, env, engine_env, cli):
+    rows = _run(sandbox, env, engine_env, cli)
     created = _last_event(sandbox, rows[0]["payout_order_id"])
     sandbox.cash(rows[0]["payout_order_id"])
     cashed = _last_event(sandbox, rows[0]["payout_order_id"])
-    with Ledger(env / "ledger.sqlite") as ledger:
+    with Ledger(engine_env) as ledger:
         first = apply_event(ledger, cashed, "webhook")
         assert first.outcome == "applied" and first.previous == "pending" and first.status == "cashed"
         entry = _row(ledger, rows[0])
@@ -56,10 +53,10 @@ def test_an_event_moves_the_order_forward_once_and_never_back(sandbox, env, cli)
         assert _row(ledger, rows[1]).order_status == "pending"
 
 
-def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sandbox, env, cli):
+def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sandbox, env, engine_env, cli):
     from batch_payouts.payout.conekta import ClientConfig, ConektaClient
 
-    _run(sandbox, env, cli, count=1)
+    _run(sandbox, env, engine_env, cli, count=1)
     with ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:  # another system's order
         customer = client.create_customer({"name": "Otra Persona", "email": "otra@ejemplo.mx",
                                            "phone": "5511112222"}, "other-customer")
@@ -69,20 +66,19 @@ def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sand
             "reason": "Otro sistema", "metadata": {"row_key": "not-ours"}}, "other-order")
     sandbox.cash(order["reference"])
     stranger = _last_event(sandbox, order["id"])
-    with Ledger(env / "ledger.sqlite") as ledger:
+    with Ledger(engine_env) as ledger:
         assert apply_event(ledger, stranger, "webhook").outcome == "unknown_order"
         assert apply_event(ledger, {"id": "evt_x", "type": "charge.paid", "data": {"object": {"object": "charge"}}},
                            "webhook").outcome == "not_an_order"
-    with sqlite3.connect(env / "ledger.sqlite") as conn:
-        assert conn.execute("SELECT outcome FROM events WHERE event_id=?", (stranger["id"],)).fetchone() == (
-            "unknown_order",)
+    assert ledger_select(engine_env, "SELECT outcome FROM events WHERE event_id=?", (stranger["id"],)) == [
+        {"outcome": "unknown_order"}]
 
 
-def test_an_applied_event_gets_one_audit_line_in_the_batchs_log(sandbox, env, cli):
-    rows = _run(sandbox, env, cli, count=1)
+def test_an_applied_event_gets_one_audit_line_in_the_batchs_log(sandbox, env, engine_env, cli):
+    rows = _run(sandbox, env, engine_env, cli, count=1)
     sandbox.expire(rows[0]["payout_order_id"])
     expired = _last_event(sandbox, rows[0]["payout_order_id"])
-    with Ledger(env / "ledger.sqlite") as ledger:
+    with Ledger(engine_env) as ledger:
         outcome = apply_event(ledger, expired, "webhook")
         audit_applied(ledger, outcome, "webhook")
         assert _row(ledger, rows[0]).expired_at is not None

@@ -10,16 +10,9 @@ from conftest import beneficiary, write_csv
 from team_setup import PASSWORDS, add_user, approve, enrol, request_ids, team_cli, team_with_policy
 
 
-@pytest.fixture
-def team_ledger(env, ledger_location, monkeypatch):
-    """This test's ledger on each engine, where `run` (BATCH_PAYOUTS_LEDGER) and the team commands both go."""
-    monkeypatch.setenv("BATCH_PAYOUTS_LEDGER", str(ledger_location))
-    return ledger_location
-
-
 def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_needs_approval_again(
-        sandbox, env, cli, team_ledger):
-    ledger = team_ledger
+        sandbox, env, cli, engine_env):
+    ledger = engine_env
     secrets = team_with_policy(ledger, "--every-batch")
     rows = [beneficiary(n) for n in range(1, 4)]
     source = write_csv(env / "pagos.csv", rows)
@@ -50,8 +43,8 @@ def test_an_unapproved_batch_is_refused_runs_once_approved_and_an_edited_amount_
     assert actions.count("run_refused_unapproved") == 2 and "approval_given" in actions
 
 
-def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli, team_ledger):
-    ledger = team_ledger
+def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandbox, env, cli, engine_env):
+    ledger = engine_env
     secrets = team_with_policy(ledger, "--above", "100", "--two-above", "200")
     source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])  # $101.00 + $102.00
     refused = cli("run", source, "--api-base", sandbox.url)
@@ -67,8 +60,8 @@ def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandb
     assert sandbox.payout_orders() == []
 
 
-def test_users_are_managed_by_an_admin_once_there_is_one(env):
-    ledger = env / "ledger.sqlite"
+def test_users_are_managed_by_an_admin_once_there_is_one(env, engine_env):
+    ledger = engine_env
     assert add_user(ledger, "root", "admin").exit_code == 0  # the first admin: no one to ask yet
     refused = add_user(ledger, "ana", "approver")
     assert refused.exit_code == 2 and "--as" in refused.output
@@ -86,8 +79,8 @@ def test_users_are_managed_by_an_admin_once_there_is_one(env):
     assert "user_disabled" in log and PASSWORDS["ana"] not in log and PASSWORDS["root"] not in log
 
 
-def test_enrolling_on_the_terminal_shows_the_key_once_and_refuses_a_wrong_first_code(env):
-    ledger = env / "ledger.sqlite"
+def test_enrolling_on_the_terminal_shows_the_key_once_and_refuses_a_wrong_first_code(env, engine_env):
+    ledger = engine_env
     assert add_user(ledger, "root", "admin").exit_code == 0
     result = team_cli("users", "enrol", "root", "--ledger", ledger, "--password-stdin",
                       input=f"{PASSWORDS['root']}\n123\n")
