@@ -18,7 +18,10 @@ Format: one JSON object per line, UTF-8, keys sorted, no spaces::
 
 ``prev`` of the first line is 64 zeros.  A rerun of a batch appends to the
 same file and continues its chain.  Each line is flushed and fsynced before
-``append`` returns, so a crash loses at most the line being written; such a
+``append`` returns, so a crash loses at most the line being written (the
+fsync is a group commit: the lines written by several workers meanwhile are
+made durable by one fsync, taken outside the chain's lock, so a worker never
+waits for the disk while holding the others back); such a
 half-written last line is reported by ``verify`` as ``partial_last_line`` (a
 crash, not tampering), and the next run that opens the file terminates it and
 continues the chain from it, marking its first entry
@@ -37,8 +40,6 @@ an entry is replaced by ``[redacted]``.
 Reading and checking a log is ``audit_verify``; keeping secrets out is
 ``audit_scrub``.  These modules are a library: they never print and never exit.
 """
-
-from __future__ import annotations
 
 from __future__ import annotations
 
@@ -133,6 +134,12 @@ class AuditLog:
         self._prefix = b""
         self._flags: dict[str, Any] = {}
         self._pending_head: tuple[str, int] | None = None
+        # Group fsync: every write gets a number; ``_synced`` is the last number known durable.
+        self._sync = threading.Condition(threading.Lock())
+        self._written = 0
+        self._synced = 0
+        self._syncing = False
+        self._sync_failed: tuple[int, BatchError] | None = None  # (up to which write, why)
         _lock_file(fd)
         try:
             self._load(broken=not previous.ok, read=read)
@@ -209,10 +216,9 @@ class AuditLog:
                 data = self._prefix + line + b"\n"
                 try:
                     _write_all(fd, data)
-                    os.fsync(fd)
                 except OSError as error:
                     self._size = -1  # re-read before the next entry
-                    raise BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error)) from error
+                    raise self._cannot_write(error) from error
             finally:
                 _unlock_file(fd)
             self._size += len(data)
@@ -222,7 +228,44 @@ class AuditLog:
             self._prefix = b""
             self._flags = {}
             self._pending_head = None
-            return self._last_hash
+            written = self._written = self._written + 1
+            last_hash = self._last_hash
+        self._wait_durable(fd, written)
+        return last_hash
+
+    def _cannot_write(self, error: OSError) -> BatchError:
+        return BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error))
+
+    def _wait_durable(self, fd: int, written: int) -> None:
+        """Return once write number ``written`` is on disk: the first waiter fsyncs for every
+        line written so far (outside the chain's lock, so others keep writing meanwhile), the
+        rest wait for it.  A failed fsync fails every write it was to cover."""
+        with self._sync:
+            while self._synced < written:
+                failed = self._sync_failed
+                if failed is not None and written <= failed[0]:
+                    raise failed[1]
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing = True
+                target = self._written  # every line written before this fsync starts
+                self._sync.release()
+                try:
+                    os.fsync(fd)
+                    error = None
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._sync.acquire()
+                    self._syncing = False
+                    self._sync.notify_all()
+                if error is not None:
+                    with self._lock:
+                        self._size = -1  # re-read before the next entry
+                    self._sync_failed = (target, self._cannot_write(error))
+                    raise self._sync_failed[1] from error
+                self._synced = max(self._synced, target)
 
     @property
     def head(self) -> tuple[str, int]:
