@@ -47,6 +47,7 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,6 +141,7 @@ class AuditLog:
         self._synced = 0
         self._syncing = False
         self._sync_failed: tuple[int, BatchError] | None = None  # (up to which write, why)
+        self._sync_each = True  # each append waits for its fsync, unless ``sync_with`` a ledger
         _lock_file(fd)
         try:
             self._load(broken=not previous.ok, read=read)
@@ -230,8 +232,27 @@ class AuditLog:
             self._pending_head = None
             written = self._written = self._written + 1
             last_hash = self._last_hash
-        self._wait_durable(fd, written)
+        if self._sync_each:
+            self._wait_durable(fd, written)
         return last_hash
+
+    def sync_with(self, ledger: Ledger, step: Callable[[], None] | None = None) -> None:
+        """Make lines durable together with the ledger's intents, not one fsync each: every line
+        written so far is fsynced before the ledger commits an intent (so before the next POST is
+        sent), and the rest when the log is closed.  A line is always written (in the OS, safe
+        from a crash of this process) before ``append`` returns; a power cut can lose only the
+        lines of the calls answered since the last intent, as it can lose the ledger's own
+        non-intent steps (which a rerun recovers by looking rows up).  ``step``: ``sync`` wrapped
+        by the caller (to name a full disk)."""
+        self._sync_each = False
+        ledger.before_intents(step or self.sync)
+
+    def sync(self) -> None:
+        """Every line written so far on disk (one fsync for all; nothing to do if they are)."""
+        with self._lock:
+            fd, written = self._fd, self._written
+        if fd is not None and self._synced < written:
+            self._wait_durable(fd, written)
 
     def _cannot_write(self, error: OSError) -> BatchError:
         return BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error))
@@ -352,6 +373,12 @@ class AuditLog:
         return self.append(redact(fields))
 
     def close(self) -> None:
+        try:
+            self.sync()  # the lines not yet made durable with an intent
+        finally:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)

@@ -31,7 +31,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ class Ledger:
         self._intents_due: list[_IntentTicket] = []
         self._intents_cv = threading.Condition(threading.Lock())
         self._committing_intents = False
+        self._before_intents: list[Callable[[], None]] = []
 
     def close(self) -> None:
         with self._lock:
@@ -425,8 +426,15 @@ class Ledger:
         assert ticket.stored is not None
         return ticket.stored
 
+    def before_intents(self, step: Callable[[], None]) -> None:
+        """Run ``step`` before every durable commit of intents (the audit log's fsync: what was
+        logged is on disk before the next request goes out).  An error in it fails the intents."""
+        self._before_intents.append(step)
+
     def _commit_intents(self, group: list[_IntentTicket]) -> None:
         """Write a group of intents in one durable transaction (all of them, or none)."""
+        for step in self._before_intents:
+            step()
         now = time.time()
         with self._transaction(durable=True) as conn:
             for ticket in group:
