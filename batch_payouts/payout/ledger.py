@@ -366,7 +366,8 @@ class Ledger:
     def rows(self, batch_id: str) -> list[LedgerRow]:
         with self._lock:  # converted while streaming: never two copies of a large batch in memory
             cursor = self._db.cursor("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
-            return [LedgerRow.from_row(r) for r in cursor]
+            raw = cursor._cursor  # the driver's plain tuples: no Record per row (a rerun reads them all)
+            return list(LedgerRow.from_tuples([d[0] for d in raw.description], raw))
 
     def _update_row(self, conn: Connection, batch_id: str, row_key: str, **fields: Any) -> None:
         fields["updated_at"] = time.time()
