@@ -193,8 +193,12 @@ def _parse(line: bytes) -> dict | None:
 
 def scan_lines(data: bytes) -> Scan:
     parts = data.split(b"\n")
-    partial = parts.pop() or None  # "" after a final newline
-    return Scan(parts, partial, [_parse(line) for line in parts])
+    return scan_split(parts, parts.pop() or None)  # "" after a final newline
+
+
+def scan_split(lines: list[bytes], partial: bytes | None) -> Scan:
+    """A scan of a file already split into its lines (newlines removed) and what follows the last one."""
+    return Scan(lines, partial, [_parse(line) for line in lines])
 
 
 def _chain_problems(scan: Scan) -> list[Problem]:
