@@ -363,6 +363,17 @@ class Ledger:
         with self._lock:
             return dict(self._db.cursor("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
 
+    def outcome_rows(self, batch_id: str) -> dict[str, LedgerRow]:
+        """row_key -> the row with only what its outcome shows (state, ids, reference, expiry, error):
+        what a rerun needs of every row of the batch, at about half the memory of ``rows``."""
+        with self._lock:
+            cursor = self._db.cursor(
+                """SELECT row_key, row_number, state, customer_id, payout_order_id, reference, expires_at,
+                          error_code, error_message, error_params FROM rows WHERE batch_id=?""", (batch_id,))
+            raw = cursor._cursor  # the driver's plain tuples: no Record per row
+            found = LedgerRow.from_tuples([d[0] for d in raw.description], raw, batch_id=batch_id)
+            return {row.row_key: row for row in found}
+
     def rows(self, batch_id: str) -> list[LedgerRow]:
         with self._lock:  # converted while streaming: never two copies of a large batch in memory
             cursor = self._db.cursor("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))

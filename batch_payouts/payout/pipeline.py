@@ -132,6 +132,7 @@ def run_batch(
         interrupted = True
     finally:
         pool.shutdown(wait=True)
+        executor.release()  # the results sheet is written next: not with the whole journal still held
     if stopped or interrupted:
         why = stopped.message(settings.lang) if stopped else INTERRUPTED.format(settings.lang)
         advice = ((stopped and stopped.not_sent_advice) or RERUN_SAME).format(settings.lang)

@@ -184,7 +184,11 @@ class RowExecutor:
 
     def preload(self) -> None:
         """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
-        self._known = {entry.row_key: entry for entry in self.ledger.rows(self.settings.batch_id)}
+        self._known = self.ledger.outcome_rows(self.settings.batch_id)
+
+    def release(self) -> None:
+        """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB)."""
+        self._known = {}
 
     def settled(self, number: int, row_key: str) -> RowOutcome | None:
         """The outcome of a row an earlier run finished (created, or refused and not retried), else None."""
