@@ -61,48 +61,47 @@ def _input_part(raw: pd.DataFrame, reserved: list[str]) -> pd.DataFrame:
     return raw[[c for c in raw.columns if c not in reserved]].astype(object)
 
 
-def _amount_cells(validated: pd.DataFrame, number: object) -> dict[str, object]:
-    """The row's amount in pesos and its currency, as validation read them (blank when unreadable)."""
-    cents = validated.at[number, "amount"] if "amount" in validated.columns else None
-    amount = None if cents is None or pd.isna(cents) else pesos(cents)
-    currency = validated.at[number, "currency"] if amount is not None and "currency" in validated.columns else ""
-    return {"amount_pesos": amount, "amount_currency": "" if currency is None or pd.isna(currency) else str(currency)}
+def _column(validated: pd.DataFrame, name: str) -> dict:
+    """One column of ``validated`` by row number (a dict lookup per row, not ``.at``: 100k rows)."""
+    if name not in validated.columns:
+        return {}
+    return dict(zip(validated.index.tolist(), validated[name].tolist()))
+
+
+def _missing(value: object) -> bool:
+    return value is None or bool(pd.isna(value))
 
 
 def results_frame(
     raw: pd.DataFrame, validated: pd.DataFrame, outcomes: dict[int, RowOutcome], lang: str = "es",
 ) -> pd.DataFrame:
     """Input columns, then row, status (code and word in ``lang``), amount in pesos, ids, reference,
-    expiry and errors, one line per input row."""
+    expiry and errors, one line per input row.  The amount is the row's in pesos and its currency,
+    as validation read them (blank when unreadable)."""
     frame = _input_part(raw, RESULT_COLUMNS)
     words = {status: label(status, lang) for status in RESULT_STATUSES}
+    cents_of, currency_of = _column(validated, "amount"), _column(validated, "currency")
+    code_of, message_of = _column(validated, "error_code"), _column(validated, "error_message")
+    expiry: dict[object, str] = {}  # most rows of a run share a few expiry instants
     records = []
-    for number in raw.index:
+    for number in raw.index.tolist():
+        cents = cents_of.get(number)
+        amount = None if _missing(cents) else pesos(cents)
+        currency = currency_of.get(number) if amount is not None else ""
+        amount_cells = (amount, "" if _missing(currency) else str(currency))
         outcome = outcomes.get(int(number))
         if outcome is None:  # invalid rows never reach the executor
-            records.append(
-                {
-                    "row": int(number), "status": INVALID, "status_label": words[INVALID],
-                    **_amount_cells(validated, number), "customer_id": "", "payout_order_id": "", "reference": "",
-                    "expires_at": "", "error_code": validated.at[number, "error_code"],
-                    "error_message": validated.at[number, "error_message"],
-                }
-            )
+            records.append((int(number), INVALID, words[INVALID], *amount_cells, "", "", "", "",
+                            code_of.get(number), message_of.get(number)))
             continue
-        records.append(
-            {
-                "row": int(number),
-                "status": outcome.status,
-                "status_label": words.get(outcome.status) or label(outcome.status, lang),
-                **_amount_cells(validated, number),
-                "customer_id": outcome.customer_id or "",
-                "payout_order_id": outcome.payout_order_id or "",
-                "reference": outcome.reference or "",
-                "expires_at": expires_at_text(outcome.expires_at),
-                "error_code": outcome.error_code or "",
-                "error_message": outcome.error_message or "",
-            }
-        )
+        expires = expiry.get(outcome.expires_at)
+        if expires is None:
+            expires = expiry[outcome.expires_at] = expires_at_text(outcome.expires_at)
+        records.append((
+            int(number), outcome.status, words.get(outcome.status) or label(outcome.status, lang), *amount_cells,
+            outcome.customer_id or "", outcome.payout_order_id or "", outcome.reference or "", expires,
+            outcome.error_code or "", outcome.error_message or "",
+        ))
     result = pd.DataFrame.from_records(records, index=raw.index, columns=RESULT_COLUMNS)
     return pd.concat([frame, result], axis=1)
 

@@ -118,6 +118,12 @@ def run_job(
                     api_version=options.api_version, options=_audited_options(options),
                 )
 
+                def sync_audit() -> None:
+                    with naming_full_disk(audit_path, "audit"):
+                        audit.sync()
+
+                audit.sync_with(ledger, sync_audit)  # lines made durable with each group of intents
+
         def record_call(call: dict) -> None:
             calls.append(call)
             if audit is not None:
@@ -224,6 +230,7 @@ def _finish_audit(audit: AuditLog, path: Path, result: JobResult, mode: str) -> 
             mode=mode or None, counts=result.summary.counts, totals=result.summary.amounts,
             exit_code=result.exit_code, results_path=str(result.output_path),
         )
+        audit.sync()
 
 
 def _audited_options(options: RunOptions) -> dict:

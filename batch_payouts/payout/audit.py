@@ -18,7 +18,10 @@ Format: one JSON object per line, UTF-8, keys sorted, no spaces::
 
 ``prev`` of the first line is 64 zeros.  A rerun of a batch appends to the
 same file and continues its chain.  Each line is flushed and fsynced before
-``append`` returns, so a crash loses at most the line being written; such a
+``append`` returns, so a crash loses at most the line being written (the
+fsync is a group commit: the lines written by several workers meanwhile are
+made durable by one fsync, taken outside the chain's lock, so a worker never
+waits for the disk while holding the others back); such a
 half-written last line is reported by ``verify`` as ``partial_last_line`` (a
 crash, not tampering), and the next run that opens the file terminates it and
 continues the chain from it, marking its first entry
@@ -40,12 +43,11 @@ Reading and checking a log is ``audit_verify``; keeping secrets out is
 
 from __future__ import annotations
 
-from __future__ import annotations
-
 import json
 import os
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,7 +57,7 @@ from batch_payouts import __version__
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
 from batch_payouts.payout.audit_scrub import redact, scrub_options
-from batch_payouts.payout.audit_verify import ZERO_HASH, Scan, VerifyResult, line_hash, scan_lines, verify_data
+from batch_payouts.payout.audit_verify import ZERO_HASH, Scan, VerifyResult, line_hash, scan_split, verify_data
 from batch_payouts.payout.ledger import Ledger, operator_name
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
@@ -121,7 +123,7 @@ def audit_path_for(results_sheet: Path) -> Path:
 class AuditLog:
     """An append-only, hash-chained JSON-lines file shared by the worker threads of a run."""
 
-    def __init__(self, path: Path, fd: int, previous: VerifyResult, read: tuple[bytes, Scan] | None = None) -> None:
+    def __init__(self, path: Path, fd: int, previous: VerifyResult, read: tuple[int, bool, Scan] | None = None) -> None:
         self.path = path
         self.previous = previous  # what ``open`` found in the existing file
         self._fd: int | None = fd
@@ -133,9 +135,19 @@ class AuditLog:
         self._prefix = b""
         self._flags: dict[str, Any] = {}
         self._pending_head: tuple[str, int] | None = None
+        # Group fsync: every write gets a number; ``_synced`` is the last number known durable.
+        self._sync = threading.Condition(threading.Lock())
+        self._written = 0
+        self._synced = 0
+        self._syncing = False
+        self._sync_failed: tuple[int, BatchError] | None = None  # (up to which write, why)
+        self._sync_each = True  # each append waits for its fsync, unless ``sync_with`` a ledger
+        if read is not None:  # ``open`` read it under the file lock it still holds
+            self._load(broken=not previous.ok, read=read)
+            return
         _lock_file(fd)
         try:
-            self._load(broken=not previous.ok, read=read)
+            self._load(broken=not previous.ok)
         finally:
             _unlock_file(fd)
 
@@ -155,23 +167,31 @@ class AuditLog:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
             if created:
                 _fsync_dir(path.parent)
-            data = _read_locked(fd)
+            _lock_file(fd)
         except OSError as error:
             raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
-        scan = scan_lines(data)
-        previous, _ = verify_data(data, expected_head, expected_lines, scan)
-        return cls(path, fd, previous, read=(data, scan))
+        try:  # read, checked and loaded under one lock: the file is read once (a 100k-row batch's is ~60 MB)
+            try:
+                read = _scan_file(fd)
+            except OSError as error:
+                raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
+            previous, _ = verify_data(b"", expected_head, expected_lines, read[2])
+            return cls(path, fd, previous, read=read)
+        finally:
+            _unlock_file(fd)
 
     # The file's state, read under the locks: the chain's tail, and whether the
     # last line is an unfinished write to terminate before the next entry.
-    def _load(self, broken: bool = False, read: tuple[bytes, Scan] | None = None) -> None:
-        """``read``: bytes already read and scanned (by ``open``), reused when the file still holds exactly them."""
+    def _load(self, broken: bool = False, read: tuple[int, bool, Scan] | None = None) -> None:
+        """``read``: what ``open`` read under the file lock it still holds: the size, whether the
+        file ends without a newline, and its lines scanned (the bytes themselves already let go)."""
         assert self._fd is not None
-        data = _pread_all(self._fd)
-        scanned = read[1] if read is not None and read[0] == data else None
-        checked, scan = verify_data(data, None, None, scanned)  # a whole line without its newline counts as a line
+        if read is None:
+            read = _scan_file(self._fd)
+        size, unterminated, scanned = read
+        checked, scan = verify_data(b"", None, None, scanned)  # a whole line without its newline counts as a line
         lines, entries = scan.lines, scan.entries
-        self._prefix = b"\n" if data and not data.endswith(b"\n") else b""
+        self._prefix = b"\n" if unterminated else b""
         self._pending_head = None
         if not checked.ok:
             broken = True
@@ -187,7 +207,7 @@ class AuditLog:
         self._next_seq = last_seq + (len(lines) - last_line) + 1
         self._last_hash = line_hash(lines[-1]) if lines else ZERO_HASH
         self._lines = len(lines)
-        self._size = len(data)
+        self._size = size
         if broken:
             self._flags["previous_chain_broken"] = True
 
@@ -209,10 +229,9 @@ class AuditLog:
                 data = self._prefix + line + b"\n"
                 try:
                     _write_all(fd, data)
-                    os.fsync(fd)
                 except OSError as error:
                     self._size = -1  # re-read before the next entry
-                    raise BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error)) from error
+                    raise self._cannot_write(error) from error
             finally:
                 _unlock_file(fd)
             self._size += len(data)
@@ -222,7 +241,63 @@ class AuditLog:
             self._prefix = b""
             self._flags = {}
             self._pending_head = None
-            return self._last_hash
+            written = self._written = self._written + 1
+            last_hash = self._last_hash
+        if self._sync_each:
+            self._wait_durable(fd, written)
+        return last_hash
+
+    def sync_with(self, ledger: Ledger, step: Callable[[], None] | None = None) -> None:
+        """Make lines durable together with the ledger's intents, not one fsync each: every line
+        written so far is fsynced before the ledger commits an intent (so before the next POST is
+        sent), and the rest when the log is closed.  A line is always written (in the OS, safe
+        from a crash of this process) before ``append`` returns; a power cut can lose only the
+        lines of the calls answered since the last intent, as it can lose the ledger's own
+        non-intent steps (which a rerun recovers by looking rows up).  ``step``: ``sync`` wrapped
+        by the caller (to name a full disk)."""
+        self._sync_each = False
+        ledger.before_intents(step or self.sync)
+
+    def sync(self) -> None:
+        """Every line written so far on disk (one fsync for all; nothing to do if they are)."""
+        with self._lock:
+            fd, written = self._fd, self._written
+        if fd is not None and self._synced < written:
+            self._wait_durable(fd, written)
+
+    def _cannot_write(self, error: OSError) -> BatchError:
+        return BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error))
+
+    def _wait_durable(self, fd: int, written: int) -> None:
+        """Return once write number ``written`` is on disk: the first waiter fsyncs for every
+        line written so far (outside the chain's lock, so others keep writing meanwhile), the
+        rest wait for it.  A failed fsync fails every write it was to cover."""
+        with self._sync:
+            while self._synced < written:
+                failed = self._sync_failed
+                if failed is not None and written <= failed[0]:
+                    raise failed[1]
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing = True
+                target = self._written  # every line written before this fsync starts
+                self._sync.release()
+                try:
+                    os.fsync(fd)
+                    error = None
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._sync.acquire()
+                    self._syncing = False
+                    self._sync.notify_all()
+                if error is not None:
+                    with self._lock:
+                        self._size = -1  # re-read before the next entry
+                    self._sync_failed = (target, self._cannot_write(error))
+                    raise self._sync_failed[1] from error
+                self._synced = max(self._synced, target)
 
     @property
     def head(self) -> tuple[str, int]:
@@ -309,6 +384,12 @@ class AuditLog:
         return self.append(redact(fields))
 
     def close(self) -> None:
+        try:
+            self.sync()  # the lines not yet made durable with an intent
+        finally:
+            self._close_fd()
+
+    def _close_fd(self) -> None:
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
@@ -331,29 +412,29 @@ def _unlock_file(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _pread_all(fd: int) -> bytes:
+def _scan_file(fd: int) -> tuple[int, bool, Scan]:
+    """The file's size, whether it ends without a newline, and its lines scanned: read by the
+    megabyte and split as it goes, so the whole file is never held twice (as bytes and as
+    lines; ~60 MB each for a 100,000-row batch)."""
     size = os.fstat(fd).st_size
-    chunks, offset = [], 0
+    lines: list[bytes] = []
+    rest, offset = b"", 0
     while offset < size:
-        chunk = os.pread(fd, min(size - offset, 1 << 20), offset) if hasattr(os, "pread") else _seek_read(fd, offset, size)
+        chunk = os.pread(fd, min(size - offset, 1 << 20), offset) if hasattr(os, "pread") else _seek_read(
+            fd, offset, min(size, offset + (1 << 20)))
         if not chunk:
             break
-        chunks.append(chunk)
         offset += len(chunk)
-    return b"".join(chunks)
+        parts = (rest + chunk).split(b"\n")
+        rest = parts.pop()
+        lines.extend(parts)
+    partial = rest or None  # b"" after a final newline
+    return offset, partial is not None, scan_split(lines, partial)
 
 
 def _seek_read(fd: int, offset: int, size: int) -> bytes:  # pragma: no cover - Windows
     os.lseek(fd, offset, os.SEEK_SET)
     return os.read(fd, size - offset)
-
-
-def _read_locked(fd: int) -> bytes:
-    _lock_file(fd)
-    try:
-        return _pread_all(fd)
-    finally:
-        _unlock_file(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -163,6 +163,12 @@ class Scan:
     lines: list[bytes]  # newline-terminated lines, newline removed
     partial: bytes | None  # bytes after the last newline, if any
     entries: list[dict | None]  # parsed entry per complete line, None if not an entry
+    hashes: list[str] | None = None  # line_hash of each line, once computed (a reopen checks twice)
+
+    def line_hashes(self) -> list[str]:
+        if self.hashes is None or len(self.hashes) != len(self.lines):
+            self.hashes = [line_hash(line) for line in self.lines]
+        return self.hashes
 
 
 _HASH = re.compile(r"[0-9a-f]{64}")  # compiled once: this runs on every line of every reopened log
@@ -187,14 +193,19 @@ def _parse(line: bytes) -> dict | None:
 
 def scan_lines(data: bytes) -> Scan:
     parts = data.split(b"\n")
-    partial = parts.pop() or None  # "" after a final newline
-    return Scan(parts, partial, [_parse(line) for line in parts])
+    return scan_split(parts, parts.pop() or None)  # "" after a final newline
+
+
+def scan_split(lines: list[bytes], partial: bytes | None) -> Scan:
+    """A scan of a file already split into its lines (newlines removed) and what follows the last one."""
+    return Scan(lines, partial, [_parse(line) for line in lines])
 
 
 def _chain_problems(scan: Scan) -> list[Problem]:
     problems: list[Problem] = []
     prev_hash = ZERO_HASH
     last_seq, last_seq_line = 0, 0  # the last parsed seq and its line number
+    hashes = scan.line_hashes()
     for index, (line, entry) in enumerate(zip(scan.lines, scan.entries)):
         number = index + 1
         if entry is None:
@@ -223,7 +234,7 @@ def _chain_problems(scan: Scan) -> list[Problem]:
                     "or a line was removed, inserted or reordered here"
                 )))
             last_seq, last_seq_line = entry["seq"], number
-        prev_hash = line_hash(line)
+        prev_hash = hashes[index]
     return problems
 
 
@@ -271,7 +282,7 @@ def verify_data(
     """``scanned``: ``scan_lines(data)`` when already at hand (parsing every line is most of the cost)."""
     scan = scanned or scan_lines(data)
     problems = _chain_problems(scan)
-    hashes = [line_hash(line) for line in scan.lines]
+    hashes = list(scan.line_hashes())
     if scan.partial is not None:
         entry = _parse(scan.partial)
         if entry is None:
@@ -280,9 +291,9 @@ def verify_data(
                 "it is not counted"
             )))
         else:  # written whole, only the newline was lost: a normal line
-            tail = Scan(scan.lines + [scan.partial], None, scan.entries + [entry])
-            problems = _chain_problems(tail)
             hashes.append(line_hash(scan.partial))
+            tail = Scan(scan.lines + [scan.partial], None, scan.entries + [entry], hashes)
+            problems = _chain_problems(tail)
             scan = tail
     problems += _head_problems(hashes, expected_head, expected_lines)
     problems.sort(key=lambda p: p.line)

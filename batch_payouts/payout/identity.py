@@ -41,9 +41,15 @@ def rows_of(validated: pd.DataFrame) -> Iterator[tuple[int, dict[str, Any]]]:
     """(row number, row as a dict of Python values): built from whole columns (``tolist`` gives
     Python ints, bools, str and ``pd.NA``), not a Series per row (iterrows is ~10x slower) nor
     ``to_dict("records")``, which boxes every cell one by one."""
-    columns = [str(column) for column in validated.columns]
-    values = [_python_values(validated[column]) for column in validated.columns]
+    columns, values = column_values(validated)
     return zip(validated.index.tolist(), (dict(zip(columns, row)) for row in zip(*values)))
+
+
+def column_values(validated: pd.DataFrame) -> tuple[list[str], list[list[Any]]]:
+    """The column names as text and each column's cells as Python values: what ``rows_of``
+    builds its dicts from (``pipeline`` builds one only for a row it sends)."""
+    columns = [str(column) for column in validated.columns]
+    return columns, [_python_values(validated[column]) for column in validated.columns]
 
 
 def _python_values(column: pd.Series) -> list[Any]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text
-from batch_payouts.payout.identity import rows_of
+from batch_payouts.payout.identity import column_values
 from batch_payouts.payout.row_executor import RowExecutor, RowOutcome, StopBatch
 from batch_payouts.states import FAILED
 
@@ -35,6 +35,26 @@ KEY_MISMATCH = Text(
     es="El lote {batch_id} ya se ejecutó con otra llave de API (otra cuenta o modo). Usa otro --batch-id.",
     en="Batch {batch_id} already ran with a different API key (another account or mode). Use another --batch-id.",
 )
+
+
+class _Rows:
+    """The valid rows of ``validated`` as ``rows_of`` gives them, each dict built on demand: a
+    rerun of a large finished batch sends nothing and so builds none (one dict per row of 100k
+    rows was ~100 MB held for the whole run)."""
+
+    def __init__(self, validated: pd.DataFrame) -> None:
+        self._columns, self._values = column_values(validated)
+        numbers = validated.index.tolist()
+        self._positions = [i for i, ok in enumerate(validated["valid"].tolist()) if ok]
+        self._numbers = [numbers[i] for i in self._positions]
+
+    def valid_numbers(self) -> list[int]:
+        return self._numbers
+
+    def row(self, index: int) -> dict[str, Any]:
+        """The ``index``-th valid row as a dict of Python values (what ``rows_of`` yields)."""
+        position = self._positions[index]
+        return dict(zip(self._columns, (column[position] for column in self._values)))
 
 
 @dataclass
@@ -65,7 +85,8 @@ def run_batch(
     """
     settings = executor.settings
     outcomes: dict[int, RowOutcome] = {}
-    pending = [(number, row) for number, row in rows_of(validated) if row["valid"]]
+    rows = _Rows(validated)
+    pending = rows.valid_numbers()
     key_of = keys.to_dict()  # a dict lookup per row, not a Series lookup
     executor.preload()
     stopped: BatchError | None = None
@@ -77,7 +98,7 @@ def run_batch(
         while position < len(pending) or in_flight:
             interrupted = interrupted or (stop is not None and stop.is_set())
             while not (stopped or interrupted) and position < len(pending) and len(in_flight) < settings.workers:
-                number, row = pending[position]
+                number = pending[position]
                 position += 1
                 settled = executor.settled(number, key_of[number])
                 if settled is not None:  # finished in an earlier run: no request, no worker
@@ -85,6 +106,7 @@ def run_batch(
                     if on_row is not None:
                         on_row(settled)
                     continue
+                row = rows.row(position - 1)  # built only for a row that is sent: a rerun builds none
                 in_flight[pool.submit(executor.process, number, row, key_of[number])] = int(number)
             if not in_flight:
                 break
@@ -110,10 +132,11 @@ def run_batch(
         interrupted = True
     finally:
         pool.shutdown(wait=True)
+        executor.release()  # the results sheet is written next: not with the whole journal still held
     if stopped or interrupted:
         why = stopped.message(settings.lang) if stopped else INTERRUPTED.format(settings.lang)
         advice = ((stopped and stopped.not_sent_advice) or RERUN_SAME).format(settings.lang)
-        for number, _row in pending:
+        for number in pending:
             if int(number) not in outcomes:
                 entry = executor.ledger.row(settings.batch_id, key_of[number])
                 if entry is not None and entry.state not in ("pending",):

@@ -11,6 +11,8 @@ batch (``EarlierPayout``) live here too, so the ``Ledger`` module holds only its
 from __future__ import annotations
 
 import json
+import operator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +93,26 @@ class LedgerRow:
     expired_at: float | None = None
     reissue_of: str | None = None  # this row pays again the expired row with this row_key (same batch)
     reissued_as: str | None = None  # this expired row was paid again by the row with this row_key
+
+    @classmethod
+    def from_tuples(
+        cls, columns: Sequence[str], rows: Iterable[Sequence[Any]], **same: Any
+    ) -> Iterator[LedgerRow]:
+        """``from_row`` for a whole cursor of rows as plain tuples (``columns``: their names), at a
+        fraction of its cost: the columns are matched to fields once, not by name per cell (a rerun
+        of a 100,000-row batch reads every row: 2.6 million lookups by name).  ``same``: fields
+        every row shares (one object, not a copy per row); a field neither read nor given keeps
+        its default."""
+        positions = {name: index for index, name in enumerate(columns)}
+        names = [f.name for f in fields(cls) if f.name in positions]
+        pick = operator.itemgetter(*(positions[name] for name in names))
+        params = names.index("error_params") if "error_params" in names else None
+        for record in rows:
+            values = pick(record)
+            row = cls(**same, **dict(zip(names, values)))
+            if params is not None:
+                row.error_params = json.loads(values[params]) if values[params] else None
+            yield row
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> LedgerRow:

@@ -184,7 +184,11 @@ class RowExecutor:
 
     def preload(self) -> None:
         """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
-        self._known = {entry.row_key: entry for entry in self.ledger.rows(self.settings.batch_id)}
+        self._known = self.ledger.outcome_rows(self.settings.batch_id)
+
+    def release(self) -> None:
+        """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB)."""
+        self._known = {}
 
     def settled(self, number: int, row_key: str) -> RowOutcome | None:
         """The outcome of a row an earlier run finished (created, or refused and not retried), else None."""
@@ -244,12 +248,22 @@ class RowExecutor:
             )
             if earlier is not None:
                 return self._duplicate(number, row_key, earlier)
+        customer_id = None
         try:
             customer_id = self._customer(row, row_key, entry)
             self._send_order(row, row_key, customer_id)
         except ConektaError as error:
+            self._remember_customer(row_key, entry, customer_id)
             return self._failure(number, row_key, error)
+        except StopBatch:
+            self._remember_customer(row_key, entry, customer_id)
+            raise
         return self.outcome(number, self.ledger.row(s.batch_id, row_key))
+
+    def _remember_customer(self, row_key: str, entry: LedgerRow, customer_id: str | None) -> None:
+        """The row's customer, when the order's intent (which records it) was not reached."""
+        if customer_id and customer_id != entry.customer_id:
+            self.ledger.set_row_customer(self.settings.batch_id, row_key, customer_id)
 
     def _look_up(self, row_key: str) -> dict[str, Any] | None:
         """Before resending a row in doubt, ask Conekta whether it already exists.
@@ -285,8 +299,7 @@ class RowExecutor:
                 self._note_livemode(customer)
                 customer_id = customer["id"]
                 self.ledger.record_customer(idempotency_key=key, key_fp=s.key_fp, email=row["email"], customer_id=customer_id)
-        self.ledger.set_row_customer(s.batch_id, row_key, customer_id)
-        return customer_id
+        return customer_id  # written to the row with the order's intent (one step fewer per row)
 
     def _check_mode(self, customer_id: str) -> None:
         """Know the account's mode before the first payout order, and refuse LIVE without --live."""
@@ -310,6 +323,7 @@ class RowExecutor:
             operation="payout_order",
             idempotency_key=key,
             body=payout_order_body(row, customer_id, s.batch_id, row_key, s.expires_in),
+            customer_id=customer_id,
         )
         order = self.client.create_payout_order(intent.request_body, key)
         self._note_livemode(order)

@@ -265,6 +265,28 @@ def test_eight_threads_two_hundred_appends_each(log_path):
     assert len({e["idempotency_key"] for e in entries}) == 1600
 
 
+def test_synced_with_a_ledger_lines_are_durable_before_each_intent_and_at_close(log_path, tmp_path):
+    """In a run the log is fsynced with the ledger's intents, not per line: every line written
+    before an intent is synced before that intent commits, and the rest when the log closes."""
+    from batch_payouts.payout.ledger import Ledger
+
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        ledger.record_batch_start(batch_id="b1", input_name="in.csv", input_sha256="0" * 64, key_fp="k1",
+                                  api_base="http://127.0.0.1", rows_total=1)
+        ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="a@b.mx", amount=1, currency="MXN",
+                          reason="r", payout_fingerprint="fp")
+        log = AuditLog.open(log_path)
+        log.sync_with(ledger)
+        log.api_call("POST", "/customers", "k-c", 200, "L1", 1.0)
+        assert log._synced < log._written  # written (safe from a crash of the process), not yet fsynced
+        ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-o", body={})
+        assert log._synced == log._written == 1
+        log.api_call("POST", "/payout_orders", "k-o", 200, "L2", 1.0)
+        log.close()
+        assert log._synced == log._written == 2
+    assert verify(log_path).ok and verify(log_path).lines == 2
+
+
 def test_two_handles_on_one_file_keep_one_chain(log_path):
     with AuditLog.open(log_path) as first, AuditLog.open(log_path) as second:
         for i in range(5):

@@ -138,6 +138,64 @@ def test_a_refused_connection_is_unavailable_not_in_doubt():
     assert not raised.value.in_doubt and not isinstance(raised.value, RateLimited)
 
 
+def _self_signed(folder) -> tuple[str, str]:
+    """A certificate for localhost that no CA vouches for (cryptography, a dependency already)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_an_untrusted_certificate_is_unavailable_before_anything_is_sent(tmp_path):
+    """The certificate is always verified (urllib3's pool with certifi's bundle): a server no CA
+    vouches for fails in the handshake, before the request leaves, so it is not in doubt."""
+    import socket
+    import ssl
+    import threading
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*_self_signed(tmp_path))
+    server = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    received.append(tls.recv(1024))
+            except (ssl.SSLError, OSError):
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with client(f"https://localhost:{server.getsockname()[1]}", max_retries=1) as c, \
+                pytest.raises(Unavailable) as raised:
+            c.create_payout_order(order_body("cus_x"), "order-key")
+    finally:
+        server.close()
+    assert raised.value.type == "tls_error" and not raised.value.in_doubt and not received
+
+
 def test_an_order_answered_without_reference_is_read_again_until_it_has_one(sandbox, customer_id):
     sandbox.set_faults(Faults(script={1: "null_reference"}, reference_delay_gets=1))
     with client(sandbox.url) as c:

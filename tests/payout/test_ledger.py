@@ -46,6 +46,50 @@ def test_intent_is_committed_before_send_and_keeps_the_first_body(ledger, ledger
     assert ledger.row("b1", "x:1").attempts == 2
 
 
+def test_intents_asked_for_together_are_committed_together_each_with_its_own_body(ledger, ledger_location):
+    """Group commit: sixteen threads begin intents at once; each gets its own stored body back,
+    every intent and its row's customer are committed, and a resend still gets the first body."""
+    import threading
+
+    for n in range(16):
+        _row(ledger, key=f"x:{n}", number=n + 2)
+    start, results, errors = threading.Barrier(16), {}, []
+
+    def begin(n: int) -> None:
+        try:
+            start.wait()
+            results[n] = ledger.begin_intent(batch_id="b1", row_key=f"x:{n}", operation="payout_order",
+                                             idempotency_key=f"k-{n}", body={"amount": 100 + n}, customer_id=f"cus_{n}")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=begin, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert {n: r.request_body for n, r in results.items()} == {n: {"amount": 100 + n} for n in range(16)}
+    with Ledger(ledger_location) as other:  # on disk, seen by another connection
+        rows = {r.row_key: r for r in other.rows("b1")}
+        assert all(rows[f"x:{n}"].state == "in_flight" and rows[f"x:{n}"].customer_id == f"cus_{n}" for n in range(16))
+        assert len(other._query("SELECT idempotency_key FROM intents")) == 16
+    again = ledger.begin_intent(batch_id="b1", row_key="x:3", operation="payout_order", idempotency_key="k-3", body={"amount": 1})
+    assert again.request_body == {"amount": 103}
+
+
+def test_a_failed_group_commit_fails_every_intent_in_it_and_none_is_stored(ledger):
+    _row(ledger)
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    ledger.before_intents(full_disk)
+    with pytest.raises(OSError):
+        ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={})
+    assert ledger.intent("k-1") is None and ledger.row("b1", "x:1").state == "pending"
+
+
 def test_created_and_failure_states(ledger):
     _row(ledger)
     _row(ledger, key="x:2", number=3)
