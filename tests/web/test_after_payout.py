@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import sys
+from dataclasses import replace
+from pathlib import Path
+
 import requests
 
 from conftest import API_KEY, WebServer, beneficiary, write_csv
@@ -80,8 +84,6 @@ def test_webhooks_page_sync_and_reissue(sandbox, env, cli, web_settings, tmp_pat
 def test_only_an_approver_sees_the_reissue_button_or_can_press_it(sandbox, env, cli, web_settings):
     """``AfterPages.may_pay`` is the one check, pointed at the approver role: an auditor (who sees the
     batch) gets no button and 403, nothing paid; an approver gets the button."""
-    import sys
-    from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "team"))
     from team_setup import PASSWORDS, team_with_policy
