@@ -159,8 +159,9 @@ def test_ctrl_c_stops_cleanly_writes_the_partial_sheet_and_exits_130(tmp_path):
 def test_a_second_run_of_the_same_batch_is_refused_naming_the_holder_while_the_first_completes(tmp_path, ledger_location):
     source = write_csv(tmp_path / "pagos.csv", [beneficiary(n) for n in range(1, ROWS + 1)])
     ledger = ledger_location
-    # slow enough answers that the first run is still sending while the second starts up
-    with Sandbox(faults=Faults(latency_ms=150)) as sandbox:
+    # slow enough answers that the first run is still sending while the second starts up, even on a
+    # loaded machine where a process takes seconds to import and open the ledger (~10 s of sending)
+    with Sandbox(faults=Faults(latency_ms=400)) as sandbox:
         first = _start(source, sandbox, ledger, "--workers", "1")
         _wait_for_posts(sandbox, 1, first)  # the lock is taken before the first request
         second = _start(source, sandbox, ledger, "--workers", "1", "--lang", "en")
