@@ -65,6 +65,20 @@ def engine_env(env, ledger_location, monkeypatch):
     return ledger_location
 
 
+def another_systems_order(sandbox):
+    """An order of the same account that no batch of this ledger created (say, another system's)."""
+    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
+
+    with ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:
+        customer = client.create_customer({"name": "Otra Persona", "email": "otra@ejemplo.mx",
+                                           "phone": "5511112222"}, "other-customer")
+        order = client.create_payout_order({
+            "currency": "MXN", "amount": 5000, "customer_info": {"customer_id": customer["id"]},
+            "allowed_payout_methods": ["cashout"], "payout": {"payout_method": {"type": "cashout"}},
+            "reason": "Otro sistema", "metadata": {"row_key": "not-ours"}}, "other-order")
+    return order
+
+
 def ledger_select(location, sql: str, params: tuple = ()) -> list[dict]:
     """What a command wrote, read back on either engine (``?`` placeholders): a list of dicts."""
     from batch_payouts.payout.ledger import Ledger

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import API_KEY, beneficiary, ledger_select, write_csv
+from conftest import API_KEY, another_systems_order, beneficiary, ledger_select, write_csv
 
 
 def _batch(sandbox, env, cli, count=4):
@@ -31,26 +31,12 @@ def _events_requests(sandbox):
     return sum(1 for r in sandbox.request_log if r["path"] == "/events")
 
 
-def _another_systems_order(sandbox):
-    """An order of the same account that no batch of this ledger created (say, another system's)."""
-    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
-
-    with ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:
-        customer = client.create_customer({"name": "Otra Persona", "email": "otra@ejemplo.mx",
-                                           "phone": "5511112222"}, "other-customer")
-        order = client.create_payout_order({
-            "currency": "MXN", "amount": 5000, "customer_info": {"customer_id": customer["id"]},
-            "allowed_payout_methods": ["cashout"], "payout": {"payout_method": {"type": "cashout"}},
-            "reason": "Otro sistema", "metadata": {"row_key": "not-ours"}}, "other-order")
-    return order
-
-
 def test_sync_pages_back_to_the_last_synced_event_and_applies_the_same_rules(sandbox, env, engine_env, cli):
     rows = _batch(sandbox, env, cli)
     ids = [r["payout_order_id"] for r in rows]
     sandbox.cash(ids[0])
     sandbox.expire(rows[1]["reference"])
-    sandbox.cash(_another_systems_order(sandbox)["id"])
+    sandbox.cash(another_systems_order(sandbox)["id"])
     first = cli("events", "sync", "--api-base", sandbox.url)
     assert first.exit_code == 0, first.output
     # 4 created (nothing to change) + cashed + expired + the other order's created and cashed

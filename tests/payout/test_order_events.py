@@ -10,7 +10,7 @@ import json
 
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.order_events import apply_event, audit_applied
-from conftest import API_KEY, beneficiary, ledger_select, write_csv
+from conftest import another_systems_order, beneficiary, ledger_select, write_csv
 
 
 def _run(sandbox, env, engine_env, cli, count=3):
@@ -54,16 +54,8 @@ def test_an_event_moves_the_order_forward_once_and_never_back(sandbox, env, engi
 
 
 def test_events_for_orders_the_ledger_does_not_know_are_recorded_not_errors(sandbox, env, engine_env, cli):
-    from batch_payouts.payout.conekta import ClientConfig, ConektaClient
-
     _run(sandbox, env, engine_env, cli, count=1)
-    with ConektaClient(ClientConfig(api_key=API_KEY, api_base=sandbox.url)) as client:  # another system's order
-        customer = client.create_customer({"name": "Otra Persona", "email": "otra@ejemplo.mx",
-                                           "phone": "5511112222"}, "other-customer")
-        order = client.create_payout_order({
-            "currency": "MXN", "amount": 5000, "customer_info": {"customer_id": customer["id"]},
-            "allowed_payout_methods": ["cashout"], "payout": {"payout_method": {"type": "cashout"}},
-            "reason": "Otro sistema", "metadata": {"row_key": "not-ours"}}, "other-order")
+    order = another_systems_order(sandbox)
     sandbox.cash(order["reference"])
     stranger = _last_event(sandbox, order["id"])
     with Ledger(engine_env) as ledger:
