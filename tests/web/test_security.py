@@ -244,22 +244,20 @@ DISABLING_ENV = {
 
 
 def test_environment_variables_do_not_turn_off_verify(monkeypatch, tmp_path):
-    for name, value in DISABLING_ENV.items():
+    """The client talks through urllib3's pool (issue 17), which reads no environment: no proxy, no CA
+    bundle, no switch turns verification off; the certificate is always checked against certifi's."""
+    import certifi
+
+    rogue = tmp_path / "rogue.pem"  # a CA bundle path in the environment (a rogue CA) is not picked up
+    rogue.write_text("not a CA", encoding="utf-8")
+    for name, value in {**DISABLING_ENV, "REQUESTS_CA_BUNDLE": str(rogue), "SSL_CERT_FILE": str(rogue)}.items():
         monkeypatch.setenv(name, value)
     with ConektaClient(ClientConfig(api_key=API_KEY, api_base="https://api.conekta.io")) as client:
-        session = client.session
-        assert session.verify is True
-        assert session.trust_env is False
-        settings = session.merge_environment_settings("https://api.conekta.io/balance", {}, None, None, None)
-        assert settings["verify"] is True
-        assert not settings["proxies"]
-        # A CA bundle path in the environment (a rogue CA) is not picked up either.
-        rogue = tmp_path / "rogue.pem"
-        rogue.write_text("not a CA", encoding="utf-8")
-        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(rogue))
-        monkeypatch.setenv("CURL_CA_BUNDLE", str(rogue))
-        settings = session.merge_environment_settings("https://api.conekta.io/balance", {}, None, None, None)
-        assert settings["verify"] is True
+        pool = client._pool
+        assert pool.scheme == "https" and pool.host == "api.conekta.io"
+        assert pool.cert_reqs == "CERT_REQUIRED"
+        assert pool.ca_certs == certifi.where()
+        assert pool.proxy is None  # HTTPS_PROXY is not obeyed: the money goes straight to Conekta
 
 
 def test_no_cli_option_or_config_key_disables_verification(cli, env, tmp_path, monkeypatch):
