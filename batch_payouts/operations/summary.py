@@ -95,9 +95,9 @@ def build_summary(ledger: Ledger, now: float | None = None) -> Summary:
     expired, expired_count = money_of(
         "SELECT amount, currency FROM rows WHERE expired_at >= ? AND expired_at < ? AND reissued_as IS NULL",
         (since, until))
-    final = "','".join(states.ORDER_FINAL)
-    outstanding, _ = money_of(
-        f"SELECT amount, currency FROM rows WHERE state='created' AND COALESCE(order_status,'') NOT IN ('{final}')", ())
+    created = ledger._query("SELECT state, order_status, amount, currency FROM rows WHERE state = ?", (states.CREATED,))
+    still_open = [r for r in created if states.money_stage(r["state"], r["order_status"]) == states.MONEY_OUTSTANDING]
+    outstanding = totals_by_currency((r["amount"] for r in still_open), (r["currency"] for r in still_open))
     attachments = [Path(b.output_path) for b in batches if b.output_path and Path(b.output_path).is_file()]
     return Summary(since, until, batches, cashed, cashed_count, expired, expired_count, outstanding, attachments)
 

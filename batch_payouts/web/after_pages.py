@@ -24,7 +24,7 @@ from batch_payouts.operations.access import open_audited_client
 from batch_payouts.operations.reissue import check_guards, reissue_rows, require_approval, to_reissue
 from batch_payouts.team.roles import APPROVER
 from batch_payouts.payout.records import LedgerRow
-from batch_payouts.states import ORDER_CANCELLED, ORDER_CASHED, ORDER_EXPIRED
+from batch_payouts.states import CREATED, ORDER_CANCELLED, ORDER_CASHED, ORDER_EXPIRED
 from batch_payouts.errors import BatchError
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.totals import format_totals
@@ -116,7 +116,7 @@ def orders_mark(ledger: Ledger, batch_id: str) -> str:
 
 def order_chart(rows: list[LedgerRow], lang: str) -> Markup:
     """Cumulative orders per day: cashed, expired, cancelled and still to be cashed, as stacked bars."""
-    created = [r for r in rows if r.state == "created" and r.created_at]
+    created = [r for r in rows if r.state == CREATED and r.created_at]
     if not created:
         return Markup("")
     def day(ts: float | None) -> str:
