@@ -17,15 +17,11 @@ from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 DEFAULT_TIMEZONE = "America/Mexico_City"
-BAD_TIMEZONE = Text(
-    es="--timezone «{value}» no es una zona horaria conocida: usa un nombre IANA como America/Mexico_City, "
-    "America/Monterrey, America/Tijuana o UTC.",
-    en="--timezone '{value}' is not a known time zone: use an IANA name such as America/Mexico_City, "
-    "America/Monterrey, America/Tijuana or UTC.",
-)
 
 _zone: tzinfo = ZoneInfo(DEFAULT_TIMEZONE)
 
@@ -35,7 +31,7 @@ def parse_zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(str(name).strip())
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a name like "../x"
-        raise BatchError(BAD_TIMEZONE, value=name) from exc
+        raise BatchError(TEXT.BAD_TIMEZONE, value=name) from exc
 
 
 def use(name: str | None) -> tzinfo:

@@ -24,13 +24,14 @@ import pandas as pd
 from batch_payouts import clock
 from batch_payouts.files.amounts import pesos
 from batch_payouts.files.write import TypedSheet, write_table
-from batch_payouts.i18n import Plural, Text, money
-from batch_payouts.states import (
-    CREATED, DUPLICATE, FAILED, GROUP_HINTS, INVALID, ORDER_NEVER_PAID, PENDING, ORDER_STATUSES, RESULT_STATUSES, TOTAL_LABELS, UNKNOWN, VALID,
-    UNCONFIRMED_EXPLAINED, count_rows, hint, label, report_order_label,
-)
+from batch_payouts.i18n import Plural, Text, catalogue, money
+from batch_payouts.states import CREATED, DUPLICATE, FAILED, GROUP_HINTS, INVALID, ORDER_NEVER_PAID, PENDING, ORDER_STATUSES, RESULT_STATUSES, UNKNOWN, VALID, count_rows, hint, label, report_order_label
+from batch_payouts.states import TEXT as STATES_TEXT
 from batch_payouts.totals import format_totals
-from batch_payouts.words import COLUMN_WORDS, column_words
+from batch_payouts.words import column_words
+from batch_payouts.words import TEXT as WORDS_TEXT
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:  # annotations only: `validate` loads no part of payout/
     from batch_payouts.payout.row_executor import RowOutcome
@@ -226,18 +227,6 @@ def summary_of(
     return summarize(frame, validated)
 
 
-SUMMARY_TITLE = Text(es="Resumen del lote {batch}", en="Batch {batch} summary")
-TOTAL_LINE = Text(es="Total creado: {amount} ({currency})", en="Total created: {amount} ({currency})")
-OUTPUT_LINE = Text(es="Hoja de resultados: {path}", en="Results sheet: {path}")
-AUDIT_LINE = Text(es="Registro de auditoría: {path}", en="Audit log: {path}")
-LEDGER_LINE = Text(es="Bitácora: {path}", en="Ledger: {path}")
-MODE_LINE = Text(es="Modo: {mode}", en="Mode: {mode}")
-MODE_UNKNOWN = Text(
-    es="sin confirmar (Conekta aún no ha respondido a esta llave; se sabrá con la primera respuesta)",
-    en="not confirmed yet (Conekta has not answered this key yet; the first answer will tell)",
-)
-
-
 def format_summary(
     summary: Summary,
     *,
@@ -253,8 +242,8 @@ def format_summary(
     rerun would not send them (a LIVE key without --live: "run again with --live")."""
     lines = []
     if batch_id:  # a run (not validate): always say which money this is
-        lines.append(SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
-        lines.append(MODE_LINE.format(lang, mode=mode_text(livemode) or MODE_UNKNOWN.format(lang)))
+        lines.append(TEXT.SUMMARY_TITLE.format(lang, batch=batch_id[:12]))
+        lines.append(TEXT.MODE_LINE.format(lang, mode=mode_text(livemode) or TEXT.MODE_UNKNOWN.format(lang)))
     for status, count in summary.counts.items():
         if status == FAILED and summary.not_sent:
             if count > summary.not_sent:
@@ -264,38 +253,23 @@ def format_summary(
             continue
         lines.append(f"  {count:>6}  {hint(status, lang, count)}")
     if summary.counts.get(UNKNOWN):
-        lines.append(UNCONFIRMED_EXPLAINED.format(lang))
+        lines.append(STATES_TEXT.UNCONFIRMED_EXPLAINED.format(lang))
     for currency, cents in summary.currency_totals.items():
-        lines.append(TOTAL_LINE.format(lang, amount=money(cents), currency=currency))
-    lines.append(OUTPUT_LINE.format(lang, path=output))
+        lines.append(TEXT.TOTAL_LINE.format(lang, amount=money(cents), currency=currency))
+    lines.append(TEXT.OUTPUT_LINE.format(lang, path=output))
     if audit is not None:
-        lines.append(AUDIT_LINE.format(lang, path=audit))
+        lines.append(TEXT.AUDIT_LINE.format(lang, path=audit))
     if ledger is not None:
-        lines.append(LEDGER_LINE.format(lang, path=ledger))
+        lines.append(TEXT.LEDGER_LINE.format(lang, path=ledger))
     return "\n".join(lines)
-
-
-PLAN_LINE = Text(
-    es="Simulación (--dry-run): {send}; {done}. No se envió nada.",
-    en="Dry run (--dry-run): {send}; {done}. Nothing was sent.",
-)
-PLAN_SEND = Plural(
-    one=Text(es="se enviaría {count} fila por {totals}", en="{count} row would be sent for {totals}"),
-    other=Text(es="se enviarían {count} filas por {totals}", en="{count} rows would be sent for {totals}"),
-)
-PLAN_DONE = Plural(
-    one=Text(es="{count} ya estaba resuelta en una ejecución anterior", en="{count} was already settled by an earlier run"),
-    other=Text(es="{count} ya estaban resueltas en una ejecución anterior", en="{count} were already settled by an earlier run"),
-)
-BALANCE_LINE = Text(es="Saldo disponible: {amounts}", en="Available balance: {amounts}")
 
 
 def format_plan(plan, balance: dict[str, int] | None, lang: str) -> str:
     """What a dry run found: rows and money that a real run would send."""
-    send = PLAN_SEND.format(lang, count=len(plan.to_send), totals=format_totals(plan.totals))
-    lines = [PLAN_LINE.format(lang, send=send, done=PLAN_DONE.format(lang, count=plan.already_done))]
+    send = TEXT.PLAN_SEND.format(lang, count=len(plan.to_send), totals=format_totals(plan.totals))
+    lines = [TEXT.PLAN_LINE.format(lang, send=send, done=TEXT.PLAN_DONE.format(lang, count=plan.already_done))]
     if balance is not None:
-        lines.append(BALANCE_LINE.format(lang, amounts=format_totals(balance)))
+        lines.append(TEXT.BALANCE_LINE.format(lang, amounts=format_totals(balance)))
     return "\n".join(lines)
 
 
@@ -325,7 +299,6 @@ def result_json(result, *, dry_run: bool = False) -> dict:
     return data
 
 
-SHEET_NAMES = {"summary": Text(es="Resumen", en="Summary"), "errors": Text(es="Errores", en="Errors")}
 FACT_LABELS = {  # looked up by key: the facts' own order is the sheet's
     **column_words("batch_id", "mode", "input_sha256"),
     "input_name": Text(es="Archivo de entrada", en="Input file"),  # the results sheet names its input
@@ -335,17 +308,16 @@ FACT_LABELS = {  # looked up by key: the facts' own order is the sheet's
     "status_checked_at": Text(es="Estados consultados en Conekta", en="Statuses checked at Conekta"),
 }
 SUMMARY_HEADERS = (
-    COLUMN_WORDS["item"], Text(es="Detalle", en="Detail"), Text(es="Filas", en="Rows"), COLUMN_WORDS["amount"],
-    COLUMN_WORDS["currency"],
+    WORDS_TEXT.COLUMN_WORDS["item"], Text(es="Detalle", en="Detail"), Text(es="Filas", en="Rows"), WORDS_TEXT.COLUMN_WORDS["amount"],
+    WORDS_TEXT.COLUMN_WORDS["currency"],
 )
-ORDERS_HEADING = Text(es="Órdenes creadas", en="Created orders")
 ERROR_HEADERS = {
     **column_words("row", "name", "email", "status"),
     "column": Text(es="Columna", en="Column"),
     "error_code": Text(es="Código", en="Code"),
     "error_message": Text(es="Qué corregir", en="What to fix"),
 }
-TOTAL_CREATED = TOTAL_LABELS["created"]
+TOTAL_CREATED = STATES_TEXT.TOTAL_LABELS["created"]
 OrderCounts = dict[str, dict[str, list[int]]]  # order status -> currency -> [orders, cents] (operations.status_counts)
 
 
@@ -378,12 +350,12 @@ def summary_sheet(
     for status, per_currency in (orders or {}).items():
         status = status if status in ORDER_STATUSES else ""  # never checked yet
         for code, (n, cents) in per_currency.items():
-            add(f"{ORDERS_HEADING.format(lang)}: {report_order_label(status, lang, n)} ({status or '-'})", n, cents, code)
+            add(f"{TEXT.ORDERS_HEADING.format(lang)}: {report_order_label(status, lang, n)} ({status or '-'})", n, cents, code)
             if status not in ORDER_NEVER_PAID:
                 entry = paid.setdefault(code, [0, 0])
                 entry[0], entry[1] = entry[0] + n, entry[1] + cents
     for code, (n, cents) in paid.items():
-        add(f"{TOTAL_LABELS['paid'].format(lang)} ({code})", n, cents, code)
+        add(f"{STATES_TEXT.TOTAL_LABELS['paid'].format(lang)} ({code})", n, cents, code)
     frame = pd.DataFrame.from_records(records, columns=[item, detail, rows, amount, currency])
     return TypedSheet(frame, integer_columns=(rows,), money_columns=(amount,))
 
@@ -418,7 +390,7 @@ def errors_sheet(frame: pd.DataFrame, validated: pd.DataFrame, lang: str, proble
 
 def summary_sheet_names() -> tuple[str, ...]:
     """The summary sheet's name in every language: a refresh replaces it whichever wrote it."""
-    return (SHEET_NAMES["summary"].es, SHEET_NAMES["summary"].en)
+    return (TEXT.SHEET_NAMES["summary"].es, TEXT.SHEET_NAMES["summary"].en)
 
 
 def extra_sheets(
@@ -426,6 +398,6 @@ def extra_sheets(
     problems: Sequence[Problem] = (),
 ):
     return {
-        SHEET_NAMES["summary"].format(lang): summary_sheet(summary, facts, lang),
-        SHEET_NAMES["errors"].format(lang): errors_sheet(frame, validated, lang, problems),
+        TEXT.SHEET_NAMES["summary"].format(lang): summary_sheet(summary, facts, lang),
+        TEXT.SHEET_NAMES["errors"].format(lang): errors_sheet(frame, validated, lang, problems),
     }

@@ -28,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import Plural, Text, catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # -- row states, as the ledger stores them ---------------------------------------------------------
 PENDING = "pending"  # known to the ledger, not sent yet (or sending was known not to happen)
@@ -173,14 +175,6 @@ GROUP_HINTS = {
                 "invalid (fix the file)"),
     VALID: GROUP_LABELS[VALID],
 }
-UNCONFIRMED_EXPLAINED = Text(
-    es="«Sin confirmar» quiere decir que la orden de pago puede existir ya en Conekta: se envió y no llegó una "
-    "respuesta clara. No la pagues a mano: vuelve a ejecutar el mismo archivo; se buscará la orden en Conekta "
-    "y solo se enviará si no existe, así nada se paga dos veces.",
-    en="\"Unconfirmed\" means the payout order may already exist at Conekta: it was sent and no clear answer came "
-    "back. Do not pay it by hand: run the same file again; the order is looked up at Conekta and sent only if it "
-    "does not exist, so nothing is paid twice.",
-)
 ORDER_LABELS = {  # a payout order's status at Conekta, said of one order
     ORDER_PENDING: Text(es="pendiente", en="pending"),
     ORDER_OPEN: Text(es="abierta", en="open"),
@@ -196,14 +190,6 @@ ORDER_COUNT_LABELS = {  # the same, said of several orders in a count ("3 cobrad
     ORDER_EXPIRED: _p("vencida (no se cobró)", "vencidas (no se cobraron)", "expired (never cashed)",
                       "expired (never cashed)"),
     ORDER_CANCELLED: _p("cancelada", "canceladas", "cancelled", "cancelled"),
-}
-ORDER_NOT_CHECKED_LABEL = Text(es="sin consultar (ejecuta `status`)", en="not checked (run `status`)")
-# What month-end and results-sheet totals are called: cancelled and expired orders are never "paid".
-TOTAL_LABELS = {
-    "created": Text(es="Total creado", en="Total created"),
-    "paid": Text(es="Pagado o por cobrar (sin canceladas ni vencidas)",
-                 en="Paid or to be cashed (cancelled and expired left out)"),
-    "never_paid": Text(es="Cancelado o vencido (no se pagó)", en="Cancelled or expired (not paid)"),
 }
 # The CSS class a row or a counter of each group wears: unconfirmed has its own, never the failed one.
 GROUP_CLASSES = {
@@ -242,7 +228,7 @@ def order_label(status: str | None, lang: str, count: int | None = None) -> str:
 
 def report_order_label(status: str | None, lang: str, count: int | None = None) -> str:
     """``order_label`` for a created order in a report: one never checked says so ("sin consultar")."""
-    return order_label(status, lang, count) if status else ORDER_NOT_CHECKED_LABEL.format(lang)
+    return order_label(status, lang, count) if status else TEXT.ORDER_NOT_CHECKED_LABEL.format(lang)
 
 
 # -- after the payout: what became of a created row's reference -----------------------------------
@@ -258,8 +244,6 @@ STAGE_LABELS = {
     STAGE_CANCELLED: Text(es="cancelada", en="cancelled"),
     STAGE_REISSUED: Text(es="reexpedida como {reference}", en="reissued as {reference}"),
 }
-CASHED_ON = Text(es="cobrada el {when}", en="cashed on {when}")
-REISSUE_OF = Text(es="reexpedición de {reference}", en="reissue of {reference}")
 # Money after the payout, per currency: cashed, still to be cashed (outstanding), or never paid.
 MONEY_CASHED, MONEY_OUTSTANDING, MONEY_NEVER_PAID = "cashed", "outstanding", "never_paid"
 MONEY_LABELS = {

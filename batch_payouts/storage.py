@@ -17,19 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 
-WHAT = {
-    "ledger": Text(es="la bitácora", en="the ledger"),
-    "results": Text(es="la hoja de resultados", en="the results sheet"),
-    "audit": Text(es="el registro de auditoría", en="the audit log"),
-}
-DISK_FULL = Text(
-    es="No queda espacio en el disco de {what} «{path}» (libres: {free}). Lo hecho hasta aquí quedó "
-    "registrado; libera espacio y vuelve a ejecutar cuando haya lugar: nada se paga dos veces.",
-    en="The disk under {what} '{path}' is full (free: {free}). What was done so far is recorded; "
-    "free some space and rerun when there is space: nothing is paid twice.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 class DiskFull(BatchError):
@@ -38,10 +28,10 @@ class DiskFull(BatchError):
     def __init__(self, path: Path, what: str) -> None:
         self.path = Path(path)
         self.what = what
-        super().__init__(DISK_FULL, path=str(path), what=WHAT[what].format("en"), free=free_space_text(path))
+        super().__init__(TEXT.DISK_FULL, path=str(path), what=TEXT.WHAT[what].format("en"), free=free_space_text(path))
 
     def message(self, lang: str = "es") -> str:
-        return self.text.format(lang, **{**self.params, "what": WHAT[self.what].format(lang)})
+        return self.text.format(lang, **{**self.params, "what": TEXT.WHAT[self.what].format(lang)})
 
 
 @contextmanager

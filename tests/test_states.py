@@ -52,7 +52,7 @@ def test_every_group_and_order_status_is_worded_in_spanish_and_english():
     for status in states.ORDER_STATUSES:
         for lang in LANGUAGES:
             assert states.order_label(status, lang) and states.order_label(status, lang, 2)
-    explained = states.UNCONFIRMED_EXPLAINED
+    explained = states.TEXT.UNCONFIRMED_EXPLAINED
     assert "Conekta" in explained.es and "mano" in explained.es and "by hand" in explained.en
 
 
@@ -114,6 +114,6 @@ def test_the_run_summary_words_counts_with_plurals_and_explains_unconfirmed_rows
     summary = report.Summary(counts={"created": 1, "invalid": 2, "unknown": 1}, amount_created=0)
     text = report.format_summary(summary, lang="es", output=tmp_path / "r.xlsx")
     assert "1  creada\n" in text and "2  inválidas (corrige el archivo)" in text
-    assert "1  sin confirmar" in text and states.UNCONFIRMED_EXPLAINED.es in text and "fallida" not in text
+    assert "1  sin confirmar" in text and states.TEXT.UNCONFIRMED_EXPLAINED.es in text and "fallida" not in text
     english = report.format_summary(summary, lang="en", output=tmp_path / "r.xlsx")
-    assert "1  unconfirmed" in english and states.UNCONFIRMED_EXPLAINED.en in english
+    assert "1  unconfirmed" in english and states.TEXT.UNCONFIRMED_EXPLAINED.en in english

@@ -17,17 +17,9 @@ from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import PesosType, lang_option, main, timezone_option
 from batch_payouts.cli.ops import ledger_option, open_ledger
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import catalogue
 
-M = {
-    "synced": Text(
-        es="Eventos de Conekta leídos: {read}; aplicados: {applied}; ya conocidos o sin cambio: {stale}; "
-        "de órdenes que la bitácora no conoce: {unknown}",
-        en="Conekta events read: {read}; applied: {applied}; already known or no change: {stale}; "
-        "for orders the ledger does not know: {unknown}"),
-    "event_line": Text(es="  fila {row} del lote {batch}: {previous} → {status}",
-                       en="  row {row} of batch {batch}: {previous} → {status}"),
-}
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @main.group()
@@ -71,28 +63,13 @@ def events_sync(api_base, sandbox, ledger_path, lang) -> None:
     for outcome in result.outcomes:
         row = rows.get((outcome.batch_id, outcome.row_key))
         if row is not None:
-            click.echo(M["event_line"].format(lang, row=row.row_number, batch=outcome.batch_id[:12],
+            click.echo(TEXT.event_line.format(lang, row=row.row_number, batch=outcome.batch_id[:12],
                                               previous=states.order_label(outcome.previous, lang) or "—",
                                               status=states.order_label(outcome.status, lang)))
-    click.echo(M["synced"].format(lang, read=result.read, applied=result.count("applied"),
+    click.echo(TEXT.synced.format(lang, read=result.read, applied=result.count("applied"),
                                   stale=result.count("stale") + result.count("duplicate") + result.count("not_an_order"),
                                   unknown=result.count("unknown_order")))
     sys.exit(0)
-
-
-M.update({
-    "nothing": Text(es="El lote {batch} no tiene referencias vencidas sin cobrar por volver a pagar.",
-                    en="Batch {batch} has no expired, uncashed references to pay again."),
-    "reissued": Text(es="  fila {row}: referencia {old} ({status}) → nueva referencia {new}",
-                     en="  row {row}: reference {old} ({status}) → new reference {new}"),
-    "reissue_failed": Text(es="  fila {row}: no se volvió a pagar: {label} ({error})",
-                           en="  row {row}: not paid again: {label} ({error})"),
-    "reissue_summary": Plural(
-        one=Text(es="Se volvió a pagar {count} referencia ({total}).", en="{count} reference was paid again ({total})."),
-        other=Text(es="Se volvieron a pagar {count} referencias ({total}).",
-                   en="{count} references were paid again ({total})."),
-    ),
-})
 
 
 @main.command()
@@ -141,7 +118,7 @@ def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, exp
             ledger, batch = open_batch(stack, ledger_path, ref)
             rows = to_reissue(ledger, batch.batch_id, include_cancelled)
             if not rows:
-                click.echo(M["nothing"].format(lang, batch=batch.batch_id[:12]))
+                click.echo(TEXT.nothing.format(lang, batch=batch.batch_id[:12]))
                 sys.exit(0)
             require_approval(ledger, batch, rows, operator=operator_name())  # four eyes, under a policy
             connection = ops.Connection(api_base=api_base, api_version=api_version, sandbox=sandbox, lang=lang)
@@ -155,21 +132,16 @@ def reissue(ref, expired, include_cancelled, api_base, api_version, sandbox, exp
     done = [o for o in outcomes if o.status == "created"]
     for o in outcomes:
         if o.status == "created":
-            click.echo(M["reissued"].format(lang, row=o.original.row_number, old=o.original.reference,
+            click.echo(TEXT.reissued.format(lang, row=o.original.row_number, old=o.original.reference,
                                             status=states.order_label(o.original.order_status, lang),
                                             new=o.row.reference if o.row else ""))
         else:
-            click.echo(M["reissue_failed"].format(lang, row=o.original.row_number, label=states.label(o.status, lang),
+            click.echo(TEXT.reissue_failed.format(lang, row=o.original.row_number, label=states.label(o.status, lang),
                                                   error=(o.row.error_message if o.row else "") or ""))
     total = totals_by_currency((o.original.amount for o in done), (o.original.currency for o in done))
-    click.echo(M["reissue_summary"].format(lang, count=len(done), total=format_totals(total)))
+    click.echo(TEXT.reissue_summary.format(lang, count=len(done), total=format_totals(total)))
     _sheet_line(sheet, sheet_error, lang)
     sys.exit(0 if len(done) == len(outcomes) and not sheet_error else 1)
-
-
-M["notified"] = Text(es="Resumen enviado a {to}: {batches} lotes, {cashed} cobradas, {expired} vencidas; "
-                     "pendiente de cobro {outstanding}", en="Summary sent to {to}: {batches} batches, {cashed} cashed, "
-                     "{expired} expired; still to be cashed {outstanding}")
 
 
 @main.command()
@@ -202,13 +174,11 @@ def notify(smtp_host, smtp_port, starttls, smtp_user, mail_from, mail_to, ledger
                                    lang)
     except BatchError as error:
         _fail(error, lang)
-    click.echo(M["notified"].format(lang, to=", ".join(recipients), batches=len(summary.batches),
+    click.echo(TEXT.notified.format(lang, to=", ".join(recipients), batches=len(summary.batches),
                                     cashed=summary.cashed_count, expired=summary.expired_count,
                                     outstanding=format_totals(summary.outstanding)))
     sys.exit(0)
 
-
-M["notify_failed"] = Text(es="No se envió el resumen (--notify): {error}", en="The summary was not sent (--notify): {error}")
 
 def notify_after(ledger_path: Path | None, lang: str) -> bool:
     """``run --notify`` / ``status --notify``: send ``notify``'s summary with ``notify``'s own settings
@@ -231,9 +201,9 @@ def notify_after(ledger_path: Path | None, lang: str) -> bool:
         with ExitStack() as stack:
             summary = send_summary(open_ledger(stack, ledger_path), smtp, lang)
     except BatchError as error:
-        click.echo(M["notify_failed"].format(lang, error=error.message(lang)), err=True)
+        click.echo(TEXT.notify_failed.format(lang, error=error.message(lang)), err=True)
         return False
-    click.echo(M["notified"].format(lang, to=", ".join(recipients), batches=len(summary.batches),
+    click.echo(TEXT.notified.format(lang, to=", ".join(recipients), batches=len(summary.batches),
                                     cashed=summary.cashed_count, expired=summary.expired_count,
                                     outstanding=format_totals(summary.outstanding)), err=True)
     return True

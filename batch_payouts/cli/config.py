@@ -25,34 +25,14 @@ from typing import Any
 import click
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 CONFIG_ENV = "BATCH_PAYOUTS_CONFIG"
 CONFIG_META = "batch_payouts.cli.config"  # where the parsed file waits in click's context for a command that needs more
 
-UNREADABLE = Text(
-    es="No se pudo leer el archivo de configuración «{path}»: {detail}",
-    en="Could not read the config file '{path}': {detail}",
-)
-UNKNOWN_KEY = Text(
-    es="El archivo de configuración «{path}» tiene una opción desconocida «{key}». Opciones válidas: {known}.",
-    en="The config file '{path}' has an unknown option '{key}'. Valid options: {known}.",
-)
-SECRET_KEY = Text(
-    es="El archivo de configuración «{path}» contiene «{key}»: la llave de API nunca va en un archivo; "
-    "defínela en la variable de entorno CONEKTA_API_KEY y quítala del archivo.",
-    en="The config file '{path}' contains '{key}': the API key never goes in a file; set it in the "
-    "CONEKTA_API_KEY environment variable and remove it from the file.",
-)
 
-POLICY_IN_CONFIG = Text(
-    es="El archivo de configuración «{path}» tiene «{key}», pero la política de aprobación se guarda en la bitácora, no "
-    "en un archivo: así ninguna configuración la debilita. Quita «{key}» del archivo y usa «batch-payouts policy set» "
-    "(un admin, con contraseña y código) o la página Administración de la web.",
-    en="The config file '{path}' has '{key}', but the approval policy is kept in the ledger, not in a file, so that no "
-    "config can weaken it. Remove '{key}' from the file and use 'batch-payouts policy set' (an admin, with password "
-    "and code) or the web's Administration page.",
-)
 # The team's commands take nothing from a config file (users, the policy and approvals live in the
 # ledger); a table or key that looks like a policy setting is refused by name, never read silently.
 TEAM_TABLES = frozenset({"policy", "approvals", "users", "approval_policy", "four_eyes"})
@@ -64,7 +44,7 @@ def read_config(path: Path) -> dict[str, Any]:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BatchError(UNREADABLE, path=str(path), detail=str(exc)) from exc
+        raise BatchError(TEXT.UNREADABLE, path=str(path), detail=str(exc)) from exc
 
 
 def _option_names(command: click.Command) -> dict[str, str]:
@@ -94,22 +74,22 @@ def defaults_for(command: click.Command, config: dict[str, Any], path: Path, all
     top = {name: value for name, value in config.items() if not isinstance(value, dict)}
     for scope, values in (("", top), *((name, section) for name, section in sections.items())):
         if scope.replace("-", "_").lower() in TEAM_TABLES:
-            raise BatchError(POLICY_IN_CONFIG, path=str(path), key=f"[{scope}]")
+            raise BatchError(TEXT.POLICY_IN_CONFIG, path=str(path), key=f"[{scope}]")
         if scope and scope not in all_commands:
             if scope in lazy_names and scope != command.name:
                 continue  # another command's table: that command checks its keys when it runs
-            raise BatchError(UNKNOWN_KEY, path=str(path), key=scope,
+            raise BatchError(TEXT.UNKNOWN_KEY, path=str(path), key=scope,
                              known=", ".join(sorted({*all_commands, *lazy_names})))
         for key, value in values.items():
             normal = key.replace("-", "_").lower()
             if scope == "web" and normal == "users" and isinstance(value, dict):
                 continue  # sign-in users of `web`: read by that command itself, not an option
             if "key" in normal and ("api" in normal or "conekta" in normal or normal == "key"):
-                raise BatchError(SECRET_KEY, path=str(path), key=key)
+                raise BatchError(TEXT.SECRET_KEY, path=str(path), key=key)
             if normal in POLICY_KEYS:
-                raise BatchError(POLICY_IN_CONFIG, path=str(path), key=key)
+                raise BatchError(TEXT.POLICY_IN_CONFIG, path=str(path), key=key)
             if normal not in known_anywhere:
-                raise BatchError(UNKNOWN_KEY, path=str(path), key=key, known=", ".join(sorted(known_anywhere)))
+                raise BatchError(TEXT.UNKNOWN_KEY, path=str(path), key=key, known=", ".join(sorted(known_anywhere)))
             if scope and scope != command.name:
                 continue
             if normal in mine:

@@ -22,43 +22,15 @@ import click
 
 from batch_payouts import clock
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:
     from batch_payouts.payout.row_executor import RowOutcome
     from batch_payouts.rules.validation import Problem
 
-CRASHED = Text(
-    es="Error inesperado ({kind}): es una falla de batch-payouts, no de tu archivo. Lo ya enviado quedó en la "
-    "bitácora: ejecutar de nuevo el mismo comando nunca paga dos veces. Detalles para reportarla: {details}",
-    en="Unexpected error ({kind}): a bug in batch-payouts, not in your file. What was already sent is in the "
-    "ledger: running the same command again never pays twice. Details to report it: {details}",
-)
 PROBLEMS_SHOWN = 20
-MORE_PROBLEMS = Plural(
-    one=Text(
-        es="… y {count} problema más: ver la columna error_message de la hoja de resultados.",
-        en="… and {count} more problem: see the error_message column of the results sheet.",
-    ),
-    other=Text(
-        es="… y {count} problemas más: ver la columna error_message de la hoja de resultados.",
-        en="… and {count} more problems: see the error_message column of the results sheet.",
-    ),
-)
-PROGRESS = Plural(one=Text(es="Enviando {count} fila", en="Sending {count} row"),
-                  other=Text(es="Enviando {count} filas", en="Sending {count} rows"))
-# "3/10": the noun agrees with the total.
-PROGRESS_LINE = Plural(one=Text(es="{done}/{count} fila procesada", en="{done}/{count} row processed"),
-                       other=Text(es="{done}/{count} filas procesadas", en="{done}/{count} rows processed"))
-
-CSV_OUTPUT = Text(
-    es="Aviso: pediste la hoja de resultados en CSV ({path}). Si la abres con doble clic en Excel, "
-    "las referencias de 16 dígitos pierden el último dígito y los teléfonos y folios con ceros al inicio "
-    "los pierden. Usa .xlsx (el predeterminado) o, en Excel, Datos > Desde texto/CSV marcando esas columnas como Texto.",
-    en="Warning: you asked for the results sheet as CSV ({path}). Opened with a double click in Excel, "
-    "16-digit references lose their last digit and phones and ids lose their leading zeros. "
-    "Use .xlsx (the default) or, in Excel, Data > From Text/CSV with those columns set to Text.",
-)
 
 
 class Console:
@@ -85,12 +57,12 @@ class Console:
             self.log("invalid_row", problem.line(self.lang), level="warning",
                      row=problem.row, column=problem.column, code=problem.code)
         if len(problems) > len(shown):
-            self.log("invalid_rows_more", MORE_PROBLEMS.format(self.lang, count=len(problems) - len(shown)))
+            self.log("invalid_rows_more", TEXT.MORE_PROBLEMS.format(self.lang, count=len(problems) - len(shown)))
 
     def csv_output(self, output_path: Path | None) -> None:
         """Warn before the work starts when the results sheet was asked for as CSV (it keeps no text cells)."""
         if output_path is not None and Path(output_path).suffix.lower() == ".csv":
-            self.log("csv_output", CSV_OUTPUT.format(self.lang, path=output_path), level="warning")
+            self.log("csv_output", TEXT.CSV_OUTPUT.format(self.lang, path=output_path), level="warning")
 
     def fail(self, error: BatchError) -> None:
         self.log("batch_error", error.message(self.lang), level="error", exit_code=error.exit_code)
@@ -117,7 +89,7 @@ class Progress:
         self.console.problems(loaded.problems)
         self.total = total
         if self.tty and total:
-            self.bar = click.progressbar(length=total, label=PROGRESS.format(self.lang, count=total), file=sys.stderr)
+            self.bar = click.progressbar(length=total, label=TEXT.PROGRESS.format(self.lang, count=total), file=sys.stderr)
             self.bar.__enter__()
 
     def advance(self, outcome: RowOutcome) -> None:
@@ -125,7 +97,7 @@ class Progress:
         if self.bar is not None:
             self.bar.update(1)
         elif self.total and (self.done == self.total or self.done % max(1, self.total // 10) == 0):
-            self.console.log("progress", PROGRESS_LINE.format(self.lang, done=self.done, count=self.total),
+            self.console.log("progress", TEXT.PROGRESS_LINE.format(self.lang, done=self.done, count=self.total),
                              stamped=True, done=self.done, total=self.total)
 
     def finish(self) -> None:
@@ -145,5 +117,5 @@ def report_crash(error: BaseException) -> int:
     with os.fdopen(handle, "w", encoding="utf-8") as details:
         details.write("".join(traceback.format_exception(type(error), error, error.__traceback__)))
     lang = os.environ.get("BATCH_PAYOUTS_LANG", "es")
-    click.echo(CRASHED.format(lang if lang in ("es", "en") else "es", kind=type(error).__name__, details=name), err=True)
+    click.echo(TEXT.CRASHED.format(lang if lang in ("es", "en") else "es", kind=type(error).__name__, details=name), err=True)
     return exit_codes.CRASHED

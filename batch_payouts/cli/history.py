@@ -18,27 +18,14 @@ from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import main
 from batch_payouts.cli.ops import ledger_command_options, open_batch, open_ledger, per_status_json, print_json
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Plural, Text, money as money_text
+from batch_payouts.i18n import Text, catalogue, money as money_text
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import format_totals
-from batch_payouts.words import COLUMN_WORDS, column_words
+from batch_payouts.words import column_words
+from batch_payouts.words import TEXT as WORDS_TEXT
 
-M = {
-    "no_batches": Text(es="La bitácora {path} no tiene lotes.", en="The ledger {path} has no batches."),
-    "report_written": Plural(
-        one=Text(es="Reporte: {path} ({count} pago pagado o por cobrar, {totals})",
-                 en="Report: {path} ({count} payout paid or to be cashed, {totals})"),
-        other=Text(es="Reporte: {path} ({count} pagos pagados o por cobrar, {totals})",
-                   en="Report: {path} ({count} payouts paid or to be cashed, {totals})"),
-    ),
-    # Cancelled and expired payouts were created but pay nobody: said apart, never in the headline's money.
-    "report_never_paid": Plural(
-        one=Text(es="Además {count} pago cancelado o vencido ({totals}): no se pagó y no cuenta arriba.",
-                 en="Also {count} cancelled or expired payout ({totals}): not paid, not counted above."),
-        other=Text(es="Además {count} pagos cancelados o vencidos ({totals}): no se pagaron y no cuentan arriba.",
-                   en="Also {count} cancelled or expired payouts ({totals}): not paid, not counted above."),
-    ),
-}
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 BATCH_HEADERS = {
     "id": Text(es="lote", en="batch"), "when": Text(es="última ejecución", en="last run"),
     "file": Text(es="archivo", en="file"), "operator": Text(es="operador", en="operator"),
@@ -58,18 +45,16 @@ SHOW_LABELS = {  # in the order `show` prints them
     "runs": Text(es="Ejecuciones", en="Runs"),
     "api_base": Text(es="API", en="API"),
     "api_version": Text(es="Versión de la API", en="API version"),
-    "mode": COLUMN_WORDS["mode"],
+    "mode": WORDS_TEXT.COLUMN_WORDS["mode"],
     "rows_total": Text(es="Filas en el archivo", en="Rows in the file"),
     "states": Text(es="Filas por estado", en="Rows per state"),
-    "totals": states.TOTAL_LABELS["created"],
+    "totals": states.TEXT.TOTAL_LABELS["created"],
     "order_status": Text(es="Último estado conocido de las órdenes", en="Latest known order status"),
     "cashed": Text(es="Cobrado", en="Cashed"),
     "outstanding": Text(es="Por cobrar", en="Outstanding (not cashed yet)"),
-    "never_paid": states.TOTAL_LABELS["never_paid"],
+    "never_paid": states.TEXT.TOTAL_LABELS["never_paid"],
     "output_path": Text(es="Hoja de resultados", en="Results sheet"),
 }
-ROWS_TITLE = Text(es="Referencias (fila, referencia, monto, qué pasó después del pago):",
-                  en="References (row, reference, amount, what happened after the payout):")
 
 def _batch_json(batch: BatchRecord, ops) -> dict:
     """A batch as scripts read it: ids, file, who, when (ISO, Mexico City), mode, results sheet."""
@@ -99,7 +84,7 @@ def batches(ledger_path, lang, as_json) -> None:
     except BatchError as error:
         _fail(error, lang)
     if not known:
-        click.echo(M["no_batches"].format(lang, path=path))
+        click.echo(TEXT.no_batches.format(lang, path=path))
         if as_json:
             print_json({"ledger": str(path), "batches": []})
         sys.exit(0)
@@ -122,7 +107,7 @@ def batches(ledger_path, lang, as_json) -> None:
         cells = [cell.rjust(w) if keys[i] in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths))]
         click.echo("  ".join(cells).rstrip())
     if any(b.counts.unconfirmed for b in known):
-        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
+        click.echo(states.TEXT.UNCONFIRMED_EXPLAINED.format(lang))
     if as_json:
         # `unknown` repeats `unconfirmed` for scripts written before it; neither is ever part of `failed`
         counts = (*BATCH_COUNTS, "unknown")
@@ -179,9 +164,9 @@ def show(ref, ledger_path, lang, as_json) -> None:
         value = values.get(key)
         click.echo(f"{label.format(lang):<{width}}  {value if value not in (None, '') else '—'}")
     if grouped.unconfirmed:
-        click.echo(states.UNCONFIRMED_EXPLAINED.format(lang))
+        click.echo(states.TEXT.UNCONFIRMED_EXPLAINED.format(lang))
     if stages:
-        click.echo(ROWS_TITLE.format(lang))
+        click.echo(TEXT.ROWS_TITLE.format(lang))
         table = [[str(s.row.row_number), s.row.reference or "—", f"{money_text(s.row.amount)} {s.row.currency}",
                   _stage_text(s, lang, ops.time_text)] for s in stages]
         widths = [max(len(line[i]) for line in table) for i in range(3)]
@@ -200,12 +185,12 @@ def _stage_text(stage, lang: str, time_text) -> str:
     """"cobrada el 2026-03-02T…", "reexpedida como 1234…", "pendiente de cobro · reexpedición de 9876…"."""
     row = stage.row
     if stage.stage == states.STAGE_CASHED and row.cashed_at:
-        text = states.CASHED_ON.format(lang, when=time_text(row.cashed_at))
+        text = states.TEXT.CASHED_ON.format(lang, when=time_text(row.cashed_at))
     else:
         text = states.STAGE_LABELS[stage.stage].format(
             lang, reference=(stage.reissued_as.reference if stage.reissued_as else "") or "—")
     if stage.reissue_of is not None:
-        text += " · " + states.REISSUE_OF.format(lang, reference=stage.reissue_of.reference or "—")
+        text += " · " + states.TEXT.REISSUE_OF.format(lang, reference=stage.reissue_of.reference or "—")
     return text
 
 
@@ -240,9 +225,9 @@ def report_command(since, until, output_path, ledger_path, lang, as_json) -> Non
     except BatchError as error:
         _fail(error, lang)
     totals = ops.payouts_sheet.report_totals(frame)
-    click.echo(M["report_written"].format(lang, path=target, count=totals.paid_count, totals=format_totals(totals.paid)))
+    click.echo(TEXT.report_written.format(lang, path=target, count=totals.paid_count, totals=format_totals(totals.paid)))
     if totals.never_paid_count:
-        click.echo(M["report_never_paid"].format(lang, count=totals.never_paid_count,
+        click.echo(TEXT.report_never_paid.format(lang, count=totals.never_paid_count,
                                                  totals=format_totals(totals.never_paid)))
     if as_json:
         print_json({"path": str(target), "payouts": len(frame), "totals": totals.created, "since": since, "until": until,

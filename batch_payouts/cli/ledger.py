@@ -15,14 +15,10 @@ from batch_payouts import ledger_address
 from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import lang_option, main
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.ledger_address import LedgerParam
 
-NO_SOURCE = Text(es="No existe la bitácora de origen {path}.", en="The source ledger {path} does not exist.")
-COPIED = Text(es="  {table}: {source} registros copiados o ya presentes ({target} en el destino)",
-              en="  {table}: {source} records copied or already there ({target} in the target)")
-DONE = Text(es="Copiada la bitácora {source} a {target}; los conteos coinciden.",
-            en="Copied the ledger {source} to {target}; the counts agree.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @main.group("ledger")
@@ -47,7 +43,7 @@ def copy(source, target, merge, lang) -> None:
 
     try:
         if not ledger_address.exists(source):
-            raise BatchError(NO_SOURCE, path=ledger_address.display(source))
+            raise BatchError(TEXT.NO_SOURCE, path=ledger_address.display(source))
         with ExitStack() as stack:
             old = stack.enter_context(Ledger(source))
             new = stack.enter_context(Ledger(target))
@@ -55,5 +51,5 @@ def copy(source, target, merge, lang) -> None:
     except BatchError as error:
         _fail(error, lang)
     for line in copied:
-        click.echo(COPIED.format(lang, table=line.table, source=line.source, target=line.target))
-    click.echo(DONE.format(lang, source=ledger_address.display(source), target=ledger_address.display(target)))
+        click.echo(TEXT.COPIED.format(lang, table=line.table, source=line.source, target=line.target))
+    click.echo(TEXT.DONE.format(lang, source=ledger_address.display(source), target=ledger_address.display(target)))

@@ -24,30 +24,15 @@ from batch_payouts.cli.config import config_option
 from batch_payouts.cli.console import Console, Progress, _fail
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.i18n import LANGUAGES, catalogue
 from batch_payouts.ledger_address import LedgerParam
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # ``jobs`` and ``report`` (pandas, pandera) are imported by the commands that need them, so
 # `--help`, `template`, `audit verify`, `hash-password`... do not load them, and no command
 # loads what only another one needs (the HTTP client, the ledger, the web app, the sandbox).
-
-INTERRUPTED = Text(
-    es="Interrumpido: las filas en curso terminaron y quedaron registradas; vuelve a ejecutar para continuar.",
-    en="Interrupted: rows in flight finished and were recorded; run again to continue.",
-)
-AUDIT_MISSING = Text(es="No existe el registro de auditoría «{path}».", en="The audit log '{path}' does not exist.")
-BAD_WINDOW = Text(
-    es="--repeat-window «{value}» no es válido: usa un número con h, m o s (por ejemplo 24h, 90m).",
-    en="--repeat-window '{value}' is not valid: use a number with h, m or s (for example 24h, 90m).",
-)
-
-BAD_EXPIRES_IN = Text(
-    es="--expires-in «{value}» no es válido: usa un número de horas, o un número con h o d "
-    "(por ejemplo 48, 36h, 2d).",
-    en="--expires-in '{value}' is not valid: use a number of hours, or a number with h or d "
-    "(for example 48, 36h, 2d).",
-)
 
 
 class PesosType(click.ParamType):
@@ -165,7 +150,7 @@ def main() -> None:
 def parse_window(value: str, lang: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hms]?)\s*", value or "")
     if not match:
-        raise BatchError(BAD_WINDOW, value=value)
+        raise BatchError(TEXT.BAD_WINDOW, value=value)
     number, unit = float(match.group(1)), match.group(2) or "s"
     return number * {"h": 3600, "m": 60, "s": 1}[unit]
 
@@ -175,7 +160,7 @@ def parse_expires_in(value: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hd]?)\s*", value or "", flags=re.IGNORECASE)
     seconds = float(match.group(1)) * (86400 if match.group(2).lower() == "d" else 3600) if match else 0
     if seconds <= 0:
-        raise BatchError(BAD_EXPIRES_IN, value=value)
+        raise BatchError(TEXT.BAD_EXPIRES_IN, value=value)
     return seconds
 
 
@@ -318,12 +303,12 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         _print_error_json(error, lang, as_json)
         console.fail(error)
     except KeyboardInterrupt:
-        console.log("interrupted", INTERRUPTED.format(lang), level="warning")
+        console.log("interrupted", TEXT.INTERRUPTED.format(lang), level="warning")
         sys.exit(exit_codes.INTERRUPTED)
     if result.stopped is not None:
         console.log("batch_stopped", result.stopped.message(lang), level="error")
     if result.interrupted:
-        console.log("interrupted", INTERRUPTED.format(lang), level="warning")
+        console.log("interrupted", TEXT.INTERRUPTED.format(lang), level="warning")
     summary = format_summary(result.summary, lang=lang, output=result.output_path, batch_id=result.batch_id,
                              ledger=result.ledger_path, livemode=result.livemode, audit=result.audit_path,
                              not_sent_hint=result.stopped.not_sent_hint if result.stopped is not None else None)
@@ -403,7 +388,7 @@ def audit_verify(audit_file, ledger_path, lang) -> None:
 
     console = Console(lang)
     if not audit_file.is_file():
-        console.fail(BatchError(AUDIT_MISSING, path=str(audit_file)))
+        console.fail(BatchError(TEXT.AUDIT_MISSING, path=str(audit_file)))
     head: dict = {}
     ledger_file = ledger_path or default_ledger_path()
     try:

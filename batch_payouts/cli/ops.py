@@ -21,9 +21,11 @@ from batch_payouts.cli.config import config_option
 from batch_payouts.contracts import versioned
 from batch_payouts.errors import BatchError
 from batch_payouts import ledger_address, states
-from batch_payouts.i18n import Plural, Text, money
+from batch_payouts.i18n import catalogue, money
 from batch_payouts.ledger_address import LedgerParam
 from batch_payouts.totals import format_totals, totals_by_currency
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:
     from batch_payouts import operations as ops
@@ -33,107 +35,6 @@ if TYPE_CHECKING:
 # ``operations`` (pandas, the Conekta client) and the ledger (sqlite3) are imported by the
 # commands that use them, so registering these commands costs `batch-payouts validate` nothing.
 
-NO_LEDGER = Text(
-    es="No existe la bitácora «{path}»: todavía no se ha ejecutado ningún lote con ella "
-    "(indica otra con --ledger o BATCH_PAYOUTS_LEDGER).",
-    en="The ledger '{path}' does not exist: no batch has been run with it yet "
-    "(choose another with --ledger or BATCH_PAYOUTS_LEDGER).",
-)
-NEED_YES = Plural(
-    one=Text(
-        es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
-        "si de verdad quieres cancelar esta orden. No se canceló nada.",
-        en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
-        "mean to cancel this order. Nothing was cancelled.",
-    ),
-    other=Text(
-        es="Cancelar referencias necesita confirmación: no hay una terminal para preguntar, así que agrega --yes "
-        "si de verdad quieres cancelar estas {count} órdenes. No se canceló nada.",
-        en="Cancelling references needs confirmation: there is no terminal to ask, so add --yes if you really "
-        "mean to cancel these {count} orders. Nothing was cancelled.",
-    ),
-)
-M = {
-    "status_title": Plural(
-        one=Text(es="Estado de las órdenes del lote {batch} ({count} consultada, {when})",
-                 en="Payout order status of batch {batch} ({count} checked, {when})"),
-        other=Text(es="Estado de las órdenes del lote {batch} ({count} consultadas, {when})",
-                   en="Payout order status of batch {batch} ({count} checked, {when})"),
-    ),
-    "changed": Text(es="Cambiaron de estado desde la última consulta: {count}",
-                    en="Changed status since the last check: {count}"),
-    "fetch_failed": Plural(
-        one=Text(es="No se pudo consultar {count} orden (vuelve a ejecutar `status` más tarde):",
-                 en="{count} order could not be fetched (run `status` again later):"),
-        other=Text(es="No se pudieron consultar {count} órdenes (vuelve a ejecutar `status` más tarde):",
-                   en="{count} orders could not be fetched (run `status` again later):"),
-    ),
-    "all_open_batch": Text(es="Lote {batch}: {count} órdenes abiertas consultadas, {changed} cambiaron",
-                           en="Batch {batch}: {count} open orders checked, {changed} changed"),
-    "all_open_done": Text(es="Órdenes abiertas consultadas en todos los lotes: {count}; cambiaron: {changed}",
-                          en="Open orders checked across batches: {count}; changed: {changed}"),
-    "all_open_batch_failed": Text(es="  lote {batch}: no se pudo consultar: {error}",
-                                  en="  batch {batch}: could not be checked: {error}"),
-    "row_error": Text(es="  fila {row} ({order}): {error}", en="  row {row} ({order}): {error}"),
-    "sheet": Text(es="Hoja de resultados actualizada: {path}", en="Results sheet updated: {path}"),
-    "no_sheet": Text(es="No se encontró la hoja de resultados del lote; la bitácora sí se actualizó "
-                     "(usa --output para escribir una).",
-                     en="The batch's results sheet was not found; the ledger was updated "
-                     "(use --output to write one)."),
-    "none_created": Text(es="El lote {batch} no tiene órdenes de pago creadas: nada que consultar.",
-                         en="Batch {batch} has no created payout orders: nothing to check."),
-    "to_cancel": Plural(
-        one=Text(es="Se cancelará {count} orden del lote {batch} ({total}):",
-                 en="{count} order of batch {batch} will be cancelled ({total}):"),
-        other=Text(es="Se cancelarán {count} órdenes del lote {batch} ({total}):",
-                   en="{count} orders of batch {batch} will be cancelled ({total}):"),
-    ),
-    "cancel_line": Text(es="  fila {row}  {email}  {amount} {currency}  referencia {reference}  (último estado: {status})",
-                        en="  row {row}  {email}  {amount} {currency}  reference {reference}  (last status: {status})"),
-    "confirm": Plural(
-        one=Text(es="¿Cancelar esta referencia? El beneficiario ya no podrá cobrarla.",
-                 en="Cancel this reference? The beneficiary will no longer be able to cash it."),
-        other=Text(es="¿Cancelar estas {count} referencias? Los beneficiarios ya no podrán cobrarlas.",
-                   en="Cancel these {count} references? Beneficiaries will no longer be able to cash them."),
-    ),
-    "declined": Text(es="No se canceló nada.", en="Nothing was cancelled."),
-    "nothing_to_cancel": Text(es="No hay órdenes pendientes que cancelar en el lote {batch}.",
-                              en="There are no pending orders to cancel in batch {batch}."),
-    "live_reissue": Text(es="    (la fila {row} se volvió a pagar: se cancela la reexpedición, referencia {reference}; "
-                         "la original {original} ya no se puede cobrar)",
-                         en="    (row {row} was paid again: its reissue is cancelled, reference {reference}; "
-                         "the original {original} can no longer be cashed)"),
-    "cancelled": Text(es="  fila {row}: cancelada (referencia {reference})",
-                      en="  row {row}: cancelled (reference {reference})"),
-    "already": Text(es="  fila {row}: no se canceló, ya estaba {status}",
-                    en="  row {row}: not cancelled, it was already {status}"),
-    "cancel_failed": Text(es="  fila {row}: Conekta no la canceló: {error}",
-                          en="  row {row}: Conekta did not cancel it: {error}"),
-    "cancel_summary": Text(es="Canceladas: {cancelled} ({amount}); ya cobradas/canceladas/vencidas: {already}; "
-                           "fallidas: {failed}",
-                           en="Cancelled: {cancelled} ({amount}); already cashed/cancelled/expired: {already}; "
-                           "failed: {failed}"),
-    # Three counts: each after its label, so no word has to agree with a number.
-    "rec_title": Text(es="Conciliación del lote {batch} — órdenes en Conekta: {conekta}; creadas en la "
-                      "bitácora: {ledger}; coinciden: {agreed}",
-                      en="Reconciliation of batch {batch} — orders at Conekta: {conekta}; created in the "
-                      "ledger: {ledger}; agree: {agreed}"),
-    "rec_ok": Text(es="Todo coincide.", en="Everything agrees."),
-    "orphans": Text(es="Órdenes en Conekta que la bitácora no tiene como creadas (huérfanas): {count}",
-                    en="Orders at Conekta the ledger does not have as created (orphans): {count}"),
-    "orphan": Text(es="  {order}  {amount} {currency}  referencia {reference}  estado {status}  row_key {row_key}{known}",
-                   en="  {order}  {amount} {currency}  reference {reference}  status {status}  row_key {row_key}{known}"),
-    "orphan_known": Text(es="  (fila {row}, en la bitácora: {state}; vuelve a ejecutar el archivo para resolverla)",
-                         en="  (row {row}, in the ledger: {state}; run the file again to resolve it)"),
-    "missing": Text(es="Filas creadas en la bitácora cuya orden no existe en Conekta: {count}",
-                    en="Rows created in the ledger whose order does not exist at Conekta: {count}"),
-    "missing_line": Text(es="  fila {row}  {order}  {amount} {currency}  referencia {reference}",
-                         en="  row {row}  {order}  {amount} {currency}  reference {reference}"),
-    "mismatched": Text(es="Diferencias entre la bitácora y Conekta: {count}",
-                       en="Differences between the ledger and Conekta: {count}"),
-    "mismatch_line": Text(es="  fila {row}  {order}  {field}: bitácora {mine!r}, Conekta {theirs!r}",
-                          en="  row {row}  {order}  {field}: ledger {mine!r}, Conekta {theirs!r}"),
-}
 
 ledger_option = click.option(
     "--ledger", "ledger_path", type=LedgerParam(),
@@ -185,7 +86,7 @@ def open_ledger(stack: ExitStack, ledger_path: Path | None) -> Ledger:
 
     path = ledger_address.resolve(ledger_path)
     if not ledger_address.exists(path):
-        raise BatchError(NO_LEDGER, path=ledger_address.display(path))
+        raise BatchError(TEXT.NO_LEDGER, path=ledger_address.display(path))
     return stack.enter_context(Ledger(path))
 
 
@@ -269,7 +170,7 @@ def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, o
                                  workers)
                 results = ops.refresh_status(ledger, client, batch, workers=workers)
             else:
-                click.echo(M["none_created"].format(lang, batch=short))
+                click.echo(TEXT.none_created.format(lang, batch=short))
             changed = [r.row.row_key for r in results if r.changed]
             sheet, sheet_error = _write_sheet(ledger, batch, ref, output_path, changed, lang)
             counts = ops.status_counts(ledger, batch.batch_id)
@@ -277,14 +178,14 @@ def status(ref, all_open, api_base, api_version, sandbox, rate_limit, workers, o
         _fail(error, lang)
     failed = [r for r in results if r.error is not None]
     if rows:
-        click.echo(M["status_title"].format(lang, batch=short, count=len(results), when=ops.time_text(ops.now())))
+        click.echo(TEXT.status_title.format(lang, batch=short, count=len(results), when=ops.time_text(ops.now())))
         for line in _status_lines(counts, lang):
             click.echo(line)
-        click.echo(M["changed"].format(lang, count=len(changed)))
+        click.echo(TEXT.changed.format(lang, count=len(changed)))
     if failed:
-        click.echo(M["fetch_failed"].format(lang, count=len(failed)))
+        click.echo(TEXT.fetch_failed.format(lang, count=len(failed)))
         for r in failed:
-            click.echo(M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
+            click.echo(TEXT.row_error.format(lang, row=r.row.row_number, order=r.row.payout_order_id, error=r.error))
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if failed or sheet_error else 0
     if notify:
@@ -327,18 +228,18 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
                         moved = [r.row.row_key for r in results if r.changed]
                         sheet, sheet_error = _write_sheet(ledger, batch, batch.output_path or "", None, moved, lang)
                 except BatchError as error:
-                    problems.append(M["all_open_batch_failed"].format(lang, batch=batch.batch_id[:12],
+                    problems.append(TEXT.all_open_batch_failed.format(lang, batch=batch.batch_id[:12],
                                                                       error=error.message(lang)))
                     not_checked.append({"batch_id": batch.batch_id, "error": error.message(lang)})
                     continue
                 checked += len(results)
                 changed += len(moved)
                 failed = [r for r in results if r.error is not None]
-                problems += [M["row_error"].format(lang, row=r.row.row_number, order=r.row.payout_order_id,
+                problems += [TEXT.row_error.format(lang, row=r.row.row_number, order=r.row.payout_order_id,
                                                    error=r.error) for r in failed]
                 if sheet_error:
                     problems.append(sheet_error)
-                click.echo(M["all_open_batch"].format(lang, batch=batch.batch_id[:12], count=len(results),
+                click.echo(TEXT.all_open_batch.format(lang, batch=batch.batch_id[:12], count=len(results),
                                                       changed=len(moved)))
                 documents.append({
                     "batch_id": batch.batch_id, "checked": len(results), "changed": len(moved),
@@ -349,7 +250,7 @@ def _status_all_open(api_base, api_version, sandbox, rate_limit, workers, ledger
                 })
     except BatchError as error:
         _fail(error, lang)
-    click.echo(M["all_open_done"].format(lang, count=checked, changed=changed))
+    click.echo(TEXT.all_open_done.format(lang, count=checked, changed=changed))
     for line in problems:
         click.echo(line)
     code = 1 if problems else 0
@@ -365,7 +266,7 @@ def _sheet_line(sheet: Path | None, error: str | None, lang: str) -> None:
     if error:
         click.echo(error, err=True)
     else:
-        click.echo(M["sheet"].format(lang, path=sheet) if sheet else M["no_sheet"].format(lang))
+        click.echo(TEXT.sheet.format(lang, path=sheet) if sheet else TEXT.no_sheet.format(lang))
 
 
 @main.command()
@@ -398,26 +299,26 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
             chosen = ops.select_rows(ledger, batch, rows=rows_spec, external_ids=external_ids, all_pending=all_pending,
                                      lang=lang)
             if not chosen:
-                click.echo(M["nothing_to_cancel"].format(lang, batch=short))
+                click.echo(TEXT.nothing_to_cancel.format(lang, batch=short))
                 if as_json:
                     print_json(_cancel_json(batch, 0, []))
                 sys.exit(0)
             client = _client(stack, batch, ledger, "cancel", api_base, api_version, sandbox, rate_limit, lang)
             totals = totals_by_currency((row.amount for row in chosen), (row.currency for row in chosen))
-            click.echo(M["to_cancel"].format(lang, count=len(chosen), batch=short, total=format_totals(totals)))
+            click.echo(TEXT.to_cancel.format(lang, count=len(chosen), batch=short, total=format_totals(totals)))
             for row in chosen:
-                click.echo(M["cancel_line"].format(
+                click.echo(TEXT.cancel_line.format(
                     lang, row=row.row_number, email=row.email, amount=money(row.amount), currency=row.currency,
                     reference=row.reference, status=row.order_status or "?"))
                 if row.reissue_of:
                     original = next((r for r in ledger.rows(batch.batch_id) if r.row_key == row.reissue_of), None)
-                    click.echo(M["live_reissue"].format(lang, row=row.row_number, reference=row.reference,
+                    click.echo(TEXT.live_reissue.format(lang, row=row.row_number, reference=row.reference,
                                                         original=(original.reference if original else "") or "—"))
             if not yes:
                 if not sys.stdin.isatty():
-                    raise BatchError(NEED_YES, count=len(chosen))
-                if not click.confirm(M["confirm"].format(lang, count=len(chosen)), default=False):
-                    click.echo(M["declined"].format(lang))
+                    raise BatchError(TEXT.NEED_YES, count=len(chosen))
+                if not click.confirm(TEXT.confirm.format(lang, count=len(chosen)), default=False):
+                    click.echo(TEXT.declined.format(lang))
                     if as_json:
                         print_json({**_cancel_json(batch, 1, []), "declined": True})
                     sys.exit(1)
@@ -430,13 +331,13 @@ def cancel(ref, rows_spec, external_ids, all_pending, yes, api_base, api_version
     done = totals_by_currency((row.amount for row in cancelled), (row.currency for row in cancelled))
     for o in outcomes:
         if o.result == "cancelled":
-            click.echo(M["cancelled"].format(lang, row=o.row.row_number, reference=o.row.reference))
+            click.echo(TEXT.cancelled.format(lang, row=o.row.row_number, reference=o.row.reference))
         elif o.result == "already":
-            click.echo(M["already"].format(lang, row=o.row.row_number, status=states.order_label(o.status, lang)))
+            click.echo(TEXT.already.format(lang, row=o.row.row_number, status=states.order_label(o.status, lang)))
         else:
-            click.echo(M["cancel_failed"].format(lang, row=o.row.row_number, error=o.error))
+            click.echo(TEXT.cancel_failed.format(lang, row=o.row.row_number, error=o.error))
     count = {kind: sum(1 for o in outcomes if o.result == kind) for kind in ("cancelled", "already", "failed")}
-    click.echo(M["cancel_summary"].format(lang, amount=format_totals(done), **count))
+    click.echo(TEXT.cancel_summary.format(lang, amount=format_totals(done), **count))
     _sheet_line(sheet, sheet_error, lang)
     code = 1 if count["failed"] or sheet_error else 0
     if as_json:
@@ -481,30 +382,30 @@ def reconcile(ref, api_base, api_version, sandbox, rate_limit, ledger_path, lang
             result = ops.reconcile(ledger, client, batch)
     except BatchError as error:
         _fail(error, lang)
-    click.echo(M["rec_title"].format(lang, batch=batch.batch_id[:12], conekta=result.at_conekta,
+    click.echo(TEXT.rec_title.format(lang, batch=batch.batch_id[:12], conekta=result.at_conekta,
                                      ledger=result.in_ledger, agreed=result.agreed))
     if result.orphans:
-        click.echo(M["orphans"].format(lang, count=len(result.orphans)))
+        click.echo(TEXT.orphans.format(lang, count=len(result.orphans)))
         for order, row in result.orphans:
-            known = (M["orphan_known"].format(lang, row=row.row_number, state=states.label(row.state, lang))
+            known = (TEXT.orphan_known.format(lang, row=row.row_number, state=states.label(row.state, lang))
                      if row is not None else "")
-            click.echo(M["orphan"].format(
+            click.echo(TEXT.orphan.format(
                 lang, order=order.get("id"), amount=money(int(order.get("amount") or 0)), currency=order.get("currency"),
                 reference=order.get("reference"), status=order.get("status"),
                 row_key=(order.get("metadata") or {}).get("row_key", "—"), known=known))
     if result.missing:
-        click.echo(M["missing"].format(lang, count=len(result.missing)))
+        click.echo(TEXT.missing.format(lang, count=len(result.missing)))
         for row in result.missing:
-            click.echo(M["missing_line"].format(lang, row=row.row_number, order=row.payout_order_id,
+            click.echo(TEXT.missing_line.format(lang, row=row.row_number, order=row.payout_order_id,
                                                 amount=money(row.amount), currency=row.currency,
                                                 reference=row.reference))
     if result.mismatched:
-        click.echo(M["mismatched"].format(lang, count=len(result.mismatched)))
+        click.echo(TEXT.mismatched.format(lang, count=len(result.mismatched)))
         for m in result.mismatched:
-            click.echo(M["mismatch_line"].format(lang, row=m.row.row_number, order=m.order_id, field=m.field,
+            click.echo(TEXT.mismatch_line.format(lang, row=m.row.row_number, order=m.order_id, field=m.field,
                                                  mine=m.ledger_value, theirs=m.conekta_value))
     if result.exit_code == 0:
-        click.echo(M["rec_ok"].format(lang))
+        click.echo(TEXT.rec_ok.format(lang))
     if as_json:
         print_json({
             "batch_id": batch.batch_id, "exit_code": result.exit_code, "at_conekta": result.at_conekta,

@@ -24,48 +24,9 @@ from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import lang_option, main
 from batch_payouts.errors import BatchError
 from batch_payouts.ledger_address import LedgerParam
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 
-MOVED = Text(
-    es="Orden {order_id} (referencia {reference}): {before} → {after}.",
-    en="Order {order_id} (reference {reference}): {before} → {after}.",
-)
-ALREADY = Text(
-    es="Orden {order_id} (referencia {reference}): ya estaba {after}; no cambió nada.",
-    en="Order {order_id} (reference {reference}): it was already {after}; nothing changed.",
-)
-FINAL = Text(
-    es="La orden {order_id} (referencia {reference}) ya está {before}: no puede quedar {after}. "
-    "Un estado final (cobrada, vencida, cancelada) no cambia nunca.",
-    en="The order {order_id} (reference {reference}) is already {before}: it cannot become {after}. "
-    "A final status (cashed, expired, cancelled) never changes.",
-)
-UNKNOWN_ORDER = Text(
-    es="El sandbox en {where} no tiene ninguna orden con id o referencia «{order}». "
-    "Copia la referencia de 16 dígitos de la hoja de resultados (o el payout_order_id).",
-    en="The sandbox at {where} has no order with id or reference '{order}'. "
-    "Copy the 16-digit reference from the results sheet (or the payout_order_id).",
-)
-NO_STATE = Text(
-    es="No hay estado de sandbox en «{path}»: ningún `run --sandbox` ni `web --sandbox` usó este ledger. "
-    "Indica --ledger (el de esa ejecución), --state (el de `sandbox serve --state`) o --api-base (un sandbox en marcha).",
-    en="There is no sandbox state at '{path}': no `run --sandbox` or `web --sandbox` used this ledger. "
-    "Give --ledger (that run's), --state (that of `sandbox serve --state`) or --api-base (a running sandbox).",
-)
-UNREACHABLE = Text(
-    es="No se pudo hablar con el sandbox en {url}: {problem}. ¿Está en marcha (`batch-payouts sandbox serve`)?",
-    en="Could not reach the sandbox at {url}: {problem}. Is it running (`batch-payouts sandbox serve`)?",
-)
-BAD_ANSWER = Text(
-    es="El sandbox en {url} respondió {status}: {detail}",
-    en="The sandbox at {url} answered {status}: {detail}",
-)
-BAD_AUTO = Text(
-    es="Modo automático no válido: {problem}. Usa --auto-cash y --auto-expire entre 0 y 1 (juntos 1 como máximo) "
-    "y --auto-after en segundos (0 o más).",
-    en="Invalid automatic mode: {problem}. Use --auto-cash and --auto-expire between 0 and 1 (together at most 1) "
-    "and --auto-after in seconds (0 or more).",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @main.group()
@@ -110,7 +71,8 @@ def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path, web
     """
     from batch_payouts.sandbox import AutoSettle, Faults, serve_forever
     from batch_payouts.sandbox.auto import AutoSettleError
-    from batch_payouts.sandbox.faults import BAD_FAULTS, FaultsError
+    from batch_payouts.sandbox.faults import FaultsError
+    from batch_payouts.sandbox.faults import TEXT as FAULTS_TEXT
 
     try:
         settings = Faults.from_file(faults_path).to_dict() if faults_path else {}
@@ -119,7 +81,7 @@ def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path, web
             name, equals, value = item.partition("=")
             name = name.strip().replace("-", "_")
             if not equals or not name:
-                raise FaultsError(BAD_FAULTS, source="--fault",
+                raise FaultsError(FAULTS_TEXT.BAD_FAULTS, source="--fault",
                                   problem=f"{item!r}: write NAME=VALUE, e.g. error_rate=0.2")
             try:
                 chosen[name] = json.loads(value)
@@ -134,20 +96,14 @@ def sandbox_serve(host, port, faults_path, fault_settings, seed, state_path, web
         try:
             auto = AutoSettle(cash=auto_cash, expire=auto_expire, after=auto_after, seed=seed)
         except AutoSettleError as problem:
-            raise BatchError(BAD_AUTO, problem=str(problem)) from None
+            raise BatchError(TEXT.BAD_AUTO, problem=str(problem)) from None
         for url in webhook_urls:
             if not url.startswith(("http://", "https://")):
-                raise BatchError(BAD_WEBHOOK_URL, url=url)
+                raise BatchError(TEXT.BAD_WEBHOOK_URL, url=url)
     except BatchError as error:
         _fail(error, "es")
     serve_forever(host=host, port=port, faults=faults, state_path=state_path, webhook_urls=webhook_urls,
                   webhook_attempts=webhook_attempts, webhook_backoff=webhook_backoff, auto_settle=auto)
-
-
-BAD_WEBHOOK_URL = Text(
-    es="--webhook-url «{url}» no es válido: escribe la dirección completa, p. ej. http://127.0.0.1:8000/webhooks/conekta.",
-    en="--webhook-url '{url}' is not valid: write the whole address, e.g. http://127.0.0.1:8000/webhooks/conekta.",
-)
 
 
 def _settle_command(action: str, status: str, summary: str):
@@ -172,9 +128,9 @@ def _settle_command(action: str, status: str, summary: str):
         words = {"order_id": order["id"], "reference": order.get("reference") or "",
                  "after": states.order_label(order["status"], lang)}
         if before == order["status"]:
-            click.echo(ALREADY.format(lang, **words))
+            click.echo(TEXT.ALREADY.format(lang, **words))
         else:
-            click.echo(MOVED.format(lang, before=states.order_label(before, lang), **words))
+            click.echo(TEXT.MOVED.format(lang, before=states.order_label(before, lang), **words))
         sys.exit(exit_codes.OK)
 
     return command
@@ -195,7 +151,7 @@ def _state_file(state_path: Path | None, ledger_path: Path | None) -> Path:
 
         state_path = sandbox_state_path(ledger_address.local_anchor(ledger_address.resolve(ledger_path)))
     if not state_path.is_file():
-        raise BatchError(NO_STATE, path=str(state_path))
+        raise BatchError(TEXT.NO_STATE, path=str(state_path))
     return state_path
 
 
@@ -207,7 +163,7 @@ def _settle_in_state(state_path: Path, reference: str, status: str) -> tuple[str
     try:
         before = _current_status(box, reference)
         if before is None:
-            raise BatchError(UNKNOWN_ORDER, where=str(state_path), order=reference)
+            raise BatchError(TEXT.UNKNOWN_ORDER, where=str(state_path), order=reference)
         try:
             order = box.set_order_status(reference, status)
         except FinalStatus as final:
@@ -235,9 +191,9 @@ def _settle_over_http(api_base: str, reference: str, action: str) -> tuple[str, 
         match = [o for o in known.values() if reference in (o["id"], o.get("reference"))]
         answer = session.post(f"{base}/_sandbox/payout_orders/{reference}/{action}", timeout=30)
     except (requests.RequestException, ValueError) as problem:
-        raise BatchError(UNREACHABLE, url=base, problem=type(problem).__name__) from None
+        raise BatchError(TEXT.UNREACHABLE, url=base, problem=type(problem).__name__) from None
     if answer.status_code == 404:
-        raise BatchError(UNKNOWN_ORDER, where=base, order=reference)
+        raise BatchError(TEXT.UNKNOWN_ORDER, where=base, order=reference)
     try:
         body = answer.json()
     except ValueError:
@@ -246,13 +202,13 @@ def _settle_over_http(api_base: str, reference: str, action: str) -> tuple[str, 
         raise _final_error(body["order"], {"cash": "cashed", "expire": "expired", "cancel": "cancelled"}[action])
     if answer.status_code != 200:
         detail = "; ".join(d.get("message", "") for d in body.get("details", [])) or answer.text[:200]
-        raise BatchError(BAD_ANSWER, url=base, status=answer.status_code, detail=detail)
+        raise BatchError(TEXT.BAD_ANSWER, url=base, status=answer.status_code, detail=detail)
     before = match[0]["status"] if match else body["status"]
     return before, body
 
 
 def _final_error(order: dict, wanted: str) -> BatchError:
-    error = _Refused(FINAL, order_id=order["id"], reference=order.get("reference") or "",
+    error = _Refused(TEXT.FINAL, order_id=order["id"], reference=order.get("reference") or "",
                      before=order["status"], after=wanted)
     return error
 

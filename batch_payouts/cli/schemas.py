@@ -13,24 +13,9 @@ from pathlib import Path
 import click
 
 from batch_payouts.cli.main import lang_option, main
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 
-WRITTEN = Text(es="Escritos {count} archivos de contrato en {folder} (versión {version}).",
-               en="Wrote {count} contract files to {folder} (version {version}).")
-UP_TO_DATE = Text(es="Los contratos de {folder} coinciden con el código (versión {version}).",
-                  en="The contracts in {folder} match the code (version {version}).")
-DRIFTED = Text(
-    es="Los contratos de {folder} no coinciden con el código: {names}. Vuelve a generarlos con "
-    "`{command}` y revisa el cambio (¿hay que subir la versión? ver schemas/README.md).",
-    en="The contracts in {folder} do not match the code: {names}. Regenerate them with "
-    "`{command}` and review the change (does the version need a bump? see schemas/README.md).",
-)
-NO_YAML = Text(
-    es="Para escribir beneficiaries.yaml hace falta PyYAML (el formato de pandera): instálalo con "
-    "`pip install 'batch-payouts[test]'` y vuelve a ejecutar.",
-    en="Writing beneficiaries.yaml needs PyYAML (pandera's format): install it with "
-    "`pip install 'batch-payouts[test]'` and run again.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def _publish(lang: str):
@@ -38,7 +23,7 @@ def _publish(lang: str):
     try:
         import yaml  # noqa: F401
     except ImportError:
-        click.echo(NO_YAML.format(lang), err=True)
+        click.echo(TEXT.NO_YAML.format(lang), err=True)
         sys.exit(2)
     from batch_payouts.contracts import publish
 
@@ -61,7 +46,7 @@ def schemas_write(folder: Path, lang: str) -> None:
     from batch_payouts.contracts import SCHEMA_VERSION
 
     written = _publish(lang).write(folder)
-    click.echo(WRITTEN.format(lang, count=len(written), folder=folder, version=SCHEMA_VERSION))
+    click.echo(TEXT.WRITTEN.format(lang, count=len(written), folder=folder, version=SCHEMA_VERSION))
 
 
 @schemas.command("check")
@@ -77,6 +62,6 @@ def schemas_check(folder: Path, lang: str) -> None:
     publish = _publish(lang)
     names = publish.differences(folder)
     if names:
-        click.echo(DRIFTED.format(lang, folder=folder, names=", ".join(names), command=publish.REGENERATE), err=True)
+        click.echo(TEXT.DRIFTED.format(lang, folder=folder, names=", ".join(names), command=publish.REGENERATE), err=True)
         sys.exit(1)
-    click.echo(UP_TO_DATE.format(lang, folder=folder, version=SCHEMA_VERSION))
+    click.echo(TEXT.UP_TO_DATE.format(lang, folder=folder, version=SCHEMA_VERSION))

@@ -19,38 +19,11 @@ from batch_payouts.cli.console import _fail
 from batch_payouts.cli.main import PesosType, lang_option, main
 from batch_payouts.cli.ops import ledger_option
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # The ledger and the team modules (sqlite3) are imported when a command runs: `--help` stays light.
-
-NOT_ADMIN = Text(
-    es="Cambiar usuarios o la política requiere un admin: indica --as ADMIN (su contraseña y su código se piden "
-    "después).",
-    en="Changing users or the policy needs an admin: give --as ADMIN (their password and code are asked next).",
-)
-BAD_CREDENTIALS = Text(
-    es="Usuario, contraseña o código incorrectos (o el usuario está bloqueado por intentos fallidos): no se cambió nada.",
-    en="Wrong user, password or code (or the user is locked after failed attempts): nothing was changed.",
-)
-NO_SECOND_FACTOR = Text(
-    es="«{name}» aún no tiene segundo factor: inicia sesión en la web y regístralo (Cuenta > Segundo factor) antes "
-    "de aprobar o administrar.",
-    en="'{name}' has no second factor yet: sign in to the web app and enrol it (Account > Second factor) before "
-    "approving or administering.",
-)
-EMPTY_SECRET = Text(es="La contraseña no puede estar vacía.", en="The password cannot be empty.")
-DONE = Text(es="Hecho: {what}.", en="Done: {what}.")
-NO_POLICY = Text(es="Sin política de aprobación: los lotes se pagan sin aprobación.",
-                 en="No approval policy: batches are paid without approval.")
-POLICY_WHERE = Text(
-    es="Política guardada en la bitácora {ledger} (no en un archivo de configuración): obliga a todo run, cron y "
-    "servidor web que pague con esta bitácora, y ninguna configuración la cambia. La cambia un admin con "
-    "batch-payouts policy set o en la web (Administración).",
-    en="Policy kept in the ledger {ledger} (not in a config file): it binds every run, cron job and web server paying "
-    "from this ledger, and no config changes it. An admin changes it with batch-payouts policy set or in the web "
-    "app (Administration).",
-)
-NOTHING_PENDING = Text(es="No hay solicitudes de aprobación.", en="There are no approval requests.")
 
 
 class SecretReader:
@@ -89,13 +62,13 @@ def authenticate(ledger, name: str, secrets: SecretReader, *, need_role: str) ->
     password = secrets.read("Contraseña de / Password of " + name)
     signed = users.sign_in(ledger, name, password, None, throttle)
     if signed.user is None or need_role not in signed.user.roles:
-        raise BatchError(BAD_CREDENTIALS)
+        raise BatchError(TEXT.BAD_CREDENTIALS)
     if not signed.user.enrolled:
-        raise BatchError(NO_SECOND_FACTOR, name=name)
+        raise BatchError(TEXT.NO_SECOND_FACTOR, name=name)
     code = secrets.read("Código (app o de recuperación) / Code (app or recovery)")
     if not users.second_factor_ok(ledger, name, code):
         users.record_failure(ledger, name, None, throttle, "second_factor")
-        raise BatchError(BAD_CREDENTIALS)
+        raise BatchError(TEXT.BAD_CREDENTIALS)
     users.signed_in(ledger, name, None, second_factor=True)
     return name
 
@@ -107,14 +80,14 @@ def _admin(ledger, acting: str | None, secrets: SecretReader) -> str | None:
     if not any("admin" in u.roles and not u.disabled for u in users.list_users(ledger)):
         return acting or "cli"
     if not acting:
-        raise BatchError(NOT_ADMIN)
+        raise BatchError(TEXT.NOT_ADMIN)
     return authenticate(ledger, acting, secrets, need_role="admin")
 
 
 def _new_password(secrets: SecretReader) -> str:
     password = secrets.read("Nueva contraseña / New password", confirm=True)
     if not password:
-        raise BatchError(EMPTY_SECRET)
+        raise BatchError(TEXT.EMPTY_SECRET)
     return password
 
 
@@ -142,7 +115,7 @@ def users_add(name, roles, ledger_path, acting, password_stdin, lang) -> None:
             team.add_user(ledger, name, _new_password(secrets), roles, actor=actor)
         except BatchError as error:
             _fail(error, lang)
-    click.echo(DONE.format(lang, what=name))
+    click.echo(TEXT.DONE.format(lang, what=name))
 
 
 @users.command("list")
@@ -171,7 +144,7 @@ def _admin_change(ledger_path, acting, password_stdin, lang, change, what: str) 
             change(ledger, _admin(ledger, acting, secrets), secrets)
         except BatchError as error:
             _fail(error, lang)
-    click.echo(DONE.format(lang, what=what))
+    click.echo(TEXT.DONE.format(lang, what=what))
 
 
 @users.command("disable")
@@ -261,9 +234,9 @@ def policy_show(ledger_path, lang) -> None:
             found = rules.load(ledger)
         except BatchError as error:
             _fail(error, lang)
-    click.echo(POLICY_WHERE.format(lang, ledger=ledger.name))
+    click.echo(TEXT.POLICY_WHERE.format(lang, ledger=ledger.name))
     if found is None:
-        click.echo(NO_POLICY.format(lang))
+        click.echo(TEXT.NO_POLICY.format(lang))
         return
     click.echo(f"every-batch: {'yes' if found.every_batch else 'no'}")
     click.echo(f"above: {format_totals(found.above) if found.above else '-'}")
@@ -311,7 +284,7 @@ def approvals(ctx, ledger_path, lang) -> None:
         except BatchError as error:
             _fail(error, lang)
     if not found:
-        click.echo(NOTHING_PENDING.format(lang))
+        click.echo(TEXT.NOTHING_PENDING.format(lang))
         return
     found.sort(key=lambda r: (r.state != "pending", -r.submitted_at))
     for r in found:
@@ -333,7 +306,7 @@ def _decide(request_id, user, ledger_path, password_stdin, lang, approve: bool, 
             request = team_approvals.decide(ledger, request_id, user, approve=approve, reason=reason)
         except BatchError as error:
             _fail(error, lang)
-    click.echo(DONE.format(lang, what=f"{request.request_id} {request.state}"))
+    click.echo(TEXT.DONE.format(lang, what=f"{request.request_id} {request.state}"))
 
 
 @approvals.command("approve")
@@ -359,25 +332,6 @@ def approvals_reject(request_id, user, reason, ledger_path, password_stdin, lang
     _decide(request_id, user, ledger_path, password_stdin, lang, approve=False, reason=reason)
 
 
-ENROL_SCAN = Text(
-    es="Escanea este código QR con tu app de autenticación (Google Authenticator, Authy, 1Password...). Se muestra "
-    "una sola vez. Si no puedes escanearlo, escribe esta clave en la app: {secret}",
-    en="Scan this QR code with your authenticator app (Google Authenticator, Authy, 1Password...). It is shown once. "
-    "If you cannot scan it, type this key into the app: {secret}",
-)
-ENROL_WRONG = Text(es="El código no coincide: no se registró el segundo factor. Vuelve a empezar.",
-                   en="The code does not match: the second factor was not enrolled. Start again.")
-ALREADY_ENROLLED = Text(
-    es="«{name}» ya tiene segundo factor. Para cambiarlo, un admin usa users reset-password --second-factor.",
-    en="'{name}' already has a second factor. To change it, an admin uses users reset-password --second-factor.",
-)
-RECOVERY_NOTE = Text(
-    es="Códigos de recuperación (cada uno sirve una vez si pierdes el teléfono; guárdalos en un lugar seguro, no se "
-    "vuelven a mostrar):",
-    en="Recovery codes (each works once if you lose your phone; keep them somewhere safe, they are not shown again):",
-)
-
-
 @users.command("enrol")
 @click.argument("name")
 @ledger_option
@@ -394,20 +348,20 @@ def users_enrol(name, ledger_path, password_stdin, lang) -> None:
             ledger = _open(stack, ledger_path)
             signed = team.sign_in(ledger, name, secrets.read("Contraseña de / Password of " + name), None, team.Throttle())
             if signed.user is None:
-                raise BatchError(BAD_CREDENTIALS)
+                raise BatchError(TEXT.BAD_CREDENTIALS)
             if signed.user.enrolled:
-                raise BatchError(ALREADY_ENROLLED, name=name)
+                raise BatchError(TEXT.ALREADY_ENROLLED, name=name)
             secret = team.start_enrolment(ledger, name)
             if not password_stdin:
                 import segno
 
                 segno.make(totp.provisioning_uri(secret, name), error="m").terminal(compact=True)
-            click.echo(ENROL_SCAN.format(lang, secret=secret), err=True)
+            click.echo(TEXT.ENROL_SCAN.format(lang, secret=secret), err=True)
             codes = team.confirm_enrolment(ledger, name, secrets.read("Código de la app / Code from the app"))
             if codes is None:
-                raise BatchError(ENROL_WRONG)
+                raise BatchError(TEXT.ENROL_WRONG)
         except BatchError as error:
             _fail(error, lang)
-    click.echo(RECOVERY_NOTE.format(lang))
+    click.echo(TEXT.RECOVERY_NOTE.format(lang))
     for code in codes:
         click.echo(code)

@@ -21,26 +21,13 @@ from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
 from batch_payouts.rules.columns import DEFAULT_MAX_AMOUNT_PESOS
 from batch_payouts import ledger_address
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.ledger_address import LedgerParam
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # platformdirs, the ledger and ``jobs`` are imported by the commands below when they run:
 # registering them must cost the other commands (`batch-payouts validate`) nothing.
-
-LISTENING = Text(
-    es="batch-payouts web: abre {url} en tu navegador (Ctrl+C para detener).",
-    en="batch-payouts web: open {url} in your browser (Ctrl+C to stop).",
-)
-SANDBOX_NOTE = Text(
-    es="Modo sandbox: los pagos van al emulador de Conekta integrado, no se mueve dinero real.",
-    en="Sandbox mode: payouts go to the built-in Conekta emulator; no real money moves.",
-)
-BAD_USERS = Text(
-    es="La sección [web.users] del archivo de configuración debe tener usuario = \"hash\" (el hash lo da "
-    "batch-payouts hash-password); «{user}» no lo tiene.",
-    en="The [web.users] table of the config file must hold user = \"hash\" (batch-payouts hash-password "
-    "prints the hash); '{user}' does not.",
-)
 
 
 def default_data_dir() -> Path:
@@ -53,14 +40,8 @@ def configured_users(ctx: click.Context) -> dict[str, str]:
     users = ((ctx.meta.get(CONFIG_META) or {}).get("web") or {}).get("users") or {}
     for name, stored in users.items():
         if not isinstance(stored, str) or not stored.startswith("scrypt$"):
-            raise BatchError(BAD_USERS, user=name)
+            raise BatchError(TEXT.BAD_USERS, user=name)
     return dict(users)
-
-
-BAD_SANDBOX_AUTO = Text(
-    es="--sandbox-auto-*: {problem}. Usa proporciones entre 0 y 1 (juntas 1 como máximo) y segundos (0 o más).",
-    en="--sandbox-auto-*: {problem}. Use shares between 0 and 1 (together at most 1) and seconds (0 or more).",
-)
 
 
 def _built_in_sandbox(state: Path, host: str, port: int, auto_cash: float, auto_expire: float, auto_after: float,
@@ -73,7 +54,7 @@ def _built_in_sandbox(state: Path, host: str, port: int, auto_cash: float, auto_
     try:
         auto = AutoSettle(cash=auto_cash, expire=auto_expire, after=auto_after, seed=seed)
     except AutoSettleError as problem:
-        raise BatchError(BAD_SANDBOX_AUTO, problem=str(problem)) from None
+        raise BatchError(TEXT.BAD_SANDBOX_AUTO, problem=str(problem)) from None
     state.parent.mkdir(parents=True, exist_ok=True)
     loopback = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     shown = f"[{loopback}]" if ":" in loopback else loopback
@@ -144,7 +125,7 @@ def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbo
                     sandbox_state_path(ledger_address.local_anchor(ledger)), host, port, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after,
                     sandbox_seed)).url
                 environ[API_KEY_ENV] = SANDBOX_KEY
-                click.echo(SANDBOX_NOTE.format(lang), err=True)
+                click.echo(TEXT.SANDBOX_NOTE.format(lang), err=True)
             settings = WebSettings(
                 data_dir=Path(data_dir) if data_dir else default_data_dir(), ledger_path=ledger, lang=lang, host=host,
                 api_base=api_base, api_version=api_version, environ=environ, users=configured_users(ctx),
@@ -158,7 +139,7 @@ def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbo
         except BatchError as error:
             _fail(error, lang)
         shown = f"[{host}]" if ":" in host else host
-        click.echo(LISTENING.format(lang, url=f"http://{shown}:{port}/"), err=True)
+        click.echo(TEXT.LISTENING.format(lang, url=f"http://{shown}:{port}/"), err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=bool(trust_user_header))
 
 

@@ -18,14 +18,9 @@ from pathlib import Path
 from batch_payouts.errors import BatchError
 from batch_payouts.files.cells import short_detail
 from batch_payouts.files.leftovers import temp_prefix
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 
-CANNOT_WRITE = Text(
-    es="No se pudo guardar «{path}»: {detail}. Si el archivo está abierto en Excel, "
-    "ciérralo; revisa también que la carpeta exista y tengas permiso de escritura.",
-    en="Could not save «{path}»: {detail}. If the file is open in Excel, close it; "
-    "also check that the folder exists and that you may write to it.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
@@ -33,7 +28,7 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
     try:
         handle, temp_name = tempfile.mkstemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent)
     except OSError as exc:
-        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
+        raise BatchError(TEXT.CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
     os.close(handle)
     temp = Path(temp_name)
     try:
@@ -42,7 +37,7 @@ def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         os.replace(temp, target)
     except OSError as exc:
         _remove_quietly(temp)
-        raise BatchError(CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
+        raise BatchError(TEXT.CANNOT_WRITE, path=str(target), detail=exc.strerror or short_detail(exc)) from exc
     except BaseException:
         _remove_quietly(temp)
         raise

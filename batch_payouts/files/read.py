@@ -25,7 +25,9 @@ import pandas as pd
 
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.files.cells import cell_text, column_letter, paused_gc, short_detail
-from batch_payouts.i18n import DEFAULT_LANG, Text
+from batch_payouts.i18n import DEFAULT_LANG, catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 CSV_EXTENSIONS = (".csv", ".txt", ".tsv")
 XLSX_EXTENSIONS = (".xlsx", ".xlsm")
@@ -33,88 +35,6 @@ ACCEPTED_EXTENSIONS = CSV_EXTENSIONS + XLSX_EXTENSIONS
 CSV_DELIMITERS = ",;\t"
 _SNIFF_BYTES = 8_192
 _SEP_HINT = re.compile(r"sep=([,;\t])\r?\n", re.IGNORECASE)
-
-
-FILE_NOT_FOUND = Text(
-    es="No se encontró el archivo «{path}». Revisa el nombre y la carpeta.",
-    en="File «{path}» was not found. Check the name and the folder.",
-)
-NOT_A_FILE = Text(
-    es="«{path}» es una carpeta, no un archivo. Indica el archivo .xlsx o .csv.",
-    en="«{path}» is a folder, not a file. Give the .xlsx or .csv file.",
-)
-WRONG_EXTENSION = Text(
-    es="No se puede leer «{path}»: la extensión «{ext}» no es compatible. "
-    "Guarda el archivo como Excel (.xlsx) o CSV (.csv).",
-    en="Cannot read «{path}»: extension «{ext}» is not supported. "
-    "Save the file as Excel (.xlsx) or CSV (.csv).",
-)
-EMPTY_FILE = Text(
-    es="El archivo «{path}» está vacío: no tiene ni la fila de encabezados. "
-    "Usa la plantilla (comando «template») y llena una fila por beneficiario.",
-    en="File «{path}» is empty: it has no header row. "
-    "Use the template (the «template» command) and fill one row per beneficiary.",
-)
-UNREADABLE_FILE = Text(
-    es="No se puede leer «{path}»: el archivo está dañado o no es {kind}. "
-    "Ábrelo en Excel y vuelve a guardarlo como .xlsx o CSV UTF-8. (Detalle: {detail})",
-    en="Cannot read «{path}»: the file is damaged or is not {kind}. "
-    "Open it in Excel and save it again as .xlsx or CSV UTF-8. (Detail: {detail})",
-)
-EXCEL_WITH_CSV_EXTENSION = Text(
-    es="«{path}» es un libro de Excel aunque su nombre termina en «{ext}». "
-    "Cámbiale la extensión a .xlsx o guárdalo desde Excel como CSV.",
-    en="«{path}» is an Excel workbook although its name ends in «{ext}». "
-    "Rename it to .xlsx or save it from Excel as CSV.",
-)
-UNDECODABLE_TEXT = Text(
-    es="No se puede leer «{path}»: no es texto en UTF-8 ni en Windows-1252. "
-    "En Excel usa «Guardar como» > «CSV UTF-8 (delimitado por comas)».",
-    en="Cannot read «{path}»: it is neither UTF-8 nor Windows-1252 text. "
-    "In Excel use «Save as» > «CSV UTF-8 (Comma delimited)».",
-)
-BINARY_FILE = Text(
-    es="No se puede leer «{path}»: no es un archivo de texto (tiene bytes nulos; quizá es otro tipo de "
-    "archivo renombrado). Ábrelo en Excel y usa «Guardar como» > «CSV UTF-8 (delimitado por comas)» o .xlsx.",
-    en="Cannot read «{path}»: it is not a text file (it has NUL bytes; perhaps another kind of file renamed). "
-    "Open it in Excel and use «Save as» > «CSV UTF-8 (Comma delimited)» or .xlsx.",
-)
-PASSWORD_PROTECTED = Text(
-    es="«{path}» está protegido con contraseña. Quita la contraseña en Excel "
-    "(Archivo > Información > Proteger libro) y vuelve a intentarlo.",
-    en="«{path}» is password protected. Remove the password in Excel "
-    "(File > Info > Protect Workbook) and try again.",
-)
-UNKNOWN_SHEET = Text(
-    es="El libro «{path}» no tiene una hoja llamada «{sheet}». Hojas disponibles: {sheets}.",
-    en="Workbook «{path}» has no sheet named «{sheet}». Available sheets: {sheets}.",
-)
-SHEET_NOTE = Text(
-    es="(Hoja leída: «{sheet}»; hojas del libro: {sheets}. Si los datos están en otra hoja, "
-    "indícala con --sheet \"nombre\" o muévela al principio del libro.)",
-    en="(Sheet read: «{sheet}»; the workbook's sheets: {sheets}. If the data is on another sheet, "
-    "name it with --sheet \"name\" or move it to the front of the workbook.)",
-)
-NO_SHEET_WITH_DATA = Text(
-    es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}). "
-    "Usa la plantilla (comando «template») y llena una fila por beneficiario.",
-    en="Workbook «{path}» has no data on any visible sheet ({sheets}). "
-    "Use the template (the «template» command) and fill one row per beneficiary.",
-)
-ONLY_HIDDEN_DATA = Text(
-    es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}); las hojas ocultas ({hidden}) "
-    "no se leen solas. Muestra la hoja en Excel (clic derecho en una pestaña > Mostrar) o indícala con --sheet \"nombre\".",
-    en="Workbook «{path}» has no data on any visible sheet ({sheets}); hidden sheets ({hidden}) are not read "
-    "unless named. Unhide the sheet in Excel (right-click a tab > Unhide) or name it with --sheet \"name\".",
-)
-DUPLICATE_HEADERS = Text(
-    es="Hay encabezados repetidos en «{path}»: {duplicates}. "
-    "Cada columna debe tener un nombre distinto; cambia o borra las repetidas.",
-    en="«{path}» has repeated headers: {duplicates}. "
-    "Every column needs a different name; rename or delete the repeated ones.",
-)
-_CSV = {"kind": Text(es="un CSV de texto", en="a text CSV")}
-_EXCEL = {"kind": Text(es="un libro de Excel", en="an Excel workbook")}
 
 
 def read_table(path: str | os.PathLike[str], sheet: str | None = None) -> pd.DataFrame:
@@ -133,11 +53,11 @@ def read_table(path: str | os.PathLike[str], sheet: str | None = None) -> pd.Dat
     file = Path(path)
     ext = file.suffix.lower()
     if not file.exists():
-        raise InputFileError(FILE_NOT_FOUND, path=str(file))
+        raise InputFileError(TEXT.FILE_NOT_FOUND, path=str(file))
     if file.is_dir():
-        raise InputFileError(NOT_A_FILE, path=str(file))
+        raise InputFileError(TEXT.NOT_A_FILE, path=str(file))
     if ext not in ACCEPTED_EXTENSIONS:
-        raise InputFileError(WRONG_EXTENSION, path=str(file), ext=file.suffix or "—")
+        raise InputFileError(TEXT.WRONG_EXTENSION, path=str(file), ext=file.suffix or "—")
     with paused_gc():
         if ext in XLSX_EXTENSIONS:
             columns, name, names = _read_xlsx_rows(file, sheet)
@@ -166,7 +86,7 @@ class SheetContentError(InputFileError):
 
     def message(self, lang: str = DEFAULT_LANG) -> str:
         listed = ", ".join(f"«{name}»" for name in self.sheets)
-        return f"{super().message(lang)} {SHEET_NOTE.format(lang, sheet=self.sheet, sheets=listed)}"
+        return f"{super().message(lang)} {TEXT.SHEET_NOTE.format(lang, sheet=self.sheet, sheets=listed)}"
 
 
 def in_sheet(error: BatchError, where: Mapping[str, object]) -> BatchError:
@@ -190,12 +110,12 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
     try:
         data = file.read_bytes()
     except OSError as exc:
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc.strerror or short_detail(exc)) from exc
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._CSV, detail=exc.strerror or short_detail(exc)) from exc
     if data.startswith(b"PK\x03\x04"):
-        raise InputFileError(EXCEL_WITH_CSV_EXTENSION, path=str(file), ext=ext)
+        raise InputFileError(TEXT.EXCEL_WITH_CSV_EXTENSION, path=str(file), ext=ext)
     text, encoding = _decode(data, file)
     if not text or text.isspace():  # only whitespace (strip() would copy the whole file to say so)
-        raise InputFileError(EMPTY_FILE, path=str(file))
+        raise InputFileError(TEXT.EMPTY_FILE, path=str(file))
     hint = _SEP_HINT.match(text)
     if hint:  # Excel's own "sep=;" first line: it names the delimiter and is not a row
         delimiter, text = hint.group(1), text[hint.end():]
@@ -215,7 +135,7 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
     try:
         rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_CSV, detail=exc) from exc
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._CSV, detail=exc) from exc
     return _rows_to_columns(rows)
 
 
@@ -251,9 +171,9 @@ def _decode(data: bytes, file: Path) -> tuple[str, str]:
         except UnicodeDecodeError:
             continue
         if "\x00" in text:  # NUL never occurs in a text file: this is binary
-            raise InputFileError(BINARY_FILE, path=str(file))
+            raise InputFileError(TEXT.BINARY_FILE, path=str(file))
         return text, encoding
-    raise InputFileError(UNDECODABLE_TEXT, path=str(file))
+    raise InputFileError(TEXT.UNDECODABLE_TEXT, path=str(file))
 
 
 def _detect_delimiter(text: str, default: str) -> str:
@@ -279,7 +199,7 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[np.ndarray], st
     try:
         from python_calamine import CalamineWorkbook, PasswordError
     except ImportError as exc:  # pragma: no cover - a broken install, not bad input
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=exc) from exc
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail=exc) from exc
     try:
         workbook = CalamineWorkbook.from_path(str(file))
         names = list(workbook.sheet_names)
@@ -290,15 +210,15 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[np.ndarray], st
     except InputFileError:
         raise
     except PasswordError as exc:
-        raise InputFileError(PASSWORD_PROTECTED, path=str(file)) from exc
+        raise InputFileError(TEXT.PASSWORD_PROTECTED, path=str(file)) from exc
     except Exception as exc:
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=short_detail(exc)) from exc
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail=short_detail(exc)) from exc
     except BaseException as exc:
         # The Rust reader reports internal panics as pyo3's PanicException,
         # which derives from BaseException; a damaged file must not crash us.
         if type(exc).__name__ != "PanicException":
             raise
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail=short_detail(exc)) from None
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail=short_detail(exc)) from None
 
 
 _XLSX_BLOCK_ROWS = 65_536
@@ -356,7 +276,7 @@ def _first_sheet_with_data(workbook, file: Path) -> tuple[list[np.ndarray], str]
 
     metadata = list(workbook.sheets_metadata)
     if not metadata:
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail="no sheets")
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail="no sheets")
     worksheets = [m for m in metadata if m.typ == SheetTypeEnum.WorkSheet]
     visible = [m.name for m in worksheets if m.visible == SheetVisibleEnum.Visible]
     hidden = [m.name for m in worksheets if m.visible != SheetVisibleEnum.Visible]
@@ -367,21 +287,21 @@ def _first_sheet_with_data(workbook, file: Path) -> tuple[list[np.ndarray], str]
     listed = ", ".join(f"«{name}»" for name in visible) or "—"
     if hidden:
         raise InputFileError(
-            ONLY_HIDDEN_DATA, path=str(file), sheets=listed, hidden=", ".join(f"«{name}»" for name in hidden)
+            TEXT.ONLY_HIDDEN_DATA, path=str(file), sheets=listed, hidden=", ".join(f"«{name}»" for name in hidden)
         )
-    raise InputFileError(NO_SHEET_WITH_DATA, path=str(file), sheets=listed)
+    raise InputFileError(TEXT.NO_SHEET_WITH_DATA, path=str(file), sheets=listed)
 
 
 def _pick_sheet(names: Sequence[str], wanted: str, file: Path) -> str:
     if not names:
-        raise InputFileError(UNREADABLE_FILE, path=str(file), **_EXCEL, detail="no sheets")
+        raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail="no sheets")
     if wanted in names:
         return wanted
     loose = [n for n in names if n.strip().casefold() == wanted.strip().casefold()]
     if len(loose) == 1:
         return loose[0]
     raise InputFileError(
-        UNKNOWN_SHEET, path=str(file), sheet=wanted, sheets=", ".join(f"«{n}»" for n in names)
+        TEXT.UNKNOWN_SHEET, path=str(file), sheet=wanted, sheets=", ".join(f"«{n}»" for n in names)
     )
 
 
@@ -424,7 +344,7 @@ def _columns_to_frame(columns: list[np.ndarray], file: Path, *, locate: bool = F
     worksheet): ``attrs`` also hold each column's letter and the header's row number."""
     numbers = np.flatnonzero(~_blank_rows(columns)) + 1
     if not len(numbers):
-        raise InputFileError(EMPTY_FILE, path=str(file))
+        raise InputFileError(TEXT.EMPTY_FILE, path=str(file))
     header_number, numbers = int(numbers[0]), numbers[1:]
     header = [str(column[header_number - 1]).strip() for column in columns]
     if len(numbers) == len(columns[0]) - header_number:
@@ -451,7 +371,7 @@ def _columns_to_frame(columns: list[np.ndarray], file: Path, *, locate: bool = F
         described = "; ".join(
             f"«{name}» ({', '.join(column_letter(p) for p in spots)})" for name, spots in repeated.items()
         )
-        raise InputFileError(DUPLICATE_HEADERS, path=str(file), duplicates=described)
+        raise InputFileError(TEXT.DUPLICATE_HEADERS, path=str(file), duplicates=described)
 
     index = pd.Index(numbers.astype("int64"), dtype="int64")
     frame = pd.DataFrame({name: body[p] for p, name in zip(keep, names)}, index=index, columns=names, dtype="str")

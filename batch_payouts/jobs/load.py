@@ -19,7 +19,7 @@ from batch_payouts import __version__, clock, exit_codes, report, states
 from batch_payouts.errors import BatchError, InputFileError
 from batch_payouts.files.leftovers import remove_leftovers
 from batch_payouts.files.read import in_sheet, read_table
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.rules.amount_unit import DEFAULT as UNIT_DEFAULT, AmountFigures, UnitDecision, amount_figures, check_amounts, decide_unit
 from batch_payouts.rules.api_version import require_phone
 from batch_payouts.rules.columns import DEFAULT_API_VERSION, DEFAULT_EXPIRES_IN, DEFAULT_REPEAT_WINDOW
@@ -28,22 +28,12 @@ from batch_payouts.rules.template import mark_examples
 from batch_payouts.rules.validation import Problem, validate
 from batch_payouts.storage import naming_full_disk
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 if TYPE_CHECKING:  # what a run adds to its result; annotations only
     from batch_payouts.payout.guards import Plan
 
-NO_ROWS = Text(
-    es="El archivo «{name}» no tiene filas de beneficiarios (solo encabezados o filas vacías): no hay nada que pagar.",
-    en="The file '{name}' has no beneficiary rows (only headers or blank rows): there is nothing to pay.",
-)
 OUTPUT_SUFFIXES = (".xlsx", ".csv")
-BAD_OUTPUT = Text(
-    es="La hoja de resultados «{path}» debe ser un archivo .xlsx o .csv: elige otra ruta con --output.",
-    en="The results sheet '{path}' must be an .xlsx or .csv file: choose another path with --output.",
-)
-OUTPUT_IS_INPUT = Text(
-    es="La hoja de resultados no puede ser el mismo archivo de entrada «{path}»: elige otra ruta con --output.",
-    en="The results sheet cannot be the input file '{path}' itself: choose another path with --output.",
-)
 
 
 @dataclass
@@ -110,7 +100,6 @@ class RunOptions:
     operator: str | None = None  # who starts the run (the web's signed-in user); None: the OS user
 
 
-
 @dataclass
 class JobResult:
     output_path: Path
@@ -152,9 +141,9 @@ def resolve_output(input_path: Path, output_path: Path | None) -> Path:
     """Where the results go, refused up front (exit 2) when it could never be written after payouts were sent."""
     output = Path(output_path) if output_path else default_output_path(input_path)
     if output.resolve() == input_path.resolve():
-        raise InputFileError(OUTPUT_IS_INPUT, path=str(input_path))
+        raise InputFileError(TEXT.OUTPUT_IS_INPUT, path=str(input_path))
     if output.is_dir() or output.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputFileError(BAD_OUTPUT, path=str(output))
+        raise InputFileError(TEXT.BAD_OUTPUT, path=str(output))
     return output
 
 
@@ -164,7 +153,7 @@ def load_file(path: Path, options: RunOptions) -> LoadedFile:
     try:  # a workbook's errors name the sheet they are about
         headers = resolve_headers(list(raw.columns))
         if raw.empty:
-            raise InputFileError(NO_ROWS, name=options.input_name or path.name)
+            raise InputFileError(TEXT.NO_ROWS, name=options.input_name or path.name)
         unit = _decide_unit(path, raw, headers, options)
         validation = validate(
             raw, amount_unit=unit.unit, lang=options.lang, allow_duplicate_rows=options.allow_duplicate_rows,

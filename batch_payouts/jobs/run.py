@@ -17,7 +17,7 @@ import pandas as pd
 
 from batch_payouts import clock, ledger_address, report
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text, money
+from batch_payouts.i18n import catalogue, money
 from batch_payouts.jobs.endpoint import resolve_endpoint
 from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions, load_file, resolve_output, write_sheet
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
@@ -25,26 +25,18 @@ from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaErr
 from batch_payouts.payout.guards import account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
 from batch_payouts.payout.identity import batch_identity, row_keys
 from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
-from batch_payouts.payout.pipeline import KEY_MISMATCH, run_batch
-from batch_payouts.payout.row_executor import STOPPED, BatchSettings, RowExecutor, RowOutcome
+from batch_payouts.payout.pipeline import run_batch
+from batch_payouts.payout.pipeline import TEXT as PIPELINE_TEXT
+from batch_payouts.payout.row_executor import BatchSettings, RowExecutor, RowOutcome
+from batch_payouts.payout.row_executor import TEXT as ROW_EXECUTOR_TEXT
 from batch_payouts.payout.throttle import RateLimiter
 from batch_payouts.team.approvals import pin_of
 from batch_payouts.team.approvals import require as require_approval
 from batch_payouts.storage import DiskFull, naming_full_disk
 from batch_payouts.totals import format_totals, totals_by_currency
 
-SHEET_OF_ANOTHER_FILE = Text(
-    es="La hoja de resultados «{path}» ya es de otro archivo («{other}», lote {batch}): no se envió nada. "
-    "Elige otra con --output (por ejemplo --output pagos-2.results.xlsx) o cambia el nombre del archivo.",
-    en="The results sheet '{path}' already belongs to another file ('{other}', batch {batch}): nothing was sent. "
-    "Choose another with --output (for example --output payouts-2.results.xlsx) or rename the file.",
-)
-OVER_MAX_TOTAL = Text(
-    es="El lote suma {total} y el máximo permitido (--max-total) es {cap}: no se envió nada. "
-    "Divide el archivo o sube el límite si el monto es correcto.",
-    en="The batch adds up to {total} and the allowed maximum (--max-total) is {cap}: nothing was sent. "
-    "Split the file, or raise the cap if the amount is right.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 def refuse_a_sheet_of_another_file(ledger: Ledger, output: Path, batch_id: str, input_name: str) -> None:
     """The default results sheet (``<stem>.results.xlsx``) is the same for ``pagos.csv`` and
     ``pagos.xlsx``: a second file must not overwrite the first one's references, nor make
@@ -53,7 +45,7 @@ def refuse_a_sheet_of_another_file(ledger: Ledger, output: Path, batch_id: str, 
     target = str(output.resolve())
     for other in ledger.batches():
         if other.batch_id != batch_id and other.output_path == target and other.input_name != input_name:
-            raise BatchError(SHEET_OF_ANOTHER_FILE, path=str(output), other=other.input_name,
+            raise BatchError(TEXT.SHEET_OF_ANOTHER_FILE, path=str(output), other=other.input_name,
                              batch=other.batch_id[:12])
 
 
@@ -65,7 +57,7 @@ def check_max_total(validated: pd.DataFrame, cap: int | None) -> None:
     valid = validated.loc[validated["valid"]]
     for currency, total in totals_by_currency(valid["amount"].tolist(), valid["currency"].tolist()).items():
         if total > cap:
-            raise BatchError(OVER_MAX_TOTAL, total=format_totals({currency: total}), cap=money(cap))
+            raise BatchError(TEXT.OVER_MAX_TOTAL, total=format_totals({currency: total}), cap=money(cap))
 
 
 def run_job(
@@ -99,7 +91,7 @@ def run_job(
         batch_id = options.batch_id or batch_identity(loaded.validated, key_fp)
         known = ledger.batch(batch_id)
         if known is not None and known.key_fingerprint != key_fp:
-            raise BatchError(KEY_MISMATCH, batch_id=batch_id)
+            raise BatchError(PIPELINE_TEXT.KEY_MISMATCH, batch_id=batch_id)
         if options.output_path is None:
             refuse_a_sheet_of_another_file(ledger, output, batch_id, loaded.name)
         keys = row_keys(loaded.validated)
@@ -150,7 +142,7 @@ def run_job(
             if options.dry_run and known_mode is None and plan.to_send:
                 known_mode = account_mode(client)
         except ConektaError as error:  # 401/403: the key itself was refused
-            raise BatchError(STOPPED, status=error.http_status, detail=error.message or error.type) from error
+            raise BatchError(ROW_EXECUTOR_TEXT.STOPPED, status=error.http_status, detail=error.message or error.type) from error
         if balance is not None:
             if any(balance.get(currency, 0) <= 0 for currency in plan.totals):  # e.g. USD rows, no USD balance
                 recorded, key_of = ledger.row_states(batch_id), keys.to_dict()

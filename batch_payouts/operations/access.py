@@ -17,7 +17,7 @@ from pathlib import Path
 
 from batch_payouts import clock
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.jobs.endpoint import SANDBOX_KEY, resolve_endpoint, sandbox_state_path
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
@@ -26,37 +26,7 @@ from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.payout.throttle import RateLimiter
 
-UNKNOWN_BATCH = Text(
-    es="No se encontró el lote «{ref}» en la bitácora {ledger}. Usa el id del lote (o al menos 6 caracteres "
-    "de él), o la ruta de su hoja de resultados; `batch-payouts batches` los lista.",
-    en="Batch '{ref}' was not found in the ledger {ledger}. Give the batch id (or 6+ characters of it) or "
-    "the path of its results sheet; `batch-payouts batches` lists them.",
-)
-OTHER_KEY = Text(
-    es="El lote {batch_id} se creó con otra llave de API (otra cuenta o modo): con la llave de "
-    "CONEKTA_API_KEY no se verían sus órdenes. Define la misma llave con la que se ejecutó el lote.",
-    en="Batch {batch_id} was created with a different API key (another account or mode): with the key in "
-    "CONEKTA_API_KEY its orders would not be visible. Set the key the batch was run with.",
-)
-KEY_REFUSED = Text(
-    es="Conekta rechazó la llave de API (HTTP {status}: {detail}). No se hizo nada más.",
-    en="Conekta refused the API key (HTTP {status}: {detail}). Nothing else was done.",
-)
-SANDBOX_BATCH_ONLY = Text(
-    es="--sandbox solo sirve para lotes ejecutados con --sandbox; el lote {batch_id} se envió a {api_base}.",
-    en="--sandbox only works for batches run with --sandbox; batch {batch_id} was sent to {api_base}.",
-)
-SANDBOX_STATE_GONE = Text(
-    es="El lote {batch_id} se ejecutó en el simulador integrado (--sandbox), pero su estado ({path}) ya no "
-    "está junto a la bitácora: no queda ninguna orden que consultar. No se hizo nada.",
-    en="Batch {batch_id} ran on the built-in emulator (--sandbox), but its state ({path}) is no longer beside "
-    "the ledger: there are no orders left to query. Nothing was done.",
-)
-BAD_OUTPUT = Text(
-    es="--output «{path}» no sirve: debe ser un archivo .xlsx o .csv (no una carpeta). No se hizo nada.",
-    en="--output '{path}' cannot be used: it must be an .xlsx or .csv file (not a folder). Nothing was done.",
-)
-
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")) -> Path | None:
@@ -65,7 +35,7 @@ def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")
         return None
     path = Path(path)
     if path.is_dir() or path.suffix.lower() not in allowed:
-        raise BatchError(BAD_OUTPUT, path=str(path))
+        raise BatchError(TEXT.BAD_OUTPUT, path=str(path))
     return path
 
 
@@ -73,7 +43,7 @@ def check_output(path: Path | None, allowed: tuple[str, ...] = (".xlsx", ".csv")
 def find_batch(ledger: Ledger, ref: str) -> BatchRecord:
     found = ledger.find_batch(str(ref))
     if found is None:
-        raise BatchError(UNKNOWN_BATCH, ref=ref, ledger=ledger.name)
+        raise BatchError(TEXT.UNKNOWN_BATCH, ref=ref, ledger=ledger.name)
     return found
 
 
@@ -113,15 +83,15 @@ def open_audited_client(
     env = os.environ if environ is None else environ
     ran_on_sandbox = key_fingerprint(SANDBOX_KEY) == batch.key_fingerprint
     if conn.sandbox and not ran_on_sandbox:
-        raise BatchError(SANDBOX_BATCH_ONLY, batch_id=batch.batch_id[:12], api_base=batch.api_base)
+        raise BatchError(TEXT.SANDBOX_BATCH_ONLY, batch_id=batch.batch_id[:12], api_base=batch.api_base)
     use_sandbox = ran_on_sandbox and (conn.sandbox or conn.api_base is None)
     if use_sandbox and not sandbox_state_path(ledger.path).exists():
-        raise BatchError(SANDBOX_STATE_GONE, batch_id=batch.batch_id[:12], path=str(sandbox_state_path(ledger.path)))
+        raise BatchError(TEXT.SANDBOX_STATE_GONE, batch_id=batch.batch_id[:12], path=str(sandbox_state_path(ledger.path)))
     api_key, api_base = resolve_endpoint(
         stack, sandbox=use_sandbox, api_base=conn.api_base, ledger_path=ledger.path, environ=env
     )
     if key_fingerprint(api_key) != batch.key_fingerprint:
-        raise BatchError(OTHER_KEY, batch_id=batch.batch_id[:12])
+        raise BatchError(TEXT.OTHER_KEY, batch_id=batch.batch_id[:12])
     config = ClientConfig(
         api_key=api_key, api_base=api_base,
         api_version=conn.api_version or batch.api_version or DEFAULT_API_VERSION, lang=conn.lang,
@@ -146,7 +116,7 @@ def _open_audit(stack: ExitStack, batch: BatchRecord, ledger: Ledger, command: s
 
 
 def key_refused(error: ConektaError) -> BatchError:
-    return BatchError(KEY_REFUSED, status=error.http_status, detail=error.message or error.type)
+    return BatchError(TEXT.KEY_REFUSED, status=error.http_status, detail=error.message or error.type)
 
 
 def now() -> float:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from batch_payouts import states
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.operations.access import key_refused
 from batch_payouts.operations.live_rows import live_by_number
 from batch_payouts.operations.status import FINAL_STATUSES
@@ -19,29 +19,7 @@ from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord, LedgerRow
 from batch_payouts.states import CREATED, ORDER_NOT_CASHED
 
-BAD_ROWS = Text(
-    es="--rows «{value}» no es válido: usa números de fila de la hoja separados por comas, con rangos "
-    "(por ejemplo 4,7-9).",
-    en="--rows '{value}' is not valid: use spreadsheet row numbers separated by commas, with ranges "
-    "(for example 4,7-9).",
-)
-ONE_SELECTION = Text(
-    es="Indica qué cancelar con exactamente una de --rows, --external-id o --all-pending.",
-    en="Say what to cancel with exactly one of --rows, --external-id or --all-pending.",
-)
-NO_SUCH_ROW = Text(
-    es="La fila {row} no tiene una orden de pago creada en el lote {batch_id} ({state}). No se canceló nada: "
-    "corrige la selección.",
-    en="Row {row} has no created payout order in batch {batch_id} ({state}). Nothing was cancelled: fix the "
-    "selection.",
-)
-NO_SUCH_FOLIO = Text(
-    es="El folio «{external_id}» no tiene una orden de pago creada en el lote {batch_id} ({state}). "
-    "No se canceló nada: corrige la selección.",
-    en="Folio '{external_id}' has no created payout order in batch {batch_id} ({state}). Nothing was "
-    "cancelled: fix the selection.",
-)
-NOT_IN_LEDGER = Text(es="no se envió: inválida o no está en el archivo", en="never sent: invalid or not in the file")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def parse_rows(value: str) -> set[int]:
@@ -49,10 +27,10 @@ def parse_rows(value: str) -> set[int]:
     for part in (value or "").split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match:
-            raise BatchError(BAD_ROWS, value=value)
+            raise BatchError(TEXT.BAD_ROWS, value=value)
         first, last = int(match.group(1)), int(match.group(2) or match.group(1))
         if last < first or last - first > 1_000_000:
-            raise BatchError(BAD_ROWS, value=value)
+            raise BatchError(TEXT.BAD_ROWS, value=value)
         numbers.update(range(first, last + 1))
     return numbers
 
@@ -64,7 +42,7 @@ def select_rows(
     """The created orders to cancel; a row or folio without one refuses the whole selection."""
     external_ids = list(external_ids)
     if sum([bool(rows), bool(external_ids), all_pending]) != 1:
-        raise BatchError(ONE_SELECTION)
+        raise BatchError(TEXT.ONE_SELECTION)
     batch_id = batch.batch_id
     every = ledger.rows(batch_id)
     if all_pending:
@@ -76,14 +54,14 @@ def select_rows(
         for number in sorted(parse_rows(rows)):
             row = by_number.get(number)
             if row is None or row.state != CREATED or not row.payout_order_id:
-                state = states.label(row.state, lang) if row is not None else NOT_IN_LEDGER.format(lang)
-                raise BatchError(NO_SUCH_ROW, row=number, batch_id=batch_id[:12], state=state)
+                state = states.label(row.state, lang) if row is not None else TEXT.NOT_IN_LEDGER.format(lang)
+                raise BatchError(TEXT.NO_SUCH_ROW, row=number, batch_id=batch_id[:12], state=state)
             chosen.append(row)
     for external_id in external_ids:
         row = next((r for r in every if r.row_key == f"x:{external_id}"), None)
         if row is None or row.state != CREATED or not row.payout_order_id:
-            state = states.label(row.state, lang) if row is not None else NOT_IN_LEDGER.format(lang)
-            raise BatchError(NO_SUCH_FOLIO, external_id=external_id, batch_id=batch_id[:12], state=state)
+            state = states.label(row.state, lang) if row is not None else TEXT.NOT_IN_LEDGER.format(lang)
+            raise BatchError(TEXT.NO_SUCH_FOLIO, external_id=external_id, batch_id=batch_id[:12], state=state)
         if row not in chosen:
             chosen.append(row)
     return sorted(chosen, key=lambda r: r.row_number)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from batch_payouts import clock
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.operations.access import check_output, now, time_text
 from batch_payouts.operations.status import created_rows
 from batch_payouts.operations import payouts_sheet
@@ -18,16 +18,7 @@ from batch_payouts.report import mode_text
 from batch_payouts.states import CREATED, MONEY_LABELS, Counts, count_rows, money_stage
 from batch_payouts.totals import totals_by_currency
 
-BAD_DATE = Text(
-    es="{option} «{value}» no es una fecha válida: usa AAAA-MM-DD (un día en la zona de --timezone; "
-    "por omisión, la de la Ciudad de México).",
-    en="{option} '{value}' is not a valid date: use YYYY-MM-DD (a day in the --timezone zone; by default, "
-    "Mexico City's).",
-)
-EMPTY_RANGE = Text(
-    es="--until ({until}) debe ser posterior a --since ({since}).",
-    en="--until ({until}) must be after --since ({since}).",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def batch_totals(ledger: Ledger, batch_id: str) -> dict[str, int]:
@@ -69,7 +60,7 @@ def parse_day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(str(value).strip())
     except ValueError as exc:
-        raise BatchError(BAD_DATE, option=option, value=value) from exc
+        raise BatchError(TEXT.BAD_DATE, option=option, value=value) from exc
 
 
 def day_start(day: date) -> float:
@@ -90,7 +81,7 @@ def payouts_report(
     end = day_start(until) if until is not None else now()
     until_label = until.isoformat() if until is not None else datetime.now(clock.zone()).date().isoformat()
     if end <= start:
-        raise BatchError(EMPTY_RANGE, since=since.isoformat(), until=until_label)
+        raise BatchError(TEXT.EMPTY_RANGE, since=since.isoformat(), until=until_label)
     found = payouts_sheet.in_batch_order(ledger.payouts_between(start, end))
     names = payouts_sheet.beneficiary_names(ledger, (p["batch_id"] for p in found))
     frame = pd.DataFrame.from_records(

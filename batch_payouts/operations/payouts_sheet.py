@@ -25,14 +25,17 @@ from batch_payouts.errors import BatchError
 from batch_payouts.files.amounts import pesos
 from batch_payouts.files.read import read_table
 from batch_payouts.files.write import TypedSheet, write_table
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.rules.headers import resolve_headers
-from batch_payouts.states import ORDER_NEVER_PAID, ORDER_STATUSES, TOTAL_LABELS, report_order_label
+from batch_payouts.states import ORDER_NEVER_PAID, ORDER_STATUSES, report_order_label
+from batch_payouts.states import TEXT as STATES_TEXT
 from batch_payouts.totals import totals_by_currency
-from batch_payouts.words import COLUMN_WORDS, column_words
+from batch_payouts.words import column_words
+from batch_payouts.words import TEXT as WORDS_TEXT
 
-SHEET_NAMES = {"payouts": Text(es="Pagos", en="Payouts"), "totals": Text(es="Totales", en="Totals")}
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 # The report's columns (keys of the frame ``history.payouts_report`` returns) and their headers.
 HEADERS = {
     **column_words("batch_id", "input_name", "row", "name", "email", "amount", "currency"),
@@ -40,14 +43,14 @@ HEADERS = {
     "reference": Text(es="Referencia", en="Reference"),
     "payout_order_id": Text(es="Orden de pago", en="Payout order"),
     "created_at": Text(es="Creada", en="Created"),
-    "order_status": COLUMN_WORDS["status"],
+    "order_status": WORDS_TEXT.COLUMN_WORDS["status"],
     "status_checked_at": Text(es="Estado consultado", en="Status checked"),
     "cancelled_at": Text(es="Cancelada", en="Cancelled"),
-    "mode": COLUMN_WORDS["mode"],
+    "mode": WORDS_TEXT.COLUMN_WORDS["mode"],
 }
 TEXT_KEYS = ("batch_id", "input_name", "name", "email", "reason", "reference", "payout_order_id", "created_at",
              "status_checked_at", "cancelled_at")
-TOTALS_HEADERS = (COLUMN_WORDS["currency"], COLUMN_WORDS["item"], Text(es="Pagos", en="Payouts"), COLUMN_WORDS["amount"])
+TOTALS_HEADERS = (WORDS_TEXT.COLUMN_WORDS["currency"], WORDS_TEXT.COLUMN_WORDS["item"], Text(es="Pagos", en="Payouts"), WORDS_TEXT.COLUMN_WORDS["amount"])
 
 
 def in_batch_order(found: list[dict]) -> list[dict]:
@@ -135,7 +138,7 @@ def totals_sheet(frame: pd.DataFrame, lang: str) -> TypedSheet:
         for key, rows in (("paid", mine[~void]), ("never_paid", mine[void]), ("created", mine)):
             if key == "never_paid" and not len(rows):
                 continue
-            records.append({currency: code, item: TOTAL_LABELS[key].format(lang), payouts: len(rows),
+            records.append({currency: code, item: STATES_TEXT.TOTAL_LABELS[key].format(lang), payouts: len(rows),
                             amount: pesos(sum(rows["amount"].tolist()))})
     table = pd.DataFrame.from_records(records, columns=[currency, item, payouts, amount])
     return TypedSheet(table, integer_columns=(payouts,), money_columns=(amount,))
@@ -145,7 +148,7 @@ def write_report(frame: pd.DataFrame, target: Path, lang: str) -> None:
     """The XLSX (or CSV: the payouts only): pesos as summable numbers, ids and references as text."""
     headers: Mapping[str, str] = {key: text.format(lang) for key, text in HEADERS.items()}
     write_table(
-        payouts_sheet(frame, lang), target, sheet_name=SHEET_NAMES["payouts"].format(lang),
+        payouts_sheet(frame, lang), target, sheet_name=TEXT.SHEET_NAMES["payouts"].format(lang),
         text_columns=[headers[key] for key in TEXT_KEYS], integer_columns=(headers["row"],),
-        money_columns=(headers["amount"],), extra_sheets={SHEET_NAMES["totals"].format(lang): totals_sheet(frame, lang)},
+        money_columns=(headers["amount"],), extra_sheets={TEXT.SHEET_NAMES["totals"].format(lang): totals_sheet(frame, lang)},
     )

@@ -6,18 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.operations.access import key_refused
 from batch_payouts.payout.conekta import ConektaClient, ConektaError
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord, LedgerRow
 from batch_payouts.states import CREATED
 
-RECONCILE_FAILED = Text(
-    es="No se pudo consultar Conekta para conciliar ({detail}). No se concluyó nada; vuelve a intentar.",
-    en="Could not query Conekta to reconcile ({detail}). Nothing was concluded; try again.",
-)
-
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @dataclass
@@ -77,7 +73,7 @@ def reconcile(ledger: Ledger, client: ConektaClient, batch: BatchRecord) -> Reco
     except ConektaError as error:
         if error.stops_batch:
             raise key_refused(error) from error
-        raise BatchError(RECONCILE_FAILED, detail=str(error)) from error
+        raise BatchError(TEXT.RECONCILE_FAILED, detail=str(error)) from error
     return result
 
 
@@ -98,7 +94,6 @@ def _read_order(client: ConektaClient, order_id: str) -> dict[str, Any] | None:
         if error.http_status == 404:
             return None
     return next((o for o in client.list_payout_orders(search=order_id) if o.get("id") == order_id), None)
-
 
 
 def _compare(result: ReconcileResult, row: LedgerRow, order: dict[str, Any], count: bool = True) -> None:

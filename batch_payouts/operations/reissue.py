@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text, money
+from batch_payouts.i18n import catalogue, money
 from batch_payouts.payout.guards import Plan, available_balance, check_balance
 from batch_payouts.payout.identity import idempotency_key
 from batch_payouts.payout.row_executor import BatchSettings, LiveRefused, RowExecutor, StopBatch
 from batch_payouts.states import CREATED, ORDER_CANCELLED, ORDER_EXPIRED
 from batch_payouts.totals import format_totals, totals_by_currency
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:
     from batch_payouts.payout.audit import AuditLog
@@ -32,12 +34,6 @@ if TYPE_CHECKING:
     from batch_payouts.payout.records import BatchRecord, LedgerRow
 
 REISSUE_PREFIX = "r:"
-OVER_MAX_TOTAL = Text(
-    es="Las referencias por volver a pagar suman {total} y el máximo permitido (--max-total) es {cap}: "
-    "no se envió nada.",
-    en="The references to pay again add up to {total} and the allowed maximum (--max-total) is {cap}: "
-    "nothing was sent.",
-)
 
 
 def require_approval(ledger: Ledger, batch: BatchRecord, rows: list[LedgerRow], *, operator: str) -> None:
@@ -126,7 +122,7 @@ def check_guards(client: ConektaClient, batch: BatchRecord, rows: list[LedgerRow
     if max_total is not None:
         for currency, total in totals.items():
             if total > max_total:
-                raise BatchError(OVER_MAX_TOTAL, total=format_totals({currency: total}), cap=money(max_total))
+                raise BatchError(TEXT.OVER_MAX_TOTAL, total=format_totals({currency: total}), cap=money(max_total))
     if not skip_balance_check:
         check_balance(Plan(totals=totals), available_balance(client))
 

@@ -196,7 +196,7 @@ def write_status_sheet(
     except BatchError:  # a sheet without the input's columns: keep what it has
         pass
     if target.suffix.lower() == ".xlsx":
-        extra = {report.SHEET_NAMES["summary"].format(lang): _summary(ledger, batch, frame, numbers, by_number, lang),
+        extra = {report.TEXT.SHEET_NAMES["summary"].format(lang): _summary(ledger, batch, frame, numbers, by_number, lang),
                  **{name: sheet for name, sheet in extra.items() if name not in report.summary_sheet_names()}}
     write_table(frame, target, text_columns=text, integer_columns=integers,
                        row_fills={CHANGED: CHANGED_FILL}, fill_column="status_change", extra_sheets=extra,

@@ -19,40 +19,16 @@ from pathlib import Path
 
 from batch_payouts import clock, states
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.totals import format_totals, totals_by_currency
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 SMTP_PASSWORD_ENV = "BATCH_PAYOUTS_SMTP_PASSWORD"
 FIRST_WINDOW = 24 * 3600
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-
-NO_RECIPIENTS = Text(es="Falta a quién enviar el resumen: indica --to (o `to` en la sección [notify] del archivo "
-                     "de configuración) y --smtp-host.",
-                     en="Nobody to send the summary to: give --to (or `to` in the config file's [notify] table) "
-                     "and --smtp-host.")
-SMTP_FAILED = Text(es="No se pudo enviar el correo por {host}:{port}: {detail}. No se marcó como enviado; "
-                   "el próximo resumen cubrirá también este periodo.",
-                   en="The email could not be sent through {host}:{port}: {detail}. It was not marked as sent; "
-                   "the next summary covers this period too.")
-W = {
-    "subject": Text(es="batch-payouts: resumen del {day}", en="batch-payouts: summary of {day}"),
-    "since": Text(es="Desde {since} hasta {until}.", en="From {since} to {until}."),
-    "batches": Text(es="Lotes ejecutados: {count}", en="Batches run: {count}"),
-    "batch": Text(es="- {batch} ({file}): creadas {created}, sin confirmar {unconfirmed}, fallidas {failed}, "
-                  "sin enviar {pending}; total creado {total}",
-                  en="- {batch} ({file}): created {created}, unconfirmed {unconfirmed}, failed {failed}, "
-                  "not sent {pending}; total created {total}"),
-    "cashed": Text(es="Referencias cobradas: {count} ({total})", en="References cashed: {count} ({total})"),
-    "expired": Text(es="Referencias vencidas sin cobrar: {count} ({total}); se pueden volver a pagar con "
-                    "`batch-payouts reissue LOTE --expired`",
-                    en="References expired uncashed: {count} ({total}); pay them again with "
-                    "`batch-payouts reissue BATCH --expired`"),
-    "outstanding": Text(es="Dinero pendiente de cobro: {total}", en="Money still to be cashed: {total}"),
-    "unconfirmed": Text(es="Atención: hay filas sin confirmar; no las pagues a mano, vuelve a ejecutar su archivo.",
-                        en="Note: some rows are unconfirmed; do not pay them by hand, run their file again."),
-}
 
 
 @dataclass
@@ -103,18 +79,18 @@ def build_summary(ledger: Ledger, now: float | None = None) -> Summary:
 
 
 def summary_text(summary: Summary, lang: str) -> str:
-    lines = [W["since"].format(lang, since=clock.time_text(summary.since, "minutes"),
+    lines = [TEXT.W["since"].format(lang, since=clock.time_text(summary.since, "minutes"),
                                until=clock.time_text(summary.until, "minutes")), "",
-             W["batches"].format(lang, count=len(summary.batches))]
+             TEXT.W["batches"].format(lang, count=len(summary.batches))]
     for b in summary.batches:
-        lines.append(W["batch"].format(lang, batch=b.batch_id[:12], file=b.input_name, created=b.counts.created,
+        lines.append(TEXT.W["batch"].format(lang, batch=b.batch_id[:12], file=b.input_name, created=b.counts.created,
                                        unconfirmed=b.counts.unconfirmed, failed=b.counts.failed,
                                        pending=b.counts.pending, total=format_totals(b.totals_created)))
-    lines += ["", W["cashed"].format(lang, count=summary.cashed_count, total=format_totals(summary.cashed)),
-              W["expired"].format(lang, count=summary.expired_count, total=format_totals(summary.expired)),
-              W["outstanding"].format(lang, total=format_totals(summary.outstanding))]
+    lines += ["", TEXT.W["cashed"].format(lang, count=summary.cashed_count, total=format_totals(summary.cashed)),
+              TEXT.W["expired"].format(lang, count=summary.expired_count, total=format_totals(summary.expired)),
+              TEXT.W["outstanding"].format(lang, total=format_totals(summary.outstanding))]
     if any(b.counts.unconfirmed for b in summary.batches):
-        lines += ["", W["unconfirmed"].format(lang)]
+        lines += ["", TEXT.W["unconfirmed"].format(lang)]
     return "\n".join(lines) + "\n"
 
 
@@ -122,11 +98,11 @@ def send_summary(ledger: Ledger, smtp: SmtpSettings, lang: str = "es", environ: 
                  now: float | None = None) -> Summary:
     """Build, send, and only then record the summary (a failed send is covered by the next one)."""
     if not smtp.host or not smtp.recipients:
-        raise BatchError(NO_RECIPIENTS)
+        raise BatchError(TEXT.NO_RECIPIENTS)
     env = os.environ if environ is None else environ
     summary = build_summary(ledger, now)
     message = EmailMessage()
-    message["Subject"] = W["subject"].format(lang, day=clock.time_text(summary.until, "minutes")[:10])
+    message["Subject"] = TEXT.W["subject"].format(lang, day=clock.time_text(summary.until, "minutes")[:10])
     message["From"] = smtp.sender
     message["To"] = ", ".join(smtp.recipients)
     message.set_content(summary_text(summary, lang))
@@ -141,7 +117,7 @@ def send_summary(ledger: Ledger, smtp: SmtpSettings, lang: str = "es", environ: 
                 server.login(smtp.user, env.get(SMTP_PASSWORD_ENV, ""))
             server.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
-        raise BatchError(SMTP_FAILED, host=smtp.host, port=smtp.port, detail=type(error).__name__) from error
+        raise BatchError(TEXT.SMTP_FAILED, host=smtp.host, port=smtp.port, detail=type(error).__name__) from error
     with ledger._transaction() as conn:
         conn.execute("INSERT INTO summaries (summary_id, sent_at, since, recipients) VALUES (?,?,?,?)",
                      (secrets.token_hex(8), summary.until, summary.since, ", ".join(smtp.recipients)))

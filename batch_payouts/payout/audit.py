@@ -55,10 +55,12 @@ from typing import Any
 
 from batch_payouts import __version__
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.audit_scrub import redact, scrub_options
 from batch_payouts.payout.audit_verify import ZERO_HASH, Scan, VerifyResult, line_hash, scan_split, verify_data
 from batch_payouts.payout.ledger import Ledger, operator_name
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 try:  # advisory lock between processes (POSIX); threads use a threading.Lock
     import fcntl
@@ -66,15 +68,6 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 RESERVED_FIELDS = ("seq", "ts", "prev")
-
-CANNOT_OPEN = Text(
-    es="No se pudo abrir el registro de auditoría «{path}»: {error}. Revisa que la carpeta exista y tengas permiso de escritura.",
-    en="Could not open the audit log '{path}': {error}. Check that the folder exists and that you may write to it.",
-)
-CANNOT_WRITE = Text(
-    es="No se pudo escribir en el registro de auditoría «{path}»: {error}. Revisa el espacio en disco y los permisos.",
-    en="Could not write to the audit log '{path}': {error}. Check the free disk space and the permissions.",
-)
 
 
 def utc_now() -> str:
@@ -169,12 +162,12 @@ class AuditLog:
                 _fsync_dir(path.parent)
             _lock_file(fd)
         except OSError as error:
-            raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
+            raise BatchError(TEXT.CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
         try:  # read, checked and loaded under one lock: the file is read once (a 100k-row batch's is ~60 MB)
             try:
                 read = _scan_file(fd)
             except OSError as error:
-                raise BatchError(CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
+                raise BatchError(TEXT.CANNOT_OPEN, path=str(path), error=error.strerror or str(error)) from error
             previous, _ = verify_data(b"", expected_head, expected_lines, read[2])
             return cls(path, fd, previous, read=read)
         finally:
@@ -266,7 +259,7 @@ class AuditLog:
             self._wait_durable(fd, written)
 
     def _cannot_write(self, error: OSError) -> BatchError:
-        return BatchError(CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error))
+        return BatchError(TEXT.CANNOT_WRITE, path=str(self.path), error=error.strerror or str(error))
 
     def _wait_durable(self, fd: int, written: int) -> None:
         """Return once write number ``written`` is on disk: the first waiter fsyncs for every

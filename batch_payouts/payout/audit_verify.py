@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from batch_payouts.i18n import DEFAULT_LANG, Plural, Text
+from batch_payouts.i18n import DEFAULT_LANG, Text, catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 ZERO_HASH = "0" * 64
 
@@ -69,60 +71,6 @@ MESSAGES: dict[str, Text] = {
         en="Line {line}: left incomplete by a stop while it was written (a crash, not tampering); the next run continued the chain from it.",
     ),
 }
-VERDICT_OK = Plural(
-    one=Text(
-        es="Registro de auditoría íntegro: {count} línea, sin modificar, quitar, insertar ni reordenar.",
-        en="Audit log intact: {count} line, not modified, removed, inserted or reordered.",
-    ),
-    other=Text(
-        es="Registro de auditoría íntegro: {count} líneas, ninguna modificada, quitada, insertada ni reordenada.",
-        en="Audit log intact: {count} lines, none modified, removed, inserted or reordered.",
-    ),
-)
-VERDICT_CRASH = Plural(
-    one=Text(
-        es="Sin alteraciones en {count} línea; solo hubo una interrupción al escribir (ver arriba).",
-        en="No tampering in {count} line; only an interrupted write (see above).",
-    ),
-    other=Text(
-        es="Sin alteraciones en {count} líneas; solo hubo una interrupción al escribir (ver arriba).",
-        en="No tampering in {count} lines; only an interrupted write (see above).",
-    ),
-)
-VERDICT_TAMPERED = Plural(
-    one=Text(
-        es="El registro de auditoría NO es íntegro: fue modificado después de escribirse ({count} problema).",
-        en="The audit log is NOT intact: it was changed after it was written ({count} problem).",
-    ),
-    other=Text(
-        es="El registro de auditoría NO es íntegro: fue modificado después de escribirse ({count} problemas).",
-        en="The audit log is NOT intact: it was changed after it was written ({count} problems).",
-    ),
-)
-
-
-VERDICT_UNANCHORED = Plural(
-    one=Text(
-        es="La cadena de {count} línea no tiene alteraciones, pero el final del registro NO se pudo comprobar "
-        "contra la bitácora: la bitácora no tiene registrado este archivo en esta ruta (¿es una copia, o es otra "
-        "bitácora?). Si alguien quitó las últimas líneas, esta revisión no lo detecta. Verifica el archivo en su "
-        "ruta original, con la bitácora del lote (--ledger).",
-        en="The chain of {count} line shows no tampering, but the end of the log could NOT be checked against "
-        "the ledger: the ledger has no record of this file at this path (a copy, or another ledger?). If the last "
-        "lines were removed, this check cannot tell. Verify the file at its original path, with the batch's "
-        "ledger (--ledger).",
-    ),
-    other=Text(
-        es="La cadena de {count} líneas no tiene alteraciones, pero el final del registro NO se pudo comprobar "
-        "contra la bitácora: la bitácora no tiene registrado este archivo en esta ruta (¿es una copia, o es otra "
-        "bitácora?). Si alguien quitó las últimas líneas, esta revisión no lo detecta. Verifica el archivo en su "
-        "ruta original, con la bitácora del lote (--ledger).",
-        en="The chain of {count} lines shows no tampering, but the end of the log could NOT be checked against "
-        "the ledger: the ledger has no record of this file at this path (a copy, or another ledger?). If the last "
-        "lines were removed, this check cannot tell. Verify the file at its original path, with the batch's "
-        "ledger (--ledger).",
-    ),
-)
 
 
 class Problem(NamedTuple):
@@ -320,11 +268,11 @@ def describe(result: VerifyResult, lang: str = DEFAULT_LANG) -> list[str]:
     out = [MESSAGES[p.code].format(lang, line=p.line, **params) for p in result.problems]
     tampering = [p for p in result.problems if p.code not in CRASH_CODES]
     if tampering:
-        out.append(VERDICT_TAMPERED.format(lang, count=len(tampering)))
+        out.append(TEXT.VERDICT_TAMPERED.format(lang, count=len(tampering)))
     elif result.problems:
-        out.append(VERDICT_CRASH.format(lang, count=result.lines))
+        out.append(TEXT.VERDICT_CRASH.format(lang, count=result.lines))
     elif not result.end_checked:
-        out.append(VERDICT_UNANCHORED.format(lang, count=result.lines))
+        out.append(TEXT.VERDICT_UNANCHORED.format(lang, count=result.lines))
     else:
-        out.append(VERDICT_OK.format(lang, count=result.lines))
+        out.append(TEXT.VERDICT_OK.format(lang, count=result.lines))
     return out

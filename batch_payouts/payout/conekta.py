@@ -31,7 +31,7 @@ from urllib.parse import urlencode, urlsplit
 from batch_payouts import __version__
 from batch_payouts.rules.columns import DEFAULT_API_VERSION
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.conekta_errors import (  # noqa: F401 - the error types are part of the client's API
     GIVE_UP,
     LOOK_UP_FIRST,
@@ -48,6 +48,8 @@ from batch_payouts.payout.conekta_errors import (  # noqa: F401 - the error type
     retry_decision,
 )
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 # urllib3 (with http.client, ssl) is imported by the client itself, not by this module: `batch-payouts validate` and everything else
 # that only needs the constants or ConektaError never pays for it.
 
@@ -60,23 +62,6 @@ API_BASE_ENV = "CONEKTA_API_BASE"
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 60.0
-
-MISSING_KEY = Text(
-    es="Falta la llave de API: define la variable de entorno CONEKTA_API_KEY "
-    "con tu llave privada de Conekta (nunca la pases como argumento).",
-    en="The API key is missing: set the CONEKTA_API_KEY environment variable "
-    "to your Conekta private key (never pass it as an argument).",
-)
-INSECURE_BASE = Text(
-    es="La dirección de la API «{url}» no es segura: usa https:// (http:// solo "
-    "se permite hacia esta misma máquina, 127.0.0.1 o localhost).",
-    en="The API address '{url}' is not secure: use https:// (http:// is only "
-    "allowed to this machine, 127.0.0.1 or localhost).",
-)
-BAD_BASE = Text(
-    es="La dirección de la API «{url}» no es válida: debe ser como https://api.conekta.io.",
-    en="The API address '{url}' is not valid: it must look like https://api.conekta.io.",
-)
 
 
 @dataclass(frozen=True)
@@ -98,7 +83,7 @@ def api_key_from_env(environ: dict[str, str] | None = None) -> str:
     """The key comes only from the environment, so it never shows in argv or `ps`."""
     key = (environ if environ is not None else os.environ).get(API_KEY_ENV, "").strip()
     if not key:
-        raise BatchError(MISSING_KEY)
+        raise BatchError(TEXT.MISSING_KEY)
     return key
 
 
@@ -106,9 +91,9 @@ def check_api_base(url: str) -> str:
     """Refuse plain http except to loopback: a key must never cross a network in clear."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BatchError(BAD_BASE, url=url)
+        raise BatchError(TEXT.BAD_BASE, url=url)
     if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise BatchError(INSECURE_BASE, url=url)
+        raise BatchError(TEXT.INSECURE_BASE, url=url)
     return url.strip().rstrip("/")
 
 

@@ -14,27 +14,17 @@ import pandas as pd
 
 from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text, money
+from batch_payouts.i18n import Text, catalogue, money
 from batch_payouts.payout.identity import rows_of
 from batch_payouts.rules.messages import Message
 from batch_payouts.rules.validation import Problem, Validation
 from batch_payouts.totals import totals_by_currency
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 if TYPE_CHECKING:
     from batch_payouts.payout.conekta import ConektaClient
     from batch_payouts.payout.ledger import Ledger
-
-LOW_BALANCE = Text(
-    es="Saldo insuficiente: el lote necesita {needed} {currency} y el saldo disponible en Conekta es "
-    "{available}. No se envió nada. Deposita fondos o usa --skip-balance-check si sabes que llegarán.",
-    en="Insufficient balance: the batch needs {needed} {currency} and the available Conekta balance is "
-    "{available}. Nothing was sent. Add funds, or use --skip-balance-check if you know they will arrive.",
-)
-BALANCE_UNAVAILABLE = Text(
-    es="No se pudo consultar el saldo en Conekta ({detail}). No se envió nada. Vuelve a intentar, "
-    "o usa --skip-balance-check.",
-    en="Could not read the Conekta balance ({detail}). Nothing was sent. Try again, or use --skip-balance-check.",
-)
 
 
 NO_BALANCE_CODE = "currency_without_balance"
@@ -47,7 +37,6 @@ NO_BALANCE = Message(
         "(only the pending rows are sent), or pay the row in another currency.",
     ),
 )
-
 
 
 @dataclass
@@ -86,7 +75,7 @@ def available_balance(client: ConektaClient) -> dict[str, int]:
     except ConektaError as error:
         if error.stops_batch:
             raise
-        raise BatchError(BALANCE_UNAVAILABLE, detail=str(error)) from error
+        raise BatchError(TEXT.BALANCE_UNAVAILABLE, detail=str(error)) from error
     available: dict[str, int] = {}
     for entry in balance.get("available") or []:
         currency = str(entry.get("currency", "")).upper()
@@ -117,7 +106,7 @@ def check_balance(plan: Plan, available: dict[str, int]) -> None:
     for currency, needed in plan.totals.items():
         if needed > available.get(currency, 0):
             raise BatchError(
-                LOW_BALANCE, needed=money(needed), currency=currency, available=money(available.get(currency, 0))
+                TEXT.LOW_BALANCE, needed=money(needed), currency=currency, available=money(available.get(currency, 0))
             )
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from batch_payouts import clock, ledger_address
 from batch_payouts.errors import TryLater
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.ledger_address import LEDGER_ENV  # noqa: F401 - where it was always imported from
 from batch_payouts.payout.ledger_db import Connection, Record
 from batch_payouts.payout.ledger_schema import APPLICATION_ID, open_database
@@ -46,12 +46,7 @@ from batch_payouts.payout.records import BatchRecord, EarlierPayout, Intent, Led
 from batch_payouts.states import Counts, sql_group_sums
 from batch_payouts.storage import DiskFull, is_disk_full
 
-LOCKED = Text(
-    es="El lote {batch_id} ya se está ejecutando (proceso {pid} de {operator} en {host}, "
-    "desde {since}). Espera a que termine; no se envió nada.",
-    en="Batch {batch_id} is already running (process {pid} of {operator} on {host}, "
-    "since {since}). Wait for it to finish; nothing was sent.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -154,7 +149,7 @@ class Ledger:
 
     def _refusal(self, batch_id: str, held: Record | None) -> TryLater:
         return TryLater(
-            LOCKED,
+            TEXT.LOCKED,
             batch_id=batch_id[:12],
             pid=held["pid"] if held else "?",
             operator=held["operator"] if held else "?",

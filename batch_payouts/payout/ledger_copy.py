@@ -12,24 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 NOT_COPIED = ("locks", "alembic_version")  # a lock belongs to a process on the old ledger's host
 CHUNK = 1000
-
-TARGET_NOT_EMPTY = Text(
-    es="La bitácora de destino {target} ya tiene {count} lotes: no se copió nada. "
-    "Usa --merge para añadir los de {source} (los que ya estén se conservan).",
-    en="The target ledger {target} already has {count} batches: nothing was copied. "
-    "Use --merge to add those of {source} (records already there are kept).",
-)
-COUNTS_DIFFER = Text(
-    es="Tras copiar, la tabla {table} de {target} tiene {found} registros de los {expected} de {source}: revisa el destino.",
-    en="After copying, table {table} of {target} has {found} of the {expected} records of {source}: check the target.",
-)
-SAME_LEDGER = Text(es="El origen y el destino son la misma bitácora ({source}).",
-                   en="The source and the target are the same ledger ({source}).")
 
 
 @dataclass(frozen=True)
@@ -51,10 +40,10 @@ def tables_of(ledger: Ledger) -> list[str]:
 def copy_ledger(source: Ledger, target: Ledger, *, merge: bool = False) -> list[Copied]:
     """Copy every record of ``source`` missing from ``target``; the counts per table after."""
     if source.name == target.name:
-        raise BatchError(SAME_LEDGER, source=source.name)
+        raise BatchError(TEXT.SAME_LEDGER, source=source.name)
     existing = target._query("SELECT count(*) FROM batches")[0][0]
     if existing and not merge:
-        raise BatchError(TARGET_NOT_EMPTY, target=target.name, source=source.name, count=existing)
+        raise BatchError(TEXT.TARGET_NOT_EMPTY, target=target.name, source=source.name, count=existing)
     target_tables = set(tables_of(target))
     result = []
     for table in tables_of(source):
@@ -70,7 +59,7 @@ def copy_ledger(source: Ledger, target: Ledger, *, merge: bool = False) -> list[
                 conn.executemany(insert, [tuple(r) for r in records[start:start + CHUNK]])
         after = target._query(f"SELECT count(*) FROM {table}")[0][0]
         if after < len(records) or (not merge and after != len(records)):
-            raise BatchError(COUNTS_DIFFER, table=table, target=target.name, source=source.name,
+            raise BatchError(TEXT.COUNTS_DIFFER, table=table, target=target.name, source=source.name,
                              found=after, expected=len(records))
         result.append(Copied(table, len(records), after))
     return result

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from batch_payouts import ledger_address
 from batch_payouts.errors import BatchError, TryLater
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.states import sql_state_check
 from batch_payouts.storage import DiskFull, is_disk_full
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -243,34 +245,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-FOREIGN_FILE = Text(
-    es="El archivo de bitácora «{path}» no es una bitácora de batch-payouts (o está dañado): "
-    "no se modificó. Indica otra ruta con --ledger o BATCH_PAYOUTS_LEDGER.",
-    en="The ledger file '{path}' is not a batch-payouts ledger (or it is damaged): "
-    "it was left untouched. Choose another path with --ledger or BATCH_PAYOUTS_LEDGER.",
-)
-BUSY_FILE = Text(
-    es="La bitácora «{path}» está ocupada por otro proceso desde hace más de 30 segundos: no se envió nada. "
-    "Espera a que termine y vuelve a ejecutar.",
-    en="The ledger '{path}' has been held by another process for over 30 seconds: nothing was sent. "
-    "Wait for it to finish and run again.",
-)
-NEWER_FILE = Text(
-    es="La bitácora «{path}» fue creada por una versión más nueva de batch-payouts: actualiza el programa.",
-    en="The ledger '{path}' was written by a newer batch-payouts: upgrade the tool.",
-)
-
-
-UNREACHABLE = Text(
-    es="No se pudo abrir la bitácora {path}: {reason}. Revisa la dirección (--ledger o BATCH_PAYOUTS_LEDGER), "
-    "que el servidor esté en marcha y la contraseña (PGPASSWORD, ~/.pgpass o PGSERVICE); no se envió nada.",
-    en="Could not open the ledger {path}: {reason}. Check the address (--ledger or BATCH_PAYOUTS_LEDGER), "
-    "that the server is running and the password (PGPASSWORD, ~/.pgpass or PGSERVICE); nothing was sent.",
-)
-NO_DRIVER = Text(
-    es="Para una bitácora en PostgreSQL falta instalar sus bibliotecas: pip install 'batch-payouts' ({reason}).",
-    en="A PostgreSQL ledger needs its libraries installed: pip install 'batch-payouts' ({reason}).",
-)
 
 # SQLite files written before Alembic kept their step count in PRAGMA user_version; revision
 # "000N" is "MIGRATIONS[:N] applied", so such a file is stamped at its version and upgraded on.
@@ -370,7 +344,7 @@ def _prepared_sqlite(database: Any, path: Path, then: Any) -> bool:
             "SELECT (SELECT application_id FROM pragma_application_id), (SELECT count(*) FROM sqlite_master)"
         ).fetchone()
         if app_id != APPLICATION_ID and (app_id or has_tables):
-            raise BatchError(FOREIGN_FILE, path=str(path))
+            raise BatchError(TEXT.FOREIGN_FILE, path=str(path))
         _use_wal(raw)
         raw.execute("PRAGMA synchronous=FULL")
         raw.execute("PRAGMA foreign_keys=ON")
@@ -391,8 +365,8 @@ def _sqlite_error(path: Path, exc: BaseException) -> BatchError:
     if is_disk_full(exc):
         return DiskFull(path, "ledger")
     if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return TryLater(BUSY_FILE, path=str(path))
-    return BatchError(FOREIGN_FILE, path=str(path))
+        return TryLater(TEXT.BUSY_FILE, path=str(path))
+    return BatchError(TEXT.FOREIGN_FILE, path=str(path))
 
 
 def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
@@ -421,7 +395,7 @@ def _open_postgresql(url: str) -> Any:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
     except ImportError as exc:
-        raise BatchError(NO_DRIVER, reason=str(exc)) from exc
+        raise BatchError(TEXT.NO_DRIVER, reason=str(exc)) from exc
     from batch_payouts.payout.ledger_db import Database
 
     def new_connection() -> Any:
@@ -433,7 +407,7 @@ def _open_postgresql(url: str) -> Any:
         connection = engine.connect()
     except Exception as exc:
         engine.dispose()
-        raise BatchError(UNREACHABLE, path=name, reason=_reason(exc)) from None
+        raise BatchError(TEXT.UNREACHABLE, path=name, reason=_reason(exc)) from None
     database = Database(engine, connection, name)
     try:
         _migrate(database, name)
@@ -442,7 +416,7 @@ def _open_postgresql(url: str) -> Any:
         if isinstance(exc, BatchError):
             raise
         if isinstance(exc, Exception):
-            raise BatchError(UNREACHABLE, path=name, reason=_reason(exc)) from None
+            raise BatchError(TEXT.UNREACHABLE, path=name, reason=_reason(exc)) from None
         raise
     return database
 
@@ -462,7 +436,7 @@ def _revision(database: Any) -> tuple[str | None, int]:
         has = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
         legacy = 0
         if not has and conn.execute("SELECT to_regclass('batches') IS NOT NULL").fetchone()[0]:
-            raise BatchError(FOREIGN_FILE, path=database.name)  # someone else's tables named like ours
+            raise BatchError(TEXT.FOREIGN_FILE, path=database.name)  # someone else's tables named like ours
     else:
         has = conn.execute("SELECT count(*) FROM sqlite_master WHERE name='alembic_version'").fetchone()[0]
         legacy = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -487,9 +461,9 @@ def _migrate(database: Any, name: object) -> None:
                 conn.execute("SELECT pg_advisory_xact_lock(?, ?)", MIGRATION_LOCK)
             current, legacy = _revision(database)
             if current is None and legacy > LEGACY_STEPS:
-                raise BatchError(NEWER_FILE, path=str(name))
+                raise BatchError(TEXT.NEWER_FILE, path=str(name))
             if current is not None and (not current.isdigit() or int(current) > len(MIGRATIONS)):
-                raise BatchError(NEWER_FILE, path=str(name))
+                raise BatchError(TEXT.NEWER_FILE, path=str(name))
             if current != head:
                 from alembic import command
 

@@ -22,19 +22,12 @@ from typing import Any
 import pandas as pd
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.identity import column_values
 from batch_payouts.payout.row_executor import RowExecutor, RowOutcome, StopBatch
 from batch_payouts.states import FAILED
 
-NOT_SENT = Text(es="No se envió porque el lote se detuvo ({why}). {advice}",
-                en="Not sent because the batch stopped ({why}). {advice}")
-RERUN_SAME = Text(es="Vuelve a ejecutar el mismo archivo para enviarla.", en="Run the same file again to send it.")
-INTERRUPTED = Text(es="interrumpido por el usuario", en="interrupted by the user")
-KEY_MISMATCH = Text(
-    es="El lote {batch_id} ya se ejecutó con otra llave de API (otra cuenta o modo). Usa otro --batch-id.",
-    en="Batch {batch_id} already ran with a different API key (another account or mode). Use another --batch-id.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 class _Rows:
@@ -134,8 +127,8 @@ def run_batch(
         pool.shutdown(wait=True)
         executor.release()  # the results sheet is written next: not with the whole journal still held
     if stopped or interrupted:
-        why = stopped.message(settings.lang) if stopped else INTERRUPTED.format(settings.lang)
-        advice = ((stopped and stopped.not_sent_advice) or RERUN_SAME).format(settings.lang)
+        why = stopped.message(settings.lang) if stopped else TEXT.INTERRUPTED.format(settings.lang)
+        advice = ((stopped and stopped.not_sent_advice) or TEXT.RERUN_SAME).format(settings.lang)
         for number in pending:
             if int(number) not in outcomes:
                 entry = executor.ledger.row(settings.batch_id, key_of[number])
@@ -143,6 +136,6 @@ def run_batch(
                     outcomes[int(number)] = executor.outcome(number, entry, resumed=True)
                 else:
                     outcomes[int(number)] = RowOutcome(
-                        int(number), FAILED, error_code="not_sent", error_message=NOT_SENT.format(settings.lang, why=why, advice=advice)
+                        int(number), FAILED, error_code="not_sent", error_message=TEXT.NOT_SENT.format(settings.lang, why=why, advice=advice)
                     )
     return BatchRun(outcomes=outcomes, stopped=stopped, interrupted=interrupted, livemode=executor.livemode)

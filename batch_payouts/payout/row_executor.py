@@ -23,10 +23,12 @@ import pandas as pd
 from batch_payouts import clock
 from batch_payouts.rules.columns import DEFAULT_EXPIRES_IN, DEFAULT_REPEAT_WINDOW
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import Plural, Text, catalogue
 from batch_payouts.payout.conekta import ConektaError, OutcomeUnknown, Refused, describe
 from batch_payouts.payout.identity import idempotency_key, payout_fingerprint
 from batch_payouts.states import DUPLICATE, STATUS_OF_STATE
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:  # annotations only: `validate` (via report) must not load the ledger's sqlite code
     from batch_payouts.payout.conekta import ConektaClient
@@ -34,53 +36,8 @@ if TYPE_CHECKING:  # annotations only: `validate` (via report) must not load the
     from batch_payouts.payout.records import EarlierPayout, LedgerRow
 
 
-REPEAT_MESSAGE = Text(
-    es="No se pagó otra vez: un pago idéntico (mismo correo, monto, moneda y motivo) ya se creó "
-    "en el lote {batch} (fila {row}, referencia {reference}) el {when}. Si de verdad es un segundo "
-    "pago, vuelve a ejecutar con --allow-repeat.",
-    en="Not paid again: an identical payout (same email, amount, currency and reason) was already "
-    "created in batch {batch} (row {row}, reference {reference}) on {when}. If it really is a second "
-    "payout, run again with --allow-repeat.",
-)
-TRANSIENT = Text(
-    es="Conekta no respondió a tiempo ({detail}); no se creó nada. Se volverá a intentar al ejecutar "
-    "de nuevo el mismo archivo.",
-    en="Conekta did not answer in time ({detail}); nothing was created. It will be tried again when "
-    "you run the same file again.",
-)
-IN_DOUBT = Text(
-    es="Se envió pero no llegó respuesta ({detail}): no se sabe si se creó. Vuelve a ejecutar el mismo "
-    "archivo: se buscará la orden en Conekta y solo se reenviará (con la misma llave de idempotencia) "
-    "si no existe.",
-    en="Sent but no answer arrived ({detail}): it is unknown whether it was created. Run the same file "
-    "again: the order is looked up at Conekta and resent (with the same Idempotency-Key) only if missing.",
-)
-REFUSED = Text(
-    es="Conekta rechazó {what}: {detail}",
-    en="Conekta refused {what}: {detail}",
-)
-REFERENCE_PENDING = Text(
-    es="La orden de pago {order} se creó, pero Conekta todavía no le asigna referencia. No la envíes de nuevo: "
-    "más tarde ejecuta `batch-payouts status` con esta hoja de resultados para obtener la referencia.",
-    en="Payout order {order} was created, but Conekta has not assigned its reference yet. Do not send it again: "
-    "later run `batch-payouts status` with this results sheet to get the reference.",
-)
-NO_ANSWER = Text(es="sin respuesta", en="no answer")
 # A failure stored as its parameters: the message each error code is rendered with, in any language.
-FAILURE_TEXTS = {"outcome_unknown": IN_DOUBT, "api_unavailable": TRANSIENT, "refused": REFUSED}
-WHAT = {"customer": Text(es="el cliente", en="the customer"), "payout_order": Text(es="la orden de pago", en="the payout order")}
-STOPPED = Text(
-    es="Conekta rechazó la llave de API (HTTP {status}: {detail}). El lote se detuvo sin enviar más filas; "
-    "las filas no enviadas quedan pendientes y se enviarán al volver a ejecutar con una llave válida.",
-    en="Conekta refused the API key (HTTP {status}: {detail}). The batch stopped without sending more rows; "
-    "unsent rows stay pending and are sent when you run again with a valid key.",
-)
-LIVE_REFUSED = Text(
-    es="La llave de API es de modo LIVE (dinero real) y no se indicó --live: el lote se detuvo antes de "
-    "crear cualquier orden de pago. Si de verdad quieres pagar, vuelve a ejecutar con --live.",
-    en="The API key is a LIVE key (real money) and --live was not given: the batch stopped before "
-    "creating any payout order. If you really mean to pay, run again with --live.",
-)
+FAILURE_TEXTS = {"outcome_unknown": TEXT.IN_DOUBT, "api_unavailable": TEXT.TRANSIENT, "refused": TEXT.REFUSED}
 
 
 class LiveRefused(BatchError):
@@ -96,7 +53,7 @@ class LiveRefused(BatchError):
     )
 
     def __init__(self) -> None:
-        super().__init__(LIVE_REFUSED)
+        super().__init__(TEXT.LIVE_REFUSED)
 
 
 @dataclass(slots=True)
@@ -353,7 +310,7 @@ class RowExecutor:
             self._mode_recorded = True
 
     def _stop_error(self, error: ConektaError) -> BatchError:
-        return BatchError(STOPPED, status=error.http_status, detail=error.message or error.type)
+        return BatchError(TEXT.STOPPED, status=error.http_status, detail=error.message or error.type)
 
     def _failure(self, number: int, row_key: str, error: ConektaError, looking_up: bool = False) -> RowOutcome:
         """Record a failed call by what its type says: in doubt (``unknown``), known not done
@@ -391,7 +348,7 @@ class RowExecutor:
 
     def _duplicate(self, number: int, row_key: str, earlier: EarlierPayout) -> RowOutcome:
         message = self._t(
-            REPEAT_MESSAGE,
+            TEXT.REPEAT_MESSAGE,
             batch=earlier.batch_id[:12],
             row=earlier.row_number,
             reference=earlier.reference,
@@ -411,7 +368,7 @@ class RowExecutor:
             message = failure_message(entry.error_params, self.settings.lang)  # in this run's language
         if entry.state == "created" and not entry.reference:
             code = REFERENCE_PENDING_CODE
-            message = self._t(REFERENCE_PENDING, order=entry.payout_order_id or "")
+            message = self._t(TEXT.REFERENCE_PENDING, order=entry.payout_order_id or "")
         return RowOutcome(
             row_number=int(number),
             status=status,
@@ -432,7 +389,7 @@ def failure_message(params: Mapping[str, Any], lang: str) -> str:
     """A stored failure (``RowExecutor._failure``'s parameters) in ``lang``; Conekta's own
     message is data and stays as Conekta wrote it."""
     detail = describe(params.get("http_status"), params.get("type"), params.get("code"), params.get("message"),
-                      params.get("log_id"), no_answer=NO_ANSWER.format(lang))
-    what = WHAT.get(str(params.get("what")), WHAT["payout_order"]).format(lang)
+                      params.get("log_id"), no_answer=TEXT.NO_ANSWER.format(lang))
+    what = TEXT.WHAT.get(str(params.get("what")), TEXT.WHAT["payout_order"]).format(lang)
     return FAILURE_TEXTS[str(params["text"])].format(lang, detail=detail, what=what)
 

@@ -24,7 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import DEFAULT_LANG, Text, money
+from batch_payouts.i18n import DEFAULT_LANG, Text, catalogue, money
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # Where the unit came from.  OPTION: --amount-unit on the command line or in the config file.
 OPTION, HEADER, FORMAT, DEFAULT = "option", "header", "format", "default"
@@ -32,55 +34,6 @@ SUSPICIOUS_CENTS_MEDIAN = 1_000  # $10.00: a payroll row in cents is rarely this
 # Cents for cash payouts are whole pesos (multiples of 100), so read as pesos they are all multiples
 # of 100 pesos; real peso amounts rarely are.  90%, not all: one typo row must not hide the rest.
 ROUND_SHARE = 0.9
-_UNIT_NAMES = {"pesos": Text(es="pesos", en="pesos"), "cents": Text(es="centavos", en="cents")}
-
-UNIT_FROM_HEADER = Text(
-    es="Montos leídos en {unit}: lo dice el encabezado «{header}».",
-    en="Amounts read as {unit}: the header «{header}» says so.",
-)
-UNIT_FROM_FORMAT = Text(
-    es="Montos leídos en pesos: las celdas de la columna «{header}» tienen formato de moneda en Excel "
-    "(por ejemplo $1,500.00). Si son centavos, usa --amount-unit cents.",
-    en="Amounts read as pesos: the cells of column «{header}» have a currency format in Excel "
-    "(for example $1,500.00). If they are cents, use --amount-unit cents.",
-)
-OPTION_DISAGREES = Text(
-    es="Se usa --amount-unit {unit} como pediste, pero {evidence} dice {other}. Revisa el total antes de pagar.",
-    en="Using --amount-unit {unit} as asked, but {evidence} says {other}. Check the total before paying.",
-)
-EVIDENCE_HEADER = Text(es="el encabezado «{header}»", en="the header «{header}»")
-EVIDENCE_FORMAT = Text(es="el formato de moneda de las celdas", en="the cells' currency format")
-MIXED_FORMATS = Text(
-    es="La columna «{header}» mezcla celdas con formato de moneda ({money}) y sin él ({plain}): "
-    "quizá unas son pesos y otras centavos. Da a toda la columna el mismo formato y "
-    "di la unidad con --amount-unit pesos o --amount-unit cents.",
-    en="Column «{header}» mixes currency-formatted cells ({money}) with plain ones ({plain}): "
-    "perhaps some are pesos and others cents. Give the whole column one format and "
-    "state the unit with --amount-unit pesos or --amount-unit cents.",
-)
-PESOS_LOOK_LIKE_CENTS = Text(
-    es="{round} de {rows} montos leídos en pesos son múltiplos de 100 (suman {total}): ¿están en centavos? "
-    "Si es así, usa --amount-unit cents.",
-    en="{round} of {rows} amounts read as pesos are multiples of 100 (they add up to {total}): are they cents? "
-    "If so, use --amount-unit cents.",
-)
-CENTS_LOOK_LIKE_PESOS = Text(
-    es="La mediana de los montos leídos en centavos es {median} (menos de $10.00): ¿están en pesos? "
-    "Si es así, usa --amount-unit pesos.",
-    en="The median amount read as cents is {median} (under $10.00): are they pesos? "
-    "If so, use --amount-unit pesos.",
-)
-UNIT_REFUSED = Text(
-    es="No se envió nada: no está claro si los montos están en pesos o en centavos.\n{reasons}\n"
-    "Revisa el archivo y vuelve a correr con --amount-unit pesos o --amount-unit cents.",
-    en="Nothing was sent: it is not clear whether the amounts are pesos or cents.\n{reasons}\n"
-    "Check the file and run again with --amount-unit pesos or --amount-unit cents.",
-)
-FIGURES_LINE = Text(
-    es="{currency}: {rows} filas válidas, total {total}, monto mayor {largest}, mediana {median} (montos en {unit})",
-    en="{currency}: {rows} valid rows, total {total}, largest {largest}, median {median} (amounts in {unit})",
-)
-NO_FIGURES = Text(es="Ninguna fila se pagaría: no hay montos que sumar.", en="No row would be paid: no amounts to add up.")
 
 
 @dataclass(frozen=True)
@@ -114,7 +67,7 @@ class UnitDecision:
             es="\n".join("- " + note.message("es") for note in self.notes if note.doubt),
             en="\n".join("- " + note.message("en") for note in self.notes if note.doubt),
         )
-        return BatchError(UNIT_REFUSED, reasons=reasons)
+        return BatchError(TEXT.UNIT_REFUSED, reasons=reasons)
 
 
 def decide_unit(
@@ -126,21 +79,21 @@ def decide_unit(
     format_unit = "mixed" if money_cells and plain_cells else ("pesos" if money_cells else None)
     notes = []
     if format_unit == "mixed":
-        notes.append(UnitNote(MIXED_FORMATS, {"header": header, "money": money_cells, "plain": plain_cells}, True))
+        notes.append(UnitNote(TEXT.MIXED_FORMATS, {"header": header, "money": money_cells, "plain": plain_cells}, True))
     if explicit:
         evidence = None
         if header_unit is not None and header_unit != chosen:
             other = header_unit
-            evidence = Text(es=EVIDENCE_HEADER.format("es", header=header), en=EVIDENCE_HEADER.format("en", header=header))
+            evidence = Text(es=TEXT.EVIDENCE_HEADER.format("es", header=header), en=TEXT.EVIDENCE_HEADER.format("en", header=header))
         elif header_unit is None and format_unit == "pesos" and chosen != "pesos":
-            evidence, other = EVIDENCE_FORMAT, "pesos"
+            evidence, other = TEXT.EVIDENCE_FORMAT, "pesos"
         if evidence is not None:
-            notes.append(UnitNote(OPTION_DISAGREES, {"unit": chosen, "evidence": evidence, "other": _UNIT_NAMES[other]}))
+            notes.append(UnitNote(TEXT.OPTION_DISAGREES, {"unit": chosen, "evidence": evidence, "other": TEXT._UNIT_NAMES[other]}))
         return UnitDecision(chosen, OPTION, notes)
     if header_unit is not None:
-        return UnitDecision(header_unit, HEADER, [UnitNote(UNIT_FROM_HEADER, {"unit": _UNIT_NAMES[header_unit], "header": header})])
+        return UnitDecision(header_unit, HEADER, [UnitNote(TEXT.UNIT_FROM_HEADER, {"unit": TEXT._UNIT_NAMES[header_unit], "header": header})])
     if format_unit == "pesos":
-        return UnitDecision("pesos", FORMAT, [UnitNote(UNIT_FROM_FORMAT, {"header": header})])
+        return UnitDecision("pesos", FORMAT, [UnitNote(TEXT.UNIT_FROM_FORMAT, {"header": header})])
     return UnitDecision(chosen, DEFAULT, notes)
 
 
@@ -151,9 +104,9 @@ def check_amounts(decision: UnitDecision, amounts: list[int]) -> None:
     round_ = sum(1 for cents in amounts if cents % 10_000 == 0)
     if decision.unit == "pesos" and decision.source != FORMAT and round_ >= ROUND_SHARE * len(amounts):
         params = {"round": round_, "rows": len(amounts), "total": money(sum(amounts))}
-        decision.notes.append(UnitNote(PESOS_LOOK_LIKE_CENTS, params, True))
+        decision.notes.append(UnitNote(TEXT.PESOS_LOOK_LIKE_CENTS, params, True))
     if decision.unit == "cents" and _median(amounts) < SUSPICIOUS_CENTS_MEDIAN:
-        decision.notes.append(UnitNote(CENTS_LOOK_LIKE_PESOS, {"median": money(_median(amounts))}, True))
+        decision.notes.append(UnitNote(TEXT.CENTS_LOOK_LIKE_PESOS, {"median": money(_median(amounts))}, True))
 
 
 def _median(amounts: list[int]) -> int:
@@ -173,9 +126,9 @@ class AmountFigures:
     median: int
 
     def line(self, unit: str, lang: str = DEFAULT_LANG) -> str:
-        return FIGURES_LINE.format(
+        return TEXT.FIGURES_LINE.format(
             lang, currency=self.currency, rows=self.rows, total=money(self.total), largest=money(self.largest),
-            median=money(self.median), unit=_UNIT_NAMES.get(unit, Text(es=unit, en=unit)),
+            median=money(self.median), unit=TEXT._UNIT_NAMES.get(unit, Text(es=unit, en=unit)),
         )
 
     def as_json(self) -> dict:
@@ -195,17 +148,13 @@ def amount_figures(amounts: list[int], currencies: list[str]) -> list[AmountFigu
 
 
 def figure_lines(figures: list[AmountFigures], unit: str, lang: str = DEFAULT_LANG) -> list[str]:
-    return [figure.line(unit, lang) for figure in figures] or [NO_FIGURES.format(lang)]
-
-
-NOTE_PREFIX = Text(es="Aviso: ", en="Warning: ")
-AMOUNTS_HEADING = Text(es="Montos:", en="Amounts:")
+    return [figure.line(unit, lang) for figure in figures] or [TEXT.NO_FIGURES.format(lang)]
 
 
 def overview(decision: UnitDecision, figures: list[AmountFigures], lang: str = DEFAULT_LANG) -> str:
     """The amount lines of a summary: the figures per currency, then each note about the unit
     (doubts marked as warnings)."""
-    lines = [AMOUNTS_HEADING.format(lang)] + ["  " + line for line in figure_lines(figures, decision.unit, lang)]
+    lines = [TEXT.AMOUNTS_HEADING.format(lang)] + ["  " + line for line in figure_lines(figures, decision.unit, lang)]
     for note in decision.notes:
-        lines.append((NOTE_PREFIX.format(lang) if note.doubt else "") + note.message(lang))
+        lines.append((TEXT.NOTE_PREFIX.format(lang) if note.doubt else "") + note.message(lang))
     return "\n".join(lines)

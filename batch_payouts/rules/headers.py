@@ -13,8 +13,10 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from batch_payouts.errors import InputFileError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import Text, catalogue
 from batch_payouts.rules.columns import ALIASES, CANONICAL_COLUMNS, MAX_METADATA_KEYS, REQUIRED_COLUMNS
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @dataclass
@@ -35,27 +37,6 @@ class HeaderMap:
         """The user's header for ``column``, or its Spanish name if absent."""
         return self.canonical.get(column, ALIASES.get(column, (column,))[0])
 
-
-MISSING_COLUMNS = Text(
-    es="Faltan columnas obligatorias en el archivo:\n{missing}\n"
-    "Encabezados encontrados: {found}.\n"
-    "Agrega las columnas que faltan en la primera fila (puedes copiarlas de la plantilla).",
-    en="Required columns are missing from the file:\n{missing}\n"
-    "Headers found: {found}.\n"
-    "Add the missing columns to the first row (you can copy them from the template).",
-)
-SAME_COLUMN_TWICE = Text(
-    es="Estas columnas significan lo mismo y solo puede haber una de cada una: {pairs}. "
-    "Borra o renombra una de ellas.",
-    en="These columns mean the same thing and only one of each is allowed: {pairs}. "
-    "Delete or rename one of them.",
-)
-TOO_MANY_METADATA = Text(
-    es="Hay {count} columnas de metadatos (meta_...) y el máximo es {limit}. Quita las que no necesites.",
-    en="There are {count} metadata columns (meta_...) and the maximum is {limit}. Remove the ones you do not need.",
-)
-
-NO_HEADERS = Text(es="(ninguno)", en="(none)")
 
 _METADATA_HEADER = re.compile(r"^meta(?:data)?[\s._-]+(?P<key>\S.*)$", re.IGNORECASE)
 
@@ -123,19 +104,19 @@ def resolve_headers(columns) -> HeaderMap:
             found.amount_unit = unit if canonical == "amount" else found.amount_unit
     if clashes:
         pairs = "; ".join(f"«{a}» = «{b}»" for a, b in clashes)
-        raise InputFileError(SAME_COLUMN_TWICE, pairs=pairs)
+        raise InputFileError(TEXT.SAME_COLUMN_TWICE, pairs=pairs)
     missing = [column for column in REQUIRED_COLUMNS if column not in found.canonical]
     if missing:
         raise InputFileError(
-            MISSING_COLUMNS,
+            TEXT.MISSING_COLUMNS,
             missing=Text(
                 es="\n".join(_describe_column(c, "es") for c in missing),
                 en="\n".join(_describe_column(c, "en") for c in missing),
             ),
-            found=", ".join(f"«{c}»" for c in columns) or NO_HEADERS,
+            found=", ".join(f"«{c}»" for c in columns) or TEXT.NO_HEADERS,
         )
     if len(found.metadata) > MAX_METADATA_KEYS:
-        raise InputFileError(TOO_MANY_METADATA, count=len(found.metadata), limit=MAX_METADATA_KEYS)
+        raise InputFileError(TEXT.TOO_MANY_METADATA, count=len(found.metadata), limit=MAX_METADATA_KEYS)
     return found
 
 

@@ -26,7 +26,9 @@ from batch_payouts.rules import columns
 from batch_payouts.rules.headers import header_key, resolve_headers
 from batch_payouts.rules.messages import Message
 from batch_payouts.rules.validation import Problem, Validation
-from batch_payouts.i18n import DEFAULT_LANG, Text
+from batch_payouts.i18n import DEFAULT_LANG, Text, catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # (canonical column or "metadata", header in Spanish, header in English)
 TEMPLATE_COLUMNS = (
@@ -42,7 +44,6 @@ TEMPLATE_COLUMNS = (
     ("expires_at", "vence", "expires_at"),
 )
 TEXT_COLUMNS = ("example", "phone", "external_id", "metadata", "expires_at")
-EXAMPLE_MARK = Text(es="EJEMPLO – bórrala", en="EXAMPLE – delete it")
 # Headers of the marker column, as ``header_key`` compares them.
 EXAMPLE_HEADERS = ("ejemplo", "example")
 # A marker cell that says "not an example": anything else (sí, x, EJEMPLO…) marks the row.
@@ -72,77 +73,13 @@ INSTRUCTION_HEADERS = {
 }
 YES_NO = {"es": ("Sí", "No"), "en": ("Yes", "No")}
 
-# What each column holds, in words a finance person uses.
-FORMATS: dict[str, Text] = {
-    "example": Text(
-        es="Solo marca la fila de ejemplo: una fila con algo escrito aquí nunca se paga. "
-        "Borra la fila de ejemplo; en tus filas deja esta columna vacía (o bórrala).",
-        en="Only marks the example row: a row with anything written here is never paid. "
-        "Delete the example row; leave this column empty in your rows (or delete it).",
-    ),
-    "name": Text(
-        es="Nombre completo de la persona que cobrará el dinero.",
-        en="Full name of the person who will collect the cash.",
-    ),
-    "email": Text(
-        es="Correo válido, sin espacios ni acentos: ahí llega la referencia de retiro.",
-        en="A valid email without spaces or accents: the withdrawal reference is sent there.",
-    ),
-    "phone": Text(
-        es="De 10 a 15 dígitos. Se ignoran espacios, guiones, puntos, paréntesis y el + inicial.",
-        en="10 to 15 digits. Spaces, dashes, dots, parentheses and a leading + are ignored.",
-    ),
-    "amount": Text(
-        es="En centavos: número entero terminado en 00 (150000 = $1,500.00). Se acepta la coma "
-        "de miles (150,000). Si ejecutas en pesos, escribe pesos: 1500, 1,500.00 o $1,500.",
-        en="In cents: a whole number ending in 00 (150000 = $1,500.00). A thousands comma is "
-        "accepted (150,000). If you run in pesos, write pesos: 1500, 1,500.00 or $1,500.",
-    ),
-    "currency": Text(
-        es="Código de 3 letras (ISO 4217). Si la dejas vacía se usa MXN.",
-        en="3-letter code (ISO 4217). Left empty, MXN is used.",
-    ),
-    "reason": Text(
-        es="Motivo del pago, hasta 40 caracteres.",
-        en="Reason for the payment, up to 40 characters.",
-    ),
-    "customer_id": Text(
-        es="Id de un cliente de Conekta ya registrado (cus_...), si lo tienes.",
-        en="Id of an existing Conekta customer (cus_...), if you have one.",
-    ),
-    "external_id": Text(
-        es="Tu referencia interna para este pago; no puede repetirse en el archivo.",
-        en="Your own reference for this payment; it cannot repeat within the file.",
-    ),
-    "metadata": Text(
-        es="Cada columna meta_<clave> (o metadata.<clave>) viaja como dato adicional del pago, "
-        "por ejemplo meta_departamento. Máximo 100 columnas; las celdas vacías no se envían.",
-        en="Each meta_<key> (or metadata.<key>) column travels as extra data of the payment, "
-        "for example meta_department. At most 100 columns; empty cells are not sent.",
-    ),
-    "expires_at": Text(
-        es="Fecha AAAA-MM-DD (vence a las 23:59:59, hora de la Ciudad de México) o "
-        "AAAA-MM-DD HH:MM. Debe ser una fecha futura. Vacía: se usa el plazo predeterminado.",
-        en="Date YYYY-MM-DD (expires at 23:59:59, Mexico City time) or YYYY-MM-DD HH:MM. "
-        "It must be in the future. Empty: the default term applies.",
-    ),
-    "other": Text(
-        es="Cualquier otra columna se conserva en el archivo de resultados, pero no se revisa "
-        "ni se envía a Conekta.",
-        en="Any other column is kept in the results file, but it is neither checked nor "
-        "sent to Conekta.",
-    ),
-}
-OTHER_COLUMNS = Text(es="(otras columnas)", en="(other columns)")
-METADATA_ALIASES = Text(es="metadata.<clave>, meta_<clave>", en="metadata.<key>, meta_<key>")
-
 
 def _example_row(lang: str) -> dict[str, str]:
     """One realistic, valid row; its expiry is a week from today so the
     example never turns into an error."""
     expiry = (datetime.now(columns.LOCAL_TIMEZONE) + timedelta(days=7)).date().isoformat()
     return {
-        "example": EXAMPLE_MARK.format(lang),
+        "example": TEXT.EXAMPLE_MARK.format(lang),
         "name": "María Fernanda López Hernández",
         "email": EXAMPLE_EMAIL,
         "phone": "5512345678",
@@ -159,18 +96,18 @@ def _instructions(lang: str, example: dict[str, str]) -> pd.DataFrame:
     yes, no = YES_NO[lang]
     headers = {column: (es if lang == "es" else en) for column, es, en in TEMPLATE_COLUMNS}
     other_spelling = "example" if lang == "es" else "ejemplo"
-    rows = [(headers["example"], no, other_spelling, FORMATS["example"].format(lang), example["example"])]
+    rows = [(headers["example"], no, other_spelling, TEXT.FORMATS["example"].format(lang), example["example"])]
     for column in (*columns.CANONICAL_COLUMNS, "metadata"):
         header = headers.get(column, columns.ALIASES.get(column, (column,))[0] if lang == "es" else column)
         if column == "metadata":
-            aliases = METADATA_ALIASES.format(lang)
+            aliases = TEXT.METADATA_ALIASES.format(lang)
         else:
             spellings = (*columns.ALIASES[column], column)
             aliases = ", ".join(s for s in spellings if header_key(s) != header_key(header))
         required = yes if column in columns.REQUIRED_COLUMNS else no
         shown = example.get(column, "cus_2pwMQPxiLJ8WzzqZJ" if column == "customer_id" else "")
-        rows.append((header, required, aliases, FORMATS[column].format(lang), shown))
-    rows.append((OTHER_COLUMNS.format(lang), no, "", FORMATS["other"].format(lang), ""))
+        rows.append((header, required, aliases, TEXT.FORMATS[column].format(lang), shown))
+    rows.append((TEXT.OTHER_COLUMNS.format(lang), no, "", TEXT.FORMATS["other"].format(lang), ""))
     return pd.DataFrame(rows, columns=list(INSTRUCTION_HEADERS[lang]), dtype="str")
 
 
@@ -191,7 +128,6 @@ def write_template(path: str | os.PathLike[str], lang: str = DEFAULT_LANG) -> Pa
         sheet_name=main_sheet,
         extra_sheets={instructions_sheet: _instructions(lang, example)},
     )
-
 
 
 def example_rows(raw: pd.DataFrame, validated: pd.DataFrame) -> dict[int, Problem]:

@@ -20,7 +20,8 @@ from batch_payouts.files.cells import paused_gc
 from batch_payouts.i18n import DEFAULT_LANG, LANGUAGES, money
 from batch_payouts.rules.columns import AMOUNT_UNITS, CANONICAL_COLUMNS
 from batch_payouts.rules.headers import HeaderMap, resolve_headers
-from batch_payouts.rules.messages import CODE_COLUMNS, COLUMN_MESSAGE, ROW_MESSAGE, Message, message_text
+from batch_payouts.rules.messages import CODE_COLUMNS, Message, message_text
+from batch_payouts.rules.messages import TEXT as MESSAGES_TEXT
 from batch_payouts.rules.normalize import canonical_cells, normalize
 from batch_payouts.rules.schema import build_schema, failing_checks
 
@@ -67,11 +68,11 @@ class Problem:
 
     def labelled(self, lang: str = DEFAULT_LANG) -> str:
         """"Columna «correo»: …": one part of a row's ``error_message``."""
-        return COLUMN_MESSAGE.format(lang, column=self.column, message=self.text(lang))
+        return MESSAGES_TEXT.COLUMN_MESSAGE.format(lang, column=self.column, message=self.text(lang))
 
     def line(self, lang: str = DEFAULT_LANG) -> str:
         """"Fila 7, columna «correo»: …": a console line."""
-        return ROW_MESSAGE.format(lang, row=self.row, column=self.column, message=self.text(lang))
+        return MESSAGES_TEXT.ROW_MESSAGE.format(lang, row=self.row, column=self.column, message=self.text(lang))
 
 
 @dataclass

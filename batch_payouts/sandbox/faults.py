@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 # Fault kinds a ``script`` may name, and that ``request_log`` reports.
 BEFORE_KINDS = ("error_500", "error_502", "error_503", "html_502", "throttle")
@@ -55,10 +57,6 @@ FAULT_KINDS = BEFORE_KINDS + AFTER_COMMIT_KINDS
 RATE_LIMITED = "rate_limit"
 REVOKED = "revoke"
 
-BAD_FAULTS = Text(
-    es="El perfil de fallas «{source}» no es válido: {problem}",
-    en="The fault profile '{source}' is not valid: {problem}",
-)
 
 _RATES = ("error_rate", "throttle_rate", "drop_after_commit_rate", "stall_after_commit_rate",
           "html_502_rate", "truncated_json_rate", "error_after_commit_rate", "conflict_rate", "null_reference_rate",
@@ -107,26 +105,26 @@ class Faults:
         for name in _RATES:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise FaultsError(BAD_FAULTS, source=source, problem=f"{name}={value!r} (0..1)")
+                raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=f"{name}={value!r} (0..1)")
         for name in ("latency_ms", "latency_jitter_ms", "rate_limit_rps", "stall_seconds", "retry_after_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise FaultsError(BAD_FAULTS, source=source, problem=f"{name}={value!r} (>= 0)")
+                raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=f"{name}={value!r} (>= 0)")
         if not isinstance(self.unknown_order_get_402, bool):
-            raise FaultsError(BAD_FAULTS, source=source,
+            raise FaultsError(TEXT.BAD_FAULTS, source=source,
                               problem=f"unknown_order_get_402={self.unknown_order_get_402!r} (true or false)")
         if not isinstance(self.ignore_idempotency_key, bool):
-            raise FaultsError(BAD_FAULTS, source=source,
+            raise FaultsError(TEXT.BAD_FAULTS, source=source,
                               problem=f"ignore_idempotency_key={self.ignore_idempotency_key!r} (true or false)")
         if (isinstance(self.reference_delay_gets, bool) or not isinstance(self.reference_delay_gets, int)
                 or self.reference_delay_gets < 0):
-            raise FaultsError(BAD_FAULTS, source=source, problem=f"reference_delay_gets={self.reference_delay_gets!r} (>= 0)")
+            raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=f"reference_delay_gets={self.reference_delay_gets!r} (>= 0)")
         if self.revoke_after_requests is not None and (
             isinstance(self.revoke_after_requests, bool)
             or not isinstance(self.revoke_after_requests, int)
             or self.revoke_after_requests < 0
         ):
-            raise FaultsError(BAD_FAULTS, source=source, problem=f"revoke_after_requests={self.revoke_after_requests!r}")
+            raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=f"revoke_after_requests={self.revoke_after_requests!r}")
         script: dict[int, str] = {}
         for key, kind in dict(self.script or {}).items():
             try:
@@ -134,9 +132,9 @@ class Faults:
             except (TypeError, ValueError):
                 number = 0
             if number < 1:
-                raise FaultsError(BAD_FAULTS, source=source, problem=f"script key {key!r} (a POST number >= 1)")
+                raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=f"script key {key!r} (a POST number >= 1)")
             if kind not in FAULT_KINDS:
-                raise FaultsError(BAD_FAULTS, source=source,
+                raise FaultsError(TEXT.BAD_FAULTS, source=source,
                                   problem=f"script kind {kind!r} (one of {', '.join(FAULT_KINDS)})")
             script[number] = kind
         self.script = script
@@ -145,18 +143,18 @@ class Faults:
     def from_dict(cls, data: dict[str, Any], *, source: str = "dict") -> Faults:
         """Build from plain data (JSON/TOML), refusing unknown names instead of ignoring a typo."""
         if not isinstance(data, dict):
-            raise FaultsError(BAD_FAULTS, source=source, problem="expected an object of fault settings")
+            raise FaultsError(TEXT.BAD_FAULTS, source=source, problem="expected an object of fault settings")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise FaultsError(BAD_FAULTS, source=source,
+            raise FaultsError(TEXT.BAD_FAULTS, source=source,
                               problem=f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         try:
             return cls(**data)
         except FaultsError as error:
-            raise FaultsError(BAD_FAULTS, source=source, problem=error.params.get("problem", "")) from None
+            raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=error.params.get("problem", "")) from None
         except TypeError as error:
-            raise FaultsError(BAD_FAULTS, source=source, problem=str(error)) from None
+            raise FaultsError(TEXT.BAD_FAULTS, source=source, problem=str(error)) from None
 
     @classmethod
     def from_file(cls, path: str | Path) -> Faults:
@@ -165,7 +163,7 @@ class Faults:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
-            raise FaultsError(BAD_FAULTS, source=str(path), problem=error.strerror or str(error)) from None
+            raise FaultsError(TEXT.BAD_FAULTS, source=str(path), problem=error.strerror or str(error)) from None
         suffix = path.suffix.lower()
         parsers = {".json": [_json], ".toml": [_toml]}.get(suffix, [_json, _toml])
         problem = ""
@@ -176,7 +174,7 @@ class Faults:
                 if isinstance(error, FaultsError):
                     raise
                 problem = str(error)
-        raise FaultsError(BAD_FAULTS, source=str(path), problem=problem)
+        raise FaultsError(TEXT.BAD_FAULTS, source=str(path), problem=problem)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -19,35 +19,14 @@ from typing import Any
 import pandas as pd
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import events, policy
 from batch_payouts.team.roles import APPROVER
 from batch_payouts.team.users import get_user
 from batch_payouts.totals import format_totals, totals_by_currency
 
-NEEDS_APPROVAL = Text(
-    es="El lote {batch} («{name}»: {rows} pagos por {total}) necesita {needed} aprobación(es) de un usuario con el rol "
-    "approver distinto de quien lo envió, y tiene {given}: no se envió nada. Pide que lo apruebe en la web "
-    "(Aprobaciones) o con «batch-payouts approvals approve {request}», y vuelve a ejecutar.",
-    en="Batch {batch} ('{name}': {rows} payouts for {total}) needs {needed} approval(s) by a user with the approver "
-    "role other than whoever submitted it, and has {given}: nothing was sent. Ask for it to be approved in the web "
-    "app (Approvals) or with 'batch-payouts approvals approve {request}', then run again.",
-)
-REJECTED = Text(
-    es="El lote {batch} («{name}») fue rechazado por {by}: «{reason}». No se envió nada; corrige el archivo y "
-    "envíalo de nuevo a aprobación.",
-    en="Batch {batch} ('{name}') was rejected by {by}: '{reason}'. Nothing was sent; fix the file and submit it "
-    "for approval again.",
-)
-OWN_BATCH = Text(es="Nadie aprueba un lote que envió él mismo.", en="Nobody approves a batch they submitted themselves.")
-NOT_APPROVER = Text(es="El usuario «{name}» no tiene el rol approver.", en="The user '{name}' does not have the approver role.")
-NOT_PENDING = Text(es="La solicitud {request} ya no está pendiente ({state}).",
-                   en="The request {request} is no longer pending ({state}).")
-ALREADY_DECIDED = Text(es="Ya diste tu decisión sobre esta solicitud.", en="You already gave your decision on this request.")
-NO_REQUEST = Text(es="No existe la solicitud de aprobación «{request}».", en="There is no approval request '{request}'.")
-NEED_REASON = Text(es="Escribe el motivo del rechazo: quien preparó el lote lo verá.",
-                   en="Write the reason for the rejection: whoever prepared the batch will see it.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 @dataclass(frozen=True)
@@ -177,19 +156,19 @@ def decide(ledger: Ledger, request_id: str, approver: str, *, approve: bool, rea
     second factor) is checked by the caller; the rules about who may decide are checked here."""
     request = get(ledger, request_id)
     if request is None:
-        raise BatchError(NO_REQUEST, request=request_id)
+        raise BatchError(TEXT.NO_REQUEST, request=request_id)
     user = get_user(ledger, approver)
     if user is None or user.disabled or APPROVER not in user.roles:
-        raise BatchError(NOT_APPROVER, name=approver)
+        raise BatchError(TEXT.NOT_APPROVER, name=approver)
     if approver == request.submitted_by:
-        raise BatchError(OWN_BATCH)
+        raise BatchError(TEXT.OWN_BATCH)
     if request.state != "pending":
-        raise BatchError(NOT_PENDING, request=request_id, state=request.state)
+        raise BatchError(TEXT.NOT_PENDING, request=request_id, state=request.state)
     if approver in {d["approver"] for d in request.decisions}:
-        raise BatchError(ALREADY_DECIDED)
+        raise BatchError(TEXT.ALREADY_DECIDED)
     reason = (reason or "").strip()[:500]
     if not approve and not reason:
-        raise BatchError(NEED_REASON)
+        raise BatchError(TEXT.NEED_REASON)
     now = time.time()
     with ledger._transaction() as conn:
         conn.execute("INSERT INTO approval_decisions (request_id, approver, decision, reason, ip, decided_at) "
@@ -224,10 +203,10 @@ def require(ledger: Ledger, pin: Pin, *, input_name: str, operator: str, lang_fr
     latest = next(iter(for_pin(ledger, pin)), None)
     if latest is not None and latest.state == "rejected":
         by = next((d["approver"] for d in latest.decisions if d["decision"] == "rejected"), "?")
-        raise BatchError(REJECTED, batch=pin.batch_id[:12], name=input_name, by=by, reason=latest.reason or "")
+        raise BatchError(TEXT.REJECTED, batch=pin.batch_id[:12], name=input_name, by=by, reason=latest.reason or "")
     request = latest or submit(ledger, pin, input_name=input_name, submitted_by=operator)
     events.record(ledger, operator, lang_free_ip, "run_refused_unapproved", request=request.request_id,
                   batch=pin.batch_id)
-    raise BatchError(NEEDS_APPROVAL, batch=pin.batch_id[:12], name=input_name, rows=pin.rows,
+    raise BatchError(TEXT.NEEDS_APPROVAL, batch=pin.batch_id[:12], name=input_name, rows=pin.rows,
                      total=format_totals(pin.totals), needed=request.needed, given=len(request.approvers),
                      request=request.request_id)

@@ -9,7 +9,9 @@ never approves what they submitted themselves (``approvals``).
 from __future__ import annotations
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 PREPARER, APPROVER, AUDITOR, ADMIN = "preparer", "approver", "auditor", "admin"
 ROLES = (PREPARER, APPROVER, AUDITOR, ADMIN)
@@ -27,20 +29,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "change": frozenset({PREPARER, APPROVER, ADMIN}),  # any other state-changing request: never an auditor
 }
 
-UNKNOWN_ROLE = Text(
-    es="«{role}» no es un rol: usa uno o varios de {roles}, separados por comas.",
-    en="'{role}' is not a role: use one or more of {roles}, separated by commas.",
-)
-
 
 def parse_roles(text: str) -> tuple[str, ...]:
     """``"preparer, approver"`` -> ``("approver", "preparer")``; an unknown word is refused by name."""
     chosen = {part.strip().lower() for part in str(text or "").split(",") if part.strip()}
     for role in chosen:
         if role not in ROLES:
-            raise BatchError(UNKNOWN_ROLE, role=role, roles=", ".join(ROLES))
+            raise BatchError(TEXT.UNKNOWN_ROLE, role=role, roles=", ".join(ROLES))
     if not chosen:
-        raise BatchError(UNKNOWN_ROLE, role="", roles=", ".join(ROLES))
+        raise BatchError(TEXT.UNKNOWN_ROLE, role="", roles=", ".join(ROLES))
     return tuple(sorted(chosen))
 
 

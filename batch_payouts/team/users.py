@@ -15,25 +15,17 @@ import time
 from dataclasses import dataclass
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import events, totp
 from batch_payouts.team.passwords import TIMING_EQUALISER, hash_password, verify_password
 from batch_payouts.team.roles import APPROVER, PREPARER, needs_second_factor, parse_roles
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 10
 BOOTSTRAP_ROLES = (APPROVER, PREPARER)  # what a [web.users] user could do before roles existed
-
-BAD_NAME = Text(
-    es="«{name}» no sirve como nombre de usuario: usa letras, números, punto, guion, guion bajo o @ (hasta 64).",
-    en="'{name}' cannot be a user name: use letters, digits, dot, dash, underscore or @ (up to 64).",
-)
-EXISTS = Text(es="El usuario «{name}» ya existe.", en="The user '{name}' already exists.")
-NO_USER = Text(es="No existe el usuario «{name}».", en="There is no user '{name}'.")
-SHORT_PASSWORD = Text(
-    es="La contraseña debe tener al menos {min} caracteres.", en="The password must have at least {min} characters."
-)
 
 
 @dataclass(frozen=True)
@@ -73,13 +65,13 @@ def _user(row) -> User:
 
 def check_name(name: str) -> str:
     if not NAME.fullmatch(name or ""):
-        raise BatchError(BAD_NAME, name=name)
+        raise BatchError(TEXT.BAD_NAME, name=name)
     return name
 
 
 def check_password(password: str) -> str:
     if len(password or "") < MIN_PASSWORD:
-        raise BatchError(SHORT_PASSWORD, min=MIN_PASSWORD)
+        raise BatchError(TEXT.SHORT_PASSWORD, min=MIN_PASSWORD)
     return password
 
 
@@ -103,7 +95,7 @@ def add_user(ledger: Ledger, name: str, password: str, roles: str, *, actor: str
     now = time.time()
     with ledger._transaction() as conn:
         if conn.execute("SELECT 1 FROM team_users WHERE name=?", (name,)).fetchone():
-            raise BatchError(EXISTS, name=name)
+            raise BatchError(TEXT.EXISTS, name=name)
         conn.execute(
             "INSERT INTO team_users (name, password_hash, roles, disabled, source, created_at, updated_at) "
             "VALUES (?,?,?,0,'cli',?,?)", (name, stored, ",".join(chosen), now, now),
@@ -135,7 +127,7 @@ def _change(ledger: Ledger, name: str, sql: str, params: tuple, actor: str | Non
     with ledger._transaction() as conn:
         cursor = conn.execute(sql + " WHERE name=?", (*params, name))
         if not cursor.rowcount:
-            raise BatchError(NO_USER, name=name)
+            raise BatchError(TEXT.NO_USER, name=name)
         events.record_in(conn, actor, ip, action, user=name, **detail)
 
 

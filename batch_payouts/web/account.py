@@ -10,18 +10,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.i18n import LANGUAGES, catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import users as team_users
 from batch_payouts.web import security
 from batch_payouts.web.pages import Pages, client_ip
 
-BAD_LOGIN = Text(es="Usuario o contraseña incorrectos.", en="Wrong user name or password.")
-BAD_CODE = Text(es="El código no es correcto.", en="The code is not correct.")
-LOCKED = Text(
-    es="Demasiados intentos fallidos: el acceso queda bloqueado {minutes} minutos. Quedó registrado.",
-    en="Too many failed attempts: sign-in is locked for {minutes} minutes. This was recorded.",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 PENDING_USER, PENDING_AT, PENDING_NEXT = "pending_user", "pending_at", "pending_next"
 
 
@@ -46,8 +42,8 @@ class AccountPages(Pages):
 
         signed = await run_in_threadpool(check)
         if signed.user is None:
-            message = (LOCKED.format(lang, minutes=int(self.settings.lock_minutes)) if signed.locked
-                       else BAD_LOGIN.format(lang))
+            message = (TEXT.LOCKED.format(lang, minutes=int(self.settings.lock_minutes)) if signed.locked
+                       else TEXT.BAD_LOGIN.format(lang))
             return self.render(request, "login.html", status_code=429 if signed.locked else 401, next=target,
                                failed=True, message=message)
         request.session.clear()  # a new session on sign-in: no fixation
@@ -94,7 +90,7 @@ class AccountPages(Pages):
             lang = self.lang(request)
             if ok is None:
                 request.session.clear()
-            message = LOCKED.format(lang, minutes=int(self.settings.lock_minutes)) if ok is None else BAD_CODE.format(lang)
+            message = TEXT.LOCKED.format(lang, minutes=int(self.settings.lock_minutes)) if ok is None else TEXT.BAD_CODE.format(lang)
             return self.render(request, "login_code.html", status_code=429 if ok is None else 401, failed=True,
                                message=message)
         return self._signed_in(request, name, _safe_next(request.session.get(PENDING_NEXT)), second_factor=True)

@@ -17,27 +17,16 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.team import policy as team_policy
 from batch_payouts.team import users as team_users
 from batch_payouts.team.roles import ROLES
 from batch_payouts.totals import cents_of_pesos
-from batch_payouts.web.pages import NOT_FOUND, Pages, client_ip, signed_in
+from batch_payouts.web.pages import Pages, client_ip, signed_in
+from batch_payouts.web.pages import TEXT as PAGES_TEXT
 
-BAD_CODE = Text(es="El código de tu app no es correcto: no se cambió nada.",
-                en="The code from your app is not correct: nothing was changed.")
-DONE = Text(es="Hecho: {what}.", en="Done: {what}.")
-BAD_PESOS = Text(es="«{value}» no es un monto en pesos (por ejemplo 250000 o 1,500.50): no se cambió nada.",
-                 en="'{value}' is not an amount in pesos (e.g. 250000 or 1,500.50): nothing was changed.")
-BAD_ROWS = Text(es="«{value}» no es un número de filas: no se cambió nada.",
-                en="'{value}' is not a number of rows: nothing was changed.")
-NO_TEAM = Text(
-    es="Aún no hay usuarios: crea el primer admin en una terminal (batch-payouts users add NOMBRE --roles admin).",
-    en="There are no users yet: create the first admin on a terminal (batch-payouts users add NAME --roles admin).",
-)
-SELF_LOCKOUT = Text(es="No puedes quitarte el rol admin ni desactivarte a ti mismo: pídeselo a otro admin.",
-                    en="You cannot remove your own admin role nor disable yourself: ask another admin.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 class AdminPages(Pages):
@@ -46,7 +35,7 @@ class AdminPages(Pages):
     @signed_in
     async def admin_page(self, request: Request) -> Response:
         if not self.settings.team:
-            return self.error_page(request, NO_TEAM.format(self.lang(request)), 404)
+            return self.error_page(request, TEXT.NO_TEAM.format(self.lang(request)), 404)
 
         def load() -> tuple[list[team_users.User], team_policy.Policy | None]:
             with Ledger(self.settings.ledger_path) as ledger:
@@ -65,7 +54,7 @@ class AdminPages(Pages):
 
         found = await run_in_threadpool(load)
         if found is None:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
         return self.render(request, "admin_user.html", account=found, all_roles=ROLES)
 
     @signed_in
@@ -93,7 +82,7 @@ class AdminPages(Pages):
         def change(ledger: Ledger, form: Any, admin: str, ip: str | None) -> str:
             roles = _roles_of(form)
             if name == admin and "admin" not in roles.split(","):
-                raise BatchError(SELF_LOCKOUT)
+                raise BatchError(TEXT.SELF_LOCKOUT)
             team_users.set_roles(ledger, name, roles, actor=admin, ip=ip)
             return name
 
@@ -106,7 +95,7 @@ class AdminPages(Pages):
         def change(ledger: Ledger, form: Any, admin: str, ip: str | None) -> str:
             enable = form.get("enable") == "1"
             if name == admin and not enable:
-                raise BatchError(SELF_LOCKOUT)
+                raise BatchError(TEXT.SELF_LOCKOUT)
             team_users.disable_user(ledger, name, actor=admin, enable=enable, ip=ip)
             return name
 
@@ -136,7 +125,7 @@ class AdminPages(Pages):
         form = await self.form(request)
         lang = self.lang(request)
         if not self.settings.team:
-            return self.error_page(request, NO_TEAM.format(lang), 404)
+            return self.error_page(request, TEXT.NO_TEAM.format(lang), 404)
         admin = self.user(request) or ""
         ip = client_ip(request)
         throttle = team_users.Throttle(self.settings.lock_after, self.settings.lock_minutes)
@@ -155,9 +144,9 @@ class AdminPages(Pages):
             self.flash(request, self.describe(error, lang), "error")
             return RedirectResponse(back, status_code=303)
         if what is None:
-            self.flash(request, BAD_CODE.format(lang), "error")
+            self.flash(request, TEXT.BAD_CODE.format(lang), "error")
         else:
-            self.flash(request, DONE.format(lang, what=what))
+            self.flash(request, TEXT.DONE.format(lang, what=what))
         return RedirectResponse(back, status_code=303)
 
 
@@ -175,11 +164,11 @@ def _policy_of(form: Any) -> team_policy.Policy:
             return {}
         cents = cents_of_pesos(text)
         if cents is None:
-            raise BatchError(BAD_PESOS, value=text[:40])
+            raise BatchError(TEXT.BAD_PESOS, value=text[:40])
         return {currency: cents}
 
     rows_text = str(form.get("rows_over") or "").strip()
     if rows_text and not (rows_text.isdigit() and len(rows_text) < 10):
-        raise BatchError(BAD_ROWS, value=rows_text[:40])
+        raise BatchError(TEXT.BAD_ROWS, value=rows_text[:40])
     return team_policy.Policy(every_batch=form.get("every_batch") == "1", above=pesos("above"),
                               rows_over=int(rows_text) if rows_text else None, two_above=pesos("two_above"))

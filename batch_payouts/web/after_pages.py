@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from batch_payouts import clock
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import Text, catalogue
 from batch_payouts.operations import sheet_source, write_status_sheet
 from batch_payouts.operations.access import open_audited_client
 from batch_payouts.operations.reissue import check_guards, reissue_rows, require_approval, to_reissue
@@ -28,22 +28,15 @@ from batch_payouts.states import CREATED, ORDER_CANCELLED, ORDER_CASHED, ORDER_E
 from batch_payouts.errors import BatchError
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.totals import format_totals
-from batch_payouts.web.pages import CHANGED_SINCE_REVIEW, NOT_FOUND, ROWS_SHOWN, _totals_of, signed_in
+from batch_payouts.web.pages import ROWS_SHOWN, _totals_of, signed_in
+from batch_payouts.web.pages import TEXT as PAGES_TEXT
 
-REISSUED = Plural(
-    one=Text(es="Se volvió a pagar {count} referencia vencida.", en="{count} expired reference was paid again."),
-    other=Text(es="Se volvieron a pagar {count} referencias vencidas.", en="{count} expired references were paid again."),
-)
-NOTHING_TO_REISSUE = Text(es="No hay referencias vencidas sin cobrar por volver a pagar.",
-                          en="There are no expired, uncashed references to pay again.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 SERIES = (("cashed", ORDER_CASHED, "#2e7d32", Text(es="cobradas", en="cashed")),
           ("expired", ORDER_EXPIRED, "#c62828", Text(es="vencidas", en="expired")),
           ("cancelled", ORDER_CANCELLED, "#757575", Text(es="canceladas", en="cancelled")),
           ("pending", None, "#f9a825", Text(es="por cobrar", en="to be cashed")))
-
-
-MAY_NOT_PAY = Text(es="Tu usuario no puede pagar: pide a quien aprueba pagos que vuelva a pagar las vencidas.",
-                   en="Your user may not pay: ask someone who approves payouts to pay the expired ones again.")
 
 
 class AfterPages:
@@ -61,10 +54,10 @@ class AfterPages:
         """What pressing "pay again" would pay: each expired reference and the total per currency."""
         lang = self.lang(request)
         if not self.may_pay(request):
-            return self.error_page(request, MAY_NOT_PAY.format(lang), 403)
+            return self.error_page(request, TEXT.MAY_NOT_PAY.format(lang), 403)
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(lang), 404)
 
         def expired() -> list[LedgerRow]:
             with Ledger(self.settings.ledger_path) as ledger:
@@ -78,15 +71,15 @@ class AfterPages:
     async def reissue(self, request: Request) -> Response:
         """Pay again what the confirmation page showed (``reissue --expired``), if it still is that many."""
         if not self.may_pay(request):
-            return self.error_page(request, MAY_NOT_PAY.format(self.lang(request)), 403)
+            return self.error_page(request, TEXT.MAY_NOT_PAY.format(self.lang(request)), 403)
 
         def work(lang: str, form: Any, batch, ledger, client) -> None:
             rows = to_reissue(ledger, batch.batch_id)
             if not rows:
-                self.flash(request, NOTHING_TO_REISSUE.format(lang))
+                self.flash(request, TEXT.NOTHING_TO_REISSUE.format(lang))
                 return
             if form.get("count") != str(len(rows)):
-                raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
+                raise BatchError(PAGES_TEXT.CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
             require_approval(ledger, batch, rows, operator=self.user(request) or "web")  # four eyes, under a policy
             from contextlib import ExitStack
 
@@ -100,7 +93,7 @@ class AfterPages:
             if source is not None:
                 write_status_sheet(ledger, batch, source, None, [o.original.row_key for o in outcomes], lang)
             done = sum(o.status == "created" for o in outcomes)
-            self.flash(request, REISSUED.format(lang, count=done), "info" if done == len(outcomes) else "error")
+            self.flash(request, TEXT.REISSUED.format(lang, count=done), "info" if done == len(outcomes) else "error")
 
         return await self._batch_operation(request, work)
 

@@ -26,7 +26,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text, money
+from batch_payouts.i18n import catalogue, money
 from batch_payouts.payout.conekta import is_loopback
 from batch_payouts.totals import currency_lines, format_totals
 from batch_payouts.web import formats, security
@@ -41,19 +41,11 @@ from batch_payouts.web.team_pages import TeamPages
 from batch_payouts.web.uploads import UploadStore
 from batch_payouts.web.webhooks import WebhookKey, WebhookReceiver
 
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 __all__ = ["WebApp", "WebSettings", "create_app", "problem_parts"]
 
 HERE = Path(__file__).parent
-
-LOGIN_NEEDED = Text(
-    es="El servidor escucha en {host}, fuera de esta computadora: se necesita inicio de sesión. Agrega usuarios "
-    "con batch-payouts users add o en la sección [web.users] del archivo de configuración (batch-payouts "
-    "hash-password da el valor), o indica "
-    "--trust-user-header si un proxy ya autentica a los usuarios.",
-    en="The server listens on {host}, beyond this computer: a login is required. Add users with batch-payouts "
-    "users add or in the [web.users] table of the config file (batch-payouts hash-password prints the value), or give --trust-user-header if "
-    "a reverse proxy already authenticates users.",
-)
 
 
 class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, TeamPages, AdminPages, WebhookReceiver):
@@ -63,7 +55,7 @@ class WebApp(ReviewPages, BatchPages, AfterPages, AccountPages, TeamPages, Admin
         self.settings = settings
         self.start_team()  # [web.users] into the ledger; sign-in and roles from the ledger's users
         if not is_loopback(settings.host) and not (settings.team or settings.trust_user_header):
-            raise BatchError(LOGIN_NEEDED, host=settings.host)
+            raise BatchError(TEXT.LOGIN_NEEDED, host=settings.host)
         self.uploads = UploadStore(settings.data_dir / "uploads", settings.max_upload_bytes)
         self.uploads.prune(settings.keep_uploads_days)
         self.results_dir = settings.data_dir / "results"

@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 
 from batch_payouts.errors import BatchError
 from batch_payouts import ledger_address
-from batch_payouts.i18n import Plural, Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.operations import PENDING_STATUSES, cancel_rows, open_client, refresh_status, select_rows
 from batch_payouts.payout import lock_probe
 from batch_payouts.payout.audit import audit_path_for
@@ -25,34 +25,13 @@ from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.records import BatchRecord
 from batch_payouts.team import owners as team_owners
 from batch_payouts.totals import format_totals
-from batch_payouts.web.pages import (
-    BATCH_ID, CHANGED_SINCE_REVIEW, NOT_FOUND, ROWS_SHOWN, RUNNING_NOW, Pages, _totals_of, signed_in,
-)
+from batch_payouts.web.pages import BATCH_ID, ROWS_SHOWN, Pages, _totals_of, signed_in
+from batch_payouts.web.pages import TEXT as PAGES_TEXT
 from batch_payouts.web.after_pages import order_chart, orders_mark
 from batch_payouts.web.results import SheetFacts, sheet_facts
 from batch_payouts.web.runs import ledger_progress
 
-# Several counts in one sentence: each after its label ("consultadas: 1"), so no word has to agree with a number.
-REFRESHED = Text(es="Estados actualizados — órdenes consultadas: {count}; con cambios: {changed}.",
-                 en="Statuses refreshed — orders checked: {count}; changed: {changed}.")
-REFRESH_FAILED = Plural(
-    one=Text(es="{count} orden no se pudo consultar; vuelve a intentar.", en="{count} order could not be checked; try again."),
-    other=Text(es="{count} órdenes no se pudieron consultar; vuelve a intentar.",
-               en="{count} orders could not be checked; try again."),
-)
-# A cancellation's outcome, each count with its own words ("14 canceladas; 1 ya no estaba pendiente").
-CANCELLED = Text(es="Cancelación: {parts}.", en="Cancellation: {parts}.")
-CANCEL_PARTS = {
-    "cancelled": Plural(one=Text(es="{count} cancelada", en="{count} cancelled"),
-                        other=Text(es="{count} canceladas", en="{count} cancelled")),
-    "already": Plural(one=Text(es="{count} ya no estaba pendiente", en="{count} no longer pending"),
-                      other=Text(es="{count} ya no estaban pendientes", en="{count} no longer pending")),
-    "failed": Plural(one=Text(es="{count} no se pudo cancelar (vuelve a intentar)", en="{count} could not be cancelled (try again)"),
-                     other=Text(es="{count} no se pudieron cancelar (vuelve a intentar)",
-                                en="{count} could not be cancelled (try again)")),
-}
-NO_PENDING = Text(es="No hay referencias pendientes que cancelar.", en="There are no pending references to cancel.")
-NO_RESULTS_YET = Text(es="Este lote aún no tiene hoja de resultados.", en="This batch has no results sheet yet.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 class BatchPages(Pages):
@@ -84,7 +63,7 @@ class BatchPages(Pages):
         if batch is None and progress is not None and not await run_in_threadpool(self.may_see_batch, request, batch_id):
             progress = None
         if batch is None and progress is None:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
 
         output = Path(batch.output_path) if batch and batch.output_path else None
 
@@ -147,11 +126,11 @@ class BatchPages(Pages):
         lang = self.lang(request)
         batch, _ = await run_in_threadpool(self._batch, request)
         if batch is None:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(lang), 404)
         if await run_in_threadpool(self._running_anywhere, batch.batch_id):
-            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+            return self.error_page(request, PAGES_TEXT.RUNNING_NOW.format(lang), 409)
         if request.path_params["kind"] not in ("results", "audit"):
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(lang), 404)
         output = Path(batch.output_path) if batch.output_path else None
         stem = Path(batch.input_name).stem
         if request.path_params["kind"] == "audit":
@@ -159,7 +138,7 @@ class BatchPages(Pages):
         else:
             path, name, media = output, f"{stem}.results{output.suffix if output else ''}", None
         if path is None or not path.exists():
-            return self.error_page(request, NO_RESULTS_YET.format(lang), 404)
+            return self.error_page(request, TEXT.NO_RESULTS_YET.format(lang), 404)
         return FileResponse(path, filename=name, media_type=media)
 
     @signed_in
@@ -168,10 +147,10 @@ class BatchPages(Pages):
 
         def work(lang: str, form: Any, batch: BatchRecord, ledger: Ledger, client: Callable[[str], Any]) -> None:
             results = refresh_status(ledger, client("web status"), batch, workers=self.settings.workers)
-            self.flash(request, REFRESHED.format(lang, count=len(results), changed=sum(r.changed for r in results)))
+            self.flash(request, TEXT.REFRESHED.format(lang, count=len(results), changed=sum(r.changed for r in results)))
             failed = [r for r in results if r.error]
             if failed:
-                self.flash(request, REFRESH_FAILED.format(lang, count=len(failed)), "error")
+                self.flash(request, TEXT.REFRESH_FAILED.format(lang, count=len(failed)), "error")
 
         return await self._batch_operation(request, work)
 
@@ -179,11 +158,11 @@ class BatchPages(Pages):
     async def cancel_page(self, request: Request) -> Response:
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
 
         row = _one_row(request.query_params.get("row"))
         if request.query_params.get("row") and row is None:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
 
         def pending() -> list:
             with Ledger(self.settings.ledger_path) as ledger:
@@ -205,15 +184,15 @@ class BatchPages(Pages):
             row = _one_row(form.get("row"))
             rows = _to_cancel(ledger, batch, row, lang)
             if not rows:
-                self.flash(request, NO_PENDING.format(lang))
+                self.flash(request, TEXT.NO_PENDING.format(lang))
                 return
             if form.get("count") != str(len(rows)):
-                raise BatchError(CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
+                raise BatchError(PAGES_TEXT.CHANGED_SINCE_REVIEW, count=form.get("count"), total=format_totals(_totals_of(rows)))
             outcomes = cancel_rows(ledger, client("web cancel"), batch, rows)
-            tally = {kind: sum(o.result == kind for o in outcomes) for kind in CANCEL_PARTS}
-            parts = "; ".join(CANCEL_PARTS[kind].format(lang, count=n) for kind, n in tally.items()
+            tally = {kind: sum(o.result == kind for o in outcomes) for kind in TEXT.CANCEL_PARTS}
+            parts = "; ".join(TEXT.CANCEL_PARTS[kind].format(lang, count=n) for kind, n in tally.items()
                               if n or kind == "cancelled")
-            self.flash(request, CANCELLED.format(lang, parts=parts), "error" if tally["failed"] else "info")
+            self.flash(request, TEXT.CANCELLED.format(lang, parts=parts), "error" if tally["failed"] else "info")
 
         return await self._batch_operation(request, work)
 
@@ -224,9 +203,9 @@ class BatchPages(Pages):
         lang = self.lang(request)
         batch, batch_id = await run_in_threadpool(self._batch, request)
         if batch is None:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(lang), 404)
         if await run_in_threadpool(self._running_anywhere, batch_id):
-            return self.error_page(request, RUNNING_NOW.format(lang), 409)
+            return self.error_page(request, PAGES_TEXT.RUNNING_NOW.format(lang), 409)
 
         def run() -> None:
             with ExitStack() as stack:

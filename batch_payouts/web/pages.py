@@ -20,7 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from batch_payouts import ledger_address, states
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import LANGUAGES, Text
+from batch_payouts.i18n import LANGUAGES, Text, catalogue
 from batch_payouts.jobs.load import RunOptions
 from batch_payouts.operations import Connection
 from batch_payouts.payout import lock_probe
@@ -33,7 +33,10 @@ from batch_payouts.team import roles as team_roles
 from batch_payouts.team import users as team_users
 from batch_payouts.web import access, security
 from batch_payouts.web.uploads import Upload, UploadStore
-from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED, web_message
+from batch_payouts.web.wording import web_message
+from batch_payouts.web.wording import TEXT as WORDING_TEXT
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 if TYPE_CHECKING:
     from batch_payouts.web.runs import RunManager
@@ -42,21 +45,6 @@ if TYPE_CHECKING:
 ROWS_SHOWN = 1000
 BATCH_ID = re.compile(r"[0-9a-f]{64}")
 SHORT_BATCH_ID = re.compile(r"[0-9a-f]{12}")  # what the pages (and the CLI) show of a batch id
-
-BAD_CSRF = Text(
-    es="El formulario caducó o no vino de esta página. Recarga la página y vuelve a intentarlo.",
-    en="The form expired or did not come from this page. Reload the page and try again.",
-)
-CHANGED_SINCE_REVIEW = Text(
-    es="Lo que confirmaste (pagos: {count}; total: {total}) ya no coincide con la revisión. No se envió nada: "
-    "revisa de nuevo.",
-    en="What you confirmed (payouts: {count}; total: {total}) no longer matches the review. Nothing was sent: "
-    "review again.",
-)
-FORBIDDEN = Text(es="Tu rol no permite esta acción; quedó registrado.", en="Your role does not allow this; it was recorded.")
-NOT_FOUND = Text(es="No existe o no tienes acceso.", en="It does not exist, or you have no access to it.")
-MUST_ENROL = Text(es="Primero registra tu segundo factor (Cuenta).", en="Enrol your second factor first (Account).")
-RUNNING_NOW = Text(es="El lote se está ejecutando: espera a que termine.", en="The batch is running: wait for it to finish.")
 
 
 def _totals_of(rows: list) -> dict[str, int]:
@@ -121,7 +109,7 @@ class Pages:
             group_class=lambda state: states.GROUP_CLASSES.get(states.GROUP_OF.get(state, ""), ""),
             order_label=lambda status: states.order_label(status, lang),
             count_label=lambda group, count=2: states.GROUP_LABELS[group].format(lang, count=count),
-            unconfirmed_explained=UNCONFIRMED_EXPLAINED.format(lang),
+            unconfirmed_explained=WORDING_TEXT.UNCONFIRMED_EXPLAINED.format(lang),
             csrf=security.csrf_token(request.session), user=self.user(request), roles=self.roles(request),
             login_enabled=(bool(self.settings.users) or self.settings.team) and not self.settings.trust_user_header,
             flashes=flashes,
@@ -139,7 +127,7 @@ class Pages:
         """The submitted form, CSRF-checked."""
         form = await request.form()
         if not security.csrf_ok(request.session, form.get(security.CSRF_FIELD)):
-            raise HTTPException(403, BAD_CSRF.format(self.lang(request)))
+            raise HTTPException(403, TEXT.BAD_CSRF.format(self.lang(request)))
         return form
 
     def guard(self, request: Request) -> Response | None:
@@ -159,7 +147,7 @@ class Pages:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         if self.must_enrol(request) and not access.ENROLMENT.fullmatch(request.url.path):
             if request.method not in ("GET", "HEAD"):
-                self.refuse(request, "enrol second factor first", MUST_ENROL)
+                self.refuse(request, "enrol second factor first", TEXT.MUST_ENROL)
             return RedirectResponse("/account", status_code=303)
         self.refuse_unless(request, access.action_of(request.method, request.url.path))
         return None
@@ -200,7 +188,7 @@ class Pages:
             return
         self.refuse(request, action)
 
-    def refuse(self, request: Request, needed: str, message: Text = FORBIDDEN, **detail: Any) -> None:
+    def refuse(self, request: Request, needed: str, message: Text = TEXT.FORBIDDEN, **detail: Any) -> None:
         """403, recorded in the team's trail with who, from where, what they asked and what it needed."""
         with Ledger(self.settings.ledger_path) as ledger:
             team_events.record(ledger, self.user(request), client_ip(request), "forbidden", method=request.method,

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from batch_payouts.errors import BatchError, InputFileError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.jobs.load import JobResult, load_file, validate_job
 from batch_payouts.jobs.run import run_job
 from batch_payouts.report import mode_text
@@ -31,31 +31,17 @@ from batch_payouts.rules.template import write_template
 from batch_payouts.rules.validation import Problem
 from batch_payouts.totals import format_totals, totals_by_currency
 from batch_payouts.web import security
-from batch_payouts.web.pages import CHANGED_SINCE_REVIEW, NOT_FOUND, Pages, signed_in
-from batch_payouts.web.uploads import NO_FILE, Upload, UploadRefused
-from batch_payouts.web.wording import LIVE_NOT_ALLOWED, problem_words, unit_note_words
+from batch_payouts.web.pages import Pages, signed_in
+from batch_payouts.web.pages import TEXT as PAGES_TEXT
+from batch_payouts.web.uploads import Upload, UploadRefused
+from batch_payouts.web.uploads import TEXT as UPLOADS_TEXT
+from batch_payouts.web.wording import problem_words, unit_note_words
+from batch_payouts.web.wording import TEXT as WORDING_TEXT
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 log = logging.getLogger("batch_payouts.web")
 PROBLEMS_SHOWN = 500
-
-NOTHING_TO_SEND = Text(
-    es="No hay filas por pagar en este archivo: corrige las filas inválidas y súbelo de nuevo.",
-    en="There are no rows to pay in this file: fix the invalid rows and upload it again.",
-)
-NO_SUCH_SHEET = Text(es="«{name}» no tiene una hoja llamada «{sheet}»: elige una de la lista.",
-                     en="'{name}' has no sheet named «{sheet}»: choose one from the list.")
-UPLOAD_TOO_LARGE = Text(es="El archivo pesa más de {limit} MB, el máximo para subir.",
-                        en="The file is larger than {limit} MB, the upload limit.")
-NOT_APPROVED = Text(
-    es="Este lote necesita aprobación antes de pagarse: envíalo a aprobación desde la revisión.",
-    en="This batch needs approval before it is paid: submit it for approval from the review.",
-)
-REVIEW_FAILED = Text(
-    es="No se pudo revisar el archivo por un error inesperado; no se pagó nada. Vuelve a subirlo; si se repite, "
-    "avisa a quien administra este servidor.",
-    en="The file could not be reviewed because of an unexpected error; nothing was paid. Upload it again; if it "
-    "happens again, tell whoever runs this server.",
-)
 
 
 def problem_parts(problem: Problem, name: str, lang: str) -> dict[str, Any]:
@@ -95,10 +81,10 @@ class ReviewPages(Pages):
         try:
             form = await self.form(request)
         except security.BodyTooLarge:
-            return self.error_page(request, UPLOAD_TOO_LARGE.format(lang, limit=self.settings.max_upload_bytes // 2**20), 413)
+            return self.error_page(request, TEXT.UPLOAD_TOO_LARGE.format(lang, limit=self.settings.max_upload_bytes // 2**20), 413)
         sent = form.get("file")
         if not isinstance(sent, UploadFile) or not sent.filename:
-            self.flash(request, NO_FILE.format(lang), "error")
+            self.flash(request, UPLOADS_TEXT.NO_FILE.format(lang), "error")
             return RedirectResponse("/", status_code=303)
         unit = form.get("amount_unit") if form.get("amount_unit") in ("cents", "pesos") else self.settings.amount_unit
         try:
@@ -132,7 +118,7 @@ class ReviewPages(Pages):
         if upload is not None and upload.review is None:
             return None, RedirectResponse(f"/uploads/{upload.id}", status_code=303)
         if upload is None or not usable(upload):
-            return None, self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return None, self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
         return upload, None
 
     def start_review(self, upload_id: str, lang: str) -> Future:
@@ -153,7 +139,7 @@ class ReviewPages(Pages):
                     self.review(upload, lang)
                 except Exception:  # recorded, so the page says so instead of waiting for ever
                     log.exception("the review of upload %s failed", upload_id)
-                    upload.review = {"error": REVIEW_FAILED.format(lang), "blocker": None}
+                    upload.review = {"error": TEXT.REVIEW_FAILED.format(lang), "blocker": None}
                     self.uploads.put(upload)
         finally:
             with self._reviews_lock:
@@ -189,9 +175,9 @@ class ReviewPages(Pages):
         review.update(self.review_approval(result.pin))  # four eyes: the pin and the approvals it needs
         review["sheet"] = result.loaded.raw.attrs.get("sheet") or upload.sheet
         if review["mode"] == "LIVE" and not self.settings.live and review["blocker"] is None:
-            review["blocker"] = LIVE_NOT_ALLOWED.format(lang)
+            review["blocker"] = WORDING_TEXT.LIVE_NOT_ALLOWED.format(lang)
         if review["to_send"] == 0 and review["blocker"] is None and review["already_done"] == 0:
-            review["blocker"] = NOTHING_TO_SEND.format(lang)
+            review["blocker"] = TEXT.NOTHING_TO_SEND.format(lang)
         upload.review = review
         upload.batch_id = result.batch_id
         self.uploads.put(upload)
@@ -221,7 +207,7 @@ class ReviewPages(Pages):
     async def review_page(self, request: Request) -> Response:
         upload = self.owned_upload(request, request.path_params["upload_id"])
         if upload is None:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
         if upload.review is None:
             self.start_review(upload.id, self.lang(request))
             return self.render(request, "reviewing.html", upload=upload)
@@ -241,7 +227,7 @@ class ReviewPages(Pages):
         names = [sheet["name"] for sheet in upload.review.get("sheets") or []]
         chosen = str(form.get("sheet") or "")
         if chosen not in names:
-            return self.error_page(request, NO_SUCH_SHEET.format(lang, sheet=chosen, name=upload.name), 400)
+            return self.error_page(request, TEXT.NO_SUCH_SHEET.format(lang, sheet=chosen, name=upload.name), 400)
         upload.sheet, upload.review, upload.batch_id = chosen, None, None
         self.uploads.put(upload)
         return await self._to_review(upload.id, lang)
@@ -251,7 +237,7 @@ class ReviewPages(Pages):
         upload = self.owned_upload(request, request.path_params["upload_id"])
         path = self.uploads.annotated_path(upload) if upload else None
         if path is None or not path.exists():
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
         return FileResponse(path, filename=f"{Path(upload.name).stem}.revision.xlsx")
 
     @signed_in
@@ -277,11 +263,11 @@ class ReviewPages(Pages):
             return self.error_page(request, review["blocker"], 409)
         if form.get("count") != str(review["to_send"]) or form.get("total") != format_totals(review["send_totals"]):
             return self.error_page(
-                request, CHANGED_SINCE_REVIEW.format(lang, count=form.get("count"), total=form.get("total")), 409
+                request, PAGES_TEXT.CHANGED_SINCE_REVIEW.format(lang, count=form.get("count"), total=form.get("total")), 409
             )
         approval = self.approval_of(review)
         if approval and not (approval["request"] and approval["request"].state == "approved"):
-            return self.error_page(request, NOT_APPROVED.format(lang), 409)
+            return self.error_page(request, TEXT.NOT_APPROVED.format(lang), 409)
         options = self.run_options(upload, lang, output_path=self.results_dir / f"{upload.batch_id}.xlsx",
                                    operator=self.user(request))
         try:

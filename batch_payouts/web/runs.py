@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions
 from batch_payouts.jobs.run import run_job
 from batch_payouts.payout.records import LedgerRow
@@ -29,24 +29,9 @@ from batch_payouts.payout.row_executor import RowOutcome
 from batch_payouts.states import IN_FLIGHT, PENDING, Counts, count_rows
 from batch_payouts.web.wording import web_message
 
-log = logging.getLogger("batch_payouts.web")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
-ALREADY_RUNNING = Text(
-    es="El lote {batch_id} ya se está ejecutando: espera a que termine (esta página muestra su avance).",
-    en="Batch {batch_id} is already running: wait for it to finish (this page shows its progress).",
-)
-INTERRUPTED = Text(
-    es="El servidor se detuvo a mitad del lote: las filas en curso terminaron y quedaron registradas. "
-    "Vuelve a subir el mismo archivo para continuar; nada se paga dos veces.",
-    en="The server stopped midway through the batch: rows in flight finished and were recorded. Upload "
-    "the same file again to continue; nothing is paid twice.",
-)
-CRASHED = Text(
-    es="La ejecución se detuvo por un error inesperado ({detail}). Lo ya creado quedó en la bitácora; "
-    "vuelve a subir el archivo para continuar sin pagar dos veces.",
-    en="The run stopped on an unexpected error ({detail}). What was created is in the ledger; upload "
-    "the file again to continue without paying twice.",
-)
+log = logging.getLogger("batch_payouts.web")
 
 
 @dataclass
@@ -137,7 +122,7 @@ class RunManager:
         with self._lock:
             current = self._runs.get(batch_id)
             if current is not None and current.running:
-                raise BatchError(ALREADY_RUNNING, batch_id=batch_id[:12])
+                raise BatchError(TEXT.ALREADY_RUNNING, batch_id=batch_id[:12])
             progress = RunProgress(batch_id, upload_id, user, total=planned)
             self._runs[batch_id] = progress
             thread = threading.Thread(
@@ -186,14 +171,14 @@ class RunManager:
             return
         except Exception as error:  # noqa: BLE001 - the page must say it stopped, whatever it was
             log.exception("run of batch %s failed", progress.batch_id[:12])
-            self._end(progress, "error", CRASHED.format(self.lang, detail=type(error).__name__), 2)
+            self._end(progress, "error", TEXT.CRASHED.format(self.lang, detail=type(error).__name__), 2)
             return
         if on_finish is not None:
             on_finish(result)
         if result.stopped is not None:
             self._end(progress, "stopped", self._say(result.stopped, options), result.exit_code)
         elif result.interrupted:
-            self._end(progress, "interrupted", INTERRUPTED.format(self.lang), result.exit_code)
+            self._end(progress, "interrupted", TEXT.INTERRUPTED.format(self.lang), result.exit_code)
         else:
             self._end(progress, "finished", None, result.exit_code)
 

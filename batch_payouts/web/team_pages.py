@@ -20,30 +20,18 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from batch_payouts import ledger_address
 from batch_payouts.errors import BatchError
-from batch_payouts.i18n import Text
+from batch_payouts.i18n import catalogue
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts import ledger_address
 from batch_payouts.team import approvals, events, totp
 from batch_payouts.team import owners as team_owners
 from batch_payouts.team import users as team_users
 from batch_payouts.team.roles import APPROVER
-from batch_payouts.web.pages import NOT_FOUND, Pages, client_ip, signed_in
+from batch_payouts.web.pages import Pages, client_ip, signed_in
+from batch_payouts.web.pages import TEXT as PAGES_TEXT
 from batch_payouts.web.uploads import Upload
 
-SUBMITTED = Text(es="Enviado a aprobación (solicitud {request}).", en="Submitted for approval (request {request}).")
-APPROVED_RUNNING = Text(es="Aprobado: el lote se está pagando.", en="Approved: the batch is being paid.")
-APPROVED_WAITING = Text(es="Aprobación registrada; falta {missing} más.", en="Approval recorded; {missing} more needed.")
-REJECTED_NOTE = Text(es="Rechazado; quien lo preparó verá el motivo.", en="Rejected; whoever prepared it will see the reason.")
-BAD_CODE = Text(es="El código de tu app no es correcto: no se aprobó nada.",
-                en="The code from your app is not correct: nothing was approved.")
-ENROL_FIRST = Text(
-    es="Para aprobar necesitas segundo factor: regístralo en Cuenta.",
-    en="To approve you need a second factor: enrol it under Account.",
-)
-ENROL_WRONG = Text(es="El código no coincide; escanea el código nuevo y vuelve a intentar.",
-                   en="The code does not match; scan the new code and try again.")
-NO_PIN = Text(es="Esta revisión no puede enviarse a aprobación: revisa el archivo de nuevo.",
-              en="This review cannot be submitted for approval: review the file again.")
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 
 class TeamPages(Pages):
@@ -91,7 +79,7 @@ class TeamPages(Pages):
         if instead:
             return instead
         if upload.review.get("blocker") or not upload.review.get("pin"):
-            return self.error_page(request, upload.review.get("blocker") or NO_PIN.format(lang), 409)
+            return self.error_page(request, upload.review.get("blocker") or TEXT.NO_PIN.format(lang), 409)
         pin = approvals.Pin(**upload.review["pin"])
 
         def work() -> approvals.Request:
@@ -101,7 +89,7 @@ class TeamPages(Pages):
                                         ip=client_ip(request))
 
         made = await run_in_threadpool(work)
-        self.flash(request, SUBMITTED.format(lang, request=made.request_id))
+        self.flash(request, TEXT.SUBMITTED.format(lang, request=made.request_id))
         return RedirectResponse(f"/uploads/{upload.id}", status_code=303)
 
     # -- the approvers' queue -----------------------------------------------------------------------------
@@ -133,7 +121,7 @@ class TeamPages(Pages):
         upload = self.uploads.get(found.upload_id) if found and found.upload_id else None
         path = self.uploads.annotated_path(upload) if upload else None
         if path is None or not path.exists():
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
         return FileResponse(path, filename=f"{Path(upload.name).stem}.revision.xlsx")
 
     def _request_of(self, request: Request) -> approvals.Request | None:
@@ -155,24 +143,24 @@ class TeamPages(Pages):
         ip = client_ip(request)
         found = await run_in_threadpool(self._request_of, request)
         if found is None:
-            return self.error_page(request, NOT_FOUND.format(lang), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(lang), 404)
         if name == found.submitted_by:  # even an approver never decides on their own batch
             with Ledger(self.settings.ledger_path) as ledger:
                 events.record(ledger, name, ip, "forbidden", method="POST", path=request.url.path,
                               needed="approve own batch", request=found.request_id)
-            raise HTTPException(403, approvals.OWN_BATCH.format(lang))
+            raise HTTPException(403, approvals.TEXT.OWN_BATCH.format(lang))
 
         def work() -> approvals.Request | str:
             with Ledger(self.settings.ledger_path) as ledger:
                 user = team_users.get_user(ledger, name)
                 if approve:
                     if user is None or not user.enrolled:
-                        return ENROL_FIRST.format(lang)
+                        return TEXT.ENROL_FIRST.format(lang)
                     throttle = team_users.Throttle(self.settings.lock_after, self.settings.lock_minutes)
                     if team_users.locked(ledger, name, ip, throttle) or not team_users.second_factor_ok(
                             ledger, name, str(form.get("code") or "")):
                         team_users.record_failure(ledger, name, ip, throttle, "approval_second_factor")
-                        return BAD_CODE.format(lang)
+                        return TEXT.BAD_CODE.format(lang)
                 return approvals.decide(ledger, found.request_id, name, approve=approve,
                                         reason=str(form.get("reason") or ""), ip=ip)
 
@@ -185,10 +173,10 @@ class TeamPages(Pages):
             self.flash(request, decided, "error")
             return RedirectResponse("/approvals", status_code=303)
         if decided.state == "rejected":
-            self.flash(request, REJECTED_NOTE.format(lang))
+            self.flash(request, TEXT.REJECTED_NOTE.format(lang))
             return RedirectResponse("/approvals", status_code=303)
         if decided.state == "pending":
-            self.flash(request, APPROVED_WAITING.format(lang, missing=decided.needed - len(decided.approvers)))
+            self.flash(request, TEXT.APPROVED_WAITING.format(lang, missing=decided.needed - len(decided.approvers)))
             return RedirectResponse("/approvals", status_code=303)
         return self._start_approved(request, decided, lang)
 
@@ -202,7 +190,7 @@ class TeamPages(Pages):
         try:
             self.runs.start(decided.batch_id, upload.id, self.user(request), options, self.settings.environ,
                             planned=int(upload.review.get("valid") or 0))
-            self.flash(request, APPROVED_RUNNING.format(lang))
+            self.flash(request, TEXT.APPROVED_RUNNING.format(lang))
         except BatchError as error:
             self.flash(request, self.describe(error, lang, upload), "error")
         return RedirectResponse(f"/batches/{decided.batch_id}", status_code=303)
@@ -213,7 +201,7 @@ class TeamPages(Pages):
         """One's second factor: enrolled, or a new QR code (shown once: each visit makes a new one)."""
         name = self.user(request)
         if not name or not self.settings.team:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
 
         def load() -> tuple[team_users.User | None, str | None]:
             with Ledger(self.settings.ledger_path) as ledger:
@@ -229,7 +217,7 @@ class TeamPages(Pages):
         form = await self.form(request)
         name = self.user(request)
         if not name or not self.settings.team:
-            return self.error_page(request, NOT_FOUND.format(self.lang(request)), 404)
+            return self.error_page(request, PAGES_TEXT.NOT_FOUND.format(self.lang(request)), 404)
 
         def work() -> tuple[team_users.User | None, list[str] | None]:
             with Ledger(self.settings.ledger_path) as ledger:
@@ -238,6 +226,6 @@ class TeamPages(Pages):
 
         user, codes = await run_in_threadpool(work)
         if codes is None:
-            self.flash(request, ENROL_WRONG.format(self.lang(request)), "error")
+            self.flash(request, TEXT.ENROL_WRONG.format(self.lang(request)), "error")
             return RedirectResponse("/account", status_code=303)
         return self.render(request, "account.html", account=user, secret=None, qr=None, codes=codes, failed=False)

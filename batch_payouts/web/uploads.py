@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from batch_payouts.errors import BatchError
-from batch_payouts.files.read import PASSWORD_PROTECTED
-from batch_payouts.i18n import Text
+from batch_payouts.files.read import TEXT as READ_TEXT
+from batch_payouts.i18n import catalogue
+
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
 ALLOWED_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 ZIP_MAX_MEMBERS = 2_000
@@ -37,27 +39,6 @@ COPY_CHUNK = 1024 * 1024
 ID_PATTERN = re.compile(r"[0-9a-f]{32}")
 OLE_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
-
-BAD_TYPE = Text(
-    es="«{name}» no es un archivo que podamos leer: sube un .xlsx (Excel) o un .csv.",
-    en="'{name}' is not a file we can read: upload an .xlsx (Excel) or a .csv file.",
-)
-NOT_XLSX = Text(
-    es="«{name}» no es un libro de Excel válido (.xlsx). Ábrelo en Excel y guárdalo como «Libro de Excel (.xlsx)».",
-    en="'{name}' is not a valid Excel workbook (.xlsx). Open it in Excel and save it as 'Excel Workbook (.xlsx)'.",
-)
-ZIP_BOMB = Text(
-    es="«{name}» se descomprime a un tamaño que ninguna hoja real tiene ({detail}); no se abrió. "
-    "Guárdalo de nuevo desde Excel o súbelo como .csv.",
-    en="'{name}' expands to a size no real sheet has ({detail}); it was not opened. Save it again from "
-    "Excel, or upload it as .csv.",
-)
-TOO_LARGE = Text(
-    es="«{name}» pesa más de {limit} MB, el máximo para subir. Divide el archivo en partes más pequeñas.",
-    en="'{name}' is larger than {limit} MB, the upload limit. Split the file into smaller parts.",
-)
-EMPTY = Text(es="El archivo «{name}» está vacío.", en="The file '{name}' is empty.")
-NO_FILE = Text(es="Elige un archivo para subir.", en="Choose a file to upload.")
 
 
 class UploadRefused(BatchError):
@@ -90,20 +71,20 @@ def check_xlsx(path: Path, name: str) -> None:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             if len(members) > ZIP_MAX_MEMBERS:
-                raise UploadRefused(ZIP_BOMB, name=name, detail=f"{len(members)} members")
+                raise UploadRefused(TEXT.ZIP_BOMB, name=name, detail=f"{len(members)} members")
             total = sum(m.file_size for m in members)
             if total > ZIP_MAX_UNCOMPRESSED:
-                raise UploadRefused(ZIP_BOMB, name=name, detail=f"{total // 2**20} MB")
+                raise UploadRefused(TEXT.ZIP_BOMB, name=name, detail=f"{total // 2**20} MB")
             for member in members:
                 if member.file_size > 1024 * 1024 and member.file_size > ZIP_MAX_RATIO * max(1, member.compress_size):
                     ratio = member.file_size // max(1, member.compress_size)
-                    raise UploadRefused(ZIP_BOMB, name=name, detail=f"{ratio}:1")
+                    raise UploadRefused(TEXT.ZIP_BOMB, name=name, detail=f"{ratio}:1")
             if "xl/workbook.xml" not in {m.filename for m in members}:
-                raise UploadRefused(NOT_XLSX, name=name)
+                raise UploadRefused(TEXT.NOT_XLSX, name=name)
     except zipfile.BadZipFile as exc:
         if is_encrypted_workbook(path):  # the CLI's advice (files.read), not "save it as .xlsx"
-            raise UploadRefused(PASSWORD_PROTECTED, path=name) from exc
-        raise UploadRefused(NOT_XLSX, name=name) from exc
+            raise UploadRefused(READ_TEXT.PASSWORD_PROTECTED, path=name) from exc
+        raise UploadRefused(TEXT.NOT_XLSX, name=name) from exc
 
 
 def is_encrypted_workbook(path: Path) -> bool:
@@ -133,7 +114,7 @@ class UploadStore:
         name = clean_name(name)
         suffix = Path(name).suffix.lower()
         if suffix not in ALLOWED_SUFFIXES:
-            raise UploadRefused(BAD_TYPE, name=name)
+            raise UploadRefused(TEXT.BAD_TYPE, name=name)
         upload_id = secrets.token_hex(16)
         target = self.root / f"{upload_id}{suffix}"
         size = 0
@@ -143,10 +124,10 @@ class UploadStore:
                 while chunk := source.read(COPY_CHUNK):
                     size += len(chunk)
                     if size > self.max_bytes:
-                        raise UploadRefused(TOO_LARGE, name=name, limit=self.max_bytes // 2**20)
+                        raise UploadRefused(TEXT.TOO_LARGE, name=name, limit=self.max_bytes // 2**20)
                     out.write(chunk)
             if size == 0:
-                raise UploadRefused(EMPTY, name=name)
+                raise UploadRefused(TEXT.EMPTY, name=name)
             if suffix == ".xlsx":
                 check_xlsx(Path(temp), name)
             os.replace(temp, target)

@@ -14,29 +14,17 @@ import re
 from pathlib import Path
 from batch_payouts.errors import BatchError
 from batch_payouts.files import read
-from batch_payouts.i18n import Text
-from batch_payouts.jobs.run import OVER_MAX_TOTAL
-from batch_payouts.payout.row_executor import LIVE_REFUSED
+from batch_payouts.i18n import Text, catalogue
+from batch_payouts.jobs.run import TEXT as RUN_TEXT
+from batch_payouts.payout.row_executor import TEXT as ROW_EXECUTOR_TEXT
 from batch_payouts.rules import amount_unit
 from batch_payouts.rules.validation import Problem
 
-LIVE_NOT_ALLOWED = Text(
-    es="La llave de API es de modo LIVE (dinero real) y este servidor no está autorizado para pagar con dinero "
-    "real: no se creó ninguna orden de pago. Si de verdad se debe pagar, pide a quien administra el servidor "
-    "que lo autorice y vuelve a subir el archivo.",
-    en="The API key is a LIVE key (real money) and this server is not allowed to pay real money: no payout "
-    "order was created. If this really must be paid, ask whoever runs the server to allow it, then upload "
-    "the file again.",
-)
-SHEET_NOTE = Text(
-    es="(Hoja leída: «{sheet}»; hojas del libro: {sheets}. Si los datos están en otra hoja, elígela en la lista "
-    "«Hoja» de esta página.)",
-    en="(Sheet read: «{sheet}»; the workbook's sheets: {sheets}. If the data is on another sheet, choose it in "
-    "the «Sheet» list on this page.)",
-)
+TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
+
 # The same facts as the CLI's message (the same placeholders), with the advice a web user can follow.
 WEB_TEXTS: dict[Text, Text] = {
-    read.ONLY_HIDDEN_DATA: Text(
+    read.TEXT.ONLY_HIDDEN_DATA: Text(
         es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}); las hojas ocultas ({hidden}) "
         "no se leen solas. Elige la hoja en la lista «Hoja» de esta página, o muéstrala en Excel (clic derecho "
         "en una pestaña > Mostrar) y sube el archivo de nuevo.",
@@ -44,25 +32,25 @@ WEB_TEXTS: dict[Text, Text] = {
         "unless chosen. Choose the sheet in the «Sheet» list on this page, or unhide it in Excel (right-click a "
         "tab > Unhide) and upload the file again.",
     ),
-    read.NO_SHEET_WITH_DATA: Text(
+    read.TEXT.NO_SHEET_WITH_DATA: Text(
         es="El libro «{path}» no tiene datos en ninguna hoja visible ({sheets}). Descarga la plantilla en blanco "
         "(en la página «Subir archivo»), llena una fila por beneficiario y súbela.",
         en="Workbook «{path}» has no data on any visible sheet ({sheets}). Download the blank template (on the "
         "«Upload file» page), fill one row per beneficiary and upload it.",
     ),
-    read.EMPTY_FILE: Text(
+    read.TEXT.EMPTY_FILE: Text(
         es="El archivo «{path}» está vacío: no tiene ni la fila de encabezados. Descarga la plantilla en blanco "
         "(en la página «Subir archivo»), llena una fila por beneficiario y súbela.",
         en="File «{path}» is empty: it has no header row. Download the blank template (on the «Upload file» "
         "page), fill one row per beneficiary and upload it.",
     ),
-    OVER_MAX_TOTAL: Text(
+    RUN_TEXT.OVER_MAX_TOTAL: Text(
         es="El lote suma {total} y el máximo por lote de este servidor es {cap}: no se envió nada. Divide el "
         "archivo, o pide a quien administra el servidor que suba el límite si el monto es correcto.",
         en="The batch adds up to {total} and this server's maximum per batch is {cap}: nothing was sent. Split "
         "the file, or ask whoever runs the server to raise the cap if the amount is right.",
     ),
-    LIVE_REFUSED: LIVE_NOT_ALLOWED,
+    ROW_EXECUTOR_TEXT.LIVE_REFUSED: TEXT.LIVE_NOT_ALLOWED,
 }
 # Problems of a row whose fix names a CLI option: (what is wrong, how to fix it) as a web user reads them.
 WEB_PROBLEMS: dict[str, tuple[Text, Text]] = {
@@ -78,41 +66,31 @@ WEB_PROBLEMS: dict[str, tuple[Text, Text]] = {
 # What the review says about the amounts' unit, where the CLI's words name --amount-unit: on the
 # web the person chose the unit on the upload form, and changes it by uploading again.
 WEB_UNIT_NOTES: dict[Text, Text] = {
-    amount_unit.OPTION_DISAGREES: Text(
+    amount_unit.TEXT.OPTION_DISAGREES: Text(
         es="Se usa la unidad que elegiste al subir el archivo, pero {evidence} dice {other}. "
         "Revisa el total antes de pagar.",
         en="Using the unit you chose when uploading, but {evidence} says {other}. Check the total "
         "before paying.",
     ),
-    amount_unit.PESOS_LOOK_LIKE_CENTS: Text(
+    amount_unit.TEXT.PESOS_LOOK_LIKE_CENTS: Text(
         es="{round} de {rows} montos leídos en pesos son múltiplos de 100 (suman {total}): ¿están en centavos? "
         "Si es así, vuelve a subir el archivo eligiendo «centavos».",
         en="{round} of {rows} amounts read as pesos are multiples of 100 (they add up to {total}): are they "
         "cents? If so, upload the file again choosing «cents».",
     ),
-    amount_unit.CENTS_LOOK_LIKE_PESOS: Text(
+    amount_unit.TEXT.CENTS_LOOK_LIKE_PESOS: Text(
         es="La mediana de los montos leídos en centavos es {median} (menos de $10.00): ¿están en pesos? "
         "Si es así, vuelve a subir el archivo eligiendo «pesos».",
         en="The median amount read as cents is {median} (under $10.00): are they pesos? If so, upload the "
         "file again choosing «pesos».",
     ),
-    amount_unit.MIXED_FORMATS: Text(
+    amount_unit.TEXT.MIXED_FORMATS: Text(
         es="La columna «{header}» mezcla celdas con formato de moneda ({money}) y sin él ({plain}): quizá unas "
         "son pesos y otras centavos. Da a toda la columna el mismo formato y vuelve a subir el archivo.",
         en="Column «{header}» mixes currency-formatted cells ({money}) with plain ones ({plain}): perhaps "
         "some are pesos and others cents. Give the whole column one format and upload the file again.",
     ),
 }
-# "Sin confirmar" as a web user acts on it: they upload the file again (states.UNCONFIRMED_EXPLAINED
-# says "run the same file again", the CLI's way).
-UNCONFIRMED_EXPLAINED = Text(
-    es="«Sin confirmar» quiere decir que la orden de pago puede existir ya en Conekta: se envió y no llegó una "
-    "respuesta clara. No la pagues a mano: vuelve a subir el mismo archivo; se buscará la orden en Conekta "
-    "y solo se enviará si no existe, así nada se paga dos veces.",
-    en="\"Unconfirmed\" means the payout order may already exist at Conekta: it was sent and no clear answer came "
-    "back. Do not pay it by hand: upload the same file again; the order is looked up at Conekta and sent only if "
-    "it does not exist, so nothing is paid twice.",
-)
 HIDDEN = "…"
 
 
@@ -123,7 +101,7 @@ def web_message(error: BatchError, lang: str, shown_as: dict[Path, str], data_di
     message = text.format(lang, **error.params)
     if isinstance(error, read.SheetContentError):
         listed = ", ".join(f"«{name}»" for name in error.sheets)
-        message = f"{message} {SHEET_NOTE.format(lang, sheet=error.sheet, sheets=listed)}"
+        message = f"{message} {TEXT.SHEET_NOTE.format(lang, sheet=error.sheet, sheets=listed)}"
     return hide_paths(message, shown_as, data_dir)
 
 
@@ -134,7 +112,6 @@ def hide_paths(message: str, shown_as: dict[Path, str], data_dir: Path) -> str:
     for folder in {str(data_dir), str(data_dir.resolve())}:
         message = re.sub(re.escape(folder) + r"[^\s«»'\"]*", HIDDEN, message)
     return message
-
 
 
 def problem_words(problem: Problem, lang: str) -> tuple[str, str]:

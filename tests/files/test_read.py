@@ -347,7 +347,7 @@ def test_errors_about_a_sheets_content_name_the_sheet_and_suggest_sheet(tmp_path
 
 def test_in_sheet_leaves_csv_errors_alone(tmp_path):
     frame = read.read_table(write_bytes(tmp_path, "b.csv", HEADER.encode()))
-    error = InputFileError(read.EMPTY_FILE, path="b.csv")
+    error = InputFileError(read.TEXT.EMPTY_FILE, path="b.csv")
     assert frame.attrs == {} and read.in_sheet(error, frame.attrs) is error
 
 

@@ -16,7 +16,7 @@ import requests
 from batch_payouts.contracts import SCHEMA_VERSION
 from batch_payouts import report
 from batch_payouts.report import MEXICO_CITY
-from batch_payouts.states import UNCONFIRMED_EXPLAINED
+from batch_payouts.states import TEXT as STATES_TEXT
 from conftest import API_KEY, beneficiary, read_xlsx, run_with_a_row_in_doubt, write_csv
 
 
@@ -226,15 +226,15 @@ def test_batches_and_show_call_a_row_in_doubt_unconfirmed_never_failed(sandbox, 
     assert listed.exit_code == 0, listed.output
     row = _table(listed.output)
     assert (row["creadas"], row["sin confirmar"], row["fallidas"], row["sin enviar"]) == ("1", "1", "0", "0")
-    assert UNCONFIRMED_EXPLAINED.es in listed.output
+    assert STATES_TEXT.UNCONFIRMED_EXPLAINED.es in listed.output
     [batch] = json.loads(cli("batches", "--json").output.strip().splitlines()[-1])["batches"]
     assert (batch["created"], batch["unconfirmed"], batch["unknown"], batch["failed"], batch["pending"]) == (1, 1, 1, 0, 0)
 
     shown = cli("show", batch_id[:12])
     assert "creada 1, sin confirmar 1" in shown.output and "fallida" not in shown.output
-    assert UNCONFIRMED_EXPLAINED.es in shown.output
+    assert STATES_TEXT.UNCONFIRMED_EXPLAINED.es in shown.output
     english = cli("show", batch_id[:12], "--lang", "en", "--json")
-    assert "created 1, unconfirmed 1" in english.output and UNCONFIRMED_EXPLAINED.en in english.output
+    assert "created 1, unconfirmed 1" in english.output and STATES_TEXT.UNCONFIRMED_EXPLAINED.en in english.output
     data = json.loads(english.output.strip().splitlines()[-1])
     assert data["states"] == {"unknown": 1, "created": 1}
     assert (data["counts"]["unconfirmed"], data["counts"]["failed"], data["counts"]["created"]) == (1, 0, 1)

@@ -22,8 +22,8 @@ def test_every_code_has_a_check_and_a_message():
     for column in built.columns.values():
         names |= {c.name for c in column.checks}
     assert names == set(messages.ERROR_CODES)
-    assert set(messages.MESSAGES) == set(messages.ERROR_CODES)
-    assert set(messages.PESOS_MESSAGES) <= set(messages.ERROR_CODES)
+    assert set(messages.TEXT.MESSAGES) == set(messages.ERROR_CODES)
+    assert set(messages.TEXT.PESOS_MESSAGES) <= set(messages.ERROR_CODES)
     allowed = schema.build_schema(now=NOW, allow_duplicate_rows=True)
     assert "duplicate_row" not in {c.name for col in allowed.columns.values() for c in col.checks}
 

@@ -49,7 +49,7 @@ def test_nobody_approves_their_own_batch_and_a_wrong_code_approves_nothing(sandb
     source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 3)])  # $101.00 + $102.00
     refused = cli("run", source, "--api-base", sandbox.url)
     [request_id] = request_ids(refused.output)
-    assert "2 aprobación(es)" in refused.output
+    assert "requeridas: 2; recibidas: 0" in refused.output
     wrong = team_cli("approvals", "approve", request_id, "--user", "ana", "--ledger", ledger, "--password-stdin",
                      input=f"{PASSWORDS['ana']}\n000000\n")
     assert wrong.exit_code == 2

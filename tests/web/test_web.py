@@ -14,7 +14,7 @@ import openpyxl
 import pytest
 import requests
 
-from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED
+from batch_payouts.web.wording import TEXT as WORDING_TEXT
 from conftest import API_KEY, FIRST_ORDER_IN_DOUBT, WebServer, beneficiary, read_xlsx, write_csv
 from batch_payouts.payout.audit_verify import verify
 from batch_payouts.errors import BatchError
@@ -385,7 +385,7 @@ def test_a_row_in_doubt_is_unconfirmed_not_failed_in_progress_batch_page_and_lis
         listing = visitor.get("/batches")
     text = text_of(page)
     assert "Creadas: 1 Fallidas: 0 Pendientes: 0 Sin confirmar: 1" in text
-    assert UNCONFIRMED_EXPLAINED.es in html.unescape(text)
+    assert WORDING_TEXT.UNCONFIRMED_EXPLAINED.es in html.unescape(text)
     [doubtful] = re.findall(r'<tr class="state-unknown ([^"]*)">(.*?)</tr>', page.text, re.S)
     assert doubtful[0] == "unconfirmed" and "<td class=\"row-state\">sin confirmar</td>" in doubtful[1]
     rows_table = re.search(r'<table class="grid" id="rows">(.*?)</table>', page.text, re.S).group(1)
@@ -395,7 +395,7 @@ def test_a_row_in_doubt_is_unconfirmed_not_failed_in_progress_batch_page_and_lis
     by_header = dict(zip(header, cells))
     assert (by_header["Creadas"], by_header["Sin confirmar"], by_header["Fallidas"]) == ("1", "1", "0")
     assert "sin confirmar" in by_header["Estado"] and "con errores" not in listing.text
-    assert UNCONFIRMED_EXPLAINED.es in html.unescape(text_of(listing))
+    assert WORDING_TEXT.UNCONFIRMED_EXPLAINED.es in html.unescape(text_of(listing))
     with WebServer(settings) as restarted:  # the same counters from the ledger, after a restart
         stored = Visitor(restarted.url).get(f"/batches/{batch_id}/progress").json()
     assert (stored["state"], stored["created"], stored["unconfirmed"], stored["failed"]) == ("idle", 1, 1, 0)

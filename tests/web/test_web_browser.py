@@ -212,7 +212,7 @@ def test_a_row_in_doubt_shows_as_unconfirmed_not_failed_on_the_batch_page(page, 
     """The order of row 2 may exist at Conekta: the page must say "sin confirmar" (amber, with why and
     what to do), never "fallida" (red), or someone pays it by hand and the rerun pays it again."""
     from batch_payouts.sandbox import Faults
-    from batch_payouts.web.wording import UNCONFIRMED_EXPLAINED
+    from batch_payouts.web.wording import TEXT as WORDING_TEXT
     from conftest import FIRST_ORDER_IN_DOUBT, beneficiary, write_csv
 
     steps = Steps(page, request.node.name)
@@ -232,7 +232,7 @@ def test_a_row_in_doubt_shows_as_unconfirmed_not_failed_on_the_batch_page(page, 
             assert page.inner_text("#created") == "1" and page.inner_text("#unconfirmed") == "1"
             assert page.inner_text("#failed") == "0"
             assert page.locator("#unconfirmed-explained").is_visible()
-            assert page.inner_text("#unconfirmed-explained") == UNCONFIRMED_EXPLAINED.es
+            assert page.inner_text("#unconfirmed-explained") == WORDING_TEXT.UNCONFIRMED_EXPLAINED.es
         with steps.step("row"):
             doubtful = page.locator("#rows tbody tr.state-unknown")
             assert doubtful.count() == 1 and "sin confirmar" in doubtful.inner_text()
