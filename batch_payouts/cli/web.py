@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from batch_payouts.cli.console import _fail
-from batch_payouts.cli.main import PesosType, lang_option, main
+from batch_payouts.cli.main import PesosType, lang_option, main, timezone_option
 from batch_payouts.cli.config import CONFIG_META, config_option
 from batch_payouts.payout.conekta import API_KEY_ENV
 from batch_payouts.rules.columns import DEFAULT_API_VERSION
@@ -106,6 +106,7 @@ WEBHOOK_PATH = "/webhooks/conekta"
               help="A signed-in session ends after this long without a request.")
 @click.option("--webhook-public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM file with Conekta's webhook public key (default: fetched once from GET /webhook_keys).")
+@timezone_option
 @click.pass_context
 def web(ctx, host, port, sandbox, sandbox_auto_cash, sandbox_auto_expire, sandbox_auto_after, sandbox_seed, api_base, api_version, ledger_path, data_dir, lang, amount_unit, workers, rate_limit,
         max_total, max_amount, live, max_upload_mb, keep_uploads_days, trust_user_header, lock_after, lock_minutes,

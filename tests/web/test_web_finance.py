@@ -17,6 +17,7 @@ from pathlib import Path
 from conftest import API_KEY, WebServer, beneficiary, write_csv, write_workbook
 from web_client import Visitor, batch_id_of, flashes, server, text_of, visitor  # noqa: F401 - fixtures by name
 
+from batch_payouts import clock
 from batch_payouts.web import formats
 
 
@@ -137,10 +138,21 @@ def test_every_page_says_when_the_server_pays_into_the_sandbox(server, visitor, 
 # -- 14: dates and counts a person reads -----------------------------------------------------------
 def test_dates_read_like_a_person_writes_them_in_spanish_and_english():
     moment = datetime(2026, 12, 1, 22, 55, tzinfo=timezone.utc).timestamp()  # 16:55 in Mexico City
-    assert formats.when(moment, "es") == "1 dic 2026, 16:55"
-    assert formats.when(moment, "en") == "Dec 1, 2026, 4:55 PM"
+    assert formats.when(moment, "es") == "1 dic 2026, 16:55 (-06:00)"
+    assert formats.when(moment, "en") == "Dec 1, 2026, 4:55 PM (-06:00)"
     assert formats.when(None, "es") == ""
     assert formats.number(12480) == "12,480" and formats.number(7) == "7"
+
+
+def test_web_dates_follow_the_chosen_zone_and_say_its_offset():
+    moment = datetime(2026, 12, 1, 22, 55, tzinfo=timezone.utc).timestamp()
+    try:
+        clock.use("America/Tijuana")  # `web --timezone America/Tijuana`, or `timezone` in the config file
+        assert formats.when(moment, "es") == "1 dic 2026, 14:55 (-08:00)"
+        clock.use("UTC")
+        assert formats.when(moment, "en") == "Dec 1, 2026, 10:55 PM (+00:00)"
+    finally:
+        clock.use(None)
 
 
 def test_pages_show_dates_in_words_and_counts_with_thousands_separators(server, visitor, tmp_path):
