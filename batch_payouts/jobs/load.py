@@ -124,10 +124,11 @@ class JobResult:
             return exit_codes.INTERRUPTED
         if self.stopped is not None:
             return self.stopped.exit_code
-        good = {states.CREATED, states.VALID}
-        if any(code == "reference_pending" for code in self.frame["error_code"]):
+        # Whole-column tests: asked twice per run (audit, exit), ~0.15 s each cell by cell at 100k rows.
+        if bool((self.frame["error_code"] == "reference_pending").any()):
             return exit_codes.ATTENTION  # created, but the beneficiary has no reference to cash yet
-        return exit_codes.OK if all(status in good for status in self.frame["status"]) else exit_codes.ATTENTION
+        good = [states.CREATED, states.VALID]
+        return exit_codes.OK if bool(self.frame["status"].isin(good).all()) else exit_codes.ATTENTION
 
 
 def default_output_path(input_path: Path) -> Path:

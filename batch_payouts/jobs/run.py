@@ -23,7 +23,7 @@ from batch_payouts.jobs.load import JobResult, LoadedFile, RunOptions, load_file
 from batch_payouts.payout.audit import AuditLog, audit_path_for, open_audit
 from batch_payouts.payout.conekta import ClientConfig, ConektaClient, ConektaError
 from batch_payouts.payout.guards import account_mode, available_balance, check_balance, plan_batch, set_aside_unfunded
-from batch_payouts.payout.identity import batch_identity, row_keys
+from batch_payouts.payout.identity import identities
 from batch_payouts.payout.ledger import Ledger, key_fingerprint, operator_name
 from batch_payouts.payout.pipeline import run_batch
 from batch_payouts.payout.pipeline import TEXT as PIPELINE_TEXT
@@ -88,13 +88,13 @@ def run_job(
         )
         ledger = stack.enter_context(Ledger(ledger_path))
         key_fp = key_fingerprint(api_key)
-        batch_id = options.batch_id or batch_identity(loaded.validated, key_fp)
+        content_id, keys = identities(loaded.validated, key_fp)  # one pass over the rows for both
+        batch_id = options.batch_id or content_id
         known = ledger.batch(batch_id)
         if known is not None and known.key_fingerprint != key_fp:
             raise BatchError(PIPELINE_TEXT.KEY_MISMATCH, batch_id=batch_id)
         if options.output_path is None:
             refuse_a_sheet_of_another_file(ledger, output, batch_id, loaded.name)
-        keys = row_keys(loaded.validated)
         pin = pin_of(loaded.validated, keys, batch_id, loaded.sha256, key_fp)
         if not options.dry_run:  # four eyes: with a policy, only an approved plan is sent (exit 2 otherwise)
             require_approval(ledger, pin, input_name=loaded.name, operator=options.operator or operator_name())

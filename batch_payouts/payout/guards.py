@@ -15,7 +15,6 @@ import pandas as pd
 from batch_payouts.payout.conekta import ConektaError
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Text, catalogue, money
-from batch_payouts.payout.identity import rows_of
 from batch_payouts.rules.messages import Message
 from batch_payouts.rules.validation import Problem, Validation
 from batch_payouts.totals import totals_by_currency
@@ -56,8 +55,9 @@ def plan_batch(
     done = {key for key, state in ledger.row_states(batch_id).items() if state in settled}
     plan = Plan()
     key_of = keys.to_dict()  # a dict lookup per row, not a Series lookup
-    for number, row in rows_of(validated):
-        if not row["valid"]:
+    # Only the numbers and the valid flags: no dict per row (a rerun of 100k rows built 100k to read one cell).
+    for number, valid in zip(validated.index.tolist(), validated["valid"].tolist()):
+        if not valid:
             continue
         if key_of[number] in done:
             plan.already_done += 1

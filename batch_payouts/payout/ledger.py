@@ -41,7 +41,8 @@ from batch_payouts.errors import TryLater
 from batch_payouts.i18n import catalogue
 from batch_payouts.ledger_address import LEDGER_ENV  # noqa: F401 - where it was always imported from
 from batch_payouts.payout.ledger_db import Connection, Record
-from batch_payouts.payout.ledger_schema import APPLICATION_ID, open_database
+from batch_payouts.payout.ledger_open import open_database
+from batch_payouts.payout.ledger_schema import APPLICATION_ID
 from batch_payouts.payout.records import BatchRecord, EarlierPayout, Intent, LedgerRow
 from batch_payouts.states import Counts, sql_group_sums
 from batch_payouts.storage import DiskFull, is_disk_full

@@ -1,4 +1,4 @@
-"""The ledger's database itself: its tables, their upgrades, and opening it safely.
+"""The ledger's database itself: its tables, their upgrades, and opening a PostgreSQL one.
 
 Kept apart from ``ledger.Ledger`` (what the journal records) because this part
 answers different questions -- is this file ours, which schema version is it,
@@ -13,21 +13,19 @@ fixes the few types that differ (REAL is single precision on PostgreSQL).  A
 SQLite file written before Alembic (``PRAGMA user_version`` 1..3) is stamped at
 its version and upgraded from there, its history intact; ``user_version`` is
 still written, so an older batch-payouts refuses a newer file as it always did.
+A brand-new SQLite file gets the same steps and stamp from ``create_sqlite`` through
+the driver alone (start-up); opening a SQLite file is ``ledger_open``'s.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_payouts import ledger_address
-from batch_payouts.errors import BatchError, TryLater
+from batch_payouts.errors import BatchError
 from batch_payouts.i18n import catalogue
 from batch_payouts.states import sql_state_check
-from batch_payouts.storage import DiskFull, is_disk_full
 
 TEXT = catalogue(__name__)  # this module's messages, in its folder's messages.toml
 
@@ -284,104 +282,31 @@ def run_step(step: int) -> None:
         bind.exec_driver_sql(statement)
 
 
-def open_database(location: ledger_address.Location) -> Any:
-    """The ledger, open and up to date: a ``ledger_db.Database``.  Refuses a foreign file or a
-    newer schema; says clearly when a server cannot be reached."""
-    if ledger_address.is_server(location):
-        return _open_postgresql(str(location))
-    return _open_sqlite(Path(location))
+# Alembic's own table exactly as Alembic creates it on SQLite (the text sqlite_master keeps), so a
+# file made by ``create_sqlite`` is one Alembic upgrades later as if it had made it itself.
+ALEMBIC_VERSION_TABLE = ("CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n"
+                         "\tCONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)\n)")
 
 
-# -- SQLite ----------------------------------------------------------------------------------------
-def _open_sqlite(path: Path) -> Any:
-    """Open the file, refusing a foreign one, then create or upgrade its tables.
+def create_sqlite(database: Any) -> bool:
+    """Give a brand-new SQLite file its tables with the driver alone; True if it is at the head now.
 
-    Two first runs may open a brand-new ledger at the same moment: one may see
-    the file the other has just created, still empty or without tables.  That
-    file is not "foreign" (only one holding someone else's tables or
-    application id is), and every upgrade reads the version inside its own
-    ``BEGIN IMMEDIATE`` transaction, so exactly one process creates the
-    tables and the other waits, then finds them there.
-    """
-    from batch_payouts.payout.ledger_db import Database
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-
-    def new_connection() -> sqlite3.Connection:
-        return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-
-    # First with the driver alone: a file already at the head revision needs neither Alembic nor
-    # SQLAlchemy (~0.25 s of imports at every command's start).  Anything else -- a new file, an
-    # older schema -- is closed and opened again below, where migrations run through Alembic only.
-    try:
-        light = Database(None, None, str(path), driver=new_connection(), dialect="sqlite")
-    except sqlite3.Error as exc:
-        raise _sqlite_error(path, exc) from exc
-    if _prepared_sqlite(light, path, lambda: _revision(light)[0] == head_revision()):
-        return light
-
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine("sqlite://", creator=new_connection, poolclass=NullPool)
-    try:
-        connection = engine.connect()
-    except Exception as exc:
-        engine.dispose()
-        raise _sqlite_error(path, getattr(exc, "orig", exc)) from exc
-    database = Database(engine, connection, str(path))
-    _prepared_sqlite(database, path, lambda: _migrate(database, path) or True)
-    return database
-
-
-def _prepared_sqlite(database: Any, path: Path, then: Any) -> bool:
-    """Refuse a foreign file, switch to WAL, set the pragmas, then ``then()``; True if it says the
-    database is ready (it stays open), else it is closed.  An error closes it and says what is wrong."""
-    raw = database.conn.dbapi
-    try:
-        # One statement, so both come from the same snapshot even while another process creates the file.
-        app_id, has_tables = raw.execute(
-            "SELECT (SELECT application_id FROM pragma_application_id), (SELECT count(*) FROM sqlite_master)"
-        ).fetchone()
-        if app_id != APPLICATION_ID and (app_id or has_tables):
-            raise BatchError(TEXT.FOREIGN_FILE, path=str(path))
-        _use_wal(raw)
-        raw.execute("PRAGMA synchronous=FULL")
-        raw.execute("PRAGMA foreign_keys=ON")
-        ready = bool(then())
-    except BaseException as exc:
-        database.close()
-        original = getattr(exc, "orig", exc)
-        if isinstance(original, sqlite3.Error):
-            raise _sqlite_error(path, original) from exc
-        raise
-    if not ready:
-        database.close()
-    return ready
-
-
-def _sqlite_error(path: Path, exc: BaseException) -> BatchError:
-    """What to tell the user when SQLite refuses to open or upgrade the file."""
-    if is_disk_full(exc):
-        return DiskFull(path, "ledger")
-    if getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED"):
-        return TryLater(TEXT.BUSY_FILE, path=str(path))
-    return BatchError(TEXT.FOREIGN_FILE, path=str(path))
-
-
-def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
-    """Switch the file to WAL.  The switch needs the file to itself and SQLite answers "database
-    is locked" at once, without waiting, while another process holds it (two first runs of a new
-    ledger): so wait here, as long as any other ledger step would."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorname", "") not in ("SQLITE_BUSY", "SQLITE_LOCKED") or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+    The same steps Alembic's ``upgrade`` would run (``MIGRATIONS`` through ``step_statements``),
+    ``alembic_version`` stamped at the head and the pragmas ``_migrate`` sets, in one durable
+    ``BEGIN IMMEDIATE`` transaction: what Alembic and SQLAlchemy would leave, without their
+    ~0.2 s of imports at a first run's start.  A file not empty once the write lock is held
+    (another first run made it meanwhile, or an older one) is left as it is, for ``_migrate``."""
+    with database.transaction(durable=True) as conn:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            return _revision(database)[0] == head_revision()
+        conn.execute(ALEMBIC_VERSION_TABLE)
+        for step in MIGRATIONS:
+            for statement in step_statements(step, "sqlite"):
+                conn.execute(statement)
+        conn.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (head_revision(),))
+        conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+    return True
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------

@@ -336,3 +336,24 @@ def test_an_unreachable_server_is_a_clear_message_without_the_password(pg_cluste
         Ledger(url)
     message = info.value.message("en")
     assert "no_such_db" in message and "S3cretPw" not in message and "***" in message
+
+
+def test_rows_read_in_bulk_are_the_rows_read_one_by_one(ledger):
+    """``rows``/``outcome_rows`` convert by position (a rerun reads every row): the same records
+    ``from_row`` builds by column name, every field; outcome rows keep defaults for what they skip."""
+    from dataclasses import fields
+
+    from batch_payouts.payout.records import LedgerRow
+
+    _row(ledger)
+    _row(ledger, key="x:2", number=3)
+    ledger.record_failure(batch_id="b1", row_key="x:2", idempotency_key=None, state="failed",
+                          error_code="e", error_message="m", error_params={"a": 1})
+    one_by_one = {r["row_key"]: LedgerRow.from_row(r) for r in ledger._query("SELECT * FROM rows WHERE batch_id='b1'")}
+    assert {r.row_key: r for r in ledger.rows("b1")} == one_by_one
+    outcomes = ledger.outcome_rows("b1")
+    assert outcomes["x:2"].error_params == {"a": 1} and outcomes["x:2"].batch_id == "b1"
+    for key, row in outcomes.items():
+        for f in fields(LedgerRow):
+            expected = getattr(one_by_one[key], f.name)
+            assert getattr(row, f.name) in (expected, f.default), (key, f.name)

@@ -68,3 +68,11 @@ def test_batch_owners_are_kept_per_user(ledger_location):
         assert owners.owned_by(ledger, "dani") == {"a" * 64, "b" * 64}
         assert owners.owns(ledger, "b" * 64, "dani") and not owners.owns(ledger, "b" * 64, "beto")
         assert not owners.owns(ledger, "a" * 64, None) and owners.owned_by(ledger, None) == set()
+
+
+def test_the_timing_equaliser_is_a_real_hash_at_the_current_cost():
+    """Written out to spare every command one scrypt at import; it must still be what it says."""
+    from batch_payouts.team.passwords import TIMING_EQUALISER, hash_password, verify_password
+
+    assert TIMING_EQUALISER == hash_password("timing-equaliser", salt=b"\0" * 16)
+    assert verify_password("timing-equaliser", TIMING_EQUALISER)
