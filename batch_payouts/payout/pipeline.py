@@ -132,7 +132,10 @@ def run_batch(
         interrupted = True
     finally:
         pool.shutdown(wait=True)
-        executor.release()  # the results sheet is written next: not with the whole journal still held
+        # The results sheet is written next: not with the whole journal still held; and the
+        # ledger steps the rows deferred are written now (a full disk stops the batch here).
+        unwritten = executor.release()
+    stopped = stopped or unwritten
     if stopped or interrupted:
         why = stopped.message(settings.lang) if stopped else INTERRUPTED.format(settings.lang)
         advice = ((stopped and stopped.not_sent_advice) or RERUN_SAME).format(settings.lang)
