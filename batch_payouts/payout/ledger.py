@@ -79,7 +79,7 @@ class Ledger:
         self._lock_connections: dict[str, Any] = {}  # PostgreSQL: batch -> the session holding its advisory lock
         # Group commit of intents (``begin_intent``): waiting intents, and whether a commit is under way.
         self._intents_due: list[_IntentTicket] = []
-        self._intents_cv = threading.Condition(threading.Lock())
+        self._intents_guard = threading.Lock()
         self._committing_intents = False
         self._before_intents: list[Callable[[], None]] = []
         # Steps a batch lets wait for the next transaction (``later=True``; see ``flush``).
@@ -458,28 +458,40 @@ class Ledger:
             (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True)),
             customer_id,
         )
-        cv = self._intents_cv
-        with cv:
+        with self._intents_guard:
             self._intents_due.append(ticket)
-            while not ticket.done and self._committing_intents:
-                cv.wait()
-            if not ticket.done:  # this thread commits the group (its own intent included)
+            lead = not self._committing_intents
+            self._committing_intents = True
+        interrupted: BaseException | None = None
+        while not lead:  # until its group is committed, or it is handed the next group to commit
+            try:
+                lead = ticket.wake.acquire()
+            except KeyboardInterrupt as exc:  # raised once this ticket is settled: never left half-way
+                interrupted = exc
+        while not ticket.done:  # this thread commits the group waiting now (its own intent included)
+            with self._intents_guard:
                 group, self._intents_due = self._intents_due, []
-                self._committing_intents = True
-        if not ticket.done:
             try:
                 self._commit_intents(group)
             except BaseException as exc:
                 for waiting in group:
                     waiting.error = exc
-            finally:
-                with cv:
-                    for waiting in group:
-                        waiting.done = True
-                    self._committing_intents = False
-                    cv.notify_all()
+            with self._intents_guard:
+                for waiting in group:
+                    waiting.done = True
+                # Intents that came meanwhile: the first of them commits the next group (one
+                # thread woken, not every waiting one to find out whether it is its turn).
+                following = self._intents_due[0] if self._intents_due else None
+                self._committing_intents = following is not None
+            for waiting in group:
+                if waiting is not ticket:
+                    waiting.wake.release()
+            if following is not None:
+                following.wake.release()
         if ticket.error is not None:
             raise ticket.error
+        if interrupted is not None:
+            raise interrupted
         assert ticket.stored is not None
         return ticket.stored
 
@@ -670,7 +682,7 @@ def _intent_settlement(idempotency_key: str, state: str, object_id=None, http_st
 class _IntentTicket:
     """One intent waiting for its group's commit, and what came of it."""
 
-    __slots__ = ("fields", "customer_id", "done", "stored", "error")
+    __slots__ = ("fields", "customer_id", "done", "stored", "error", "wake")
 
     def __init__(self, fields: tuple, customer_id: str | None) -> None:
         self.fields = fields
@@ -678,6 +690,8 @@ class _IntentTicket:
         self.done = False
         self.stored: Intent | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()  # held until the ticket's thread is to go on (released once)
+        self.wake.acquire()
 
 
 def operator_name() -> str:
