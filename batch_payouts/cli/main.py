@@ -340,6 +340,7 @@ def run(input_path, output_path, sheet, amount_unit, allow_duplicate_rows, lang,
         notify_after(ledger_path, lang)  # the address asked for, never the masked one printed
     if as_json:
         click.echo(json.dumps(versioned(result_json(result, dry_run=dry_run)), ensure_ascii=False))
+    _quick_exit_gc()  # the sheet, the ledger and the audit log are closed: nothing left for those passes
     sys.exit(0 if dry_run and result.exit_code == 0 else result.exit_code)
 
 
