@@ -508,12 +508,17 @@ class Ledger:
         with self._transaction(durable=True) as conn:
             for ticket in group:
                 key, batch_id, row_key, operation, body_text = ticket.fields
-                conn.execute(
+                fresh = conn.execute(
                     """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
-                       VALUES (?,?,?,?,?, 'in_flight', ?)
-                       ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1""",
+                       VALUES (?,?,?,?,?, 'in_flight', ?) ON CONFLICT(idempotency_key) DO NOTHING""",
                     (key, batch_id, row_key, operation, body_text, now),
-                )
+                ).rowcount == 1
+                if not fresh:  # a retry or a rerun: the body stored the first time is the one sent again
+                    conn.execute("UPDATE intents SET state='in_flight', attempts=attempts+1 WHERE idempotency_key=?", (key,))
+                    stored = conn.execute(
+                        "SELECT operation, request_body FROM intents WHERE idempotency_key=?", (key,)
+                    ).fetchone()
+                    operation, body_text = stored["operation"], stored["request_body"]
                 if operation == "payout_order":
                     if ticket.customer_id:
                         conn.execute(
@@ -526,13 +531,8 @@ class Ledger:
                             "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
                             (now, batch_id, row_key),
                         )
-                stored = conn.execute(
-                    "SELECT idempotency_key, operation, request_body, state FROM intents WHERE idempotency_key=?", (key,)
-                ).fetchone()
-                # Read back (never the caller's dict): the bytes sent are those a resend sends.
-                ticket.stored = Intent(
-                    stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
-                )
+                # Decoded from the text stored (never the caller's dict): the bytes sent are those a resend sends.
+                ticket.stored = Intent(key, operation, json.loads(body_text), "in_flight")
 
     def intent(self, idempotency_key: str, *, settled: bool = True) -> Intent | None:
         """The stored intent; ``settled=False``: without writing deferred steps first (the caller

@@ -226,6 +226,7 @@ class RowExecutor:
 
     def process(self, number: int, row: Mapping[str, Any], row_key: str) -> RowOutcome:
         s = self.settings
+        fingerprint = payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"])
         entry = self.ledger.ensure_row(
             later=self._batching and row_key not in self._known,  # new to the ledger: insert it with the next step
             batch_id=s.batch_id,
@@ -235,7 +236,7 @@ class RowExecutor:
             amount=int(row["amount"]),
             currency=row["currency"],
             reason=row["reason"],
-            payout_fingerprint=payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"]),
+            payout_fingerprint=fingerprint,
         )
         if entry.state == "created":
             if not entry.reference and entry.payout_order_id:
@@ -257,7 +258,7 @@ class RowExecutor:
                 return self.outcome(number, self.ledger.row(s.batch_id, row_key))
         elif not s.allow_repeat:
             earlier = self.ledger.earlier_payout(
-                payout_fingerprint=payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"]),
+                payout_fingerprint=fingerprint,
                 row_key=row_key,
                 key_fp=s.key_fp,
                 since=time.time() - s.repeat_window,
