@@ -1,7 +1,8 @@
 """The ledger: a journal (a SQLite file, or a PostgreSQL database a team shares) that makes every rerun safe.
 
-Each row of a batch moves through explicit states, one committed transaction
-per move::
+Each row of a batch moves through explicit states, each move committed (a
+running batch lets the moves that only record a result ride in its next
+transaction: ``flush``)::
 
     pending -> in_flight -> created | failed | unknown
     pending -> duplicate                      (the repeat guard)

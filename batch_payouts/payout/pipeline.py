@@ -3,9 +3,9 @@
 For each valid row, in file order, the pipeline asks the ledger what is already
 known, decides (copy a finished result, refuse a repeat, resolve a row in
 doubt, or send), acts through the Conekta client, and records the result
-before moving on.  Rows run on a small thread pool; every worker shares the
-ledger (one connection behind a lock) and the pooled HTTP session, and the
-outcomes are returned in input order whatever the completion order.
+before moving on.  Rows are taken in input order by ``workers`` threads; every
+worker shares the ledger (one connection behind a lock) and the pooled HTTP
+connections, and the outcomes are returned by row number whatever the completion order.
 
 One row's decision and its requests are ``row_executor``; the hashes that name a
 batch, its rows and its requests are ``identity``.
