@@ -345,7 +345,7 @@ class AuditLog:
         entry = {
             "type": "api_call",
             "method": str(method).upper(),
-            "path": redact(str(path)),
+            "path": str(path),  # redacted with the whole entry below
             "idempotency_key": None if idempotency_key is None else str(idempotency_key),
             "http_status": None if http_status is None else int(http_status),
             "log_id": None if log_id is None else str(log_id),

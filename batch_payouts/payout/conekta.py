@@ -171,6 +171,9 @@ class ConektaClient:
 
             pool_options.update(cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
         self._pool = urllib3.connection_from_url(self._base, **pool_options)
+        from batch_payouts.payout.one_send import use_one_send
+
+        use_one_send(self._pool)  # headers and body in one send: fewer system calls per POST
         token = base64.b64encode(f"{config.api_key}:".encode()).decode()
         self._headers = {
             "Accept": f"application/vnd.conekta-v{config.api_version}+json",

@@ -3,9 +3,9 @@
 For each valid row, in file order, the pipeline asks the ledger what is already
 known, decides (copy a finished result, refuse a repeat, resolve a row in
 doubt, or send), acts through the Conekta client, and records the result
-before moving on.  Rows run on a small thread pool; every worker shares the
-ledger (one connection behind a lock) and the pooled HTTP session, and the
-outcomes are returned in input order whatever the completion order.
+before moving on.  Rows are taken in input order by ``workers`` threads; every
+worker shares the ledger (one connection behind a lock) and the pooled HTTP
+connections, and the outcomes are returned by row number whatever the completion order.
 
 One row's decision and its requests are ``row_executor``; the hashes that name a
 batch, its rows and its requests are ``identity``.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +49,74 @@ class _Rows:
         return dict(zip(self._columns, (column[position] for column in self._values)))
 
 
+class _Sender:
+    """The worker threads of ``run_batch``: each takes the next row to send (in file order),
+    processes it and records its outcome, until none is left or the batch must stop."""
+
+    def __init__(self, executor: RowExecutor, rows: _Rows, pending: list[int], to_send: list[int],
+                 key_of: dict, outcomes: dict[int, RowOutcome], on_row: Callable[[RowOutcome], None] | None,
+                 stop: threading.Event | None) -> None:
+        self._executor, self._rows, self._pending, self._key_of = executor, rows, pending, key_of
+        self._positions = iter(to_send)
+        self._outcomes, self._on_row, self._stop = outcomes, on_row, stop
+        self._lock = threading.Lock()
+        self._halted = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.stopped: BatchError | None = None
+        self.crash: BaseException | None = None  # a bug in a worker: raised again by ``run_batch``
+        self.stop_seen = False  # ``stop`` was set while rows were left to start
+
+    def run(self, workers: int) -> None:
+        for n in range(workers):
+            thread = threading.Thread(target=self._work, name=f"payout_{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for thread in self._threads:
+            thread.join()  # Ctrl-C interrupts the wait (KeyboardInterrupt in this thread)
+
+    def halt_and_join(self) -> None:
+        """No row more is started; the rows in flight finish and are recorded."""
+        self._halted.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _next(self) -> int | None:
+        if self._stop is not None and self._stop.is_set():
+            self.stop_seen = True
+            return None
+        if self._halted.is_set():
+            return None
+        with self._lock:
+            return next(self._positions, None)
+
+    def _work(self) -> None:
+        executor, key_of = self._executor, self._key_of
+        while (position := self._next()) is not None:
+            number = self._pending[position]
+            try:
+                outcome = executor.process(number, self._rows.row(position), key_of[number])
+            except StopBatch as halt:
+                self._halt(halt.error)
+                continue
+            except BatchError as error:  # the ledger or audit log cannot be written (disk full): stop,
+                self._halt(error)  # and report what was done; the row's journal says where it is
+                continue
+            except BaseException as bug:  # noqa: BLE001 - raised again in the calling thread
+                with self._lock:
+                    self.crash = self.crash or bug
+                self._halted.set()
+                return
+            with self._lock:
+                self._outcomes[int(number)] = outcome
+                if self._on_row is not None:
+                    self._on_row(outcome)
+
+    def _halt(self, error: BatchError) -> None:
+        with self._lock:
+            self.stopped = self.stopped or error
+        self._halted.set()
+
+
 @dataclass
 class BatchRun:
     """The result of ``run_batch``: outcomes in input order, and why it stopped early if it did."""
@@ -75,6 +142,11 @@ def run_batch(
     At most ``workers`` rows are in flight.  On a stop, rows in flight finish
     and are recorded; rows never started are reported as not sent and stay
     ``pending`` in the ledger, so the next run sends them.
+
+    Rows an earlier run finished are answered here from the preloaded journal, without a
+    worker; the rest are taken in file order by ``workers`` threads that each fetch their next
+    row themselves (``_Sender``): no future per row, and no wake-up of this thread per row (at a
+    fast API those hand-offs were a good part of the CPU spent per row, issue 17).
     """
     settings = executor.settings
     outcomes: dict[int, RowOutcome] = {}
@@ -82,50 +154,30 @@ def run_batch(
     pending = rows.valid_numbers()
     key_of = keys.to_dict()  # a dict lookup per row, not a Series lookup
     executor.preload()
-    stopped: BatchError | None = None
+    to_send: list[int] = []  # positions in ``pending``
+    for position, number in enumerate(pending):
+        settled = executor.settled(number, key_of[number])
+        if settled is None:
+            to_send.append(position)
+            continue
+        outcomes[number] = settled  # finished in an earlier run: no request, no worker
+        if on_row is not None:
+            on_row(settled)
+    sender = _Sender(executor, rows, pending, to_send, key_of, outcomes, on_row, stop)
     interrupted = False
-    in_flight: dict[Future, int] = {}
-    position = 0
-    pool = ThreadPoolExecutor(max_workers=max(1, settings.workers), thread_name_prefix="payout")
     try:
-        while position < len(pending) or in_flight:
-            interrupted = interrupted or (stop is not None and stop.is_set())
-            while not (stopped or interrupted) and position < len(pending) and len(in_flight) < settings.workers:
-                number = pending[position]
-                position += 1
-                settled = executor.settled(number, key_of[number])
-                if settled is not None:  # finished in an earlier run: no request, no worker
-                    outcomes[number] = settled
-                    if on_row is not None:
-                        on_row(settled)
-                    continue
-                row = rows.row(position - 1)  # built only for a row that is sent: a rerun builds none
-                in_flight[pool.submit(executor.process, number, row, key_of[number])] = int(number)
-            if not in_flight:
-                break
-            try:
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                interrupted = True
-                continue
-            for future in done:
-                number = in_flight.pop(future)
-                try:
-                    outcome = future.result()
-                except StopBatch as halt:
-                    stopped = stopped or halt.error
-                    continue
-                except BatchError as error:  # the ledger or audit log cannot be written (disk full): stop,
-                    stopped = stopped or error  # and report what was done; the row's journal says where it is
-                    continue
-                outcomes[number] = outcome
-                if on_row is not None:
-                    on_row(outcome)
+        sender.run(max(1, settings.workers))
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        pool.shutdown(wait=True)
-        executor.release()  # the results sheet is written next: not with the whole journal still held
+        sender.halt_and_join()  # the rows in flight finish and are recorded
+        # The results sheet is written next: not with the whole journal still held; and the
+        # ledger steps the rows deferred are written now (a full disk stops the batch here).
+        unwritten = executor.release()
+    if sender.crash is not None:
+        raise sender.crash
+    stopped = sender.stopped or unwritten
+    interrupted = interrupted or sender.stop_seen
     if stopped or interrupted:
         why = stopped.message(settings.lang) if stopped else TEXT.INTERRUPTED.format(settings.lang)
         advice = ((stopped and stopped.not_sent_advice) or TEXT.RERUN_SAME).format(settings.lang)

@@ -134,6 +134,11 @@ class RowExecutor:
         self._email_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._known: dict[str, LedgerRow] = {}
+        # While a batch runs (``preload`` .. ``release``), settling steps ride in the ledger's next
+        # transaction (``Ledger.flush``), and the customers this run created are remembered here,
+        # as the ledger may not have them written yet.
+        self._batching = False
+        self._customers: dict[str, str] = {}
         # The account's mode: may be preset from an earlier batch of the same key (no extra GET before
         # the first order), but this batch's own record is written from the first answer it gets.
         self.livemode: bool | None = None
@@ -142,10 +147,21 @@ class RowExecutor:
     def preload(self) -> None:
         """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
         self._known = self.ledger.outcome_rows(self.settings.batch_id)
+        self._batching = True
 
-    def release(self) -> None:
-        """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB)."""
+    def release(self) -> BatchError | None:
+        """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB), and write
+        the deferred steps.  If they cannot be written (a full disk) they are dropped and the error
+        returned: their rows stay ``in_flight``, which the next run looks up at Conekta."""
         self._known = {}
+        self._customers = {}
+        self._batching = False
+        try:
+            self.ledger.flush()
+        except BatchError as error:
+            self.ledger.drop_deferred()
+            return error
+        return None
 
     def settled(self, number: int, row_key: str) -> RowOutcome | None:
         """The outcome of a row an earlier run finished (created, or refused and not retried), else None."""
@@ -167,7 +183,9 @@ class RowExecutor:
 
     def process(self, number: int, row: Mapping[str, Any], row_key: str) -> RowOutcome:
         s = self.settings
+        fingerprint = payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"])
         entry = self.ledger.ensure_row(
+            later=self._batching and row_key not in self._known,  # new to the ledger: insert it with the next step
             batch_id=s.batch_id,
             row_key=row_key,
             row_number=int(number),
@@ -175,7 +193,7 @@ class RowExecutor:
             amount=int(row["amount"]),
             currency=row["currency"],
             reason=row["reason"],
-            payout_fingerprint=payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"]),
+            payout_fingerprint=fingerprint,
         )
         if entry.state == "created":
             if not entry.reference and entry.payout_order_id:
@@ -197,7 +215,7 @@ class RowExecutor:
                 return self.outcome(number, self.ledger.row(s.batch_id, row_key))
         elif not s.allow_repeat:
             earlier = self.ledger.earlier_payout(
-                payout_fingerprint=payout_fingerprint(row["email"], row["amount"], row["currency"], row["reason"]),
+                payout_fingerprint=fingerprint,
                 row_key=row_key,
                 key_fp=s.key_fp,
                 since=time.time() - s.repeat_window,
@@ -208,13 +226,15 @@ class RowExecutor:
         customer_id = None
         try:
             customer_id = self._customer(row, row_key, entry)
-            self._send_order(row, row_key, customer_id)
+            order = self._send_order(row, row_key, customer_id)
         except ConektaError as error:
             self._remember_customer(row_key, entry, customer_id)
             return self._failure(number, row_key, error)
         except StopBatch:
             self._remember_customer(row_key, entry, customer_id)
             raise
+        if self._batching and order.get("reference"):  # what the ledger row now says, without reading it
+            return self.outcome(number, created_row(entry, order))
         return self.outcome(number, self.ledger.row(s.batch_id, row_key))
 
     def _remember_customer(self, row_key: str, entry: LedgerRow, customer_id: str | None) -> None:
@@ -237,12 +257,13 @@ class RowExecutor:
             return entry.customer_id
         s = self.settings
         with self._email_lock(row["email"]):
-            customer_id = self.ledger.customer_for(s.key_fp, row["email"])
+            customer_id = self._customers.get(row["email"].lower()) or self.ledger.customer_for(
+                s.key_fp, row["email"], settled=not self._batching)  # a deferred one is in ``_customers``
             if customer_id is None:
                 # Keyed by the email, not the row: if this request is left in doubt, the next
                 # row (or rerun) for the same person replays it instead of creating a second customer.
                 key = idempotency_key(s.batch_id, "email:" + row["email"].lower(), "customer")
-                earlier = self.ledger.intent(key)
+                earlier = self.ledger.intent(key, settled=not self._batching)  # settled ones: in ``_customers``
                 # An earlier attempt may have created it (its answer was lost): look before sending
                 # again, as an account that ignores the Idempotency-Key would create a second one.
                 found = self.client.find_customer(row["email"]) if earlier and earlier.state != "failed" else None
@@ -255,7 +276,10 @@ class RowExecutor:
                 customer = found
                 self._note_livemode(customer)
                 customer_id = customer["id"]
-                self.ledger.record_customer(idempotency_key=key, key_fp=s.key_fp, email=row["email"], customer_id=customer_id)
+                self.ledger.record_customer(idempotency_key=key, key_fp=s.key_fp, email=row["email"],
+                                            customer_id=customer_id, later=self._batching)
+                if self._batching:
+                    self._customers[row["email"].lower()] = customer_id
         return customer_id  # written to the row with the order's intent (one step fewer per row)
 
     def _check_mode(self, customer_id: str) -> None:
@@ -284,7 +308,8 @@ class RowExecutor:
         )
         order = self.client.create_payout_order(intent.request_body, key)
         self._note_livemode(order)
-        self.ledger.record_created(batch_id=s.batch_id, row_key=row_key, idempotency_key=key, order=order)
+        self.ledger.record_created(batch_id=s.batch_id, row_key=row_key, idempotency_key=key, order=order,
+                                   later=self._batching)
         self._settle_reference(row_key, order)
         return order
 
@@ -383,6 +408,17 @@ class RowExecutor:
 
 
 REFERENCE_PENDING_CODE = "reference_pending"
+
+
+def created_row(entry: LedgerRow, order: Mapping[str, Any]) -> LedgerRow:
+    """``entry`` as ``Ledger.record_created`` leaves it for ``order``: what the outcome shows."""
+    from batch_payouts.payout.records import LedgerRow
+
+    return LedgerRow(
+        entry.batch_id, entry.row_key, entry.row_number, "created", entry.email, entry.amount, entry.currency,
+        entry.reason, customer_id=(order.get("customer_info") or {}).get("id"), payout_order_id=order.get("id"),
+        reference=order.get("reference"), expires_at=order.get("expires_at"), order_status=order.get("status"),
+    )
 
 
 def failure_message(params: Mapping[str, Any], lang: str) -> str:

@@ -204,3 +204,26 @@ def test_an_order_answered_without_reference_is_read_again_until_it_has_one(sand
         settled = c.await_reference(order, tries=3)
     assert settled["reference"] == sandbox.payout_orders()[0]["reference"]
     assert len([r for r in sandbox.request_log if r["path"] == f"/payout_orders/{order['id']}"]) == 2
+
+
+def test_a_post_leaves_in_one_send_headers_and_body_together(sandbox):
+    """Fewer system calls per request (issue 17): the headers and the JSON body go out in one
+    ``send``; the server reads the same request as before (a customer made from the body)."""
+    sends: list[bytes] = []
+    with client(sandbox.url) as c:
+        base = c._pool.ConnectionCls
+
+        class Counting(base):  # the connection the client really uses, its sends recorded
+            def send(self, data):
+                sends.append(bytes(data))
+                return super().send(data)
+
+        c._pool.ConnectionCls = Counting
+        made = c.create_customer({"name": "Ana Núñez", "email": "ana@ejemplo.mx"}, "cus-key")
+        assert c.get_customer(made["id"])["name"] == "Ana Núñez"
+    assert len(sends) == 2, "one send for the POST, one for the GET"
+    head, _, body = sends[0].partition(b"\r\n\r\n")
+    assert head.startswith(b"POST /customers HTTP/1.1\r\n")
+    assert f"Content-Length: {len(body)}".encode() in head and b"Idempotency-Key: cus-key" in head
+    assert body.decode() == '{"name":"Ana Núñez","email":"ana@ejemplo.mx"}'
+    assert [r["method"] for r in sandbox.request_log] == ["POST", "GET"]

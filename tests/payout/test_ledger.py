@@ -102,6 +102,45 @@ def test_created_and_failure_states(ledger):
     assert (rows["x:2"].state, rows["x:2"].http_status, rows["x:2"].log_id) == ("failed", 422, "L1")
 
 
+def test_deferred_steps_ride_in_the_next_transaction_in_order_and_reads_see_them(ledger, ledger_location):
+    """A batch defers the steps that only settle what an intent started: they are written, in the
+    order they were deferred, by the next transaction (here the next intent's durable commit),
+    and a read through the ledger writes them first."""
+    entry = ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="Ana@Example.com", amount=3000,
+                              currency="MXN", reason="Pago", payout_fingerprint="fp1", later=True)
+    assert (entry.state, entry.row_number, entry.amount) == ("pending", 2, 3000)
+    with Ledger(ledger_location) as other:
+        assert other._query("SELECT count(*) FROM rows")[0][0] == 0, "deferred: not written yet"
+    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="c-1", body={})
+    ledger.record_customer(idempotency_key="c-1", key_fp="k1", email="Ana@Example.com", customer_id="cus_1", later=True)
+    assert ledger.customer_for("k1", "ana@example.com", settled=False) is None  # only the deferring caller asks so
+    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="o-1", body={},
+                        customer_id="cus_1")
+    with Ledger(ledger_location) as other:  # the row's insert and the customer came with the order's intent
+        assert other.customer_for("k1", "ana@example.com") == "cus_1"
+        assert other.intent("c-1").state == "succeeded" and other.row("b1", "x:1").state == "in_flight"
+    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key="o-1", order={"id": "po1", "reference": "1" * 16},
+                          later=True)
+    assert ledger.row("b1", "x:1").state == "created"  # a read writes them first
+    with Ledger(ledger_location) as other:
+        assert other.row("b1", "x:1").state == "created" and other.intent("o-1").state == "succeeded"
+
+
+def test_deferred_steps_survive_a_failed_transaction_and_are_written_by_the_next_or_on_close(ledger_location):
+    with Ledger(ledger_location) as ledger:
+        ledger.record_batch_start(batch_id="b1", input_name="in.csv", input_sha256="0" * 64, key_fp="k1",
+                                  api_base="http://127.0.0.1", rows_total=1)
+        ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="a@b.mx", amount=1, currency="MXN",
+                          reason="r", payout_fingerprint="fp", later=True)
+        with pytest.raises(RuntimeError):
+            with ledger._transaction():
+                raise RuntimeError("the step failed: rolled back, the deferred insert with it")
+        assert ledger.row("b1", "x:1").state == "pending"  # put back, and written by the read's flush
+        ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key=None, order={"id": "po1"}, later=True)
+    with Ledger(ledger_location) as reopened:  # closing wrote what was still deferred
+        assert reopened.row("b1", "x:1").state == "created"
+
+
 def test_customers_are_remembered_per_key_and_email_case_insensitively(ledger):
     _row(ledger)
     ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="c-1", body={})
