@@ -13,9 +13,11 @@ a rerun treats like ``unknown``: look the order up, else resend the same body
 with the same key.  Nothing here knows about HTTP or spreadsheets, and the API
 key itself is never stored: only a one-way fingerprint that tells keys apart.
 
-One connection is shared by all workers behind a lock, so the pipeline can add
-threads without changing this contract; SQLite's WAL journal keeps readers
-(``status``, ``show``) from blocking a running batch, and PostgreSQL never blocks them.
+On SQLite one connection is shared by all workers behind a lock (the file has one
+writer at a time anyway), and its WAL journal keeps readers (``status``, ``show``) from
+blocking a running batch.  On PostgreSQL each worker's step takes a connection of its own
+from a small pool (``ledger_db.Database.session``), so the steps of several workers -- and
+their network round trips -- overlap instead of queueing; PostgreSQL never blocks readers.
 
 The tables, their migrations and the safe opening live in ``ledger_schema``; the
 connection on either engine (``?`` placeholders, rows by column name) in ``ledger_db``;
@@ -32,7 +34,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,6 @@ class Ledger:
         self.path = ledger_address.local_anchor(self.location)  # the file, or this host's stand-in for it
         self._lock = threading.RLock()
         self._db = open_database(self.location)  # refuses a foreign file, creates or upgrades the tables
-        self._conn = self._db.conn
         self._held_locks: set[str] = set()
         self._lock_connections: dict[str, Any] = {}  # PostgreSQL: batch -> the session holding its advisory lock
         # Group commit of intents (``begin_intent``): waiting intents, and whether a commit is under way.
@@ -113,7 +114,7 @@ class Ledger:
         The connection yielded takes portable SQL with ``?`` placeholders and returns
         rows readable by column name or position, on both engines (``ledger_db``).
         """
-        with self._lock:
+        with self._serial():
             try:
                 with self._db.transaction(durable=durable) as conn:
                     yield conn
@@ -122,8 +123,19 @@ class Ledger:
                     raise DiskFull(self.path, "ledger") from exc
                 raise
 
+    def _serial(self) -> Any:
+        """SQLite: the lock every step takes (one connection for all threads).  PostgreSQL: none,
+        each thread's step has a connection of its own (``ledger_db.Database.session``)."""
+        return _NO_LOCK if self.postgresql else self._lock
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads outside any step (several statements, no transaction)."""
+        with self._serial(), self._db.session() as conn:
+            yield conn
+
     def _query(self, sql: str, params: tuple = ()) -> list[Record]:
-        with self._lock:
+        with self._serial():
             return self._db.query(sql, params)
 
     # -- the run lock -----------------------------------------------------
@@ -360,14 +372,14 @@ class Ledger:
 
     def row_states(self, batch_id: str) -> dict[str, str]:
         """row_key -> state for the whole batch: what planning needs, without loading every field."""
-        with self._lock:
-            return dict(self._db.cursor("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
+        with self._reading() as conn:
+            return dict(conn.execute("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
 
     def outcome_rows(self, batch_id: str) -> dict[str, LedgerRow]:
         """row_key -> the row with only what its outcome shows (state, ids, reference, expiry, error):
         what a rerun needs of every row of the batch, at about half the memory of ``rows``."""
-        with self._lock:
-            cursor = self._db.cursor(
+        with self._reading() as conn:
+            cursor = conn.execute(
                 """SELECT row_key, row_number, state, customer_id, payout_order_id, reference, expires_at,
                           error_code, error_message, error_params FROM rows WHERE batch_id=?""", (batch_id,))
             raw = cursor._cursor  # the driver's plain tuples: no Record per row
@@ -375,8 +387,8 @@ class Ledger:
             return {row.row_key: row for row in found}
 
     def rows(self, batch_id: str) -> list[LedgerRow]:
-        with self._lock:  # converted while streaming: never two copies of a large batch in memory
-            cursor = self._db.cursor("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
+        with self._reading() as conn:  # converted while streaming: never two copies of a large batch in memory
+            cursor = conn.execute("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
             raw = cursor._cursor  # the driver's plain tuples: no Record per row (a rerun reads them all)
             return list(LedgerRow.from_tuples([d[0] for d in raw.description], raw))
 
@@ -418,10 +430,11 @@ class Ledger:
             self._intents_due.append(ticket)
             while not ticket.done and self._committing_intents:
                 cv.wait()
-            if not ticket.done:  # this thread commits the group (its own intent included)
+            mine = not ticket.done
+            if mine:  # this thread commits the group (its own intent included)
                 group, self._intents_due = self._intents_due, []
                 self._committing_intents = True
-        if not ticket.done:
+        if mine:
             try:
                 self._commit_intents(group)
             except BaseException as exc:
@@ -444,38 +457,54 @@ class Ledger:
         self._before_intents.append(step)
 
     def _commit_intents(self, group: list[_IntentTicket]) -> None:
-        """Write a group of intents in one durable transaction (all of them, or none)."""
+        """Write a group of intents in one durable transaction (all of them, or none).
+
+        The intents are read back only after the ``COMMIT`` on PostgreSQL: the whole group then
+        travels in one round trip (``ledger_db``'s pipeline), and as the workers wait for this
+        commit, its round trips are what they queue behind.  SQLite reads them inside the step
+        (no round trip there, and no statement left open across its ``COMMIT``)."""
         for step in self._before_intents:
             step()
         now = time.time()
+        reads: list[tuple[_IntentTicket, Any]] = []
         with self._transaction(durable=True) as conn:
             for ticket in group:
-                key, batch_id, row_key, operation, body_text = ticket.fields
+                reads.append((ticket, self._write_intent(conn, ticket, now)))
+            if not self.postgresql:
+                reads = [(ticket, cursor.fetchone()) for ticket, cursor in reads]
+        for ticket, stored in reads:
+            if self.postgresql:
+                stored = stored.fetchone()
+            # Read back (never the caller's dict): the bytes sent are those a resend sends.
+            ticket.stored = Intent(
+                stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
+            )
+
+    @staticmethod
+    def _write_intent(conn: Connection, ticket: _IntentTicket, now: float) -> Any:
+        """One intent's statements; returns the cursor that reads it back as stored."""
+        key, batch_id, row_key, operation, body_text = ticket.fields
+        conn.execute(
+            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+               VALUES (?,?,?,?,?, 'in_flight', ?)
+               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1""",
+            (key, batch_id, row_key, operation, body_text, now),
+        )
+        if operation == "payout_order":
+            if ticket.customer_id:
                 conn.execute(
-                    """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
-                       VALUES (?,?,?,?,?, 'in_flight', ?)
-                       ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1""",
-                    (key, batch_id, row_key, operation, body_text, now),
+                    "UPDATE rows SET state='in_flight', attempts=attempts+1, customer_id=?, updated_at=? "
+                    "WHERE batch_id=? AND row_key=?",
+                    (ticket.customer_id, now, batch_id, row_key),
                 )
-                if operation == "payout_order":
-                    if ticket.customer_id:
-                        conn.execute(
-                            "UPDATE rows SET state='in_flight', attempts=attempts+1, customer_id=?, updated_at=? "
-                            "WHERE batch_id=? AND row_key=?",
-                            (ticket.customer_id, now, batch_id, row_key),
-                        )
-                    else:
-                        conn.execute(
-                            "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
-                            (now, batch_id, row_key),
-                        )
-                stored = conn.execute(
-                    "SELECT idempotency_key, operation, request_body, state FROM intents WHERE idempotency_key=?", (key,)
-                ).fetchone()
-                # Read back (never the caller's dict): the bytes sent are those a resend sends.
-                ticket.stored = Intent(
-                    stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
+            else:
+                conn.execute(
+                    "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
+                    (now, batch_id, row_key),
                 )
+        return conn.execute(
+            "SELECT idempotency_key, operation, request_body, state FROM intents WHERE idempotency_key=?", (key,)
+        )
 
     def intent(self, idempotency_key: str) -> Intent | None:
         found = self._query("SELECT * FROM intents WHERE idempotency_key=?", (idempotency_key,))
@@ -601,6 +630,9 @@ class Ledger:
             return None
         r = found[0]
         return EarlierPayout(r["batch_id"], r["row_number"], r["payout_order_id"], r["reference"], r["created_at"])
+
+
+_NO_LOCK = nullcontext()
 
 
 class _IntentTicket:

@@ -482,7 +482,7 @@ def _migrate(database: Any, name: object) -> None:
         return  # up to date: readers such as `show` need no write lock (nor Alembic loaded)
     bookkeeping = database.sa_connection.begin()
     try:
-        with database.transaction(durable=True) as conn:
+        with database.transaction(durable=True, pipelined=False) as conn:
             if database.postgresql:
                 conn.execute("SELECT pg_advisory_xact_lock(?, ?)", MIGRATION_LOCK)
             current, legacy = _revision(database)
