@@ -193,10 +193,9 @@ class Ledger:
     def _take_advisory_lock(self, batch_id: str) -> None:
         if batch_id in self._lock_connections:
             return  # this Ledger holds it already (session locks nest; one is enough)
-        session = self._db.engine.connect()
+        session = self._db.connect()  # a driver connection of its own, outside the pool
         try:
-            raw = session.connection.dbapi_connection
-            got = raw.execute("SELECT pg_try_advisory_lock(%s, %s)", _advisory_key(batch_id)).fetchone()[0]
+            got = session.execute("SELECT pg_try_advisory_lock(%s, %s)", _advisory_key(batch_id)).fetchone()[0]
         except BaseException:
             session.close()
             raise

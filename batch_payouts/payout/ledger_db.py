@@ -141,10 +141,12 @@ class Database:
     """One open ledger: the SQLAlchemy engine and connection, and the driver connection they hold."""
 
     def __init__(self, engine: Any, connection: Any, location_text: str, *, driver: Any = None,
-                 dialect: str | None = None) -> None:
-        """From SQLAlchemy's ``engine`` and ``connection``; or, for a SQLite file whose schema is
-        current (nothing for Alembic to do), from the driver's connection alone (``driver``,
-        ``dialect``; ``engine`` and ``connection`` None): a command starts without importing SQLAlchemy."""
+                 dialect: str | None = None, connect: Any = None) -> None:
+        """From SQLAlchemy's ``engine`` and ``connection``; or, for a ledger whose schema is current
+        (nothing for Alembic to do), from the driver's connection alone (``driver``, ``dialect``;
+        ``engine`` and ``connection`` None): a command starts without importing SQLAlchemy.
+        ``connect`` (PostgreSQL) opens one more driver connection: the pool's, a batch lock's."""
+        self.connect = connect
         self.engine = engine
         self.sa_connection = connection
         self.name = location_text  # for messages: a path, or the URL without its password
@@ -158,7 +160,7 @@ class Database:
         self._opened = 1
         self._pool_cv = threading.Condition(threading.Lock())
         self._held = threading.local()
-        self._extra: list[Any] = []  # the SQLAlchemy connections behind the pool's other members
+        self._extra: list[Any] = []  # the driver connections of the pool's other members
         self._closed = False
 
     def _prepared(self, dbapi: Any) -> Connection:
@@ -213,8 +215,8 @@ class Database:
                 return self._idle.pop()
             self._opened += 1
         try:  # outside the pool's lock: connecting takes a round trip or three
-            connection = self.engine.connect()
-            conn = self._prepared(connection.connection.dbapi_connection)
+            connection = self.connect()
+            conn = self._prepared(connection)
         except BaseException:
             with self._pool_cv:
                 self._opened -= 1
