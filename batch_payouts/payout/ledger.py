@@ -101,7 +101,7 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def _transaction(self, durable: bool = False) -> Iterator[Connection]:
+    def _transaction(self, durable: bool = False, *, single: bool = False) -> Iterator[Connection]:
         """One atomic step.  ``durable`` waits for the disk (SQLite ``synchronous=FULL``,
         PostgreSQL ``synchronous_commit=on``).
 
@@ -113,10 +113,11 @@ class Ledger:
 
         The connection yielded takes portable SQL with ``?`` placeholders and returns
         rows readable by column name or position, on both engines (``ledger_db``).
+        ``single``: the step is one statement (PostgreSQL sends it alone, in autocommit).
         """
         with self._serial():
             try:
-                with self._db.transaction(durable=durable) as conn:
+                with self._db.transaction(durable=durable, single=single) as conn:
                     yield conn
             except Exception as exc:
                 if is_disk_full(exc):  # the step was rolled back: the ledger is as it was before it
@@ -239,7 +240,7 @@ class Ledger:
             )
 
     def set_livemode(self, batch_id: str, livemode: bool) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             conn.execute("UPDATE batches SET livemode=? WHERE batch_id=?", (int(livemode), batch_id))
 
     def batch(self, batch_id: str) -> BatchRecord | None:
@@ -256,7 +257,7 @@ class Ledger:
 
     def set_output(self, batch_id: str, output_path: Path, api_version: str) -> None:
         """Remember where the results sheet went, so commands can take that file as the batch's name."""
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             conn.execute(
                 "UPDATE batches SET output_path=?, api_version=? WHERE batch_id=?",
                 (str(Path(output_path).resolve()), api_version, batch_id),
@@ -308,7 +309,7 @@ class Ledger:
     ) -> None:
         """Record the payout order's latest status at Conekta (pending, cashed, expired, cancelled...)."""
         now = time.time()
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             fields: dict[str, Any] = {"order_status": status, "status_checked_at": now}
             if cancelled:
                 fields["cancelled_at"] = now
@@ -352,17 +353,21 @@ class Ledger:
         reason: str,
         payout_fingerprint: str,
     ) -> LedgerRow:
-        """The row's journal entry, created ``pending`` on first sight."""
+        """The row's journal entry, created ``pending`` on first sight.  On PostgreSQL the row as
+        stored comes back with the ``INSERT`` itself (one statement, one round trip); SQLite reads
+        it after (``RETURNING`` needs SQLite 3.35, newer than some systems' Python has)."""
         now = time.time()
-        with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO rows (batch_id, row_key, row_number, email, amount, currency, reason,
+        upsert = """INSERT INTO rows (batch_id, row_key, row_number, email, amount, currency, reason,
                        payout_fingerprint, state, updated_at)
                    VALUES (?,?,?,?,?,?,?,?, 'pending', ?)
-                   ON CONFLICT(batch_id, row_key) DO UPDATE SET row_number=excluded.row_number""",
-                (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
-            )
-            found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
+                   ON CONFLICT(batch_id, row_key) DO UPDATE SET row_number=excluded.row_number"""
+        values = (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now)
+        with self._transaction(single=self.postgresql) as conn:
+            if self.postgresql:
+                found = conn.execute(upsert + " RETURNING *", values).fetchone()
+            else:
+                conn.execute(upsert, values)
+                found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
         return LedgerRow.from_row(found)
 
     def row(self, batch_id: str, row_key: str) -> LedgerRow | None:
@@ -400,7 +405,7 @@ class Ledger:
         )
 
     def set_row_customer(self, batch_id: str, row_key: str, customer_id: str) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(conn, batch_id, row_key, customer_id=customer_id)
 
     # -- intents: committed before the request, settled after --------------
@@ -479,16 +484,16 @@ class Ledger:
                 stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
             )
 
-    @staticmethod
-    def _write_intent(conn: Connection, ticket: _IntentTicket, now: float) -> Any:
-        """One intent's statements; returns the cursor that reads it back as stored."""
+    def _write_intent(self, conn: Connection, ticket: _IntentTicket, now: float) -> Any:
+        """One intent's statements; returns the cursor that reads it back as stored (on PostgreSQL
+        the ``INSERT`` itself, through ``RETURNING``: one statement fewer per intent)."""
         key, batch_id, row_key, operation, body_text = ticket.fields
-        conn.execute(
-            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+        upsert = """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
                VALUES (?,?,?,?,?, 'in_flight', ?)
-               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1""",
-            (key, batch_id, row_key, operation, body_text, now),
-        )
+               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1"""
+        values = (key, batch_id, row_key, operation, body_text, now)
+        stored = conn.execute(upsert + " RETURNING idempotency_key, operation, request_body, state", values) \
+            if self.postgresql else conn.execute(upsert, values)
         if operation == "payout_order":
             if ticket.customer_id:
                 conn.execute(
@@ -501,6 +506,8 @@ class Ledger:
                     "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
                     (now, batch_id, row_key),
                 )
+        if self.postgresql:
+            return stored
         return conn.execute(
             "SELECT idempotency_key, operation, request_body, state FROM intents WHERE idempotency_key=?", (key,)
         )
@@ -562,7 +569,7 @@ class Ledger:
         fields: dict[str, Any] = {"reference": reference}
         if expires_at is not None:
             fields["expires_at"] = expires_at
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(conn, batch_id, row_key, **fields)
 
     def record_failure(
@@ -601,7 +608,7 @@ class Ledger:
             )
 
     def record_duplicate(self, *, batch_id: str, row_key: str, message: str) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(
                 conn, batch_id, row_key, state="duplicate", error_code="repeat_payout", error_message=message
             )

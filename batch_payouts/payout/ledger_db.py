@@ -241,10 +241,17 @@ class Database:
             self._pool_cv.notify()
 
     @contextmanager
-    def transaction(self, *, durable: bool = False, write: bool = True, pipelined: bool = True) -> Iterator[Connection]:
+    def transaction(self, *, durable: bool = False, write: bool = True, pipelined: bool = True,
+                    single: bool = False) -> Iterator[Connection]:
         """One atomic step; see ``Ledger._transaction``.  ``write=False`` (reads): no write lock.
-        ``pipelined=False``: PostgreSQL waits for each statement (Alembic's migrations need that)."""
+        ``pipelined=False``: PostgreSQL waits for each statement (Alembic's migrations need that).
+        ``single``: the step is one statement, which PostgreSQL runs alone in autocommit -- atomic
+        by itself, one round trip and no ``BEGIN``/``COMMIT`` (never with ``durable``)."""
+        assert not (single and durable)
         with self.session() as conn:
+            if single and self.postgresql and conn.pipeline is None:
+                yield conn
+                return
             with self._atomic(conn, durable=durable, write=write, pipelined=pipelined):
                 yield conn
 
