@@ -137,6 +137,26 @@ class Connection:
         cursor.executemany(_to_psycopg(sql) if self.postgresql else sql, [tuple(p) for p in seq])
 
 
+class Together:
+    """The writes of one PostgreSQL step, gathered and then sent as one statement: all but the last
+    become data-modifying ``WITH`` queries of the last one.  One statement is one transaction, so
+    they are still all-or-nothing, with no ``BEGIN``/``COMMIT`` around them.  Its parts share one
+    snapshot and see none of each other's changes: each must write a table no other part touches."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[str, tuple]] = []
+
+    def execute(self, sql: str, params: tuple | list = ()) -> None:
+        self.statements.append((sql, tuple(params)))
+
+    def statement(self) -> tuple[str, tuple]:
+        *first, (last, last_params) = self.statements
+        if not first:
+            return last, last_params
+        parts = ", ".join(f"step{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+        return f"WITH {parts} {last}", tuple(p for _, params in first for p in params) + last_params
+
+
 class Database:
     """One open ledger: the SQLAlchemy engine and connection, and the driver connection they hold."""
 
@@ -242,15 +262,23 @@ class Database:
 
     @contextmanager
     def transaction(self, *, durable: bool = False, write: bool = True, pipelined: bool = True,
-                    single: bool = False) -> Iterator[Connection]:
+                    single: bool = False, together: bool = False) -> Iterator[Any]:
         """One atomic step; see ``Ledger._transaction``.  ``write=False`` (reads): no write lock.
         ``pipelined=False``: PostgreSQL waits for each statement (Alembic's migrations need that).
         ``single``: the step is one statement, which PostgreSQL runs alone in autocommit -- atomic
-        by itself, one round trip and no ``BEGIN``/``COMMIT`` (never with ``durable``)."""
-        assert not (single and durable)
+        by itself, one round trip and no ``BEGIN``/``COMMIT`` (never with ``durable``).
+        ``together``: the step's statements are writes whose results nobody reads, each on a
+        table of its own; PostgreSQL gets them as one statement (``Together``), which is as atomic."""
+        assert not ((single or together) and durable)
         with self.session() as conn:
-            if single and self.postgresql and conn.pipeline is None:
-                yield conn
+            if (single or together) and self.postgresql and conn.pipeline is None:
+                if not together:
+                    yield conn
+                    return
+                gathered = Together()
+                yield gathered
+                if gathered.statements:
+                    conn.execute(*gathered.statement())
                 return
             with self._atomic(conn, durable=durable, write=write, pipelined=pipelined):
                 yield conn

@@ -64,21 +64,24 @@ def test_a_read_inside_a_step_sees_what_the_step_wrote(ledger_location):
             assert conn.execute("SELECT state FROM rows WHERE row_key=?", ("x:1",)).fetchone()["state"] == "failed"
 
 
-@pytest.mark.parametrize("failure", ["sql", "python"])
+@pytest.mark.parametrize("failure", ["sql", "python", "together"])
 def test_a_step_that_fails_commits_nothing_and_the_next_step_works(ledger_location, failure):
+    """A plain step (PostgreSQL: pipelined between BEGIN and COMMIT) and a ``together`` step
+    (PostgreSQL: its writes sent as one statement) are all-or-nothing."""
     with Ledger(ledger_location) as ledger:
         _start(ledger)
         _row(ledger, 1)
         with pytest.raises(Exception) as raised:
-            with ledger._transaction() as conn:
+            with ledger._transaction(together=failure == "together") as conn:
                 conn.execute("UPDATE rows SET state='failed' WHERE row_key=?", ("x:1",))
-                if failure == "sql":  # the same batch again: its primary key refuses it
+                if failure in ("sql", "together"):  # the same batch again: its primary key refuses it
                     conn.execute("INSERT INTO batches (batch_id, input_name, input_sha256, key_fingerprint, api_base, "
                                  "rows_total, operator, host, first_run_at, last_run_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                                  ("b1", "x", "0", "k", "a", 1, "o", "h", 0, 0))
                 else:
                     raise ValueError("a step that stops half-way")
-                conn.execute("UPDATE rows SET state='created' WHERE row_key=?", ("x:1",))
+                if failure != "together":
+                    conn.execute("UPDATE rows SET state='created' WHERE row_key=?", ("x:1",))
         assert failure == "python" or not isinstance(raised.value, ValueError)
         assert _state(ledger, 1) == "pending"
         ledger.record_duplicate(batch_id="b1", row_key="x:1", message="repetido")
