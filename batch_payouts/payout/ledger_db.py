@@ -83,6 +83,11 @@ class Cursor:
     @property
     def _type(self) -> type[Record] | None:
         """The rows' type, once the result is here (asked at the first fetch: an INSERT never pays for it)."""
+        result = getattr(self._cursor, "pgresult", None)
+        if result is not None:  # psycopg: the names straight from libpq's result, no Column objects
+            if not result.nfields:
+                return None
+            return _record_type(tuple(result.fname(i).decode() for i in range(result.nfields)))
         description = self._cursor.description
         return _record_type(tuple(d[0] for d in description)) if description else None
 
