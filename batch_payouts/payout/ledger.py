@@ -14,9 +14,11 @@ a rerun treats like ``unknown``: look the order up, else resend the same body
 with the same key.  Nothing here knows about HTTP or spreadsheets, and the API
 key itself is never stored: only a one-way fingerprint that tells keys apart.
 
-One connection is shared by all workers behind a lock, so the pipeline can add
-threads without changing this contract; SQLite's WAL journal keeps readers
-(``status``, ``show``) from blocking a running batch, and PostgreSQL never blocks them.
+On SQLite one connection is shared by all workers behind a lock (the file has one
+writer at a time anyway), and its WAL journal keeps readers (``status``, ``show``) from
+blocking a running batch.  On PostgreSQL each worker's step takes a connection of its own
+from a small pool (``ledger_db.Database.session``), so the steps of several workers -- and
+their network round trips -- overlap instead of queueing; PostgreSQL never blocks readers.
 
 The tables, their migrations and the safe opening live in ``ledger_schema``; the
 connection on either engine (``?`` placeholders, rows by column name) in ``ledger_db``;
@@ -33,7 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +73,6 @@ class Ledger:
         self.path = ledger_address.local_anchor(self.location)  # the file, or this host's stand-in for it
         self._lock = threading.RLock()
         self._db = open_database(self.location)  # refuses a foreign file, creates or upgrades the tables
-        self._conn = self._db.conn
         self._held_locks: set[str] = set()
         self._lock_connections: dict[str, Any] = {}  # PostgreSQL: batch -> the session holding its advisory lock
         # Group commit of intents (``begin_intent``): waiting intents, and whether a commit is under way.
@@ -101,7 +102,7 @@ class Ledger:
         self.close()
 
     @contextmanager
-    def _transaction(self, durable: bool = False) -> Iterator[Connection]:
+    def _transaction(self, durable: bool = False, *, single: bool = False, together: bool = False) -> Iterator[Connection]:
         """One atomic step.  ``durable`` waits for the disk (SQLite ``synchronous=FULL``,
         PostgreSQL ``synchronous_commit=on``).
 
@@ -114,14 +115,20 @@ class Ledger:
         The connection yielded takes portable SQL with ``?`` placeholders and returns
         rows readable by column name or position, on both engines (``ledger_db``).
 
-        Steps deferred with ``later=True`` are written first, in the order they were
-        deferred, in the same transaction (and put back if it fails).
+        ``single``: the step is one statement (PostgreSQL sends it alone, in autocommit);
+        ``together``: writes to different tables, results unread (PostgreSQL: one statement).
+        Both spare PostgreSQL's ``BEGIN`` and ``COMMIT``, which are most of a short step's cost.
+
+        Steps deferred with ``later=True`` (SQLite only) are written first, in the order they
+        were deferred, in the same transaction (and put back if it fails).
         """
-        with self._lock:
+        with self._serial():
             with self._deferred_lock:
                 steps, self._deferred = self._deferred, []
+            if steps:
+                single = together = False
             try:
-                with self._db.transaction(durable=durable) as conn:
+                with self._db.transaction(durable=durable, single=single, together=together) as conn:
                     for sql, params in steps:
                         conn.execute(sql, params)
                     yield conn
@@ -132,6 +139,27 @@ class Ledger:
                 if isinstance(exc, Exception) and is_disk_full(exc):  # rolled back: the ledger is as it was before it
                     raise DiskFull(self.path, "ledger") from exc
                 raise
+
+    def _serial(self) -> Any:
+        """SQLite: the lock every step takes (one connection for all threads).  PostgreSQL: none,
+        each thread's step has a connection of its own (``ledger_db.Database.session``)."""
+        return _NO_LOCK if self.postgresql else self._lock
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        """A connection for reads outside any step (several statements, no transaction); the
+        deferred steps are written first, so the reads see them."""
+        self.flush()
+        with self._serial(), self._db.session() as conn:
+            yield conn
+
+    def _defers(self, later: bool) -> bool:
+        """Whether a ``later`` step waits for the next transaction: only on SQLite, where every
+        commit costs page writes to the one file.  On PostgreSQL each worker has its own
+        connection, so a deferred step could ride in another worker's transaction and land after
+        that worker's own next step on the same row; there it is written at once (cheaply:
+        ``single``/``together``, no ``BEGIN``/``COMMIT``)."""
+        return later and not self.postgresql
 
     def _defer(self, sql: str, params: tuple) -> None:
         with self._deferred_lock:
@@ -147,7 +175,7 @@ class Ledger:
         worker -- usually the next group commit of intents, within milliseconds -- and at the latest
         in ``flush``.  Lost to a crash, such a step is recovered as a power cut's is today: the row
         is still ``in_flight`` (or absent), so the rerun looks the order up before anything is sent.
-        Intents are never deferred."""
+        Intents are never deferred, and nothing is on PostgreSQL (``_defers``)."""
         if self._deferred:
             with self._transaction():
                 pass
@@ -161,7 +189,7 @@ class Ledger:
         """A read; ``settled`` (the default) writes the deferred steps first, so it sees them."""
         if settled:
             self.flush()
-        with self._lock:
+        with self._serial():
             return self._db.query(sql, params)
 
     # -- the run lock -----------------------------------------------------
@@ -219,10 +247,9 @@ class Ledger:
     def _take_advisory_lock(self, batch_id: str) -> None:
         if batch_id in self._lock_connections:
             return  # this Ledger holds it already (session locks nest; one is enough)
-        session = self._db.engine.connect()
+        session = self._db.connect()  # a driver connection of its own, outside the pool
         try:
-            raw = session.connection.dbapi_connection
-            got = raw.execute("SELECT pg_try_advisory_lock(%s, %s)", _advisory_key(batch_id)).fetchone()[0]
+            got = session.execute("SELECT pg_try_advisory_lock(%s, %s)", _advisory_key(batch_id)).fetchone()[0]
         except BaseException:
             session.close()
             raise
@@ -266,7 +293,7 @@ class Ledger:
             )
 
     def set_livemode(self, batch_id: str, livemode: bool) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             conn.execute("UPDATE batches SET livemode=? WHERE batch_id=?", (int(livemode), batch_id))
 
     def batch(self, batch_id: str) -> BatchRecord | None:
@@ -283,7 +310,7 @@ class Ledger:
 
     def set_output(self, batch_id: str, output_path: Path, api_version: str) -> None:
         """Remember where the results sheet went, so commands can take that file as the batch's name."""
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             conn.execute(
                 "UPDATE batches SET output_path=?, api_version=? WHERE batch_id=?",
                 (str(Path(output_path).resolve()), api_version, batch_id),
@@ -335,7 +362,7 @@ class Ledger:
     ) -> None:
         """Record the payout order's latest status at Conekta (pending, cashed, expired, cancelled...)."""
         now = time.time()
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             fields: dict[str, Any] = {"order_status": status, "status_checked_at": now}
             if cancelled:
                 fields["cancelled_at"] = now
@@ -381,7 +408,10 @@ class Ledger:
         later: bool = False,
     ) -> LedgerRow:
         """The row's journal entry, created ``pending`` on first sight.  ``later``: the caller knows
-        the row is not in the ledger yet (a batch's new row): its insert is deferred (``flush``)."""
+        the row is not in the ledger yet (a batch's new row): its insert is deferred (``flush``).
+        On PostgreSQL the row as stored comes back with the ``INSERT`` itself (one statement, one
+        round trip); SQLite reads it after (``RETURNING`` needs SQLite 3.35, newer than some
+        systems' Python has)."""
         now = time.time()
         insert = (
             """INSERT INTO rows (batch_id, row_key, row_number, email, amount, currency, reason,
@@ -390,12 +420,15 @@ class Ledger:
                ON CONFLICT(batch_id, row_key) DO UPDATE SET row_number=excluded.row_number""",
             (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
         )
-        if later:
+        if self._defers(later):
             self._defer(*insert)
             return LedgerRow(batch_id, row_key, row_number, "pending", email, amount, currency, reason)
-        with self._transaction() as conn:
-            conn.execute(*insert)
-            found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
+        with self._transaction(single=self.postgresql) as conn:
+            if self.postgresql:
+                found = conn.execute(insert[0] + " RETURNING *", insert[1]).fetchone()
+            else:
+                conn.execute(*insert)
+                found = conn.execute("SELECT * FROM rows WHERE batch_id=? AND row_key=?", (batch_id, row_key)).fetchone()
         return LedgerRow.from_row(found)
 
     def row(self, batch_id: str, row_key: str) -> LedgerRow | None:
@@ -404,16 +437,14 @@ class Ledger:
 
     def row_states(self, batch_id: str) -> dict[str, str]:
         """row_key -> state for the whole batch: what planning needs, without loading every field."""
-        self.flush()
-        with self._lock:
-            return dict(self._db.cursor("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
+        with self._reading() as conn:
+            return dict(conn.execute("SELECT row_key, state FROM rows WHERE batch_id=?", (batch_id,)))
 
     def outcome_rows(self, batch_id: str) -> dict[str, LedgerRow]:
         """row_key -> the row with only what its outcome shows (state, ids, reference, expiry, error):
         what a rerun needs of every row of the batch, at about half the memory of ``rows``."""
-        self.flush()
-        with self._lock:
-            cursor = self._db.cursor(
+        with self._reading() as conn:
+            cursor = conn.execute(
                 """SELECT row_key, row_number, state, customer_id, payout_order_id, reference, expires_at,
                           error_code, error_message, error_params FROM rows WHERE batch_id=?""", (batch_id,))
             raw = cursor._cursor  # the driver's plain tuples: no Record per row
@@ -421,9 +452,8 @@ class Ledger:
             return {row.row_key: row for row in found}
 
     def rows(self, batch_id: str) -> list[LedgerRow]:
-        self.flush()
-        with self._lock:  # converted while streaming: never two copies of a large batch in memory
-            cursor = self._db.cursor("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
+        with self._reading() as conn:  # converted while streaming: never two copies of a large batch in memory
+            cursor = conn.execute("SELECT * FROM rows WHERE batch_id=? ORDER BY row_number", (batch_id,))
             raw = cursor._cursor  # the driver's plain tuples: no Record per row (a rerun reads them all)
             return list(LedgerRow.from_tuples([d[0] for d in raw.description], raw))
 
@@ -431,7 +461,7 @@ class Ledger:
         conn.execute(*_row_update(batch_id, row_key, fields))
 
     def set_row_customer(self, batch_id: str, row_key: str, customer_id: str) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(conn, batch_id, row_key, customer_id=customer_id)
 
     # -- intents: committed before the request, settled after --------------
@@ -498,38 +528,75 @@ class Ledger:
         self._before_intents.append(step)
 
     def _commit_intents(self, group: list[_IntentTicket]) -> None:
-        """Write a group of intents in one durable transaction (all of them, or none)."""
+        """Write a group of intents in one durable transaction (all of them, or none).
+
+        SQLite: a new intent is not read back (its body is the text just written); a retry's or a
+        rerun's is, since the body stored the first time is the one sent again.  PostgreSQL: each
+        intent comes back with its ``INSERT`` (``RETURNING``), read only after the ``COMMIT``: the
+        whole group then travels in one round trip (``ledger_db``'s pipeline), and as the workers
+        wait for this commit, its round trips are what they queue behind."""
         for step in self._before_intents:
             step()
         now = time.time()
+        returned: list[tuple[_IntentTicket, Any]] = []
         with self._transaction(durable=True) as conn:
             for ticket in group:
-                key, batch_id, row_key, operation, body_text = ticket.fields
-                fresh = conn.execute(
-                    """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
-                       VALUES (?,?,?,?,?, 'in_flight', ?) ON CONFLICT(idempotency_key) DO NOTHING""",
-                    (key, batch_id, row_key, operation, body_text, now),
-                ).rowcount == 1
-                if not fresh:  # a retry or a rerun: the body stored the first time is the one sent again
-                    conn.execute("UPDATE intents SET state='in_flight', attempts=attempts+1 WHERE idempotency_key=?", (key,))
-                    stored = conn.execute(
-                        "SELECT operation, request_body FROM intents WHERE idempotency_key=?", (key,)
-                    ).fetchone()
-                    operation, body_text = stored["operation"], stored["request_body"]
-                if operation == "payout_order":
-                    if ticket.customer_id:
-                        conn.execute(
-                            "UPDATE rows SET state='in_flight', attempts=attempts+1, customer_id=?, updated_at=? "
-                            "WHERE batch_id=? AND row_key=?",
-                            (ticket.customer_id, now, batch_id, row_key),
-                        )
-                    else:
-                        conn.execute(
-                            "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
-                            (now, batch_id, row_key),
-                        )
-                # Decoded from the text stored (never the caller's dict): the bytes sent are those a resend sends.
-                ticket.stored = Intent(key, operation, json.loads(body_text), "in_flight")
+                if self.postgresql:
+                    returned.append((ticket, self._write_intent_returning(conn, ticket, now)))
+                else:
+                    ticket.stored = self._write_intent(conn, ticket, now)
+        for ticket, cursor in returned:
+            stored = cursor.fetchone()
+            # Read back (never the caller's dict): the bytes sent are those a resend sends.
+            ticket.stored = Intent(
+                stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
+            )
+
+    def _write_intent(self, conn: Connection, ticket: _IntentTicket, now: float) -> Intent:
+        """SQLite: one intent's statements; the intent as stored."""
+        key, batch_id, row_key, operation, body_text = ticket.fields
+        fresh = conn.execute(
+            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+               VALUES (?,?,?,?,?, 'in_flight', ?) ON CONFLICT(idempotency_key) DO NOTHING""",
+            (key, batch_id, row_key, operation, body_text, now),
+        ).rowcount == 1
+        if not fresh:  # a retry or a rerun: the body stored the first time is the one sent again
+            conn.execute("UPDATE intents SET state='in_flight', attempts=attempts+1 WHERE idempotency_key=?", (key,))
+            stored = conn.execute("SELECT operation, request_body FROM intents WHERE idempotency_key=?", (key,)).fetchone()
+            operation, body_text = stored["operation"], stored["request_body"]
+        self._mark_in_flight(conn, ticket, operation, now)
+        # Decoded from the text stored (never the caller's dict): the bytes sent are those a resend sends.
+        return Intent(key, operation, json.loads(body_text), "in_flight")
+
+    def _write_intent_returning(self, conn: Connection, ticket: _IntentTicket, now: float) -> Any:
+        """PostgreSQL: one intent's statements; the cursor that returns it as stored (``RETURNING``)."""
+        key, batch_id, row_key, operation, body_text = ticket.fields
+        stored = conn.execute(
+            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+               VALUES (?,?,?,?,?, 'in_flight', ?)
+               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1
+               RETURNING idempotency_key, operation, request_body, state""",
+            (key, batch_id, row_key, operation, body_text, now),
+        )
+        self._mark_in_flight(conn, ticket, operation, now)
+        return stored
+
+    def _mark_in_flight(self, conn: Connection, ticket: _IntentTicket, operation: str, now: float) -> None:
+        """A payout order's intent puts its row ``in_flight`` (with the customer it goes to)."""
+        if operation != "payout_order":
+            return
+        _, batch_id, row_key, _, _ = ticket.fields
+        if ticket.customer_id:
+            conn.execute(
+                "UPDATE rows SET state='in_flight', attempts=attempts+1, customer_id=?, updated_at=? "
+                "WHERE batch_id=? AND row_key=?",
+                (ticket.customer_id, now, batch_id, row_key),
+            )
+        else:
+            conn.execute(
+                "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
+                (now, batch_id, row_key),
+            )
 
     def intent(self, idempotency_key: str, *, settled: bool = True) -> Intent | None:
         """The stored intent; ``settled=False``: without writing deferred steps first (the caller
@@ -544,12 +611,13 @@ class Ledger:
         conn.execute(*_intent_settlement(idempotency_key, state, object_id, http_status, log_id))
 
     def _steps(self, steps: list[tuple[str, tuple]], later: bool) -> None:
-        """Write ``steps`` (statement, parameters) in one transaction, or defer them (``later``)."""
-        if later:
+        """Write ``steps`` (statement, parameters) in one transaction, or defer them (``later``, SQLite).
+        Each is a write to a table of its own, results unread: on PostgreSQL one statement."""
+        if self._defers(later):
             with self._deferred_lock:
                 self._deferred.extend(steps)
             return
-        with self._transaction() as conn:
+        with self._transaction(single=len(steps) == 1, together=len(steps) > 1) as conn:
             for sql, params in steps:
                 conn.execute(sql, params)
 
@@ -594,7 +662,7 @@ class Ledger:
         fields: dict[str, Any] = {"reference": reference}
         if expires_at is not None:
             fields["expires_at"] = expires_at
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(conn, batch_id, row_key, **fields)
 
     def record_failure(
@@ -617,7 +685,7 @@ class Ledger:
         from, so a later run in another language can render it again."""
         assert state in ("failed", "unknown", "pending")
         intent_state = {"failed": "failed", "unknown": "unknown", "pending": "failed"}[state]
-        with self._transaction() as conn:
+        with self._transaction(together=True) as conn:
             if idempotency_key:
                 self._settle_intent(conn, idempotency_key, intent_state, http_status=http_status, log_id=log_id)
             self._update_row(
@@ -633,7 +701,7 @@ class Ledger:
             )
 
     def record_duplicate(self, *, batch_id: str, row_key: str, message: str) -> None:
-        with self._transaction() as conn:
+        with self._transaction(single=True) as conn:
             self._update_row(
                 conn, batch_id, row_key, state="duplicate", error_code="repeat_payout", error_message=message
             )
@@ -674,6 +742,9 @@ def _row_update(batch_id: str, row_key: str, fields: dict[str, Any]) -> tuple[st
 def _intent_settlement(idempotency_key: str, state: str, object_id=None, http_status=None, log_id=None) -> tuple[str, tuple]:
     return ("UPDATE intents SET state=?, object_id=?, http_status=?, log_id=?, finished_at=? WHERE idempotency_key=?",
             (state, object_id, http_status, log_id, time.time(), idempotency_key))
+
+
+_NO_LOCK = nullcontext()
 
 
 class _IntentTicket:

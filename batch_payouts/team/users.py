@@ -167,8 +167,8 @@ def _scopes(name: str, ip: str | None) -> list[str]:
 
 def locked(ledger: Ledger, name: str, ip: str | None, throttle: Throttle) -> bool:
     since = time.time() - throttle.minutes * 60
-    with ledger._lock:
-        return any(_failures(ledger._conn, scope, since) >= throttle.limit for scope in _scopes(name, ip))
+    with ledger._reading() as conn:
+        return any(_failures(conn, scope, since) >= throttle.limit for scope in _scopes(name, ip))
 
 
 def record_failure(ledger: Ledger, name: str, ip: str | None, throttle: Throttle, why: str) -> None:
