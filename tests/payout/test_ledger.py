@@ -105,7 +105,9 @@ def test_created_and_failure_states(ledger):
 def test_deferred_steps_ride_in_the_next_transaction_in_order_and_reads_see_them(ledger, ledger_location):
     """A batch defers the steps that only settle what an intent started: they are written, in the
     order they were deferred, by the next transaction (here the next intent's durable commit),
-    and a read through the ledger writes them first."""
+    and a read through the ledger writes them first.  SQLite only: PostgreSQL writes at once."""
+    if ledger.postgresql:
+        pytest.skip("PostgreSQL never defers (each worker has its own connection): see the next test")
     entry = ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="Ana@Example.com", amount=3000,
                               currency="MXN", reason="Pago", payout_fingerprint="fp1", later=True)
     assert (entry.state, entry.row_number, entry.amount) == ("pending", 2, 3000)
@@ -122,6 +124,26 @@ def test_deferred_steps_ride_in_the_next_transaction_in_order_and_reads_see_them
     ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key="o-1", order={"id": "po1", "reference": "1" * 16},
                           later=True)
     assert ledger.row("b1", "x:1").state == "created"  # a read writes them first
+    with Ledger(ledger_location) as other:
+        assert other.row("b1", "x:1").state == "created" and other.intent("o-1").state == "succeeded"
+
+
+def test_postgresql_writes_a_later_step_at_once(ledger, ledger_location):
+    """On PostgreSQL a deferred step could ride in another worker's transaction (its own
+    connection) and land after that worker's next step on the same row, so ``later`` is ignored:
+    every step is visible to another connection as soon as the call returns."""
+    if not ledger.postgresql:
+        pytest.skip("SQLite defers: see the test above")
+    ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="a@b.mx", amount=3000, currency="MXN",
+                      reason="Pago", payout_fingerprint="fp1", later=True)
+    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="c-1", body={})
+    ledger.record_customer(idempotency_key="c-1", key_fp="k1", email="a@b.mx", customer_id="cus_1", later=True)
+    with Ledger(ledger_location) as other:
+        assert other.row("b1", "x:1").state == "pending" and other.customer_for("k1", "a@b.mx") == "cus_1"
+        assert other.intent("c-1").state == "succeeded"
+    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="o-1", body={},
+                        customer_id="cus_1")
+    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key="o-1", order={"id": "po1"}, later=True)
     with Ledger(ledger_location) as other:
         assert other.row("b1", "x:1").state == "created" and other.intent("o-1").state == "succeeded"
 
