@@ -10,7 +10,8 @@ host.  Nothing here writes.
 
 from __future__ import annotations
 
-from batch_payouts.payout.ledger import Ledger, _advisory_key, _holder_alive
+from batch_payouts.payout.batch_locks import advisory_key, holder_alive
+from batch_payouts.payout.ledger import Ledger
 
 
 def batches_running(ledger: Ledger) -> set[str]:
@@ -18,19 +19,19 @@ def batches_running(ledger: Ledger) -> set[str]:
     held = ledger._query("SELECT batch_id, pid, host FROM locks")
     if ledger.postgresql:
         return {row["batch_id"] for row in held if _advisory_held(ledger, row["batch_id"])}
-    return {row["batch_id"] for row in held if _holder_alive(row["pid"], row["host"])}
+    return {row["batch_id"] for row in held if holder_alive(row["pid"], row["host"])}
 
 
 def batch_running(ledger: Ledger, batch_id: str) -> bool:
     if ledger.postgresql:
         return _advisory_held(ledger, batch_id)
     held = ledger._query("SELECT pid, host FROM locks WHERE batch_id=?", (batch_id,))
-    return bool(held) and _holder_alive(held[0]["pid"], held[0]["host"])
+    return bool(held) and holder_alive(held[0]["pid"], held[0]["host"])
 
 
 def _advisory_held(ledger: Ledger, batch_id: str) -> bool:
     """``pg_locks`` shows a two-int advisory key as classid, objid (unsigned) and objsubid 2."""
-    first, second = _advisory_key(batch_id)
+    first, second = advisory_key(batch_id)
     found = ledger._query(
         "SELECT 1 FROM pg_locks WHERE locktype='advisory' AND granted AND objsubid=2"
         " AND classid=CAST(? AS BIGINT) AND objid=CAST(? AS BIGINT) AND database=(SELECT oid FROM pg_database WHERE datname=current_database())",

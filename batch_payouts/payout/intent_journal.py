@@ -1,0 +1,193 @@
+"""Intents: what the ledger commits, durably, before a request is sent -- in groups.
+
+An intent is the exact request body and its Idempotency-Key, stored ``in_flight`` before
+the request leaves; the answer settles it (``ledger.Ledger.record_*``).  A crash between
+the two leaves it ``in_flight``, and a rerun looks the object up before resending the same
+body with the same key.  Making each intent durable costs an fsync (SQLite) or a durable
+commit's round trip (PostgreSQL); the workers' intents are therefore committed in groups:
+whoever asks while a commit is under way joins the next one, and each caller returns only
+once its own intent is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from batch_payouts.payout.ledger_db import Connection
+from batch_payouts.payout.ledger_steps import LedgerSteps
+from batch_payouts.payout.records import Intent
+
+
+class IntentJournal(LedgerSteps):
+    """The group commit of intents, on top of the ledger's steps."""
+
+    def __init__(self, location: str | Path) -> None:
+        super().__init__(location)
+        # Waiting intents, and whether a commit is under way.
+        self._intents_due: list[_IntentTicket] = []
+        self._intents_guard = threading.Lock()
+        self._committing_intents = False
+        self._before_intents: list[Callable[[], None]] = []
+
+    # -- intents: committed before the request, settled after --------------
+    def begin_intent(
+        self, *, batch_id: str, row_key: str, operation: str, idempotency_key: str, body: dict[str, Any],
+        customer_id: str | None = None,
+    ) -> Intent:
+        """Commit that a request is about to be sent; returns the stored intent.
+
+        When the intent already exists (a retry or a rerun), the *stored* body
+        is returned, so the resent request is byte-for-byte the first one and
+        Conekta's idempotency replay applies.  ``customer_id`` (a payout order's)
+        is written to the row in the same step.
+
+        A group commit: the intents of every worker that asks while a commit is
+        under way are written together in the next one, one durable transaction
+        and one fsync for all of them; each call still returns only once its own
+        intent is on disk, so nothing is sent before its intent is durable.
+        """
+        ticket = _IntentTicket(
+            (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True)),
+            customer_id,
+        )
+        with self._intents_guard:
+            self._intents_due.append(ticket)
+            lead = not self._committing_intents
+            self._committing_intents = True
+        interrupted: BaseException | None = None
+        while not lead:  # until its group is committed, or it is handed the next group to commit
+            try:
+                lead = ticket.wake.acquire()
+            except KeyboardInterrupt as exc:  # raised once this ticket is settled: never left half-way
+                interrupted = exc
+        while not ticket.done:  # this thread commits the group waiting now (its own intent included)
+            with self._intents_guard:
+                group, self._intents_due = self._intents_due, []
+            try:
+                self._commit_intents(group)
+            except BaseException as exc:
+                for waiting in group:
+                    waiting.error = exc
+            with self._intents_guard:
+                for waiting in group:
+                    waiting.done = True
+                # Intents that came meanwhile: the first of them commits the next group (one
+                # thread woken, not every waiting one to find out whether it is its turn).
+                following = self._intents_due[0] if self._intents_due else None
+                self._committing_intents = following is not None
+            for waiting in group:
+                if waiting is not ticket:
+                    waiting.wake.release()
+            if following is not None:
+                following.wake.release()
+        if ticket.error is not None:
+            raise ticket.error
+        if interrupted is not None:
+            raise interrupted
+        assert ticket.stored is not None
+        return ticket.stored
+
+    def before_intents(self, step: Callable[[], None]) -> None:
+        """Run ``step`` before every durable commit of intents (the audit log's fsync: what was
+        logged is on disk before the next request goes out).  An error in it fails the intents."""
+        self._before_intents.append(step)
+
+    def _commit_intents(self, group: list[_IntentTicket]) -> None:
+        """Write a group of intents in one durable transaction (all of them, or none).
+
+        SQLite: a new intent is not read back (its body is the text just written); a retry's or a
+        rerun's is, since the body stored the first time is the one sent again.  PostgreSQL: each
+        intent comes back with its ``INSERT`` (``RETURNING``), read only after the ``COMMIT``: the
+        whole group then travels in one round trip (``ledger_db``'s pipeline), and as the workers
+        wait for this commit, its round trips are what they queue behind."""
+        for step in self._before_intents:
+            step()
+        now = time.time()
+        returned: list[tuple[_IntentTicket, Any]] = []
+        with self._transaction(durable=True) as conn:
+            for ticket in group:
+                if self.postgresql:
+                    returned.append((ticket, self._write_intent_returning(conn, ticket, now)))
+                else:
+                    ticket.stored = self._write_intent(conn, ticket, now)
+        for ticket, cursor in returned:
+            stored = cursor.fetchone()
+            # Read back (never the caller's dict): the bytes sent are those a resend sends.
+            ticket.stored = Intent(
+                stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
+            )
+
+    def _write_intent(self, conn: Connection, ticket: _IntentTicket, now: float) -> Intent:
+        """SQLite: one intent's statements; the intent as stored."""
+        key, batch_id, row_key, operation, body_text = ticket.fields
+        fresh = conn.execute(
+            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+               VALUES (?,?,?,?,?, 'in_flight', ?) ON CONFLICT(idempotency_key) DO NOTHING""",
+            (key, batch_id, row_key, operation, body_text, now),
+        ).rowcount == 1
+        if not fresh:  # a retry or a rerun: the body stored the first time is the one sent again
+            conn.execute("UPDATE intents SET state='in_flight', attempts=attempts+1 WHERE idempotency_key=?", (key,))
+            stored = conn.execute("SELECT operation, request_body FROM intents WHERE idempotency_key=?", (key,)).fetchone()
+            operation, body_text = stored["operation"], stored["request_body"]
+        self._mark_in_flight(conn, ticket, operation, now)
+        # Decoded from the text stored (never the caller's dict): the bytes sent are those a resend sends.
+        return Intent(key, operation, json.loads(body_text), "in_flight")
+
+    def _write_intent_returning(self, conn: Connection, ticket: _IntentTicket, now: float) -> Any:
+        """PostgreSQL: one intent's statements; the cursor that returns it as stored (``RETURNING``)."""
+        key, batch_id, row_key, operation, body_text = ticket.fields
+        stored = conn.execute(
+            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+               VALUES (?,?,?,?,?, 'in_flight', ?)
+               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1
+               RETURNING idempotency_key, operation, request_body, state""",
+            (key, batch_id, row_key, operation, body_text, now),
+        )
+        self._mark_in_flight(conn, ticket, operation, now)
+        return stored
+
+    def _mark_in_flight(self, conn: Connection, ticket: _IntentTicket, operation: str, now: float) -> None:
+        """A payout order's intent puts its row ``in_flight`` (with the customer it goes to)."""
+        if operation != "payout_order":
+            return
+        _, batch_id, row_key, _, _ = ticket.fields
+        if ticket.customer_id:
+            conn.execute(
+                "UPDATE rows SET state='in_flight', attempts=attempts+1, customer_id=?, updated_at=? "
+                "WHERE batch_id=? AND row_key=?",
+                (ticket.customer_id, now, batch_id, row_key),
+            )
+        else:
+            conn.execute(
+                "UPDATE rows SET state='in_flight', attempts=attempts+1, updated_at=? WHERE batch_id=? AND row_key=?",
+                (now, batch_id, row_key),
+            )
+
+    def intent(self, idempotency_key: str, *, settled: bool = True) -> Intent | None:
+        """The stored intent; ``settled=False``: without writing deferred steps first (the caller
+        knows none concerns this key)."""
+        found = self._query("SELECT * FROM intents WHERE idempotency_key=?", (idempotency_key,), settled=settled)
+        if not found:
+            return None
+        r = found[0]
+        return Intent(r["idempotency_key"], r["operation"], json.loads(r["request_body"]), r["state"])
+
+
+class _IntentTicket:
+    """One intent waiting for its group's commit, and what came of it."""
+
+    __slots__ = ("fields", "customer_id", "done", "stored", "error", "wake")
+
+    def __init__(self, fields: tuple, customer_id: str | None) -> None:
+        self.fields = fields
+        self.customer_id = customer_id
+        self.done = False
+        self.stored: Intent | None = None
+        self.error: BaseException | None = None
+        self.wake = threading.Lock()  # held until the ticket's thread is to go on (released once)
+        self.wake.acquire()
