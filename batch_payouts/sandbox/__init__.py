@@ -22,7 +22,8 @@ Conekta operations), ``rules`` (validation, messages, error shape, ids),
 from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, FinalStatus
 from batch_payouts.sandbox.auto import AutoSettle
 from batch_payouts.sandbox.faults import FAULT_KINDS, Faults, FaultsError
-from batch_payouts.sandbox.server import Sandbox, serve_forever
+from batch_payouts.sandbox.serve import serve_forever
+from batch_payouts.sandbox.server import Sandbox
 
 __all__ = ["DEFAULT_STARTING_BALANCE", "FAULT_KINDS", "AutoSettle", "Faults", "FaultsError", "FinalStatus", "Sandbox",
            "serve_forever"]

@@ -25,9 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,10 +33,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from batch_payouts.sandbox import rules
-from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi, FinalStatus
+from batch_payouts.sandbox import admin, rules
+from batch_payouts.sandbox.api import DEFAULT_STARTING_BALANCE, ConektaApi
 from batch_payouts.sandbox.auto import AutoSettle, AutoSettler
-from batch_payouts.sandbox.faults import RATE_LIMITED, REVOKED, Decision, FaultEngine, Faults, FaultsError
+from batch_payouts.sandbox.faults import RATE_LIMITED, REVOKED, Decision, FaultEngine, Faults
 from batch_payouts.sandbox.rules import ApiFailure, fail
 from batch_payouts.sandbox.store import Store, fingerprint
 from batch_payouts.sandbox.transport import BadBody, Handler, Server, encode, key_from_header, parse_json
@@ -68,11 +66,6 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/webhook_keys$"), "list_webhook_keys"),
     ("POST", re.compile(r"^/webhook_keys$"), "create_webhook_key"),
 ]
-# Back-office moves of an order (by id or reference), as the admin routes and ``sandbox cash`` name them.
-SETTLE_ACTIONS = {"cash": "cashed", "expire": "expired", "cancel": "cancelled"}
-
-ADMIN_ERROR = rules.rule("sandbox.admin.invalid", None, "Solicitud de administración no válida: {why}",
-                         "Invalid admin request: {why}")
 
 
 class Sandbox:
@@ -310,7 +303,7 @@ class Sandbox:
             h.send_json(400, rules.error_body(rules.PARAMETER, [(rules.MALFORMED_JSON, {})], "en"), close=True)
             return
         if path == "/_sandbox" or path.startswith("/_sandbox/"):
-            self._admin(h, method, path, raw)
+            admin.answer(self, h, method, path, raw)
         else:
             self._api_request(h, method, path, dict(parse_qsl(parts.query, keep_blank_values=True)), raw)
 
@@ -495,77 +488,6 @@ class Sandbox:
         with self._log_lock:
             self._log.append(entry)
 
-    # -- admin routes (no auth, no faults, not in request_log) ---------------------
-    def _admin(self, h: Handler, method: str, path: str, raw: bytes) -> None:
-        def bad(status: int, why: str) -> None:
-            h.send_json(status, rules.error_body(rules.PARAMETER, [(ADMIN_ERROR, {"why": why})], "en"))
-
-        try:
-            body = parse_json(raw) if raw else {}
-        except ApiFailure:
-            bad(400, "the body is not valid JSON")
-            return
-        if method == "GET" and path == "/_sandbox/state":
-            h.send_json(200, {"customers": self.customers(), "payout_orders": self.payout_orders()})
-        elif method == "GET" and path == "/_sandbox/requests":
-            h.send_json(200, {"requests": self.request_log})
-        elif method == "GET" and path == "/_sandbox/faults":
-            h.send_json(200, self.faults.to_dict())
-        elif method == "PUT" and path == "/_sandbox/faults":
-            try:
-                faults = Faults.from_dict(body, source="PUT /_sandbox/faults")
-            except FaultsError as error:
-                bad(422, error.message("en"))
-                return
-            self.set_faults(faults)
-            h.send_json(200, faults.to_dict())
-        elif method == "POST" and (match := re.match(r"^/_sandbox/payout_orders/([^/]+)/(status|cash|expire|cancel)$",
-                                                         path)):
-            # By order id or by reference.  /status takes {"status": ...}; /cash, /expire, /cancel no body.
-            action = match.group(2)
-            status = body.get("status") if isinstance(body, dict) and action == "status" else SETTLE_ACTIONS.get(action)
-            if not isinstance(status, str) or not status:
-                bad(422, "expected {\"status\": \"cashed\"} or another status")
-                return
-            try:
-                order = self.set_order_status(match.group(1), status)
-            except KeyError:
-                bad(404, f"no payout order {match.group(1)}")
-                return
-            except FinalStatus as final:
-                h.send_json(409, rules.error_body(rules.PRECONDITION, [(rules.ALREADY_FINAL, {
-                    "id": final.order["id"], "status": final.order["status"], "wanted": final.wanted})], "en")
-                    | {"order": final.order})
-                return
-            h.send_json(200, order)
-        elif method == "GET" and path == "/_sandbox/events":
-            h.send_json(200, {"events": self.events()})
-        elif method == "GET" and path == "/_sandbox/webhooks":
-            h.send_json(200, {"urls": self.webhook_urls, "deliveries": self.webhook_log,
-                              "auto_settled": self.auto_settled})
-        elif method == "PUT" and path == "/_sandbox/webhooks":
-            urls = body.get("urls") if isinstance(body, dict) else None
-            if not isinstance(urls, list) or not all(isinstance(u, str) and u.startswith(("http://", "https://"))
-                                                     for u in urls):
-                bad(422, "expected {\"urls\": [\"http://...\"]}")
-                return
-            self.set_webhook_urls(urls)
-            h.send_json(200, {"urls": self.webhook_urls})
-        elif method == "POST" and (match := re.match(r"^/_sandbox/events/([^/]+)/redeliver$", path)):
-            if not self.redeliver(match.group(1)):
-                bad(404, f"no event {match.group(1)}")
-                return
-            h.send_json(200, {"redelivered": match.group(1), "urls": self.webhook_urls})
-        elif method == "POST" and path == "/_sandbox/keys/revoke":
-            key = body.get("key") if isinstance(body, dict) else None
-            if not isinstance(key, str) or not key:
-                bad(422, "expected {\"key\": \"key_...\"}")
-                return
-            self.revoke_key(key)
-            h.send_json(200, {"revoked": True})
-        else:
-            bad(404, f"no admin route {method} {path}")
-
 
 def _as_faults(faults: Faults | dict[str, Any] | None) -> Faults:
     if faults is None:
@@ -573,41 +495,3 @@ def _as_faults(faults: Faults | dict[str, Any] | None) -> Faults:
     if isinstance(faults, dict):
         return Faults.from_dict(faults)
     return faults
-
-
-def serve_forever(
-    host: str = "127.0.0.1",
-    port: int = 8765,
-    faults: Faults | dict[str, Any] | None = None,
-    state_path: str | Path | None = None,
-    keys: Iterable[str] | None = None,
-    starting_balance: int = DEFAULT_STARTING_BALANCE,
-    webhook_urls: Iterable[str] = (),
-    webhook_attempts: int = DEFAULT_ATTEMPTS,
-    webhook_backoff: float = DEFAULT_BACKOFF,
-    auto_settle: AutoSettle | None = None,
-) -> None:
-    """Serve until Ctrl-C (or SIGTERM).  The first stdout line is the URL, so a
-    script or test can start ``batch-payouts sandbox serve --port 0`` and read it."""
-    sandbox = Sandbox(host=host, port=port, keys=keys, faults=faults, state_path=state_path,
-                      starting_balance=starting_balance, webhook_urls=webhook_urls,
-                      webhook_attempts=webhook_attempts, webhook_backoff=webhook_backoff,
-                      auto_settle=auto_settle).start()
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        print(sandbox.url, flush=True)
-        print(f"Conekta sandbox on {sandbox.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sandbox.stop()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
