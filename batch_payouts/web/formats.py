@@ -26,7 +26,7 @@ def when(unix_seconds: float | None, lang: str) -> str:
     if unix_seconds is None or (isinstance(unix_seconds, float) and math.isnan(unix_seconds)):
         return ""
     moment = datetime.fromtimestamp(float(unix_seconds), clock.zone())
-    offset = moment.isoformat()[19:]  # "-06:00", as the CLI's ISO times end
+    offset = moment.isoformat(timespec="minutes")[16:]  # "-06:00", as the CLI's ISO times end
     if lang == "en":
         hour = moment.hour % 12 or 12
         return (f"{MONTHS['en'][moment.month - 1]} {moment.day}, {moment.year}, "

@@ -320,7 +320,7 @@ def test_sandbox_banner_dates_short_id_and_one_reference_cancelled(page, web_set
         with steps.step("short-id"):
             page.goto(f"{server.url}/batches/{batch_id[:12]}")
             assert page.url.endswith(batch_id)
-            assert re.fullmatch(r"\d{1,2} (ene|feb|mar|abr|may|jun|jul|ago|sep|oct|nov|dic) \d{4}, \d{1,2}:\d{2}",
+            assert re.fullmatch(r"\d{1,2} (ene|feb|mar|abr|may|jun|jul|ago|sep|oct|nov|dic) \d{4}, \d{1,2}:\d{2} \([+-]\d{2}:\d{2}\)",
                                 page.inner_text("#last-run"))
             assert page.locator("#invalid-rows tbody tr").count() == 6
         with steps.step("cancel-one"):
