@@ -111,7 +111,6 @@ class JobResult:
     livemode: bool | None = None
     stopped: BatchError | None = None
     interrupted: bool = False
-    calls: list[dict] = field(default_factory=list)
     plan: Plan | None = None
     balance: dict[str, int] | None = None
     audit_path: Path | None = None

@@ -99,7 +99,6 @@ def run_job(
         if not options.dry_run:  # four eyes: with a policy, only an approved plan is sent (exit 2 otherwise)
             require_approval(ledger, pin, input_name=loaded.name, operator=options.operator or operator_name())
             ledger.acquire_lock(batch_id, wait=options.wait_lock)
-        calls: list[dict] = []
         audit: AuditLog | None = None
         audit_path = audit_path_for(output)
         if not options.dry_run:
@@ -116,11 +115,9 @@ def run_job(
 
                 audit.sync_with(ledger, sync_audit)  # lines made durable with each group of intents
 
-        def record_call(call: dict) -> None:
-            calls.append(call)
-            if audit is not None:
-                with naming_full_disk(audit_path, "audit"):  # stops the batch (run_batch) with that message
-                    audit.api_call(**call)
+        def record_call(call: dict) -> None:  # each request's facts go to the audit log, and nowhere else
+            with naming_full_disk(audit_path, "audit"):  # stops the batch (run_batch) with that message
+                audit.api_call(**call)
 
         client = stack.enter_context(
             ConektaClient(
@@ -130,7 +127,7 @@ def run_job(
                     pool_size=max(4, options.workers * 2), initial_backoff=options.initial_backoff,
                 ),
                 throttle=RateLimiter(options.rate_limit),
-                on_call=record_call,
+                on_call=None if audit is None else record_call,  # a dry run keeps no audit log
             )
         )
         known_mode = ledger.known_mode(key_fp)
@@ -157,7 +154,7 @@ def run_job(
             summary = write_sheet(frame, output, loaded, options, {"batch_id": batch_id, "mode": mode, "started_at": started})
             return JobResult(
                 output, frame, summary, loaded, batch_id=batch_id, livemode=known_mode,
-                ledger_path=ledger_address.shown(ledger_path), calls=calls, plan=plan, balance=balance, pin=pin,
+                ledger_path=ledger_address.shown(ledger_path), plan=plan, balance=balance, pin=pin,
             )
         ledger.record_batch_start(
             batch_id=batch_id, input_name=loaded.name, input_sha256=loaded.sha256, key_fp=key_fp,
@@ -185,7 +182,7 @@ def run_job(
         stopped = stopped or _full_disk_of(lambda: ledger.set_output(batch_id, output, options.api_version))
         result = JobResult(
             output, frame, summary, loaded, batch_id=batch_id, ledger_path=ledger_address.shown(ledger_path),
-            livemode=livemode, stopped=stopped, interrupted=batch.interrupted, calls=calls,
+            livemode=livemode, stopped=stopped, interrupted=batch.interrupted,
             plan=plan, balance=balance, audit_path=audit_path, pin=pin,
         )
         result.stopped = result.stopped or _full_disk_of(lambda: _finish_audit(audit, audit_path, result, mode))

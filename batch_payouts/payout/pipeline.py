@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -125,7 +125,6 @@ class BatchRun:
     stopped: BatchError | None = None
     interrupted: bool = False
     livemode: bool | None = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_batch(
