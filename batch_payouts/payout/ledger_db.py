@@ -298,7 +298,13 @@ class Database:
         if level != self._sqlite_level:
             conn.execute(f"PRAGMA synchronous={level}")
             self._sqlite_level = level
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        with self._begun(conn, "BEGIN IMMEDIATE" if write else "BEGIN"):
+            yield
+
+    @contextmanager
+    def _begun(self, conn: Connection, begin: str) -> Iterator[None]:
+        """``begin``, the step, then ``COMMIT``; rolled back if the step fails (a statement at a time)."""
+        conn.execute(begin)
         try:
             yield
             conn.execute("COMMIT")
@@ -319,13 +325,8 @@ class Database:
             conn.execute("COMMIT")
             return
         if not pipelined:
-            conn.execute("BEGIN; SET LOCAL synchronous_commit TO on" if durable else "BEGIN")
-            try:
+            with self._begun(conn, "BEGIN; SET LOCAL synchronous_commit TO on" if durable else "BEGIN"):
                 yield
-                conn.execute("COMMIT")
-            except BaseException:
-                self._rollback(conn)
-                raise
             return
         try:
             with conn.dbapi.pipeline() as pipeline:
