@@ -177,6 +177,28 @@ def run_with_a_row_in_doubt(sandbox, folder: Path, ledger_path: Path):
     return result
 
 
+def all_at_once(count: int, work) -> list[BaseException]:
+    """Run ``work(0)`` .. ``work(count - 1)`` on ``count`` threads released together (a barrier), as
+    workers racing for one ledger or one file do; returns what they raised, none lost."""
+    import threading
+
+    barrier, errors = threading.Barrier(count), []
+
+    def run(n: int) -> None:
+        try:
+            barrier.wait()
+            work(n)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 def free_socket():
     import socket
 

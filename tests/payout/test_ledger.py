@@ -11,6 +11,7 @@ import pytest
 
 from batch_payouts.errors import BatchError
 from batch_payouts.payout.ledger import Ledger, key_fingerprint
+from conftest import all_at_once
 
 
 def _row(ledger, key="x:1", number=2, batch="b1"):
@@ -49,25 +50,15 @@ def test_intent_is_committed_before_send_and_keeps_the_first_body(ledger, ledger
 def test_intents_asked_for_together_are_committed_together_each_with_its_own_body(ledger, ledger_location):
     """Group commit: sixteen threads begin intents at once; each gets its own stored body back,
     every intent and its row's customer are committed, and a resend still gets the first body."""
-    import threading
-
     for n in range(16):
         _row(ledger, key=f"x:{n}", number=n + 2)
-    start, results, errors = threading.Barrier(16), {}, []
+    results = {}
 
     def begin(n: int) -> None:
-        try:
-            start.wait()
-            results[n] = ledger.begin_intent(batch_id="b1", row_key=f"x:{n}", operation="payout_order",
-                                             idempotency_key=f"k-{n}", body={"amount": 100 + n}, customer_id=f"cus_{n}")
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        results[n] = ledger.begin_intent(batch_id="b1", row_key=f"x:{n}", operation="payout_order",
+                                         idempotency_key=f"k-{n}", body={"amount": 100 + n}, customer_id=f"cus_{n}")
 
-    threads = [threading.Thread(target=begin, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = all_at_once(16, begin)
     assert not errors
     assert {n: r.request_body for n, r in results.items()} == {n: {"amount": 100 + n} for n in range(16)}
     with Ledger(ledger_location) as other:  # on disk, seen by another connection

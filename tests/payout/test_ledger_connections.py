@@ -8,6 +8,7 @@ import pytest
 
 from batch_payouts.payout import ledger_db
 from batch_payouts.payout.ledger import Ledger
+from conftest import all_at_once
 
 
 def _start(ledger: Ledger, batch: str = "b1", rows: int = 1) -> None:
@@ -94,26 +95,14 @@ def test_more_workers_than_the_pool_holds_all_get_their_steps_done(pg_cluster, m
     monkeypatch.setattr(ledger_db, "POOL_SIZE", 3)
     with Ledger(pg_cluster.new_database()) as ledger:
         _start(ledger, rows=12)
-        errors: list[BaseException] = []
-        start = threading.Barrier(12)
-
         def worker(n: int) -> None:
-            try:
-                start.wait()
-                _row(ledger, n)
-                ledger.begin_intent(batch_id="b1", row_key=f"x:{n}", operation="payout_order",
-                                    idempotency_key=f"o-{n}", body={"amount": 1000 + n})
-                ledger.record_created(batch_id="b1", row_key=f"x:{n}", idempotency_key=f"o-{n}",
-                                      order={"id": f"ord_{n}", "reference": f"{n:016d}"})
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
+            _row(ledger, n)
+            ledger.begin_intent(batch_id="b1", row_key=f"x:{n}", operation="payout_order",
+                                idempotency_key=f"o-{n}", body={"amount": 1000 + n})
+            ledger.record_created(batch_id="b1", row_key=f"x:{n}", idempotency_key=f"o-{n}",
+                                  order={"id": f"ord_{n}", "reference": f"{n:016d}"})
 
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(12)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
+        assert all_at_once(12, worker) == []
         assert set(ledger.row_states("b1").values()) == {"created"}
         assert ledger._db._opened <= 3
 

@@ -9,23 +9,20 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from batch_payouts.errors import BatchError
 from batch_payouts.payout.ledger import Ledger
 from batch_payouts.payout.ledger_schema import MIGRATIONS
-from conftest import API_KEY, beneficiary, write_csv
+from conftest import API_KEY, all_at_once, beneficiary, write_csv
 
 
 def _open_together(path, openers: int) -> list[str]:
     """Open ``path`` from ``openers`` threads released at once; what each one got."""
-    barrier = threading.Barrier(openers)
     results: list[str] = [""] * openers
 
     def open_it(slot: int) -> None:
-        barrier.wait()
         try:
             with Ledger(path) as ledger:
                 version = ledger._query("PRAGMA user_version")[0][0]
@@ -35,11 +32,7 @@ def _open_together(path, openers: int) -> list[str]:
         except Exception as error:  # the bug this test exists for: a raw sqlite3 error
             results[slot] = f"crash {type(error).__name__}: {error}"
 
-    threads = [threading.Thread(target=open_it, args=(slot,)) for slot in range(openers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert all_at_once(openers, open_it) == []  # open_it says what each got, errors included
     return results
 
 
