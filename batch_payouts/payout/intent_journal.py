@@ -116,11 +116,7 @@ class IntentJournal(LedgerSteps):
                 else:
                     ticket.stored = self._write_intent(conn, ticket, now)
         for ticket, cursor in returned:
-            stored = cursor.fetchone()
-            # Read back (never the caller's dict): the bytes sent are those a resend sends.
-            ticket.stored = Intent(
-                stored["idempotency_key"], stored["operation"], json.loads(stored["request_body"]), stored["state"]
-            )
+            ticket.stored = Intent.from_row(cursor.fetchone())
 
     def _write_intent(self, conn: Connection, ticket: _IntentTicket, now: float) -> Intent:
         """SQLite: one intent's statements; the intent as stored."""
@@ -174,8 +170,7 @@ class IntentJournal(LedgerSteps):
         found = self._query("SELECT * FROM intents WHERE idempotency_key=?", (idempotency_key,), settled=settled)
         if not found:
             return None
-        r = found[0]
-        return Intent(r["idempotency_key"], r["operation"], json.loads(r["request_body"]), r["state"])
+        return Intent.from_row(found[0])
 
 
 class _IntentTicket:

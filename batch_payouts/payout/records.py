@@ -166,6 +166,12 @@ class Intent:
     request_body: dict[str, Any]
     state: str
 
+    @classmethod
+    def from_row(cls, r: Any) -> Intent:
+        """From the stored row: the body decoded from the text stored, never the caller's dict, so
+        the bytes a resend sends are those sent the first time."""
+        return cls(r["idempotency_key"], r["operation"], json.loads(r["request_body"]), r["state"])
+
 
 @dataclass
 class EarlierPayout:
