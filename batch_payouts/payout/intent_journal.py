@@ -54,6 +54,8 @@ class IntentJournal(LedgerSteps):
         ticket = _IntentTicket(
             (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True)),
             customer_id,
+            # PostgreSQL: this thread's deferred steps go with its intent, whoever commits the group.
+            self._take_deferred() if self.postgresql else [],
         )
         with self._intents_guard:
             self._intents_due.append(ticket)
@@ -86,6 +88,7 @@ class IntentJournal(LedgerSteps):
             if following is not None:
                 following.wake.release()
         if ticket.error is not None:
+            self._put_back(ticket.deferred)
             raise ticket.error
         if interrupted is not None:
             raise interrupted
@@ -111,6 +114,8 @@ class IntentJournal(LedgerSteps):
         returned: list[tuple[_IntentTicket, Any]] = []
         with self._transaction(durable=True) as conn:
             for ticket in group:
+                for sql, params in ticket.deferred:  # the steps its thread deferred, before its intent
+                    conn.execute(sql, params)
                 if self.postgresql:
                     returned.append((ticket, self._write_intent_returning(conn, ticket, now)))
                 else:
@@ -174,13 +179,16 @@ class IntentJournal(LedgerSteps):
 
 
 class _IntentTicket:
-    """One intent waiting for its group's commit, and what came of it."""
+    """One intent waiting for its group's commit, and what came of it.  On PostgreSQL it carries
+    the steps its thread deferred (``LedgerSteps.flush``): written in the same transaction, just
+    before the intent, so they land before it on the row whichever thread commits the group."""
 
-    __slots__ = ("fields", "customer_id", "done", "stored", "error", "wake")
+    __slots__ = ("fields", "customer_id", "deferred", "done", "stored", "error", "wake")
 
-    def __init__(self, fields: tuple, customer_id: str | None) -> None:
+    def __init__(self, fields: tuple, customer_id: str | None, deferred: list[tuple[str, tuple]]) -> None:
         self.fields = fields
         self.customer_id = customer_id
+        self.deferred = deferred
         self.done = False
         self.stored: Intent | None = None
         self.error: BaseException | None = None

@@ -63,7 +63,7 @@ class Ledger(IntentJournal, BatchLocks):
             try:
                 for batch_id in list(self._held_locks):
                     self.release_lock(batch_id)
-                self.flush()
+                self.flush_all()
             finally:  # a lock left behind (disk full) names this process: the next run takes it over
                 for held in self._lock_connections.values():
                     held.close()
@@ -226,8 +226,8 @@ class Ledger(IntentJournal, BatchLocks):
                ON CONFLICT(batch_id, row_key) DO UPDATE SET row_number=excluded.row_number""",
             (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
         )
-        if self._defers(later):
-            self._defer(*insert)
+        if later:
+            self._defer(insert)
             return LedgerRow(batch_id, row_key, row_number, "pending", email, amount, currency, reason)
         with self._transaction(single=self.postgresql) as conn:
             if self.postgresql:

@@ -5,8 +5,10 @@ under the one lock on SQLite (one connection for every worker: the file has one 
 a time anyway) and on a connection of the thread's own on PostgreSQL (``_serial``,
 ``ledger_db.Database.session``), so several workers' steps -- and their round trips --
 overlap there.  A running batch may *defer* a step that only records a result
-(``later=True``, SQLite only: ``_defers``) into the next transaction, usually the next
-group commit of intents (``intent_journal``); a read writes the deferred steps first.
+(``later=True``) into a later transaction, usually the next group commit of intents
+(``intent_journal``); a read writes the deferred steps first.  On SQLite any worker's next
+transaction writes every deferred step; on PostgreSQL a thread's deferred steps are its own
+and travel only in its own transactions (``flush`` says why).
 
 ``Ledger`` (``ledger``) is built on this class; nothing outside the ledger's modules uses it.
 """
@@ -36,8 +38,9 @@ class LedgerSteps:
         self.path = ledger_address.local_anchor(self.location)  # the file, or this host's stand-in for it
         self._lock = threading.RLock()
         self._db = open_database(self.location)  # refuses a foreign file, creates or upgrades the tables
-        # Steps a batch lets wait for the next transaction (``later=True``; see ``flush``).
-        self._deferred: list[tuple[str, tuple]] = []
+        # Steps a batch lets wait for a later transaction (``later=True``; see ``flush``): one list
+        # on SQLite, one per thread on PostgreSQL (``_deferral_key``).
+        self._deferred: dict[int, list[tuple[str, tuple]]] = {}
         self._deferred_lock = threading.Lock()
 
     @contextmanager
@@ -58,12 +61,12 @@ class LedgerSteps:
         ``together``: writes to different tables, results unread (PostgreSQL: one statement).
         Both spare PostgreSQL's ``BEGIN`` and ``COMMIT``, which are most of a short step's cost.
 
-        Steps deferred with ``later=True`` (SQLite only) are written first, in the order they
-        were deferred, in the same transaction (and put back if it fails).
+        Steps deferred with ``later=True`` are written first, in the order they were deferred, in
+        the same transaction (and put back if it fails): every one on SQLite, this thread's own on
+        PostgreSQL.
         """
         with self._serial():
-            with self._deferred_lock:
-                steps, self._deferred = self._deferred, []
+            steps = self._take_deferred()
             if steps:
                 single = together = False
             try:
@@ -72,9 +75,7 @@ class LedgerSteps:
                         conn.execute(sql, params)
                     yield conn
             except BaseException as exc:
-                if steps:
-                    with self._deferred_lock:
-                        self._deferred[:0] = steps
+                self._put_back(steps)
                 if isinstance(exc, Exception) and is_disk_full(exc):  # rolled back: the ledger is as it was before it
                     raise DiskFull(self.path, "ledger") from exc
                 raise
@@ -92,37 +93,62 @@ class LedgerSteps:
         with self._serial(), self._db.session() as conn:
             yield conn
 
-    def _defers(self, later: bool) -> bool:
-        """Whether a ``later`` step waits for the next transaction: only on SQLite, where every
-        commit costs page writes to the one file.  On PostgreSQL each worker has its own
-        connection, so a deferred step could ride in another worker's transaction and land after
-        that worker's own next step on the same row; there it is written at once (cheaply:
-        ``single``/``together``, no ``BEGIN``/``COMMIT``)."""
-        return later and not self.postgresql
+    def _deferral_key(self) -> int:
+        """Whose deferred steps a call takes: SQLite's one list, or this thread's (PostgreSQL)."""
+        return threading.get_ident() if self.postgresql else 0
 
-    def _defer(self, sql: str, params: tuple) -> None:
+    def _defer(self, *steps: tuple[str, tuple]) -> None:
         with self._deferred_lock:
-            self._deferred.append((sql, params))
+            self._deferred.setdefault(self._deferral_key(), []).extend(steps)
+
+    def _take_deferred(self) -> list[tuple[str, tuple]]:
+        """The deferred steps this call is to write (see ``_deferral_key``), taken out of the list."""
+        with self._deferred_lock:
+            return self._deferred.pop(self._deferral_key(), [])
+
+    def _put_back(self, steps: list[tuple[str, tuple]]) -> None:
+        """Steps taken by a transaction that failed: first again in the list they came from."""
+        if steps:
+            with self._deferred_lock:
+                waiting = self._deferred.setdefault(self._deferral_key(), [])
+                waiting[:0] = steps
 
     def flush(self) -> None:
-        """Write the steps deferred with ``later=True`` now (nothing to do when there are none).
+        """Write the steps deferred with ``later=True`` now (nothing to do when there are none);
+        on PostgreSQL, this thread's.
 
         Why defer: a batch settles each request in a transaction of its own, and on SQLite every
         commit rewrites the pages it touched (table and indexes) into the WAL: ~5 commits per row
-        were most of a run's CPU.  A step that only *settles* what an intent started (the customer
-        or order created, a new row ``pending``) can instead ride in the next transaction of any
-        worker -- usually the next group commit of intents, within milliseconds -- and at the latest
-        in ``flush``.  Lost to a crash, such a step is recovered as a power cut's is today: the row
-        is still ``in_flight`` (or absent), so the rerun looks the order up before anything is sent.
-        Intents are never deferred, and nothing is on PostgreSQL (``_defers``)."""
-        if self._deferred:
+        were most of a run's CPU; on PostgreSQL each is a round trip.  A step that only *settles*
+        what an intent started (the customer or order created, a new row ``pending``) can instead
+        ride in a later transaction -- usually the next group commit of intents, within
+        milliseconds -- and at the latest in ``flush``.  Lost to a crash, such a step is recovered
+        as a power cut's is today: the row is still ``in_flight`` (or absent), so the rerun looks
+        the order up before anything is sent.  Intents are never deferred.
+
+        Why per thread on PostgreSQL: each worker has a connection of its own, so a step written
+        by another worker's transaction could commit *after* this worker's own next step on the
+        same row (the order's intent marking it ``in_flight`` before its ``pending`` insert lands).
+        A thread's deferred steps therefore travel only in its own transactions -- its next step,
+        or its next intent's group commit, written just before that intent (``_IntentTicket``) --
+        and a worker writes what is left when it stops (``RowExecutor.worker_done``)."""
+        with self._deferred_lock:
+            waiting = bool(self._deferred.get(self._deferral_key()))
+        if waiting:
             with self._transaction():
                 pass
 
-    def drop_deferred(self) -> None:
-        """Forget deferred steps that cannot be written (a full disk): a rerun recovers them (``flush``)."""
+    def flush_all(self) -> None:
+        """Write every thread's deferred steps, when no worker is left to write its own (``close``)."""
         with self._deferred_lock:
-            self._deferred = []
+            lists, self._deferred = list(self._deferred.values()), {}
+        self._put_back([step for steps in lists for step in steps])
+        self.flush()
+
+    def drop_deferred(self) -> None:
+        """Forget deferred steps that cannot be written (a full disk; on PostgreSQL this thread's):
+        a rerun recovers them (``flush``)."""
+        self._take_deferred()
 
     def _query(self, sql: str, params: tuple = (), *, settled: bool = True) -> list[Record]:
         """A read; ``settled`` (the default) writes the deferred steps first, so it sees them."""
@@ -132,11 +158,10 @@ class LedgerSteps:
             return self._db.query(sql, params)
 
     def _steps(self, steps: list[tuple[str, tuple]], later: bool) -> None:
-        """Write ``steps`` (statement, parameters) in one transaction, or defer them (``later``, SQLite).
+        """Write ``steps`` (statement, parameters) in one transaction, or defer them (``later``).
         Each is a write to a table of its own, results unread: on PostgreSQL one statement."""
-        if self._defers(later):
-            with self._deferred_lock:
-                self._deferred.extend(steps)
+        if later:
+            self._defer(*steps)
             return
         with self._transaction(single=len(steps) == 1, together=len(steps) > 1) as conn:
             for sql, params in steps:

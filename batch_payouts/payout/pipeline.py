@@ -4,7 +4,7 @@ For each valid row, in file order, the pipeline asks the ledger what is already
 known, decides (copy a finished result, refuse a repeat, resolve a row in
 doubt, or send), acts through the Conekta client, and records the result
 before moving on.  Rows are taken in input order by ``workers`` threads; every
-worker shares the ledger (one connection behind a lock) and the pooled HTTP
+worker shares the ledger (on SQLite one connection behind a lock, on PostgreSQL a pooled one per worker) and the pooled HTTP
 connections, and the outcomes are returned by row number whatever the completion order.
 
 One row's decision and its requests are ``row_executor``; the hashes that name a
@@ -90,6 +90,19 @@ class _Sender:
             return next(self._positions, None)
 
     def _work(self) -> None:
+        try:
+            self._send_rows()
+        finally:  # this worker's deferred ledger steps: written by it (``RowExecutor.worker_done``)
+            try:
+                unwritten = self._executor.worker_done()
+            except BaseException as bug:  # noqa: BLE001 - raised again in the calling thread
+                with self._lock:
+                    self.crash = self.crash or bug
+            else:
+                if unwritten is not None:
+                    self._halt(unwritten)
+
+    def _send_rows(self) -> None:
         executor, key_of = self._executor, self._key_of
         while (position := self._next()) is not None:
             number = self._pending[position]

@@ -151,11 +151,17 @@ class RowExecutor:
 
     def release(self) -> BatchError | None:
         """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB), and write
-        the deferred steps.  If they cannot be written (a full disk) they are dropped and the error
-        returned: their rows stay ``in_flight``, which the next run looks up at Conekta."""
+        the deferred steps left (see ``worker_done``)."""
         self._known = {}
         self._customers = {}
         self._batching = False
+        return self.worker_done()
+
+    def worker_done(self) -> BatchError | None:
+        """Write the ledger steps this thread deferred (``Ledger.flush``): a worker's last act, as on
+        PostgreSQL they are its own and no other thread may write them while workers run.  If they
+        cannot be written (a full disk) they are dropped and the error returned: their rows stay
+        ``in_flight``, which the next run looks up at Conekta."""
         try:
             self.ledger.flush()
         except BatchError as error:

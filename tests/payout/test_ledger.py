@@ -96,9 +96,8 @@ def test_created_and_failure_states(ledger):
 def test_deferred_steps_ride_in_the_next_transaction_in_order_and_reads_see_them(ledger, ledger_location):
     """A batch defers the steps that only settle what an intent started: they are written, in the
     order they were deferred, by the next transaction (here the next intent's durable commit),
-    and a read through the ledger writes them first.  SQLite only: PostgreSQL writes at once."""
-    if ledger.postgresql:
-        pytest.skip("PostgreSQL never defers (each worker has its own connection): see the next test")
+    and a read through the ledger writes them first.  Both engines (on PostgreSQL the steps are
+    the thread's own: see the next tests)."""
     entry = ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="Ana@Example.com", amount=3000,
                               currency="MXN", reason="Pago", payout_fingerprint="fp1", later=True)
     assert (entry.state, entry.row_number, entry.amount) == ("pending", 2, 3000)
@@ -119,24 +118,56 @@ def test_deferred_steps_ride_in_the_next_transaction_in_order_and_reads_see_them
         assert other.row("b1", "x:1").state == "created" and other.intent("o-1").state == "succeeded"
 
 
-def test_postgresql_writes_a_later_step_at_once(ledger, ledger_location):
-    """On PostgreSQL a deferred step could ride in another worker's transaction (its own
-    connection) and land after that worker's next step on the same row, so ``later`` is ignored:
-    every step is visible to another connection as soon as the call returns."""
+def test_postgresql_writes_a_threads_deferred_steps_only_in_that_threads_transactions(ledger, ledger_location):
+    """On PostgreSQL each worker has a connection of its own: a step written by another worker's
+    transaction could commit after this worker's next step on the same row.  So another thread's
+    steps, intents and reads leave this thread's deferred steps alone; its own intent takes them."""
+    import threading
+
     if not ledger.postgresql:
-        pytest.skip("SQLite defers: see the test above")
+        pytest.skip("SQLite has one connection: any transaction writes every deferred step (test above)")
     ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="a@b.mx", amount=3000, currency="MXN",
                       reason="Pago", payout_fingerprint="fp1", later=True)
-    ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="c-1", body={})
-    ledger.record_customer(idempotency_key="c-1", key_fp="k1", email="a@b.mx", customer_id="cus_1", later=True)
+
+    def another_worker() -> None:
+        ledger.ensure_row(batch_id="b1", row_key="x:2", row_number=3, email="c@d.mx", amount=3000, currency="MXN",
+                          reason="Pago", payout_fingerprint="fp2")
+        ledger.begin_intent(batch_id="b1", row_key="x:2", operation="payout_order", idempotency_key="o-2", body={})
+        assert ledger.row("b1", "x:1") is None
+        ledger.flush()
+
+    worker = threading.Thread(target=another_worker)
+    worker.start()
+    worker.join()
     with Ledger(ledger_location) as other:
-        assert other.row("b1", "x:1").state == "pending" and other.customer_for("k1", "a@b.mx") == "cus_1"
-        assert other.intent("c-1").state == "succeeded"
+        assert other.row("b1", "x:1") is None, "another thread wrote this thread's deferred step"
+        assert other.row("b1", "x:2").state == "in_flight"
     ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="o-1", body={},
                         customer_id="cus_1")
-    ledger.record_created(batch_id="b1", row_key="x:1", idempotency_key="o-1", order={"id": "po1"}, later=True)
-    with Ledger(ledger_location) as other:
-        assert other.row("b1", "x:1").state == "created" and other.intent("o-1").state == "succeeded"
+    with Ledger(ledger_location) as other:  # inserted, then marked in flight, in one transaction
+        found = other.row("b1", "x:1")
+        assert (found.state, found.customer_id, found.attempts) == ("in_flight", "cus_1", 1)
+
+
+def test_racing_workers_each_deferred_row_lands_before_its_own_intent(ledger):
+    """Workers that defer a new row and then commit its order's intent together: whichever thread
+    commits the group, every row ends ``in_flight`` with one attempt -- never an intent's update
+    that found no row (both engines)."""
+    def work(n: int) -> None:
+        for round_ in range(20):
+            key = f"x:{n}:{round_}"
+            ledger.ensure_row(batch_id="b1", row_key=key, row_number=n * 10 + round_, email=f"{n}@b.mx", amount=100,
+                              currency="MXN", reason="r", payout_fingerprint=key, later=True)
+            ledger.begin_intent(batch_id="b1", row_key=key, operation="payout_order", idempotency_key=f"o-{key}",
+                                body={}, customer_id="cus_1")
+            ledger.record_created(batch_id="b1", row_key=key, idempotency_key=f"o-{key}", order={"id": f"po-{key}"},
+                                  later=True)
+        ledger.flush()  # a worker's last act (``RowExecutor.worker_done``)
+
+    assert all_at_once(8, work) == []
+    rows = ledger.rows("b1")
+    assert len(rows) == 160
+    assert {(r.state, r.attempts) for r in rows} == {("created", 1)}
 
 
 def test_deferred_steps_survive_a_failed_transaction_and_are_written_by_the_next_or_on_close(ledger_location):

@@ -25,6 +25,8 @@ class Executor:
         self.processed: list[int] = []
         self.threads: set[str] = set()
         self.released = False
+        self.done_in: list[str] = []  # the threads that wrote their own deferred steps at the end
+        self.unwritten: BatchError | None = None  # what ``worker_done`` reports (a full disk)
         self.livemode = False
         self.ledger = self
         self._lock = threading.Lock()
@@ -43,6 +45,11 @@ class Executor:
             raise self.fail_at[number]
         assert row["email"] == f"p{number}@x.mx" and row_key == f"k{number}"
         return RowOutcome(number, "created")
+
+    def worker_done(self) -> BatchError | None:
+        with self._lock:
+            self.done_in.append(threading.current_thread().name)
+        return self.unwritten
 
     def release(self) -> None:
         self.released = True
@@ -68,6 +75,16 @@ def test_every_valid_row_is_processed_once_by_the_workers_and_settled_rows_by_no
     assert sorted(batch.outcomes) == valid and sorted(seen) == valid
     assert batch.outcomes[3].resumed and not batch.stopped and not batch.interrupted and executor.released
     assert 1 <= len(executor.threads) <= 8  # how many got a row is up to the scheduler
+    # Each worker wrote its own deferred ledger steps as its last act, in its own thread.
+    assert sorted(executor.done_in) == [f"payout_{n}" for n in range(8)]
+
+
+def test_a_worker_that_cannot_write_its_deferred_steps_stops_the_batch():
+    validated, keys = frame(20)
+    executor = Executor(workers=2)
+    executor.unwritten = BatchError(REFUSED)
+    batch = run_batch(validated, keys, executor)
+    assert batch.stopped is executor.unwritten and executor.released
 
 
 def test_a_refused_key_stops_the_batch_and_rows_never_started_are_not_sent():
