@@ -56,6 +56,19 @@ class PreparedHeaders(dict):
         combined.lines, combined.extra = self.lines, extra
         return combined
 
+    def copy(self) -> PreparedHeaders:  # urllib3's ``urlopen`` copies the headers it is given
+        return self.plus(self.extra)
+
+    def update(self, *args: Any, **more: Any) -> None:
+        """A change (urllib3 would add a proxy's headers) makes them plain headers again: ``lines``
+        would not say it."""
+        if more or any(args):
+            super().update(*args, **more)
+            self.lines, self.extra = b"", {}
+            self.changed = True
+
+    changed = False
+
 
 # A header block of plain lines: a name of visible characters but ":", a colon, a value without
 # line breaks.  What the email parser reads as (name, value.lstrip(" \t")) with nothing else to do.
@@ -99,7 +112,7 @@ class _OneSend:
         if not (isinstance(body, bytes) and body) or chunked:
             super().request(method, url, body=body, headers=headers, **options)  # type: ignore[misc]
             return
-        if not isinstance(headers, PreparedHeaders):
+        if not isinstance(headers, PreparedHeaders) or headers.changed:
             headers = {**(headers or {}), "Content-Length": str(len(body))}
             self._held, body = body, None
             try:

@@ -225,6 +225,10 @@ def test_a_post_leaves_in_one_send_headers_and_body_together(sandbox):
     head, _, body = sends[0].partition(b"\r\n\r\n")
     assert head.startswith(b"POST /customers HTTP/1.1\r\n")
     assert f"Content-Length: {len(body)}".encode() in head and b"Idempotency-Key: cus-key" in head
+    lines = head.split(b"\r\n")[1:]  # every header once: the fixed ones (encoded once), then the request's own
+    assert sorted(line.split(b":")[0] for line in lines) == sorted([
+        b"Host", b"Accept", b"Accept-Encoding", b"Content-Type", b"Accept-Language", b"User-Agent", b"Authorization",
+        b"Idempotency-Key", b"Content-Length"])
     assert body.decode() == '{"name":"Ana Núñez","email":"ana@ejemplo.mx"}'
     assert [r["method"] for r in sandbox.request_log] == ["POST", "GET"]
 
@@ -259,6 +263,12 @@ def test_prepared_headers_are_checked_as_http_client_checks_them():
     assert prepared.lines == b"Accept: application/json\r\nUser-Agent: x/1" and dict(prepared) == {
         "Accept": "application/json", "User-Agent": "x/1"}
     assert dict(prepared.plus({"Idempotency-Key": "k"})) == {**prepared, "Idempotency-Key": "k"}
+    copied = prepared.plus({"Idempotency-Key": "k"}).copy()  # what urllib3's urlopen does with them
+    assert copied.lines == prepared.lines and copied.extra == {"Idempotency-Key": "k"} and not copied.changed
+    copied.update({})
+    assert not copied.changed
+    copied.update({"Proxy-Authorization": "x"})  # a proxy's headers: no longer what ``lines`` says
+    assert copied.changed and copied["Proxy-Authorization"] == "x"
     with pytest.raises(ValueError):
         PreparedHeaders.of({"Accept": "a\r\nInjected: yes"})
     with pytest.raises(ValueError):
