@@ -77,19 +77,15 @@ class BatchReads:
         self._customer_body = customer_body
         self._lock = threading.Lock()
         s = settings
-        self._customers = ledger.customers_of(s.key_fp)
+        rows = list(upcoming)  # tuples of cells the frame already holds: no copy of them
+        self._customers = ledger.customers_of(s.key_fp, [fields[0] for _, fields in rows])
         existing = ledger.intent_keys(s.batch_id, "customer")
-        guard = not s.allow_repeat
-        fingerprints: list[str] = []
-        row_keys: list[str] = []
         # The customer intents to commit ahead, in sending order: one per email that has no
-        # customer and no intent yet, for a row that does not name its customer.
+        # customer and no intent yet, for a row that does not name its customer.  The first row
+        # (in file order) of an email gives its customer's name and phone.
         self._plan: list[tuple[str, str, str, Any, Any]] = []  # (row_key, key, email, name, phone)
         self._position: dict[str, int] = {}  # key -> index in _plan
-        for row_key, (email, name, phone, customer_id, amount, currency, reason) in upcoming:
-            if guard:
-                fingerprints.append(payout_fingerprint(email, amount, currency, reason))
-                row_keys.append(row_key)
+        for row_key, (email, name, phone, customer_id, _, _, _) in rows:
             entry = known.get(row_key)
             if customer_id or (entry is not None and entry.customer_id) or email.lower() in self._customers:
                 continue
@@ -104,11 +100,13 @@ class BatchReads:
         self._version: int | None = None
         self._by_fingerprint: dict[str, list[EarlierPayout]] = {}
         self._by_key: dict[str, list[EarlierPayout]] = {}
-        if guard:
+        if not s.allow_repeat:
             self._version = ledger.data_version()  # first: a write after it shows as a change
             if self._version is not None:
+                fingerprints = [payout_fingerprint(email, amount, currency, reason)
+                                for _, (email, _, _, _, amount, currency, reason) in rows]
                 found = ledger.earlier_payouts(key_fp=s.key_fp, exclude_batch=s.batch_id,
-                                               fingerprints=fingerprints, row_keys=row_keys)
+                                               fingerprints=fingerprints, row_keys=[key for key, _ in rows])
                 for fingerprint, row_key, earlier in found:
                     self._by_fingerprint.setdefault(fingerprint, []).append(earlier)
                     self._by_key.setdefault(row_key, []).append(earlier)

@@ -101,8 +101,8 @@ def test_a_repeat_created_by_another_process_after_the_preload_is_still_refused(
     assert sandbox.request_log == []  # nothing was sent for it
 
 
-def test_customer_intents_are_committed_ahead_and_those_never_sent_are_settled_failed(tmp_path, sandbox, client):
-    location = tmp_path / "ledger.sqlite"
+def test_customer_intents_are_committed_ahead_and_those_never_sent_are_settled_failed(ledger_location, sandbox, client):
+    location = ledger_location
     rows = {f"h:{n}.1": _row(n) for n in range(1, CHUNK + 10)}
     rows["h:same.1"] = _row(99, email="p1@ejemplo.mx")  # the same person as row 1: one customer, one intent
     with Ledger(location) as ledger:
@@ -125,14 +125,14 @@ def test_customer_intents_are_committed_ahead_and_those_never_sent_are_settled_f
 
 
 def test_a_run_stopped_by_a_refused_key_leaves_no_customer_in_doubt_and_the_rerun_looks_nothing_up(
-        tmp_path, sandbox, cli, env):
+        sandbox, cli, env, engine_env):
     from batch_payouts.sandbox import Faults
     from conftest import beneficiary
 
     source = write_csv(env / "pagos.csv", [beneficiary(n) for n in range(1, 21)])
     sandbox.set_faults(Faults(revoke_after_requests=7))
     assert cli("run", source, "--api-base", sandbox.url, "--workers", "1").exit_code == 2
-    with Ledger(env / "ledger.sqlite") as ledger:
+    with Ledger(engine_env) as ledger:
         states = [r["state"] for r in ledger._query("SELECT state FROM intents WHERE operation='customer'")]
     assert len(states) > 4 and "in_flight" not in states
     sandbox.set_faults(Faults())
