@@ -33,6 +33,8 @@ class IntentJournal(LedgerSteps):
         self._intents_guard = threading.Lock()
         self._committing_intents = False
         self._before_intents: list[Callable[[], None]] = []
+        # Set while a batch with several workers runs (``RowExecutor.preload``): see ``_commit_together``.
+        self.gather_intents = False
 
     # -- intents: committed before the request, settled after --------------
     def begin_intent(
@@ -86,6 +88,12 @@ class IntentJournal(LedgerSteps):
             except KeyboardInterrupt as exc:  # raised once this ticket is settled: never left half-way
                 interrupted = exc
         while not ticket.done:  # this thread commits the group waiting now (its own intents included)
+            if self.gather_intents:
+                # Let the workers about to ask join this group: the interpreter handed over once,
+                # so a worker that has just had its answer reaches its own intent first.  On a disk
+                # that syncs fast a group was otherwise nearly always one intent -- a commit, an
+                # fsync of the ledger and one of the audit log for every row (issue 17).
+                time.sleep(0)
             with self._intents_guard:
                 group, self._intents_due = self._intents_due, []
             try:

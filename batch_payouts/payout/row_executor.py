@@ -150,6 +150,7 @@ class RowExecutor:
         """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
         self._known = self.ledger.outcome_rows(self.settings.batch_id)
         self._batching = True
+        self.ledger.gather_intents = self.settings.workers > 1  # other workers' intents join a commit
 
     def prepare(self, upcoming: Iterable[tuple[str, tuple]]) -> None:
         """Read once what the rows about to be sent -- (row_key, the row's ``batch_reads.FIELDS``),
@@ -165,6 +166,7 @@ class RowExecutor:
         self._known = {}
         self._customers = {}
         self._batching = False
+        self.ledger.gather_intents = False
         reads, self._reads = self._reads, None
         try:
             if reads is not None:

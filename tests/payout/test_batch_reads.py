@@ -142,3 +142,19 @@ def test_a_run_stopped_by_a_refused_key_leaves_no_customer_in_doubt_and_the_reru
     assert not [r for r in rerun if r["method"] == "GET" and r["path"].startswith("/customers")]
     orders = [o["metadata"]["row_key"] for o in sandbox.payout_orders(API_KEY)]
     assert len(orders) == len(set(orders)) == 20
+
+
+def test_a_batch_with_several_workers_lets_their_intents_gather_in_one_commit_while_it_runs(tmp_path, client):
+    with Ledger(tmp_path / "ledger.sqlite") as ledger:
+        _start(ledger, "lote")
+        alone = RowExecutor(client, ledger, BatchSettings(batch_id="lote", key_fp="kf", workers=1))
+        alone.preload()
+        assert not ledger.gather_intents  # one worker: nobody else's intent to wait for
+        alone.release()
+        several = RowExecutor(client, ledger, BatchSettings(batch_id="lote", key_fp="kf", workers=8))
+        several.preload()
+        assert ledger.gather_intents
+        ledger.begin_intent(batch_id="lote", row_key="x:1", operation="customer", idempotency_key="k-1", body={})
+        assert ledger.intent("k-1").state == "in_flight"  # still durable before it returns
+        several.release()
+        assert not ledger.gather_intents
