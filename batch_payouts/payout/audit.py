@@ -86,10 +86,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable in an audit entry: {type(value).__name__}")
 
 
+# What ``json.dumps`` with these options builds on every call, built once (the same text).
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default).encode
+
+
 def encode_line(record: dict) -> bytes:
-    return json.dumps(
-        record, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False, default=_json_default
-    ).encode("utf-8")
+    return _ENCODE(record).encode("utf-8")
 
 # -- writing -----------------------------------------------------------------
 def open_audit(stack: ExitStack, ledger: Ledger, path: Path, batch_id: str) -> AuditLog:

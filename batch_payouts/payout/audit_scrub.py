@@ -54,8 +54,8 @@ def scrub_options(options: dict) -> dict:
 
 def redact(value: Any) -> Any:
     """Entry fields other than options: key-looking text is replaced in place, so a path stays readable."""
-    if isinstance(value, str):
-        return CONEKTA_KEY.sub(REDACTED, value)
+    if isinstance(value, str):  # every match holds "key_": a substring test spares the regex per field
+        return CONEKTA_KEY.sub(REDACTED, value) if "key_" in value else value
     if isinstance(value, dict):
         return {name: redact(item) for name, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

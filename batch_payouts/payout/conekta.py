@@ -171,18 +171,18 @@ class ConektaClient:
 
             pool_options.update(cert_reqs="CERT_REQUIRED", ca_certs=certifi.where())
         self._pool = urllib3.connection_from_url(self._base, **pool_options)
-        from batch_payouts.payout.one_send import use_one_send
+        from batch_payouts.payout.one_send import PreparedHeaders, use_one_send
 
         use_one_send(self._pool)  # headers and body in one send: fewer system calls per POST
         token = base64.b64encode(f"{config.api_key}:".encode()).decode()
-        self._headers = {
+        self._headers = PreparedHeaders.of({
             "Accept": f"application/vnd.conekta-v{config.api_version}+json",
             "Accept-Encoding": "gzip, deflate",
             "Content-Type": "application/json",
             "Accept-Language": config.lang,
             "User-Agent": f"batch-payouts/{__version__} python-urllib3/{urllib3.__version__}",
             "Authorization": f"Basic {token}",
-        }
+        })  # checked and encoded once (``one_send``)
 
     def close(self) -> None:
         self._pool.close()
@@ -306,7 +306,7 @@ class ConektaClient:
         the call ends as ``OutcomeUnknown``.
         """
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
-        headers = {**self._headers, "Idempotency-Key": idempotency_key} if idempotency_key else self._headers
+        headers = self._headers.plus({"Idempotency-Key": idempotency_key}) if idempotency_key else self._headers
         context = {"operation": operation, "idempotency_key": idempotency_key}
         from urllib3.exceptions import HTTPError, SSLError  # already loaded by __init__
 

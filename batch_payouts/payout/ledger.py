@@ -352,6 +352,36 @@ class Ledger(IntentJournal, BatchLocks):
                 conn, batch_id, row_key, state="duplicate", error_code="repeat_payout", error_message=message
             )
 
+    def customers_of(self, key_fp: str, emails: list[str]) -> dict[str, str]:
+        """The customers recorded for this key and these emails, email (lower-cased) -> customer
+        id: what ``customer_for`` answers for each, read for a whole batch at once (``batch_reads``)
+        in chunks of 500 (SQLite's limit on parameters is 999 in older versions)."""
+        wanted = sorted({email.lower() for email in emails})
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            found.update((r[0], r[1]) for r in self._query(
+                f"SELECT email, customer_id FROM customers WHERE key_fingerprint=? AND email IN ({','.join('?' * len(chunk))})",
+                (key_fp, *chunk)))
+        return found
+
+    def intent_keys(self, batch_id: str, operation: str) -> set[str]:
+        """The Idempotency-Keys of the batch's intents of one operation (any state)."""
+        with self._reading() as conn:
+            return {key for (key,) in conn.execute(
+                "SELECT idempotency_key FROM intents WHERE batch_id=? AND operation=?", (batch_id, operation))._cursor}
+
+    def settle_unsent(self, idempotency_keys: list[str], *, later: bool = False) -> None:
+        """Intents committed ahead for requests that were then never sent (the batch stopped, or
+        the row turned out a repeat): ``failed``, what an intent certainly not carried out is, so
+        a rerun sends them without looking first.  Only intents still ``in_flight``."""
+        now = time.time()
+        for start in range(0, len(idempotency_keys), 500):
+            chunk = idempotency_keys[start:start + 500]
+            self._steps([(f"""UPDATE intents SET state='failed', finished_at=?
+                              WHERE state='in_flight' AND idempotency_key IN ({','.join('?' * len(chunk))})""",
+                          (now, *chunk))], later)
+
     # -- the repeat guard ---------------------------------------------------
     def earlier_payout(
         self, *, payout_fingerprint: str, row_key: str, key_fp: str, since: float, exclude_batch: str
@@ -377,4 +407,34 @@ class Ledger(IntentJournal, BatchLocks):
         r = found[0]
         return EarlierPayout(r["batch_id"], r["row_number"], r["payout_order_id"], r["reference"], r["created_at"])
 
+    def earlier_payouts(
+        self, *, key_fp: str, exclude_batch: str, fingerprints: list[str], row_keys: list[str]
+    ) -> list[tuple[str, str, EarlierPayout]]:
+        """``earlier_payout`` for a whole batch at once: every payout created in another batch of
+        this key with one of ``fingerprints`` (any time: the caller applies the window) or one of
+        ``row_keys`` (folios, ``x:``), as (fingerprint, row_key, payout).  Read in chunks of 500
+        values (SQLite's limit on parameters is 999 in older versions)."""
+        found: list[tuple[str, str, EarlierPayout]] = []
+        for column, values in (("payout_fingerprint", sorted(set(fingerprints))),
+                               ("row_key", sorted({k for k in row_keys if k.startswith("x:")}))):
+            for start in range(0, len(values), 500):
+                chunk = values[start:start + 500]
+                rows = self._query(
+                    f"""SELECT r.payout_fingerprint, r.row_key, r.batch_id, r.row_number, r.payout_order_id,
+                              r.reference, r.created_at
+                       FROM rows r JOIN batches b ON b.batch_id = r.batch_id
+                       WHERE r.state='created' AND b.key_fingerprint=? AND r.batch_id != ?
+                         AND r.{column} IN ({",".join("?" * len(chunk))})""",
+                    (key_fp, exclude_batch, *chunk), settled=False,
+                )
+                found.extend((r[0], r[1], EarlierPayout(r[2], r[3], r[4], r[5], r[6])) for r in rows)
+        return found
 
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` on the ledger's connection: it changes when, and only
+        when, another connection (another process) commits to the file; this process's own commits
+        leave it alone.  None on PostgreSQL, which has no such counter."""
+        if self.postgresql:
+            return None
+        with self._lock:
+            return self._db.conn.dbapi.execute("PRAGMA data_version").fetchone()[0]

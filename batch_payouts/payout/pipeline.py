@@ -14,7 +14,7 @@ batch, its rows and its requests are ``identity``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import pandas as pd
 
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import catalogue
+from batch_payouts.payout.batch_reads import FIELDS as READ_AHEAD
 from batch_payouts.payout.identity import column_values
 from batch_payouts.payout.row_executor import RowExecutor, RowOutcome, StopBatch
 from batch_payouts.states import FAILED
@@ -42,6 +43,14 @@ class _Rows:
 
     def valid_numbers(self) -> list[int]:
         return self._numbers
+
+    def fields(self, indexes: list[int], names: tuple[str, ...]) -> Iterator[tuple]:
+        """The ``names`` cells of the ``indexes``-th valid rows, a tuple per row (None for a column
+        the frame lacks): what ``RowExecutor.prepare`` reads of every row, without a dict per row."""
+        columns = [self._values[self._columns.index(name)] if name in self._columns else None for name in names]
+        for index in indexes:
+            position = self._positions[index]
+            yield tuple(None if column is None else column[position] for column in columns)
 
     def row(self, index: int) -> dict[str, Any]:
         """The ``index``-th valid row as a dict of Python values (what ``rows_of`` yields)."""
@@ -175,6 +184,8 @@ def run_batch(
         outcomes[number] = settled  # finished in an earlier run: no request, no worker
         if on_row is not None:
             on_row(settled)
+    if to_send:  # what those rows would each read from the ledger, read once (``batch_reads``)
+        executor.prepare(zip((key_of[pending[p]] for p in to_send), rows.fields(to_send, READ_AHEAD)))
     sender = _Sender(executor, rows, pending, to_send, key_of, outcomes, on_row, stop)
     interrupted = False
     try:

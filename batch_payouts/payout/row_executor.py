@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ from batch_payouts.rules.columns import DEFAULT_EXPIRES_IN, DEFAULT_REPEAT_WINDO
 from batch_payouts.errors import BatchError
 from batch_payouts.i18n import Plural, Text, catalogue
 from batch_payouts.payout.conekta import ConektaError, OutcomeUnknown, Refused, describe
+from batch_payouts.payout.batch_reads import STALE, BatchReads, customer_key
 from batch_payouts.payout.identity import idempotency_key, payout_fingerprint
 from batch_payouts.states import DUPLICATE, STATUS_OF_STATE
 
@@ -139,6 +140,7 @@ class RowExecutor:
         # as the ledger may not have them written yet.
         self._batching = False
         self._customers: dict[str, str] = {}
+        self._reads: BatchReads | None = None  # the batch's ledger reads, made once (``prepare``)
         # The account's mode: may be preset from an earlier batch of the same key (no extra GET before
         # the first order), but this batch's own record is written from the first answer it gets.
         self.livemode: bool | None = None
@@ -148,6 +150,14 @@ class RowExecutor:
         """Read the batch's journal once, so a rerun answers finished rows without a transaction each."""
         self._known = self.ledger.outcome_rows(self.settings.batch_id)
         self._batching = True
+        self.ledger.gather_intents = self.settings.workers > 1  # other workers' intents join a commit
+
+    def prepare(self, upcoming: Iterable[tuple[str, tuple]]) -> None:
+        """Read once what the rows about to be sent -- (row_key, the row's ``batch_reads.FIELDS``),
+        in sending order -- would each ask the ledger, and commit their customers' intents ahead in
+        chunks (``batch_reads``, which says why each answer is as safe as the read it replaces).
+        Optional, after ``preload``: without it every row reads the ledger itself."""
+        self._reads = BatchReads(self.ledger, self.settings, upcoming, self._known, customer_body)
 
     def release(self) -> BatchError | None:
         """Let go of what ``preload`` read, once the batch has run (100k rows: ~100 MB), and write
@@ -155,6 +165,10 @@ class RowExecutor:
         self._known = {}
         self._customers = {}
         self._batching = False
+        self.ledger.gather_intents = False
+        reads, self._reads = self._reads, None
+        if reads is not None:
+            reads.finish()  # intents committed ahead and never sent: settled by the flush below
         return self.worker_done()
 
     def worker_done(self) -> BatchError | None:
@@ -220,13 +234,13 @@ class RowExecutor:
                 self._settle_reference(row_key, found)
                 return self.outcome(number, self.ledger.row(s.batch_id, row_key))
         elif not s.allow_repeat:
-            earlier = self.ledger.earlier_payout(
-                payout_fingerprint=fingerprint,
-                row_key=row_key,
-                key_fp=s.key_fp,
-                since=time.time() - s.repeat_window,
-                exclude_batch=s.batch_id,
-            )
+            since = time.time() - s.repeat_window
+            earlier = self._reads.earlier(fingerprint, row_key, since) if self._reads is not None else STALE
+            if earlier is STALE:
+                earlier = self.ledger.earlier_payout(
+                    payout_fingerprint=fingerprint, row_key=row_key, key_fp=s.key_fp, since=since,
+                    exclude_batch=s.batch_id,
+                )
             if earlier is not None:
                 return self._duplicate(number, row_key, earlier)
         customer_id = None
@@ -262,23 +276,28 @@ class RowExecutor:
         if entry.customer_id:
             return entry.customer_id
         s = self.settings
+        reads = self._reads
         with self._email_lock(row["email"]):
-            customer_id = self._customers.get(row["email"].lower()) or self.ledger.customer_for(
-                s.key_fp, row["email"], settled=not self._batching)  # a deferred one is in ``_customers``
+            customer_id = self._customers.get(row["email"].lower())
             if customer_id is None:
-                # Keyed by the email, not the row: if this request is left in doubt, the next
-                # row (or rerun) for the same person replays it instead of creating a second customer.
-                key = idempotency_key(s.batch_id, "email:" + row["email"].lower(), "customer")
-                earlier = self.ledger.intent(key, settled=not self._batching)  # settled ones: in ``_customers``
-                # An earlier attempt may have created it (its answer was lost): look before sending
-                # again, as an account that ignores the Idempotency-Key would create a second one.
-                found = self.client.find_customer(row["email"]) if earlier and earlier.state != "failed" else None
-                if found is None:
-                    intent = self.ledger.begin_intent(
-                        batch_id=s.batch_id, row_key=row_key, operation="customer", idempotency_key=key,
-                        body=customer_body(row),
-                    )
+                customer_id = reads.customer(row["email"]) if reads is not None else self.ledger.customer_for(
+                    s.key_fp, row["email"], settled=not self._batching)  # a deferred one is in ``_customers``
+            if customer_id is None:
+                key = customer_key(s.batch_id, row["email"])
+                intent = reads.take(key) if reads is not None else None  # committed ahead: new, nothing to look up
+                if intent is not None:
                     found = self.client.create_customer(intent.request_body, key)
+                else:
+                    earlier = self.ledger.intent(key, settled=not self._batching)  # settled ones: in ``_customers``
+                    # An earlier attempt may have created it (its answer was lost): look before sending
+                    # again, as an account that ignores the Idempotency-Key would create a second one.
+                    found = self.client.find_customer(row["email"]) if earlier and earlier.state != "failed" else None
+                    if found is None:
+                        intent = self.ledger.begin_intent(
+                            batch_id=s.batch_id, row_key=row_key, operation="customer", idempotency_key=key,
+                            body=customer_body(row),
+                        )
+                        found = self.client.create_customer(intent.request_body, key)
                 customer = found
                 self._note_livemode(customer)
                 customer_id = customer["id"]

@@ -225,5 +225,51 @@ def test_a_post_leaves_in_one_send_headers_and_body_together(sandbox):
     head, _, body = sends[0].partition(b"\r\n\r\n")
     assert head.startswith(b"POST /customers HTTP/1.1\r\n")
     assert f"Content-Length: {len(body)}".encode() in head and b"Idempotency-Key: cus-key" in head
+    lines = head.split(b"\r\n")[1:]  # every header once: the fixed ones (encoded once), then the request's own
+    assert sorted(line.split(b":")[0] for line in lines) == sorted([
+        b"Host", b"Accept", b"Accept-Encoding", b"Content-Type", b"Accept-Language", b"User-Agent", b"Authorization",
+        b"Idempotency-Key", b"Content-Length"])
     assert body.decode() == '{"name":"Ana Núñez","email":"ana@ejemplo.mx"}'
     assert [r["method"] for r in sandbox.request_log] == ["POST", "GET"]
+
+
+@pytest.mark.parametrize("block", [
+    b"Content-Type: application/json; charset=utf-8\r\nContent-Length: 12\r\n\r\n",
+    b"Date: Wed, 02 Dec 2026 13:00:00 GMT\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Trailing:  two  \r\n\r\n",
+    b"Retry-After:3\nX-Empty:\n\n",
+    b"X-Latin: caf\xe9 \x85 end\r\n\r\n",  # \x85 is a line break to str.splitlines, not to HTTP
+    b"X-Folded: one\r\n two\r\nNext: 1\r\n\r\n",  # folded: the email parser's way
+    b"Not a header line\r\nContent-Length: 1\r\n\r\n",
+    b"Space Name: x\r\n\r\n",
+    b"\r\n",
+    b"Cut-Short: yes\r\n",  # the stream ended before the blank line
+])
+def test_the_lean_header_parser_builds_what_http_client_builds(block):
+    import http.client
+    import io
+
+    from batch_payouts.payout.one_send import _lean_parse_headers
+
+    ours, theirs = _lean_parse_headers(io.BytesIO(block)), http.client.parse_headers(io.BytesIO(block))
+    assert type(ours) is type(theirs)
+    assert ours.items() == theirs.items() and ours.get_payload() == theirs.get_payload()
+    assert [type(d) for d in ours.defects] == [type(d) for d in theirs.defects]
+
+
+def test_prepared_headers_are_checked_as_http_client_checks_them():
+    from batch_payouts.payout.one_send import PreparedHeaders
+
+    prepared = PreparedHeaders.of({"Accept": "application/json", "User-Agent": "x/1"})
+    assert prepared.lines == b"Accept: application/json\r\nUser-Agent: x/1" and dict(prepared) == {
+        "Accept": "application/json", "User-Agent": "x/1"}
+    assert dict(prepared.plus({"Idempotency-Key": "k"})) == {**prepared, "Idempotency-Key": "k"}
+    copied = prepared.plus({"Idempotency-Key": "k"}).copy()  # what urllib3's urlopen does with them
+    assert copied.lines == prepared.lines and copied.extra == {"Idempotency-Key": "k"} and not copied.changed
+    copied.update({})
+    assert not copied.changed
+    copied.update({"Proxy-Authorization": "x"})  # a proxy's headers: no longer what ``lines`` says
+    assert copied.changed and copied["Proxy-Authorization"] == "x"
+    with pytest.raises(ValueError):
+        PreparedHeaders.of({"Accept": "a\r\nInjected: yes"})
+    with pytest.raises(ValueError):
+        PreparedHeaders.of({"Bad:Name": "a"})

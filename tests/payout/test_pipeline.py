@@ -34,6 +34,9 @@ class Executor:
     def preload(self) -> None:
         pass
 
+    def prepare(self, upcoming) -> None:
+        self.prepared = [row_key for row_key, _ in upcoming]
+
     def settled(self, number: int, row_key: str) -> RowOutcome | None:
         return RowOutcome(number, "created", resumed=True) if number in self.already else None
 
