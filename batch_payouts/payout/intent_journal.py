@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from batch_payouts.payout.ledger_db import Connection
-from batch_payouts.payout.ledger_steps import LedgerSteps
+from batch_payouts.payout.ledger_steps import LedgerSteps, Step
 from batch_payouts.payout.records import Intent
 
 
@@ -142,8 +142,7 @@ class IntentJournal(LedgerSteps):
         returned: list[tuple[_IntentTicket, Any]] = []
         with self._transaction(durable=True) as conn:
             for ticket in group:
-                for sql, params in ticket.deferred:  # the steps its thread deferred, before its intent
-                    conn.execute(sql, params)
+                self._write_deferred(conn, ticket.deferred)  # the steps its thread deferred, before its intent
                 if self.postgresql:
                     returned.append((ticket, self._write_intent_returning(conn, ticket, now)))
                 else:
@@ -213,7 +212,7 @@ class _IntentTicket:
 
     __slots__ = ("fields", "customer_id", "deferred", "done", "stored", "error", "wake")
 
-    def __init__(self, fields: tuple, customer_id: str | None, deferred: list[tuple[str, tuple]]) -> None:
+    def __init__(self, fields: tuple, customer_id: str | None, deferred: list[Step]) -> None:
         self.fields = fields
         self.customer_id = customer_id
         self.deferred = deferred

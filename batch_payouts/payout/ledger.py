@@ -227,7 +227,7 @@ class Ledger(IntentJournal, BatchLocks):
             (batch_id, row_key, row_number, email, amount, currency, reason, payout_fingerprint, now),
         )
         if later:
-            self._defer(insert)
+            self._defer((insert,))
             return LedgerRow(batch_id, row_key, row_number, "pending", email, amount, currency, reason)
         with self._transaction(single=self.postgresql) as conn:
             if self.postgresql:

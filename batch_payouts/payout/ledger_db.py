@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -155,11 +155,16 @@ class Together:
         self.statements.append((sql, tuple(params)))
 
     def statement(self) -> tuple[str, tuple]:
-        *first, (last, last_params) = self.statements
-        if not first:
-            return last, last_params
-        parts = ", ".join(f"step{n} AS ({sql})" for n, (sql, _) in enumerate(first))
-        return f"WITH {parts} {last}", tuple(p for _, params in first for p in params) + last_params
+        return together_statement(self.statements)
+
+
+def together_statement(statements: Sequence[tuple[str, tuple]]) -> tuple[str, tuple]:
+    """Writes as one PostgreSQL statement (see ``Together``)."""
+    *first, (last, last_params) = statements
+    if not first:
+        return last, tuple(last_params)
+    parts = ", ".join(f"step{n} AS ({sql})" for n, (sql, _) in enumerate(first))
+    return f"WITH {parts} {last}", tuple(p for _, params in first for p in params) + tuple(last_params)
 
 
 class Database:
