@@ -259,16 +259,43 @@ def _columns_in_blocks(rows: Iterable[list[str]]) -> list[np.ndarray]:
     time: the whole sheet as Python lists beside its columns would be twice the table."""
     blocks: list[tuple[int, list[np.ndarray]]] = []  # (its rows, its columns): a block of empty rows has none
     block: list[list[str]] = []
+    seen: dict[int, dict[str, str]] = {}
     for row in rows:
         block.append(row)
         if len(block) == _XLSX_BLOCK_ROWS:
-            blocks.append((len(block), _rows_to_columns(block)))
+            blocks.append((len(block), _shared_repeats(_rows_to_columns(block), seen)))
             block = []
     if block or not blocks:
-        blocks.append((len(block), _rows_to_columns(block)))
+        blocks.append((len(block), _shared_repeats(_rows_to_columns(block), seen)))
     width = max(len(columns) for _, columns in blocks)
     return [np.concatenate([columns[position] if position < len(columns) else _blank(count)
                             for count, columns in blocks]) for position in range(width)]
+
+
+def _shared_repeats(columns: list[np.ndarray], seen: dict[int, dict[str, str]]) -> list[np.ndarray]:
+    """``columns`` with each text that repeats in a column held once (by position, ``seen`` keeps
+    every column's texts across blocks).
+
+    A payout sheet repeats most of its columns ("MXN" on every row, a few reasons, amounts and
+    departments): one str per cell is ~60 bytes each, half of a million-row table's memory (issue
+    17).  Columns mostly unique (names, emails) are left alone: a dict of them would cost more.
+    """
+    shared = []
+    for position, column in enumerate(columns):
+        # Copies of the columns kept as they are: views would keep the block's whole 2-D array
+        # alive, and with it every repeated text this drops.
+        if len(column) < 2:
+            shared.append(column.copy())
+            continue
+        codes, distinct = pd.factorize(column)
+        if len(distinct) > len(column) // 2:
+            shared.append(column.copy())
+            continue
+        texts = seen.setdefault(position, {})
+        once = np.empty(len(distinct), dtype=object)
+        once[:] = [texts.setdefault(text, text) for text in distinct]
+        shared.append(once[codes])
+    return shared
 
 
 def _sheet_columns(workbook, name: str) -> list[np.ndarray]:
