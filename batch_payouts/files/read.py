@@ -284,14 +284,17 @@ def _shared_repeats(columns: list[np.ndarray], seen: dict[int, dict[str, str]]) 
     for position, column in enumerate(columns):
         # Copies of the columns kept as they are: views would keep the block's whole 2-D array
         # alive, and with it every repeated text this drops.
-        if len(column) < 2:
+        texts = seen.get(position)
+        if len(column) < 2 and texts is None:
             shared.append(column.copy())
             continue
         codes, distinct = pd.factorize(column)
-        if len(distinct) > len(column) // 2:
+        # A short block (the last one) of a column that repeats is too small to judge.
+        if len(distinct) > len(column) // 2 and (texts is None or len(column) > 1024):
             shared.append(column.copy())
             continue
-        texts = seen.setdefault(position, {})
+        if texts is None:
+            texts = seen[position] = {}
         once = np.empty(len(distinct), dtype=object)
         once[:] = [texts.setdefault(text, text) for text in distinct]
         shared.append(once[codes])
