@@ -219,3 +219,18 @@ def test_xlsx_written_in_blocks_is_the_same_workbook(tmp_path, monkeypatch):
     monkeypatch.setattr(write, "_WRITE_BLOCK_ROWS", 2)  # 9 rows: five blocks, the last one short
     assert parts(write.write_table(frame, tmp_path / "blocks.xlsx", **options)) == whole
     assert read.read_table(tmp_path / "blocks.xlsx").loc[6, "nombre"] == "línea\ncon\ufffdcontrol"
+
+
+@pytest.mark.parametrize("values", [
+    [2, 3, 1_000_004], [-12, 5], pd.array([None, 150000, -3], dtype="Int64"), pd.array([None, None], dtype="Int64"),
+    [True, False], [1.5, 2.25, 1e20], ["a", None, 3], ["corto", "x" * 30], [],
+])
+def test_fitted_width_is_the_longest_cell_text(monkeypatch, values):
+    """Integers measured by their least and greatest, the rest a block at a time: the same width
+    as every cell's text measured at once."""
+    from batch_payouts.files.cells import cell_text
+
+    series = pd.Series(values, dtype=values.dtype if hasattr(values, "dtype") else None)
+    expected = float(min(max([len("col"), *(len(cell_text(v)) for v in series.tolist())]) + 2, write.MAX_COLUMN_WIDTH))
+    monkeypatch.setattr(write, "_WRITE_BLOCK_ROWS", 2)
+    assert write._fitted_width("col", series) == expected
