@@ -73,9 +73,8 @@ def _emails_ok(emails: pd.Series) -> pd.Series:
 
     Each distinct domain of the plain addresses, and each distinct other
     address, goes through email-validator once; which addresses are plain is
-    decided for the whole column at once (see ``_plain_verdicts``).
-
-    A block of addresses at a time: the parts of a million addresses at once were ~1 KB of
+    decided for a whole block of addresses at once (see ``_plain_verdicts``).
+    Blocks, not the column: the parts of a million addresses at once were ~1 KB of
     short-lived objects per row, the peak of a million-row validation (issue 17).
     """
     values = emails.tolist()
