@@ -23,6 +23,13 @@ from batch_payouts.files import read, xlsx_stream
 from conftest import write_workbook
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["own-xml-loop", "openpyxl-rows"])
+def both_streams(request, monkeypatch):
+    """Every test runs with the sheet's XML read by our loop and by openpyxl's public rows."""
+    monkeypatch.setattr(xlsx_stream, "_FAST", request.param)
+    return request.param
 NEVER = 1 << 62
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 
