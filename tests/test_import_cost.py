@@ -15,7 +15,8 @@ from conftest import beneficiary, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Third-party modules only `run`, the after-run commands, `web` or `sandbox` need.
+# Third-party modules only `run`, the after-run commands, `web` or `sandbox` need (openpyxl: and a
+# `validate` of a sheet too large for calamine, files/xlsx_stream.py; never of a small one).
 NOT_FOR_VALIDATE = (
     "requests", "urllib3", "charset_normalizer", "http.client", "sqlite3",
     "starlette", "uvicorn", "jinja2", "multipart", "openpyxl", "platformdirs",

@@ -71,7 +71,7 @@ def _money_styles(styles: bytes) -> list[bool]:
     return money
 
 
-def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
+def sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
     """The zip member holding worksheet ``sheet`` (workbook.xml names it, its rels locate it)."""
     workbook = archive.read("xl/workbook.xml")
     rel_id = None
@@ -105,7 +105,7 @@ def column_formats(path: Path, sheet: str, letter: str, first_row: int) -> Colum
     try:
         with zipfile.ZipFile(path) as archive:
             money_styles = _money_styles(archive.read("xl/styles.xml"))
-            part = _sheet_part(archive, sheet)
+            part = sheet_part(archive, sheet)
             if part is None:
                 return ColumnFormats()
             with archive.open(part) as xml:

@@ -17,13 +17,14 @@ import csv
 import io
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from batch_payouts.errors import BatchError, InputFileError
+from batch_payouts.files import xlsx_stream
 from batch_payouts.files.cells import cell_text, column_letter, paused_gc, short_detail
 from batch_payouts.i18n import DEFAULT_LANG, catalogue
 
@@ -201,12 +202,12 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[np.ndarray], st
     except ImportError as exc:  # pragma: no cover - a broken install, not bad input
         raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail=exc) from exc
     try:
-        workbook = CalamineWorkbook.from_path(str(file))
-        names = list(workbook.sheet_names)
+        book = _Workbook(file, CalamineWorkbook.from_path(str(file)))
+        names = list(book.calamine.sheet_names)
         if sheet is not None:
             name = _pick_sheet(names, sheet, file)
-            return _sheet_columns(workbook, name), name, names
-        return (*_first_sheet_with_data(workbook, file), names)
+            return book.columns(name), name, names
+        return (*_first_sheet_with_data(book, file), names)
     except InputFileError:
         raise
     except PasswordError as exc:
@@ -224,6 +225,82 @@ def _read_xlsx_rows(file: Path, sheet: str | None) -> tuple[list[np.ndarray], st
 _XLSX_BLOCK_ROWS = 65_536
 
 
+class _Workbook:
+    """One workbook read by python-calamine, except its large sheets (files/xlsx_stream.py).
+
+    calamine keeps the workbook's shared strings while it is open, so it is closed
+    before a large sheet is streamed, and opened again only if another sheet is read.
+    """
+
+    def __init__(self, file: Path, calamine) -> None:
+        self.file = file
+        self._calamine = calamine
+
+    @property
+    def calamine(self):
+        if self._calamine is None:
+            from python_calamine import CalamineWorkbook
+
+            self._calamine = CalamineWorkbook.from_path(str(self.file))
+        return self._calamine
+
+    def columns(self, name: str) -> list[np.ndarray]:
+        """Sheet ``name``'s cells as text columns from A1, streamed when the sheet is large."""
+        if xlsx_stream.should_stream(self.file, name):
+            if self._calamine is not None:
+                self._calamine.close()
+                self._calamine = None
+            return _columns_in_blocks(xlsx_stream.text_rows(self.file, name))
+        return _sheet_columns(self.calamine, name)
+
+
+def _columns_in_blocks(rows: Iterable[list[str]]) -> list[np.ndarray]:
+    """Rows of text (any lengths) as equally long columns, turned into columns a block at a
+    time: the whole sheet as Python lists beside its columns would be twice the table."""
+    blocks: list[tuple[int, list[np.ndarray]]] = []  # (its rows, its columns): a block of empty rows has none
+    block: list[list[str]] = []
+    seen: dict[int, dict[str, str]] = {}
+    for row in rows:
+        block.append(row)
+        if len(block) == _XLSX_BLOCK_ROWS:
+            blocks.append((len(block), _shared_repeats(_rows_to_columns(block), seen)))
+            block = []
+    if block or not blocks:
+        blocks.append((len(block), _shared_repeats(_rows_to_columns(block), seen)))
+    width = max(len(columns) for _, columns in blocks)
+    return [np.concatenate([columns[position] if position < len(columns) else _blank(count)
+                            for count, columns in blocks]) for position in range(width)]
+
+
+def _shared_repeats(columns: list[np.ndarray], seen: dict[int, dict[str, str]]) -> list[np.ndarray]:
+    """``columns`` with each text that repeats in a column held once (by position, ``seen`` keeps
+    every column's texts across blocks).
+
+    A payout sheet repeats most of its columns ("MXN" on every row, a few reasons, amounts and
+    departments): one str per cell is ~60 bytes each, half of a million-row table's memory (issue
+    17).  Columns mostly unique (names, emails) are left alone: a dict of them would cost more.
+    """
+    shared = []
+    for position, column in enumerate(columns):
+        # Copies of the columns kept as they are: views would keep the block's whole 2-D array
+        # alive, and with it every repeated text this drops.
+        texts = seen.get(position)
+        if len(column) < 2 and texts is None:
+            shared.append(column.copy())
+            continue
+        codes, distinct = pd.factorize(column)
+        # A short block (the last one) of a column that repeats is too small to judge.
+        if len(distinct) > len(column) // 2 and (texts is None or len(column) > 1024):
+            shared.append(column.copy())
+            continue
+        if texts is None:
+            texts = seen[position] = {}
+        once = np.empty(len(distinct), dtype=object)
+        once[:] = [texts.setdefault(text, text) for text in distinct]
+        shared.append(once[codes])
+    return shared
+
+
 def _sheet_columns(workbook, name: str) -> list[np.ndarray]:
     """The sheet's cells as text columns, from A1 (what ``to_python(skip_empty_area=False)`` gives).
 
@@ -232,20 +309,11 @@ def _sheet_columns(workbook, name: str) -> list[np.ndarray]:
     twice the memory of the table itself, over 1 GB for a million rows.
     """
     sheet = workbook.get_sheet_by_name(name)
-    blocks: list[list[np.ndarray]] = []
-    rows: list[list[str]] = []
-    for row in sheet.iter_rows():
-        # Most cells are already text: skip the call for them (this runs on every cell).
-        rows.append([value if type(value) is str else cell_text(value) for value in row])
-        if len(rows) == _XLSX_BLOCK_ROWS:
-            blocks.append(_rows_to_columns(rows))
-            rows = []
-    if rows or not blocks:
-        blocks.append(_rows_to_columns(rows))
-    width = max(len(block) for block in blocks)
-    count = sum(len(block[0]) if block else 0 for block in blocks)
-    columns = [np.concatenate([block[position] if position < len(block) else _blank(len(block[0]) if block else 0)
-                               for block in blocks]) for position in range(width)]
+    # Most cells are already text: skip the call for them (this runs on every cell).
+    columns = _columns_in_blocks([value if type(value) is str else cell_text(value) for value in row]
+                                 for row in sheet.iter_rows())
+    width = len(columns)
+    count = len(columns[0]) if columns else 0
     # iter_rows starts at the first column with data (its rows start at row 1): pad what
     # to_python(skip_empty_area=False) would have to its left (and above, for another layout).
     start = sheet.start
@@ -265,7 +333,7 @@ def _blank(count: int) -> np.ndarray:
     return column
 
 
-def _first_sheet_with_data(workbook, file: Path) -> tuple[list[np.ndarray], str]:
+def _first_sheet_with_data(book: _Workbook, file: Path) -> tuple[list[np.ndarray], str]:
     """The first visible worksheet with a non-blank cell, and its name.
 
     Hidden sheets (and chart sheets) are skipped: Excel does not show them, so
@@ -274,14 +342,14 @@ def _first_sheet_with_data(workbook, file: Path) -> tuple[list[np.ndarray], str]
     """
     from python_calamine import SheetTypeEnum, SheetVisibleEnum
 
-    metadata = list(workbook.sheets_metadata)
+    metadata = list(book.calamine.sheets_metadata)
     if not metadata:
         raise InputFileError(TEXT.UNREADABLE_FILE, path=str(file), **TEXT._EXCEL, detail="no sheets")
     worksheets = [m for m in metadata if m.typ == SheetTypeEnum.WorkSheet]
     visible = [m.name for m in worksheets if m.visible == SheetVisibleEnum.Visible]
     hidden = [m.name for m in worksheets if m.visible != SheetVisibleEnum.Visible]
     for name in visible:
-        columns = _sheet_columns(workbook, name)
+        columns = book.columns(name)
         if any(cell and not cell.isspace() for column in columns for cell in column):
             return columns, name
     listed = ", ".join(f"«{name}»" for name in visible) or "—"

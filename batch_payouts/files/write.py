@@ -360,7 +360,6 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
         else "money" if name in spec.money_columns else "auto"
         for name in frame.columns
     ]
-    columns = [frame.iloc[:, i].tolist() for i in range(frame.shape[1])]
     # Constant-memory mode: column settings and panes before the first row.
     for position, name in enumerate(frame.columns):
         width = _fitted_width(name, frame.iloc[:, position]) + (4 if kinds[position] == "money" else 0)  # "$" and ",.00"
@@ -373,19 +372,38 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
         _write_text(sheet, styles, 0, position, _xml_safe(name), styles.get(None, None, is_formula_like(name), bold=True))
 
     fills = dict(spec.row_fills)
-    status = frame[spec.fill_column].tolist() if fills and spec.fill_column in frame.columns else None
+    filled = bool(fills) and spec.fill_column in frame.columns
+    from batch_payouts.files.xlsx_rows import RowWriter  # imports xlsxwriter, as this function does
+
+    rows = RowWriter.for_sheet(sheet)  # the cells' XML written directly; None: the public API for all
+    # A block of rows at a time: every column of a million-row frame as Python lists at once
+    # was ~130 MB beside the frame itself (issue 17: < 1 GB for a million rows).
+    for start in range(0, len(frame), _WRITE_BLOCK_ROWS):
+        block = frame.iloc[start:start + _WRITE_BLOCK_ROWS]
+        columns = [block.iloc[:, i].tolist() for i in range(block.shape[1])]
+        status = block[spec.fill_column].tolist() if filled else None
+        _write_rows(sheet, styles, rows, start + 1, columns, kinds, status, fills)
+    if rows is not None:
+        rows.finish()
+    if names:
+        sheet.autofilter(0, 0, len(frame), len(names) - 1)
+
+
+_WRITE_BLOCK_ROWS = 65_536
+
+
+def _write_rows(sheet, styles: _Styles, rows, first: int, columns: list[list], kinds: list[str],
+                status: list | None, fills: dict) -> None:
+    """Rows ``first``, ``first + 1``, ... of a sheet from ``columns`` (one list per column)."""
     # Most cells are ordinary strings: check the whole column once for
     # characters an XLSX cannot hold or an over-long cell, and skip the
     # per-cell clean-up when there are none.
     clean = [_strings_are_xml_safe(values) for values in columns]
-    from batch_payouts.files.xlsx_rows import RowWriter  # imports xlsxwriter, as this function does
-
-    rows = RowWriter.for_sheet(sheet)  # the cells' XML written directly; None: the public API for all
     get_style = styles.get
-    for row, values in enumerate(zip(*columns), start=1):
+    for row, values in enumerate(zip(*columns), start=first):
         fill = None
         if status is not None:
-            key = status[row - 1]
+            key = status[row - first]
             fill = fills.get(key) if isinstance(key, str) else None
         cells = []  # (column, value as stored, format): str, int/float, bool, naive date, or None (a blank)
         for position, value in enumerate(values):
@@ -407,10 +425,6 @@ def _write_sheet(workbook, styles: _Styles, spec: _SheetSpec) -> None:
                 cells.append((position, plain, get_style(number_format or default, fill)))
         if rows is None or not rows.write(row, cells):
             _write_cells(sheet, styles, row, cells)
-    if rows is not None:
-        rows.finish()
-    if names:
-        sheet.autofilter(0, 0, len(frame), len(names) - 1)
 
 
 def _write_cells(sheet, styles: _Styles, row: int, cells: list[tuple[int, object, object]]) -> None:
@@ -514,12 +528,19 @@ def _xml_safe(text: str) -> str:
 
 
 def _fitted_width(name: object, values: pd.Series) -> float:
+    """The header's or the longest cell's text length, plus a margin, capped.
+
+    An integer column's longest text is its least or its greatest number's; any other column is
+    measured a block at a time (a million row numbers as text were ~60 MB at once, issue 17)."""
     longest = len(str(name))
-    if len(values):
-        cells = values.tolist()
-        if all(type(cell) is str for cell in cells):  # the usual column: its own text, no call per cell
-            longest = max(longest, max(map(len, cells)))
-        else:
-            texts = values.map(cell_text)
-            longest = max(longest, int(texts.str.len().max()))
+    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        present = values.dropna()
+        if len(present):
+            longest = max(longest, len(cell_text(present.min())), len(cell_text(present.max())))
+        return float(min(longest + 2, MAX_COLUMN_WIDTH))
+    for start in range(0, len(values), _WRITE_BLOCK_ROWS):
+        cells = values.iloc[start:start + _WRITE_BLOCK_ROWS].tolist()
+        if not all(type(cell) is str for cell in cells):  # the usual column is its own text: no call per cell
+            cells = list(map(cell_text, cells))
+        longest = max(longest, max(map(len, cells)))
     return float(min(longest + 2, MAX_COLUMN_WIDTH))

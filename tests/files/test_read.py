@@ -396,3 +396,19 @@ def test_amount_cell_formats_are_counted_the_same_in_small_blocks(tmp_path, monk
     monkeypatch.setattr(formats, "_XML_BLOCK_BYTES", block_bytes)
     found = formats.column_formats(path, "Pagos", "D", 2)
     assert (found.money, found.plain) == (45, 14)
+
+
+@pytest.mark.parametrize("block_rows", [65_536, 8])
+def test_xlsx_texts_repeated_in_a_column_are_held_once(tmp_path, monkeypatch, block_rows):
+    """A million "MXN" are one str, not a million (issue 17: half of a large table's memory);
+    mostly unique columns are left as they are, and the cells do not change either way."""
+    rows = [["nombre", "moneda", "monto"]] + [[f"Persona {n}", "MXN" if n % 5 else "USD", 3000 + n % 2]
+                                              for n in range(40)]
+    path = make_xlsx(tmp_path / "b.xlsx", rows)
+    monkeypatch.setattr(read, "_XLSX_BLOCK_ROWS", block_rows)
+    frame = read.read_table(path)
+    currencies = frame["moneda"].tolist()
+    assert currencies == [row[1] for row in rows[1:]]
+    assert len({id(text) for text in currencies}) == 2
+    assert len({id(text) for text in frame["monto"].tolist()}) == 2
+    assert frame["nombre"].tolist() == [row[0] for row in rows[1:]]

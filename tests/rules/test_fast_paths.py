@@ -75,6 +75,15 @@ def test_email_check_agrees_on_generated_columns(values):
     assert schema._emails_ok(pd.Series(values, dtype="str")).tolist() == per_address(values)
 
 
+@pytest.mark.parametrize("block", [1, 3, 7])
+def test_email_check_in_blocks_agrees(monkeypatch, block):
+    """Addresses are checked a block at a time (issue 17's memory); domains seen in an earlier
+    block, and a NUL only in some blocks, must not change a verdict."""
+    monkeypatch.setattr(schema, "_EMAIL_BLOCK", block)
+    values = TRICKY_ADDRESSES + ["a@b.com", "x\x00y@b.com", "c@b.com", "", "A@B.COM"] + TRICKY_ADDRESSES[:5]
+    assert schema._emails_ok(pd.Series(values, dtype="str")).tolist() == per_address(values)
+
+
 # --------------------------------------------------------------------------- other column checks
 
 _TEXT = st.text(alphabet=st.sampled_from(list("09a .-()+\t\u0660\u00b2x,\"'=@\n\x00é\u0301")), max_size=18)
@@ -337,3 +346,16 @@ def test_summary_sums_exactly_what_the_rows_say(rows):
     expected = reference_summary(frame, validated)
     assert got == expected
     assert list(got.currency_totals) == list(expected.currency_totals) and list(got.amounts) == list(expected.amounts)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("aZ0@.ßİé\x00 ")), max_size=6), max_size=12),
+       st.sampled_from([1, 3, 65_536]))
+def test_casefolded_emails_are_str_casefold(values, block):
+    """The duplicate-row key folds the case of addresses without copying the ones already folded."""
+    original = normalize._FOLD_BLOCK
+    normalize._FOLD_BLOCK = block
+    try:
+        assert normalize._casefolded(values) == [value.casefold() for value in values]
+    finally:
+        normalize._FOLD_BLOCK = original
