@@ -21,6 +21,7 @@ is easy to get wrong, so:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from batch_payouts.errors import BatchError
@@ -109,10 +110,13 @@ def check_amounts(decision: UnitDecision, amounts: list[int]) -> None:
         decision.notes.append(UnitNote(TEXT.CENTS_LOOK_LIKE_PESOS, {"median": money(_median(amounts))}, True))
 
 
-def _median(amounts: list[int]) -> int:
-    """The middle amount (the lower of the two middle ones for an even count: a real row's amount)."""
-    ordered = sorted(amounts)
-    return ordered[(len(ordered) - 1) // 2]
+def _median(amounts: Sequence[int]) -> int:
+    """The middle amount (the lower of the two middle ones for an even count: a real row's amount).
+    A partial sort in numpy: sorting a million Python ints was a tenth of a validation's time."""
+    import numpy as np
+
+    middle = (len(amounts) - 1) // 2
+    return int(np.partition(np.asarray(amounts, dtype=np.int64), middle)[middle])
 
 
 @dataclass(frozen=True)
@@ -136,15 +140,23 @@ class AmountFigures:
                 "median": self.median}
 
 
-def amount_figures(amounts: list[int], currencies: list[str]) -> list[AmountFigures]:
-    """Per currency, in the order each first appears: the figures of these (valid) rows' amounts."""
-    grouped: dict[str, list[int]] = {}
-    for cents, currency in zip(amounts, currencies, strict=True):
-        grouped.setdefault(str(currency), []).append(int(cents))
-    return [
-        AmountFigures(currency, len(values), sum(values), max(values), _median(values))
-        for currency, values in grouped.items()
-    ]
+def amount_figures(amounts: Sequence[int], currencies: Sequence[str]) -> list[AmountFigures]:
+    """Per currency, in the order each first appears: the figures of these (valid) rows' amounts.
+    Column-wise (numpy): a million rows took ~0.6 s row by row.  Every amount is under
+    ``MAX_AMOUNT_CENTS`` (10**15), so int64 holds each; the total is summed as Python ints."""
+    import numpy as np
+    import pandas as pd
+
+    if len(amounts) != len(currencies):
+        raise ValueError("amounts and currencies differ in length")
+    cents = np.asarray(amounts, dtype=np.int64)
+    codes, names = pd.factorize(np.asarray(currencies, dtype=object))  # in order of first appearance
+    figures = []
+    for code, currency in enumerate(names):
+        values = cents[codes == code]
+        figures.append(AmountFigures(str(currency), len(values), sum(values.tolist()), int(values.max()),
+                                     _median(values)))
+    return figures
 
 
 def figure_lines(figures: list[AmountFigures], unit: str, lang: str = DEFAULT_LANG) -> list[str]:

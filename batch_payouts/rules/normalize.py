@@ -212,10 +212,18 @@ def _group_ids(columns: list[list[str]]) -> np.ndarray:
     """One int64 per row, equal exactly when the rows are equal in every column: what
     ``duplicated`` compares, without a joined key string per row (100 bytes each)."""
     ids = np.zeros(len(columns[0]) if columns else 0, dtype=np.int64)
+    distinct = 1  # ids are < distinct
     for column in columns:
         codes, uniques = pd.factorize(np.asarray(column, dtype=object))
-        ids, _ = pd.factorize(ids * len(uniques) + codes)  # both < rows: never overflows int64
+        if distinct * max(len(uniques), 1) >= _ID_LIMIT:  # renumbered densely first (< rows): never overflows
+            ids, kept = pd.factorize(ids)
+            distinct = max(len(kept), 1)
+        ids = ids * len(uniques) + codes
+        distinct *= max(len(uniques), 1)
     return ids.astype(np.int64, copy=False)
+
+
+_ID_LIMIT = 2**62  # combined ids stay below it: int64 with room
 
 
 def normalize(

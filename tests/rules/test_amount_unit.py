@@ -52,3 +52,14 @@ def test_figures_per_currency():
     assert [(f.currency, f.rows, f.total, f.largest, f.median) for f in figures] == [
         ("MXN", 3, 600, 300, 200), ("USD", 1, 5000, 5000, 5000)
     ]
+
+
+def test_figures_keep_first_appearance_order_the_lower_middle_and_exact_totals():
+    """An even count's median is the lower middle amount (a real row's); totals beyond int64 stay exact."""
+    big = 10**15 - 1  # under MAX_AMOUNT_CENTS: each fits int64, their sum does not
+    figures = amount_figures([400, 100, big] * 10000 + [300.0, 200], ["USD", "MXN", "EUR"] * 10000 + ["MXN", "MXN"])
+    by_currency = {f.currency: f for f in figures}
+    assert [f.currency for f in figures] == ["USD", "MXN", "EUR"]
+    assert (by_currency["MXN"].rows, by_currency["MXN"].median, by_currency["MXN"].largest) == (10002, 100, 300)
+    assert by_currency["EUR"].total == 10000 * big and isinstance(by_currency["EUR"].total, int)
+    assert amount_figures([], []) == []
