@@ -34,6 +34,7 @@ import hashlib
 import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -354,14 +355,11 @@ class Ledger(IntentJournal, BatchLocks):
 
     def customers_of(self, key_fp: str, emails: list[str]) -> dict[str, str]:
         """The customers recorded for this key and these emails, email (lower-cased) -> customer
-        id: what ``customer_for`` answers for each, read for a whole batch at once (``batch_reads``)
-        in chunks of 500 (SQLite's limit on parameters is 999 in older versions)."""
-        wanted = sorted({email.lower() for email in emails})
+        id: what ``customer_for`` answers for each, read for a whole batch at once (``batch_reads``)."""
         found: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+        for chunk, marks in _in_chunks(sorted({email.lower() for email in emails})):
             found.update((r[0], r[1]) for r in self._query(
-                f"SELECT email, customer_id FROM customers WHERE key_fingerprint=? AND email IN ({','.join('?' * len(chunk))})",
+                f"SELECT email, customer_id FROM customers WHERE key_fingerprint=? AND email IN ({marks})",
                 (key_fp, *chunk)))
         return found
 
@@ -376,10 +374,9 @@ class Ledger(IntentJournal, BatchLocks):
         the row turned out a repeat): ``failed``, what an intent certainly not carried out is, so
         a rerun sends them without looking first.  Only intents still ``in_flight``."""
         now = time.time()
-        for start in range(0, len(idempotency_keys), 500):
-            chunk = idempotency_keys[start:start + 500]
+        for chunk, marks in _in_chunks(idempotency_keys):
             self._steps([(f"""UPDATE intents SET state='failed', finished_at=?
-                              WHERE state='in_flight' AND idempotency_key IN ({','.join('?' * len(chunk))})""",
+                              WHERE state='in_flight' AND idempotency_key IN ({marks})""",
                           (now, *chunk))], later)
 
     # -- the repeat guard ---------------------------------------------------
@@ -412,19 +409,17 @@ class Ledger(IntentJournal, BatchLocks):
     ) -> list[tuple[str, str, EarlierPayout]]:
         """``earlier_payout`` for a whole batch at once: every payout created in another batch of
         this key with one of ``fingerprints`` (any time: the caller applies the window) or one of
-        ``row_keys`` (folios, ``x:``), as (fingerprint, row_key, payout).  Read in chunks of 500
-        values (SQLite's limit on parameters is 999 in older versions)."""
+        ``row_keys`` (folios, ``x:``), as (fingerprint, row_key, payout)."""
         found: list[tuple[str, str, EarlierPayout]] = []
         for column, values in (("payout_fingerprint", sorted(set(fingerprints))),
                                ("row_key", sorted({k for k in row_keys if k.startswith("x:")}))):
-            for start in range(0, len(values), 500):
-                chunk = values[start:start + 500]
+            for chunk, marks in _in_chunks(values):
                 rows = self._query(
                     f"""SELECT r.payout_fingerprint, r.row_key, r.batch_id, r.row_number, r.payout_order_id,
                               r.reference, r.created_at
                        FROM rows r JOIN batches b ON b.batch_id = r.batch_id
                        WHERE r.state='created' AND b.key_fingerprint=? AND r.batch_id != ?
-                         AND r.{column} IN ({",".join("?" * len(chunk))})""",
+                         AND r.{column} IN ({marks})""",
                     (key_fp, exclude_batch, *chunk), settled=False,
                 )
                 found.extend((r[0], r[1], EarlierPayout(r[2], r[3], r[4], r[5], r[6])) for r in rows)
@@ -438,3 +433,11 @@ class Ledger(IntentJournal, BatchLocks):
             return None
         with self._lock:
             return self._db.conn.dbapi.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _in_chunks(values: list[Any]) -> Iterator[tuple[list[Any], str]]:
+    """``values`` 500 at a time, each chunk with its ``IN (...)`` placeholders: SQLite's limit on
+    a statement's parameters is 999 in older versions."""
+    for start in range(0, len(values), 500):
+        chunk = values[start:start + 500]
+        yield chunk, ",".join("?" * len(chunk))
