@@ -53,28 +53,22 @@ class IntentJournal(LedgerSteps):
         and one fsync for all of them; each call still returns only once its own
         intent is on disk, so nothing is sent before its intent is durable.
         """
-        ticket = _IntentTicket(
-            (idempotency_key, batch_id, row_key, operation, json.dumps(body, ensure_ascii=False, sort_keys=True)),
-            customer_id,
-            # PostgreSQL: this thread's deferred steps go with its intent, whoever commits the group.
-            self._take_deferred() if self.postgresql else [],
-        )
-        self._commit_together([ticket])
-        assert ticket.stored is not None
-        return ticket.stored
+        return self.begin_intents(batch_id=batch_id, operation=operation,
+                                  requests=[(row_key, idempotency_key, body)], customer_id=customer_id)[0]
 
-    def begin_intents(self, *, batch_id: str, operation: str, requests: list[tuple[str, str, dict[str, Any]]]
-                      ) -> list[Intent]:
+    def begin_intents(self, *, batch_id: str, operation: str, requests: list[tuple[str, str, dict[str, Any]]],
+                      customer_id: str | None = None) -> list[Intent]:
         """``begin_intent`` for several requests at once, (row_key, idempotency_key, body) each:
         all of them in one group commit, returned in order.  Lets a batch make the customer intents
-        of its next rows durable with one fsync instead of one wait per row (``customer_intents``)."""
+        of its next rows durable with one fsync instead of one wait per row (``batch_reads``)."""
         tickets = [_IntentTicket((key, batch_id, row_key, operation,
-                                  json.dumps(body, ensure_ascii=False, sort_keys=True)), None, [])
+                                  json.dumps(body, ensure_ascii=False, sort_keys=True)), customer_id, [])
                    for row_key, key, body in requests]
-        if tickets:
-            if self.postgresql:  # this thread's deferred steps, with the first (see ``begin_intent``)
-                tickets[0].deferred = self._take_deferred()
-            self._commit_together(tickets)
+        if not tickets:
+            return []
+        if self.postgresql:  # this thread's deferred steps go with its first intent, whoever commits the group
+            tickets[0].deferred = self._take_deferred()
+        self._commit_together(tickets)
         return [ticket.stored for ticket in tickets]  # type: ignore[misc]
 
     def _commit_together(self, tickets: list[_IntentTicket]) -> None:

@@ -440,3 +440,16 @@ def test_rows_read_in_bulk_are_the_rows_read_one_by_one(ledger):
         for f in fields(LedgerRow):
             expected = getattr(one_by_one[key], f.name)
             assert getattr(row, f.name) in (expected, f.default), (key, f.name)
+
+
+def test_batch_wide_reads_and_settling_cross_the_500_value_chunks(ledger):
+    """``customers_of`` and ``settle_unsent`` take more values than one statement may (chunks of 500)."""
+    _row(ledger)
+    for n in range(0, 1200, 7):
+        ledger.record_customer(idempotency_key=f"c-{n}", key_fp="k1", email=f"P{n}@x.mx", customer_id=f"cus_{n}")
+    found = ledger.customers_of("k1", [f"p{n}@X.mx" for n in range(1200)])
+    assert found == {f"p{n}@x.mx": f"cus_{n}" for n in range(0, 1200, 7)}
+    keys = [f"u-{n}" for n in range(1200)]
+    ledger.begin_intents(batch_id="b1", operation="customer", requests=[("x:1", key, {}) for key in keys])
+    ledger.settle_unsent(keys)
+    assert {ledger.intent(key).state for key in keys} == {"failed"}
