@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 bench=f"run rows/s, PostgreSQL vs SQLite ledger, --workers {args.workers}", server=SANDBOX_0,
                 size=f"{args.run_rows:,} rows", ours=f"PostgreSQL {show(pg, 'rows/s', 1)}",
                 baseline=f"SQLite {show(lite, 'rows/s', 1)}",
-                figure=f"{100 * pg['median'] / lite['median']:.0f}% of SQLite", goal="within 15% of SQLite (>= 85%)",
+                figure=f"{100 * pg['median'] / lite['median']:.1f}% of SQLite", goal="within 15% of SQLite (>= 85%)",
                 met=pg["median"] >= 0.85 * lite["median"], pg_rows_per_s=pg, sqlite_rows_per_s=lite))
     print_rows(results)
     return results
