@@ -266,8 +266,8 @@ def test_eight_threads_two_hundred_appends_each(log_path):
 
 
 def test_synced_with_a_ledger_lines_are_durable_before_each_intent_and_at_close(log_path, tmp_path):
-    """In a run the log is fsynced with the ledger's intents, not per line: every line written
-    before an intent is synced before that intent commits, and the rest when the log closes."""
+    """In a run the log is fsynced with the ledger's intents, not per line: every call's line is
+    written and synced before the next intent commits, and the rest when the log closes."""
     from batch_payouts.payout.ledger import Ledger
 
     with Ledger(tmp_path / "ledger.sqlite") as ledger:
@@ -277,14 +277,47 @@ def test_synced_with_a_ledger_lines_are_durable_before_each_intent_and_at_close(
                           reason="r", payout_fingerprint="fp")
         log = AuditLog.open(log_path)
         log.sync_with(ledger)
-        log.api_call("POST", "/customers", "k-c", 200, "L1", 1.0)
-        assert log._synced < log._written  # written (safe from a crash of the process), not yet fsynced
+        assert log.api_call("POST", "/customers", "k-c", 200, "L1", 1.0) is None  # held for the next write
+        assert lines_of(log_path) == []
         ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-o", body={})
-        assert log._synced == log._written == 1
+        assert log._synced == log._written == 1 and len(lines_of(log_path)) == 1
         log.api_call("POST", "/payout_orders", "k-o", 200, "L2", 1.0)
         log.close()
         assert log._synced == log._written == 2
     assert verify(log_path).ok and verify(log_path).lines == 2
+
+
+class _NoLedger:
+    """What ``sync_with`` needs of a ledger: the hook run before each intent (kept, not run)."""
+
+    def before_intents(self, step):
+        self.step = step
+
+
+def test_held_call_lines_are_chained_after_another_handles_lines_and_in_order(log_path):
+    """Held lines get their seq and prev when written, under the file lock: another process's lines
+    written meanwhile are chained through, an entry written at once goes after the held ones, and
+    ``HOLD_LIMIT`` held lines are written without waiting for an intent."""
+    from batch_payouts.payout.audit import HOLD_LIMIT
+
+    with AuditLog.open(log_path) as run, AuditLog.open(log_path) as other:
+        run.sync_with(_NoLedger())
+        run.api_call("POST", "/customers", "k-1", 200, "L1", 1.0)
+        other.append({"type": "reissue", "row": 2})  # another process, while the call's line is held
+        run.api_call("POST", "/payout_orders", "k-2", 200, "L2", 1.0)
+        run.append({"type": "run_finished"})  # written at once, after the held lines
+        assert [json.loads(line)["type"] for line in lines_of(log_path)] == [
+            "reissue", "api_call", "api_call", "run_finished"]
+        for n in range(HOLD_LIMIT):
+            run.api_call("GET", "/balance", None, 200, f"B{n}", 1.0)
+        assert len(lines_of(log_path)) == 4 + HOLD_LIMIT
+        run.api_call("GET", "/balance", None, 200, "last", 1.0)
+        assert run.head[1] == 5 + HOLD_LIMIT  # the head writes what is held: it must match the file
+    entries = [json.loads(line) for line in lines_of(log_path)]
+    assert [e["seq"] for e in entries] == list(range(1, 6 + HOLD_LIMIT))
+    assert entries[-1]["log_id"] == "last"
+    result = verify(log_path)
+    assert result.ok and result.lines == 5 + HOLD_LIMIT
 
 
 def test_two_handles_on_one_file_keep_one_chain(log_path):
