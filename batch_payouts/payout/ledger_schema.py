@@ -241,6 +241,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX team_batch_owners_by_name ON team_batch_owners (name);
     """,
+    # 7 (issue 17): the repeat guard's indexes without the row's state.  Every change of state
+    # (pending, in flight, created) moved the row in both, so each sent row wrote four more index
+    # pages on SQLite, and on PostgreSQL no update of a row could be HOT (made without touching
+    # any index).  A fingerprint or a folio has a handful of rows; their state is read from the row.
+    """
+    DROP INDEX rows_by_fingerprint;
+    CREATE INDEX rows_by_fingerprint ON rows (payout_fingerprint);
+    DROP INDEX rows_by_key;
+    CREATE INDEX rows_by_key ON rows (row_key);
+    """,
 ]
 
 
