@@ -16,6 +16,13 @@ such as its Idempotency-Key, and the Content-Length still go through ``putheader
 header lines, in another order.  Answers' headers are read by ``_lean_parse_headers``, which builds
 the same ``HTTPMessage`` when every line is a plain ``Name: value`` and hands anything else
 (folded lines, a line without a colon) to the ``email`` parser exactly as http.client does.
+
+And a system call fewer on each side of a request: urllib3 sets the socket's timeout before
+sending (the connect timeout) and again before reading (the read timeout), and every
+``settimeout`` is an ``ioctl`` even when nothing changes at the system's level (the socket
+stays non-blocking).  Here a POST's few hundred bytes go under the timeout the socket already
+has (the read timeout, after its first answer: a send into an empty socket buffer never waits),
+and a socket's timeout is set only when it changes (``_QuietTimeouts``).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import email.parser
 import http.client
 import re
+import socket
 import types
 from typing import Any
 
@@ -100,9 +108,37 @@ _LeanResponse.begin = types.FunctionType(  # type: ignore[method-assign]
 )
 
 
+class _QuietTimeouts:
+    """Mixed into a connected socket's own class: ``settimeout`` only when the value changes."""
+
+    __slots__ = ()
+
+    def settimeout(self, value: float | None) -> None:
+        if value != self.gettimeout():  # type: ignore[attr-defined]
+            super().settimeout(value)  # type: ignore[misc]
+
+
+_QUIET_CLASSES: dict[type, type] = {}
+
+
+def _quiet_timeouts(sock: socket.socket) -> None:
+    """Give ``sock`` (a plain or a TLS socket) ``_QuietTimeouts``: the same object and layout, its
+    class a subclass of its own."""
+    kind = type(sock)
+    quiet = _QUIET_CLASSES.get(kind)
+    if quiet is None:
+        quiet = _QUIET_CLASSES.setdefault(kind, type(f"Quiet{kind.__name__}", (_QuietTimeouts, kind), {"__slots__": ()}))
+    sock.__class__ = quiet
+
+
 class _OneSend:
     _held: bytes | None = None
     response_class = _LeanResponse
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        if isinstance(self.sock, socket.socket):  # type: ignore[attr-defined]
+            _quiet_timeouts(self.sock)  # type: ignore[attr-defined]
 
     def request(self, method: str, url: str, body: Any = None, headers: Any = None, *, chunked: bool = False,
                 preload_content: bool = True, decode_content: bool = True, enforce_content_length: bool = True
@@ -120,9 +156,8 @@ class _OneSend:
             finally:
                 self._held = None
             return
-        # urllib3's ``request`` for a POST with a body, its fixed headers already encoded.
-        if self.sock is not None:  # type: ignore[attr-defined]
-            self.sock.settimeout(self.timeout)  # type: ignore[attr-defined]
+        # urllib3's ``request`` for a POST with a body, its fixed headers already encoded, sent
+        # under the socket's timeout as it is (module docstring); a new connection has its own.
         self._response_options = _ResponseOptions(
             request_method=method, request_url=url, preload_content=preload_content,
             decode_content=decode_content, enforce_content_length=enforce_content_length,
