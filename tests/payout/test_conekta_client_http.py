@@ -233,6 +233,46 @@ def test_a_post_leaves_in_one_send_headers_and_body_together(sandbox):
     assert [r["method"] for r in sandbox.request_log] == ["POST", "GET"]
 
 
+def test_a_sockets_timeout_is_set_only_when_it_changes(sandbox):
+    """Two POSTs on one kept connection set the socket's timeout once (its first answer's read
+    timeout): ``settimeout`` is a system call even when nothing changes (issue 17)."""
+    import socket
+
+    from batch_payouts.payout.one_send import _quiet_timeouts
+
+    changes: list[float | None] = []
+    with client(sandbox.url) as c:
+        base = c._pool.ConnectionCls
+
+        class Watching(base):  # the client's own connection class; its socket's timeouts recorded
+            def connect(self):
+                super().connect()
+                quiet = type(self.sock)
+
+                class Recording(quiet):
+                    __slots__ = ()
+
+                    def settimeout(self, value):
+                        if value != self.gettimeout():
+                            changes.append(value)
+                        super().settimeout(value)
+
+                self.sock.__class__ = Recording
+
+        c._pool.ConnectionCls = Watching
+        made = c.create_customer({"name": "Ana", "email": "ana@ejemplo.mx"}, "cus-1")
+        c.create_customer({"name": "Bea", "email": "bea@ejemplo.mx"}, "cus-2")
+        assert changes == [c.config.read_timeout], "once; the connect timeout was the new socket's own"
+        assert c.get_customer(made["id"])["name"] == "Ana"  # a GET goes urllib3's usual way
+    assert [r["method"] for r in sandbox.request_log] == ["POST", "POST", "GET"]
+    with socket.socket() as plain:
+        _quiet_timeouts(plain)
+        plain.settimeout(2.5)
+        assert isinstance(plain, socket.socket) and plain.gettimeout() == 2.5
+        plain.settimeout(None)
+        assert plain.gettimeout() is None
+
+
 @pytest.mark.parametrize("block", [
     b"Content-Type: application/json; charset=utf-8\r\nContent-Length: 12\r\n\r\n",
     b"Date: Wed, 02 Dec 2026 13:00:00 GMT\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nX-Trailing:  two  \r\n\r\n",
