@@ -108,12 +108,8 @@ def run_job(
                     input_name=loaded.name, input_sha256=loaded.sha256, batch_id=batch_id, api_base=api_base,
                     api_version=options.api_version, options=_audited_options(options),
                 )
-
-                def sync_audit() -> None:
-                    with naming_full_disk(audit_path, "audit"):
-                        audit.sync()
-
-                audit.sync_with(ledger, sync_audit)  # lines made durable with each group of intents
+                # lines made durable with each group of intents; a full disk named as the audit log's
+                audit.sync_with(ledger, lambda: naming_full_disk(audit_path, "audit"))
 
         def record_call(call: dict) -> None:  # each request's facts go to the audit log, and nowhere else
             with naming_full_disk(audit_path, "audit"):  # stops the batch (run_batch) with that message

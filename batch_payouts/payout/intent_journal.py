@@ -32,7 +32,7 @@ class IntentJournal(LedgerSteps):
         self._intents_due: list[_IntentTicket] = []
         self._intents_guard = threading.Lock()
         self._committing_intents = False
-        self._before_intents: list[Callable[[], None]] = []
+        self._before_intents: list[Callable[[], Callable[[], None] | None]] = []
         # Set while a batch with several workers runs (``RowExecutor.preload``): see ``_commit_together``.
         self.gather_intents = False
 
@@ -117,9 +117,12 @@ class IntentJournal(LedgerSteps):
         if interrupted is not None:
             raise interrupted
 
-    def before_intents(self, step: Callable[[], None]) -> None:
-        """Run ``step`` before every durable commit of intents (the audit log's fsync: what was
-        logged is on disk before the next request goes out).  An error in it fails the intents."""
+    def before_intents(self, step: Callable[[], Callable[[], None] | None]) -> None:
+        """Run ``step`` before every durable commit of intents, and what it returns (if not None)
+        once the commit is durable, before any of its intents is returned: the audit log writes
+        its lines and starts their fsync, which runs beside the commit and is waited for after it
+        (what was logged is on disk before the next request goes out).  An error in either fails
+        the intents."""
         self._before_intents.append(step)
 
     def _commit_intents(self, group: list[_IntentTicket]) -> None:
@@ -130,8 +133,7 @@ class IntentJournal(LedgerSteps):
         intent comes back with its ``INSERT`` (``RETURNING``), read only after the ``COMMIT``: the
         whole group then travels in one round trip (``ledger_db``'s pipeline), and as the workers
         wait for this commit, its round trips are what they queue behind."""
-        for step in self._before_intents:
-            step()
+        finishing = [finish for step in self._before_intents if (finish := step()) is not None]
         now = time.time()
         returned: list[tuple[_IntentTicket, Any]] = []
         with self._transaction(durable=True) as conn:
@@ -143,6 +145,8 @@ class IntentJournal(LedgerSteps):
                     ticket.stored = self._write_intent(conn, ticket, now)
         for ticket, cursor in returned:
             ticket.stored = Intent.from_row(cursor.fetchone())
+        for finish in finishing:
+            finish()
 
     def _write_intent(self, conn: Connection, ticket: _IntentTicket, now: float) -> Intent:
         """SQLite: one intent's statements; the intent as stored."""

@@ -281,9 +281,10 @@ def test_synced_with_a_ledger_lines_are_durable_before_each_intent_and_at_close(
         assert lines_of(log_path) == []
         ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-o", body={})
         assert log._synced == log._written == 1 and len(lines_of(log_path)) == 1
+        assert log._syncer is not None and log._syncer.is_alive()  # one worker: fsynced beside the commit
         log.api_call("POST", "/payout_orders", "k-o", 200, "L2", 1.0)
         log.close()
-        assert log._synced == log._written == 2
+        assert log._synced == log._written == 2 and not log._syncer.is_alive()
     assert verify(log_path).ok and verify(log_path).lines == 2
 
 

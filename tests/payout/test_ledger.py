@@ -81,6 +81,28 @@ def test_a_failed_group_commit_fails_every_intent_in_it_and_none_is_stored(ledge
     assert ledger.intent("k-1") is None and ledger.row("b1", "x:1").state == "pending"
 
 
+def test_a_step_after_the_commit_runs_before_the_intent_is_returned_and_its_error_fails_it(ledger):
+    """What a ``before_intents`` step returns runs once the commit is durable (the audit log's fsync,
+    begun beside the commit): the intent is stored, but the caller gets the error, so its request
+    is never sent; a rerun finds the intent in flight and looks the row up first."""
+    _row(ledger)
+    calls = []
+
+    def begun():
+        calls.append("before")
+
+        def finish():
+            calls.append(("after", ledger.intent("k-1").state))
+            raise OSError(28, "No space left on device")
+        return finish
+
+    ledger.before_intents(begun)
+    with pytest.raises(OSError):
+        ledger.begin_intent(batch_id="b1", row_key="x:1", operation="payout_order", idempotency_key="k-1", body={})
+    assert calls == ["before", ("after", "in_flight")]
+    assert ledger.row("b1", "x:1").state == "in_flight"
+
+
 def test_created_and_failure_states(ledger):
     _row(ledger)
     _row(ledger, key="x:2", number=3)
