@@ -29,11 +29,13 @@ Why each answer stays as safe as the read it replaces:
   preload is exact for keys this run has not touched; keys it has touched take the usual read.
 * **The repeat guard** (``earlier``) is the one that protects money: a payout created in another
   batch must stop this row.  Another process may create one while this batch runs, so the
-  preloaded answer is used only while the ledger's ``PRAGMA data_version`` is unchanged since
-  the preload -- SQLite changes it when, and only when, another connection commits to the file --
-  and otherwise the row asks the database as before (``Ledger.earlier_payout``).  So the guard
-  sees exactly what the per-row query would have seen at the same moment.  PostgreSQL has no
-  such counter: there every row keeps asking the database.
+  preloaded answer is used only while ``Ledger.watch_changes`` says nothing changed since the
+  preload, and otherwise the row asks the database as before (``Ledger.earlier_payout``).  On
+  SQLite that is the file's ``PRAGMA data_version``, which changes when, and only when, another
+  connection commits to the file: the guard sees exactly what the per-row query would have seen
+  at the same moment.  On PostgreSQL it is the notices of rows another connection has made
+  created (``ledger_notices``), which arrive a moment (a network hop) after that commit: the
+  module says why that is enough for what the guard is for.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from batch_payouts.payout.identity import idempotency_key, payout_fingerprint
 
 if TYPE_CHECKING:
-    from batch_payouts.payout.ledger import Ledger
+    from batch_payouts.payout.ledger import ChangeWatch, Ledger
     from batch_payouts.payout.records import EarlierPayout, Intent, LedgerRow
     from batch_payouts.payout.row_executor import BatchSettings
 
@@ -96,20 +98,21 @@ class BatchReads:
             self._plan.append((row_key, key, email, name, phone))
         self._committed: dict[str, Intent] = {}  # committed ahead, not yet taken
         self._next = 0  # the first planned intent not committed yet
-        # The repeat guard's answers, valid while no other connection writes (``earlier``).
-        self._version: int | None = None
+        # The repeat guard's answers, valid while no other connection may have created a payout (``earlier``).
+        self._watch: ChangeWatch | None = None
+        self._version = 0
         self._by_fingerprint: dict[str, list[EarlierPayout]] = {}
         self._by_key: dict[str, list[EarlierPayout]] = {}
         if not s.allow_repeat:
-            self._version = ledger.data_version()  # first: a write after it shows as a change
-            if self._version is not None:
-                fingerprints = [payout_fingerprint(email, amount, currency, reason)
-                                for _, (email, _, _, _, amount, currency, reason) in rows]
-                found = ledger.earlier_payouts(key_fp=s.key_fp, exclude_batch=s.batch_id,
-                                               fingerprints=fingerprints, row_keys=[key for key, _ in rows])
-                for fingerprint, row_key, earlier in found:
-                    self._by_fingerprint.setdefault(fingerprint, []).append(earlier)
-                    self._by_key.setdefault(row_key, []).append(earlier)
+            self._watch = ledger.watch_changes()  # first: a payout created after it shows as a change
+            self._version = self._watch.count()
+            fingerprints = [payout_fingerprint(email, amount, currency, reason)
+                            for _, (email, _, _, _, amount, currency, reason) in rows]
+            found = ledger.earlier_payouts(key_fp=s.key_fp, exclude_batch=s.batch_id,
+                                           fingerprints=fingerprints, row_keys=[key for key, _ in rows])
+            for fingerprint, row_key, earlier in found:
+                self._by_fingerprint.setdefault(fingerprint, []).append(earlier)
+                self._by_key.setdefault(row_key, []).append(earlier)
 
     # -- customers --------------------------------------------------------------
     def customer(self, email: str) -> str | None:
@@ -146,10 +149,14 @@ class BatchReads:
             return stored[[item[1] for item in chunk].index(key)]
 
     def finish(self) -> None:
-        """Settle the intents committed ahead and never sent (``failed``): with the next ledger step."""
+        """Settle the intents committed ahead and never sent (``failed``): with the next ledger step.
+        And stop watching for payouts created elsewhere: from now on the guard asks the database."""
         with self._lock:
             unsent, self._committed = list(self._committed), {}
             self._position = {}
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
         if unsent:
             self._ledger.settle_unsent(unsent, later=True)
 
@@ -157,7 +164,8 @@ class BatchReads:
     def earlier(self, fingerprint: str, row_key: str, since: float) -> EarlierPayout | None | object:
         """``Ledger.earlier_payout``'s answer from the preload, or ``STALE`` when another connection
         has written to the ledger since (then only the database can say)."""
-        if self._version is None or self._ledger.data_version() != self._version:
+        watch = self._watch
+        if watch is None or watch.count() != self._version:
             return STALE
         matches = [e for e in self._by_fingerprint.get(fingerprint, ())
                    if e.created_at is not None and e.created_at >= since]

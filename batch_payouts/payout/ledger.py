@@ -36,7 +36,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from batch_payouts import ledger_address
 from batch_payouts.ledger_address import LEDGER_ENV  # noqa: F401 - where it was always imported from
@@ -425,14 +425,35 @@ class Ledger(IntentJournal, BatchLocks):
                 found.extend((r[0], r[1], EarlierPayout(r[2], r[3], r[4], r[5], r[6])) for r in rows)
         return found
 
-    def data_version(self) -> int | None:
-        """SQLite's ``PRAGMA data_version`` on the ledger's connection: it changes when, and only
-        when, another connection (another process) commits to the file; this process's own commits
-        leave it alone.  None on PostgreSQL, which has no such counter."""
+    def watch_changes(self) -> ChangeWatch:
+        """What tells the repeat guard's batch-wide read it may still be trusted: ``count()``
+        changes once another connection may have created a payout since this call.  SQLite: the
+        file's ``PRAGMA data_version`` (it changes when, and only when, another connection commits
+        to the file; this process's own commits leave it alone).  PostgreSQL: the notices of rows
+        another connection has made created (``ledger_notices``).  ``close()`` when done."""
         if self.postgresql:
-            return None
+            return self._db.created_notices()
+        return _DataVersion(self)
+
+    def _data_version(self) -> int:
         with self._lock:
             return self._db.conn.dbapi.execute("PRAGMA data_version").fetchone()[0]
+
+
+class ChangeWatch(Protocol):
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _DataVersion:
+    """SQLite's ``ChangeWatch``: the file's ``PRAGMA data_version``."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.count = ledger._data_version
+
+    def close(self) -> None:
+        pass
 
 
 def _in_chunks(values: list[Any]) -> Iterator[tuple[list[Any], str]]:

@@ -182,6 +182,7 @@ class Database:
         self.name = location_text  # for messages: a path, or the URL without its password
         self.dialect = dialect or engine.dialect.name
         self.postgresql = self.dialect == "postgresql"
+        self._own_pids: set[int] = set()  # PostgreSQL: the server processes of this ledger's connections
         self.conn = self._prepared(driver if driver is not None else connection.connection.dbapi_connection)
         self._sqlite_level = "FULL"
         # PostgreSQL's pool (``session``): idle connections (the first one is ``conn``), how many are open,
@@ -197,7 +198,15 @@ class Database:
         conn = Connection(dbapi, self.dialect)
         if self.postgresql:  # the session's default; a durable step turns it on for itself (one round trip fewer per step)
             conn.execute("SET synchronous_commit TO off")
+            self._own_pids.add(dbapi.info.backend_pid)
         return conn
+
+    def created_notices(self) -> Any:
+        """PostgreSQL: a listener for rows that another connection makes created, from now on
+        (``ledger_notices``); close it when done."""
+        from batch_payouts.payout.ledger_notices import CreatedNotices
+
+        return CreatedNotices(self.connect, self._own_pids)
 
     def close(self) -> None:
         with self._pool_cv:

@@ -36,6 +36,9 @@ APPLICATION_ID = 0x42504C44  # "BPLD": marks a file as ours, so a foreign one is
 
 # The states and the CHECK on them come from `states`, the one place that names them.
 
+POSTGRESQL_ONLY = "/* postgresql */"  # a step's statement that starts so runs on PostgreSQL alone
+CREATED_CHANNEL = "batch_payouts_created"  # step 8's notices: a row of the batch in the payload was created
+
 MIGRATIONS: list[str] = [
     # 1: the initial journal
     """
@@ -251,6 +254,19 @@ MIGRATIONS: list[str] = [
     DROP INDEX rows_by_key;
     CREATE INDEX rows_by_key ON rows (row_key);
     """,
+    # 8 (issues 14 and 17): PostgreSQL says when a row becomes created, to whoever listens
+    # (``ledger_db.Database.foreign_changes``): a batch's preloaded repeat guard stays valid until
+    # another connection creates a payout, as ``PRAGMA data_version`` tells on SQLite, which needs
+    # nothing here.  One notice per channel and batch in a transaction (PostgreSQL folds the rest).
+    f"""
+    {POSTGRESQL_ONLY} CREATE FUNCTION batch_payouts_row_created() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{CREATED_CHANNEL}', NEW.batch_id);
+        RETURN NULL;
+    END $$;
+    {POSTGRESQL_ONLY} CREATE TRIGGER rows_created AFTER INSERT OR UPDATE OF state ON rows
+        FOR EACH ROW WHEN (NEW.state = 'created') EXECUTE FUNCTION batch_payouts_row_created();
+    """,
 ]
 
 
@@ -275,11 +291,26 @@ def head_revision() -> str:
 
 
 def step_statements(sql: str, dialect: str) -> list[str]:
-    """A step's statements for one engine: the portable SQL, with PostgreSQL's types fixed."""
-    statements = [s.strip() for s in sql.split(";") if s.strip()]
-    if dialect == "postgresql":
-        for pattern, replacement in _POSTGRESQL_TYPES:
-            statements = [pattern.sub(replacement, s) for s in statements]
+    """A step's statements for one engine: the portable SQL, with PostgreSQL's types fixed, and
+    the statements marked ``POSTGRESQL_ONLY`` there alone.  A ``;`` inside ``$$ ... $$`` (a
+    function's body) does not end a statement."""
+    statements, current = [], ""
+    for n, part in enumerate(sql.split("$$")):
+        if n % 2:  # inside $$ ... $$
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        if rest:  # the statement under way ends here; the last piece starts the next one
+            statements += [current + first, *rest[:-1]]
+            current = rest[-1]
+        else:
+            current += first
+    statements = [s.strip() for s in statements + [current] if s.strip()]
+    if dialect != "postgresql":
+        return [s for s in statements if not s.startswith(POSTGRESQL_ONLY)]
+    statements = [s.removeprefix(POSTGRESQL_ONLY).strip() for s in statements]
+    for pattern, replacement in _POSTGRESQL_TYPES:
+        statements = [pattern.sub(replacement, s) for s in statements]
     return statements
 
 

@@ -4,6 +4,8 @@ writing to the ledger meanwhile cannot fool."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from batch_payouts.payout.batch_reads import CHUNK, STALE, BatchReads, customer_key
@@ -47,8 +49,18 @@ def _fingerprint(n: int) -> str:
     return payout_fingerprint(email, amount, currency, reason)
 
 
-def test_the_preloaded_repeat_guard_answers_as_the_query_and_a_write_by_another_process_makes_it_ask(tmp_path):
-    location = tmp_path / "ledger.sqlite"
+def _eventually(answer, expected, seconds: float = 10.0):
+    """``answer()`` once it is ``expected``, or its last value after ``seconds``: on PostgreSQL the
+    notice of another connection's commit arrives a moment after it (``ledger_notices``)."""
+    deadline = time.monotonic() + seconds
+    while (value := answer()) is not expected and value != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return value
+
+
+def test_the_preloaded_repeat_guard_answers_as_the_query_and_a_write_by_another_process_makes_it_ask(
+        ledger_location):
+    location = ledger_location
     _created_by_another_process(location, "lunes", "h:uno.1", 1)
     with Ledger(location) as ledger:
         _start(ledger, "martes")
@@ -60,19 +72,42 @@ def test_the_preloaded_repeat_guard_answers_as_the_query_and_a_write_by_another_
         ledger.set_livemode("martes", False)  # this process's own writes leave the preload valid
         assert reads.earlier(_fingerprint(2), "h:dos.1", since=0) is None
         _created_by_another_process(location, "miercoles", "h:dos.1", 2)
-        assert reads.earlier(_fingerprint(2), "h:dos.1", since=0) is STALE  # so the row asks the database
+        assert _eventually(lambda: reads.earlier(_fingerprint(2), "h:dos.1", since=0), STALE) is STALE  # so it asks
         assert ledger.earlier_payout(payout_fingerprint=_fingerprint(2), row_key="h:dos.1", key_fp="kf", since=0,
                                      exclude_batch="martes").batch_id == "miercoles"
 
 
-def test_a_folio_paid_in_another_batch_is_found_by_the_preload_whenever_it_was_paid(tmp_path):
-    location = tmp_path / "ledger.sqlite"
+def test_a_folio_paid_in_another_batch_is_found_by_the_preload_whenever_it_was_paid(ledger_location):
+    location = ledger_location
     _created_by_another_process(location, "enero", "x:F-7", 7)
     with Ledger(location) as ledger:
         _start(ledger, "julio")
         reads = BatchReads(ledger, BatchSettings(batch_id="julio", key_fp="kf"), [("x:F-7", _fields(8))], {},
                            customer_body)
         assert reads.earlier(_fingerprint(8), "x:F-7", since=2e9).batch_id == "enero"
+
+
+def test_the_watch_counts_payouts_created_by_other_connections_not_the_ledgers_own(ledger_location):
+    """What keeps the preload trusted (``Ledger.watch_changes``): the ledger's own created rows
+    leave the count alone; another connection's change it (PostgreSQL: its notice, which arrives
+    after the commits before it, so the count settles at exactly one more)."""
+    with Ledger(ledger_location) as ledger:
+        _start(ledger, "propio")
+        watch = ledger.watch_changes()
+        try:
+            before = watch.count()
+            ledger.ensure_row(batch_id="propio", row_key="h:p.1", row_number=2, email="p@ejemplo.mx", amount=100,
+                              currency="MXN", reason="r", payout_fingerprint="fp-propio")
+            ledger.record_created(batch_id="propio", row_key="h:p.1", idempotency_key=None,
+                                  order={"id": "ord_p", "reference": "9300000000002", "status": "pending_payment"})
+            ledger.flush()  # committed now, not deferred to a later step
+            assert ledger.row("propio", "h:p.1").state == "created" and watch.count() == before
+            _created_by_another_process(ledger_location, "ajeno", "h:a.1", 3)
+            assert _eventually(watch.count, before + 1) == before + 1
+            time.sleep(0.05)
+            assert watch.count() == before + 1
+        finally:
+            watch.close()
 
 
 @pytest.fixture
@@ -90,11 +125,12 @@ def _executor(ledger: Ledger, client, batch_id: str, rows: dict[str, dict]) -> R
     return executor
 
 
-def test_a_repeat_created_by_another_process_after_the_preload_is_still_refused(tmp_path, sandbox, client):
-    location = tmp_path / "ledger.sqlite"
+def test_a_repeat_created_by_another_process_after_the_preload_is_still_refused(ledger_location, sandbox, client):
+    location = ledger_location
     with Ledger(location) as ledger:
         executor = _executor(ledger, client, "martes", {"h:uno.1": _row(1)})
         _created_by_another_process(location, "lunes", "h:otro.1", 1)  # the same payment, paid meanwhile
+        _eventually(lambda: executor._reads.earlier(_fingerprint(1), "h:uno.1", since=0), STALE)
         outcome = executor.process(2, _row(1), "h:uno.1")
         assert executor.release() is None
     assert outcome.status == "duplicate" and outcome.error_code == "repeat_payout"

@@ -420,6 +420,18 @@ def test_postgresql_types_are_fixed_and_placeholders_translated():
         "SELECT * FROM t WHERE a=%s AND b LIKE '50%%?' AND c=%s"
 
 
+
+def test_a_steps_postgresql_only_statement_and_a_function_body_keep_together():
+    from batch_payouts.payout.ledger_schema import POSTGRESQL_ONLY, step_statements
+
+    sql = f"""CREATE TABLE t (n INTEGER);
+    {POSTGRESQL_ONLY} CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
+    CREATE INDEX t_n ON t (n);"""
+    assert step_statements(sql, "sqlite") == ["CREATE TABLE t (n INTEGER)", "CREATE INDEX t_n ON t (n)"]
+    assert step_statements(sql, "postgresql") == [
+        "CREATE TABLE t (n BIGINT)", "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+        "CREATE INDEX t_n ON t (n)"]
+
 def test_an_empty_postgresql_database_gets_the_tables_and_a_foreign_one_is_refused(pg_cluster):
     from batch_payouts.payout import ledger_schema
 
