@@ -194,15 +194,18 @@ class ConektaClient:
         self.close()
 
     # -- the operations batch-payouts uses ---------------------------------
-    def create_customer(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    def create_customer(self, body: dict[str, Any], idempotency_key: str, text: str | None = None) -> dict[str, Any]:
+        """``text``: ``body`` already encoded (an intent's stored text), sent as it is."""
         email = str(body.get("email") or "")
-        return self.request("POST", "/customers", body=body, idempotency_key=idempotency_key, operation="customer",
-                            lookup=(lambda: self.find_customer(email)) if email else None)
+        return self.request("POST", "/customers", body=body, body_text=text, idempotency_key=idempotency_key,
+                            operation="customer", lookup=(lambda: self.find_customer(email)) if email else None)
 
-    def create_payout_order(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    def create_payout_order(self, body: dict[str, Any], idempotency_key: str, text: str | None = None
+                            ) -> dict[str, Any]:
+        """``text``: ``body`` already encoded (an intent's stored text), sent as it is."""
         metadata = body.get("metadata") or {}
         wanted = {name: str(metadata[name]) for name in ("batch_id", "row_key") if metadata.get(name)}
-        return self.request("POST", "/payout_orders", body=body, idempotency_key=idempotency_key,
+        return self.request("POST", "/payout_orders", body=body, body_text=text, idempotency_key=idempotency_key,
                             operation="payout_order", lookup=(lambda: self.find_payout_order(wanted)) if wanted else None)
 
     def get_customer(self, customer_id: str) -> dict[str, Any]:
@@ -292,6 +295,7 @@ class ConektaClient:
         path: str,
         *,
         body: dict[str, Any] | None = None,
+        body_text: str | None = None,
         params: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         operation: str | None = None,
@@ -299,13 +303,16 @@ class ConektaClient:
     ) -> dict[str, Any]:
         """One logical call, retried per ``retry_decision``; raises a ``ConektaError`` subclass.
 
-        The body is serialised once, so every attempt sends the same bytes with
-        the same Idempotency-Key.  A POST that may have executed is resent only
+        The body is serialised once (or given so, ``body_text``), so every attempt
+        sends the same bytes with the same Idempotency-Key.  A POST that may have executed is resent only
         after ``lookup`` answers None (it does not exist); if ``lookup`` finds
         the object it is the answer; without a lookup, or if the lookup fails,
         the call ends as ``OutcomeUnknown``.
         """
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
+        if body_text is not None:
+            data: bytes | None = body_text.encode()
+        else:
+            data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body is not None else None
         headers = self._headers.plus({"Idempotency-Key": idempotency_key}) if idempotency_key else self._headers
         context = {"operation": operation, "idempotency_key": idempotency_key}
         from urllib3.exceptions import HTTPError, SSLError  # already loaded by __init__

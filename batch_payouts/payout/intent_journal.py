@@ -62,7 +62,7 @@ class IntentJournal(LedgerSteps):
         all of them in one group commit, returned in order.  Lets a batch make the customer intents
         of its next rows durable with one fsync instead of one wait per row (``batch_reads``)."""
         tickets = [_IntentTicket((key, batch_id, row_key, operation,
-                                  json.dumps(body, ensure_ascii=False, sort_keys=True)), customer_id, [])
+                                  request_text(body)), customer_id, [])
                    for row_key, key, body in requests]
         if not tickets:
             return []
@@ -161,8 +161,8 @@ class IntentJournal(LedgerSteps):
             stored = conn.execute("SELECT operation, request_body FROM intents WHERE idempotency_key=?", (key,)).fetchone()
             operation, body_text = stored["operation"], stored["request_body"]
         self._mark_in_flight(conn, ticket, operation, now)
-        # Decoded from the text stored (never the caller's dict): the bytes sent are those a resend sends.
-        return Intent(key, operation, json.loads(body_text), "in_flight")
+        # Decoded from the text stored (never the caller's dict), and that text sent as it is.
+        return Intent(key, operation, json.loads(body_text), "in_flight", body_text)
 
     def _write_intent_returning(self, conn: Connection, ticket: _IntentTicket, now: float) -> Any:
         """PostgreSQL: one intent's statements; the cursor that returns it as stored (``RETURNING``)."""
@@ -219,3 +219,10 @@ class _IntentTicket:
         self.error: BaseException | None = None
         self.wake = threading.Lock()  # held until the ticket's thread is to go on (released once)
         self.wake.acquire()
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """A request body as an intent stores it and the client sends it (``Intent.request_text``):
+    keys sorted, no spaces.  Sent as stored, the body is encoded once, never again for each
+    attempt or resend (issue 17: encoding it twice was ~3% of a fast run's processor time)."""
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

@@ -165,12 +165,14 @@ class Intent:
     operation: str
     request_body: dict[str, Any]
     state: str
+    request_text: str | None = None  # the stored text: what is sent, as it is (its UTF-8 bytes)
 
     @classmethod
     def from_row(cls, r: Any) -> Intent:
-        """From the stored row: the body decoded from the text stored, never the caller's dict, so
-        the bytes a resend sends are those sent the first time."""
-        return cls(r["idempotency_key"], r["operation"], json.loads(r["request_body"]), r["state"])
+        """From the stored row: the body decoded from the text stored, never the caller's dict, and
+        the text itself, which is what a resend sends: the bytes sent the first time."""
+        text = r["request_body"]
+        return cls(r["idempotency_key"], r["operation"], json.loads(text), r["state"], text)
 
 
 @dataclass

@@ -286,7 +286,7 @@ class RowExecutor:
                 key = customer_key(s.batch_id, row["email"])
                 intent = reads.take(key) if reads is not None else None  # committed ahead: new, nothing to look up
                 if intent is not None:
-                    found = self.client.create_customer(intent.request_body, key)
+                    found = self.client.create_customer(intent.request_body, key, intent.request_text)
                 else:
                     earlier = self.ledger.intent(key, settled=not self._batching)  # settled ones: in ``_customers``
                     # An earlier attempt may have created it (its answer was lost): look before sending
@@ -297,7 +297,7 @@ class RowExecutor:
                             batch_id=s.batch_id, row_key=row_key, operation="customer", idempotency_key=key,
                             body=customer_body(row),
                         )
-                        found = self.client.create_customer(intent.request_body, key)
+                        found = self.client.create_customer(intent.request_body, key, intent.request_text)
                 customer = found
                 self._note_livemode(customer)
                 customer_id = customer["id"]
@@ -331,7 +331,7 @@ class RowExecutor:
             body=payout_order_body(row, customer_id, s.batch_id, row_key, s.expires_in),
             customer_id=customer_id,
         )
-        order = self.client.create_payout_order(intent.request_body, key)
+        order = self.client.create_payout_order(intent.request_body, key, intent.request_text)
         self._note_livemode(order)
         self.ledger.record_created(batch_id=s.batch_id, row_key=row_key, idempotency_key=key, order=order,
                                    later=self._batching)

@@ -233,6 +233,33 @@ def test_a_post_leaves_in_one_send_headers_and_body_together(sandbox):
     assert [r["method"] for r in sandbox.request_log] == ["POST", "GET"]
 
 
+def test_an_intents_stored_text_is_the_body_sent_as_it_is(sandbox, tmp_path):
+    """A run sends an intent's stored text (``Intent.request_text``), not the body encoded again:
+    the bytes of the first request are those of every resend."""
+    from batch_payouts.payout.ledger import Ledger
+
+    sends: list[bytes] = []
+    with Ledger(tmp_path / "ledger.sqlite") as ledger, client(sandbox.url) as c:
+        ledger.record_batch_start(batch_id="b1", input_name="in.csv", input_sha256="0" * 64, key_fp="k",
+                                  api_base=sandbox.url, rows_total=1)
+        ledger.ensure_row(batch_id="b1", row_key="x:1", row_number=2, email="ana@ejemplo.mx", amount=1,
+                          currency="MXN", reason="r", payout_fingerprint="fp")
+        intent = ledger.begin_intent(batch_id="b1", row_key="x:1", operation="customer", idempotency_key="cus-k",
+                                     body={"name": "Ana Núñez", "email": "ana@ejemplo.mx"})
+        base = c._pool.ConnectionCls
+
+        class Counting(base):
+            def send(self, data):
+                sends.append(bytes(data))
+                return super().send(data)
+
+        c._pool.ConnectionCls = Counting
+        c.create_customer(intent.request_body, "cus-k", intent.request_text)
+        stored = ledger._query("SELECT request_body FROM intents WHERE idempotency_key='cus-k'")[0][0]
+    assert intent.request_text == stored == '{"email":"ana@ejemplo.mx","name":"Ana Núñez"}'
+    assert sends[0].partition(b"\r\n\r\n")[2] == stored.encode()
+
+
 def test_a_sockets_timeout_is_set_only_when_it_changes(sandbox):
     """Two POSTs on one kept connection set the socket's timeout once (its first answer's read
     timeout): ``settimeout`` is a system call even when nothing changes (issue 17)."""
