@@ -129,22 +129,26 @@ class IntentJournal(LedgerSteps):
         """Write a group of intents in one durable transaction (all of them, or none).
 
         SQLite: a new intent is not read back (its body is the text just written); a retry's or a
-        rerun's is, since the body stored the first time is the one sent again.  PostgreSQL: each
-        intent comes back with its ``INSERT`` (``RETURNING``), read only after the ``COMMIT``: the
-        whole group then travels in one round trip (``ledger_db``'s pipeline), and as the workers
-        wait for this commit, its round trips are what they queue behind."""
+        rerun's is, since the body stored the first time is the one sent again.  PostgreSQL: the
+        group's intents are one ``INSERT`` that returns them as stored (``RETURNING``) and their
+        rows go ``in_flight`` in one ``UPDATE`` (``_write_intents_returning``), after the steps
+        their threads deferred; read only after the ``COMMIT``, the whole group travels in one
+        round trip (``ledger_db``'s pipeline): as the workers wait for this commit, its round
+        trips and statements are what they queue behind."""
         finishing = [finish for step in self._before_intents if (finish := step()) is not None]
         now = time.time()
-        returned: list[tuple[_IntentTicket, Any]] = []
+        returned: Any = None
         with self._transaction(durable=True) as conn:
             for ticket in group:
                 self._write_deferred(conn, ticket.deferred)  # the steps its thread deferred, before its intent
-                if self.postgresql:
-                    returned.append((ticket, self._write_intent_returning(conn, ticket, now)))
-                else:
+                if not self.postgresql:
                     ticket.stored = self._write_intent(conn, ticket, now)
-        for ticket, cursor in returned:
-            ticket.stored = Intent.from_row(cursor.fetchone())
+            if self.postgresql:
+                returned = self._write_intents_returning(conn, group, now)
+        if returned is not None:
+            stored = {intent.idempotency_key: intent for intent in (Intent.from_row(r) for r in returned.fetchall())}
+            for ticket in group:
+                ticket.stored = stored[ticket.fields[0]]
         for finish in finishing:
             finish()
 
@@ -164,17 +168,32 @@ class IntentJournal(LedgerSteps):
         # Decoded from the text stored (never the caller's dict), and that text sent as it is.
         return Intent(key, operation, json.loads(body_text), "in_flight", body_text)
 
-    def _write_intent_returning(self, conn: Connection, ticket: _IntentTicket, now: float) -> Any:
-        """PostgreSQL: one intent's statements; the cursor that returns it as stored (``RETURNING``)."""
-        key, batch_id, row_key, operation, body_text = ticket.fields
+    def _write_intents_returning(self, conn: Connection, group: list[_IntentTicket], now: float) -> Any:
+        """PostgreSQL: a group's intents in one statement, the cursor that returns them as stored
+        (``RETURNING``), and their payout orders' rows ``in_flight`` in one more.  A group that
+        holds one key twice (PostgreSQL's upsert cannot touch a row twice in one statement) has
+        its intents written one by one."""
+        if len({ticket.fields[0] for ticket in group}) < len(group):
+            cursors = [self._write_intents_returning(conn, [ticket], now) for ticket in group]
+            return _Rows([row for cursor in cursors for row in cursor.fetchall()])
+        values = ", ".join(["(?,?,?,?,?, 'in_flight', ?)"] * len(group))
         stored = conn.execute(
-            """INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
-               VALUES (?,?,?,?,?, 'in_flight', ?)
-               ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1
-               RETURNING idempotency_key, operation, request_body, state""",
-            (key, batch_id, row_key, operation, body_text, now),
+            f"""INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
+                VALUES {values}
+                ON CONFLICT(idempotency_key) DO UPDATE SET state='in_flight', attempts=intents.attempts+1
+                RETURNING idempotency_key, operation, request_body, state""",
+            tuple(item for ticket in group for item in (*ticket.fields, now)),
         )
-        self._mark_in_flight(conn, ticket, operation, now)
+        orders = [ticket for ticket in group if ticket.fields[3] == "payout_order"]
+        if orders:
+            rows = ", ".join(["(?, ?, CAST(? AS TEXT))"] * len(orders))
+            conn.execute(
+                f"""UPDATE rows AS r SET state='in_flight', attempts=r.attempts+1,
+                        customer_id=COALESCE(v.customer_id, r.customer_id), updated_at=?
+                    FROM (VALUES {rows}) AS v(batch_id, row_key, customer_id)
+                    WHERE r.batch_id=v.batch_id AND r.row_key=v.row_key""",
+                (now, *(item for t in orders for item in (t.fields[1], t.fields[2], t.customer_id or None))),
+            )
         return stored
 
     def _mark_in_flight(self, conn: Connection, ticket: _IntentTicket, operation: str, now: float) -> None:
@@ -201,6 +220,16 @@ class IntentJournal(LedgerSteps):
         if not found:
             return None
         return Intent.from_row(found[0])
+
+
+class _Rows:
+    """Rows already fetched, read as a cursor's (``fetchall``)."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
 
 
 class _IntentTicket:

@@ -69,6 +69,38 @@ def test_intents_asked_for_together_are_committed_together_each_with_its_own_bod
     assert again.request_body == {"amount": 103}
 
 
+def test_a_group_of_intents_new_retried_and_twice_the_same_key_is_stored_as_one_by_one(ledger):
+    """A group commit (on PostgreSQL one INSERT and one UPDATE for the whole group, or one by one
+    when a key comes twice) stores what separate commits would: new intents as given, a retry's
+    body as first stored, payout orders' rows in flight with their customer."""
+    from batch_payouts.payout.intent_journal import _IntentTicket, request_text
+
+    for n in (1, 2, 3):
+        _row(ledger, key=f"x:{n}", number=n + 1)
+    ledger.begin_intent(batch_id="b1", row_key="x:2", operation="payout_order", idempotency_key="o-2",
+                        body={"amount": 1}, customer_id="cus_2")
+
+    def ticket(key, row_key, operation, body, customer_id=None):
+        return _IntentTicket((key, "b1", row_key, operation, request_text(body)), customer_id, [])
+
+    group = [ticket("c-1", "x:1", "customer", {"email": "a@b.mx"}),
+             ticket("o-1", "x:1", "payout_order", {"amount": 10}, "cus_1"),
+             ticket("o-2", "x:2", "payout_order", {"amount": 999}),  # a retry: the stored body wins
+             ticket("o-3", "x:3", "payout_order", {"amount": 30}, "cus_3")]
+    ledger._commit_intents(group)
+    assert [(t.stored.idempotency_key, t.stored.request_body, t.stored.state) for t in group] == [
+        ("c-1", {"email": "a@b.mx"}, "in_flight"), ("o-1", {"amount": 10}, "in_flight"),
+        ("o-2", {"amount": 1}, "in_flight"), ("o-3", {"amount": 30}, "in_flight")]
+    rows = {r.row_key: r for r in ledger.rows("b1")}
+    assert [(rows[k].state, rows[k].customer_id, rows[k].attempts) for k in ("x:1", "x:2", "x:3")] == [
+        ("in_flight", "cus_1", 1), ("in_flight", "cus_2", 2), ("in_flight", "cus_3", 1)]
+    twice = [ticket("o-3", "x:3", "payout_order", {"amount": 30}, "cus_3"),
+             ticket("o-3", "x:3", "payout_order", {"amount": 30}, "cus_3")]
+    ledger._commit_intents(twice)
+    assert [t.stored.request_body for t in twice] == [{"amount": 30}] * 2
+    assert ledger.row("b1", "x:3").attempts == 3
+
+
 def test_a_failed_group_commit_fails_every_intent_in_it_and_none_is_stored(ledger):
     _row(ledger)
 
