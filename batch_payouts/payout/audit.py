@@ -153,6 +153,7 @@ class AuditLog:
         self._flags: dict[str, Any] = {}
         self._pending_head: tuple[str, int] | None = None
         self._held: list[tuple[dict, str]] = []  # api_call entries and their times, not yet written
+        self._guard: Callable[[], ContextManager[None]] = nullcontext  # around writes of held lines (``sync_with``)
         # Group fsync: every write gets a number; ``_synced`` is the last number known durable.
         sync_lock = threading.Lock()
         self._sync = threading.Condition(sync_lock)
@@ -315,6 +316,7 @@ class AuditLog:
         thread cost more of it than the overlap saved.  ``guard``: a context around both halves
         (to name a full disk)."""
         self._sync_each = False
+        self._guard = guard
 
         def begun() -> Callable[[], None] | None:
             with guard():
@@ -332,9 +334,10 @@ class AuditLog:
     def sync(self) -> None:
         """Every line so far (the held ones written first) on disk: one fsync for all, nothing to
         do if they are."""
-        wait = self.sync_begun(on_own_thread=False)
-        if wait is not None:
-            wait()
+        with self._guard():
+            wait = self.sync_begun(on_own_thread=False)
+            if wait is not None:
+                wait()
 
     def sync_begun(self, on_own_thread: bool = True) -> Callable[[], None] | None:
         """``sync`` in two halves: the held lines written, and their fsync asked of the log's own
@@ -406,10 +409,12 @@ class AuditLog:
 
     @property
     def head(self) -> tuple[str, int]:
-        """(hash of the last line, number of lines): what the ledger keeps to detect a cut-off tail."""
-        with self._lock:
+        """(hash of the last line, number of lines): what the ledger keeps to detect a cut-off tail.
+        Held lines are written first (under ``sync_with``'s guard, which names a full disk)."""
+        with self._guard(), self._lock:
             if self._held:
                 self._write([])
+        with self._lock:
             if self._pending_head is not None:  # an unfinished line not yet continued by an entry
                 return self._pending_head
             return self._last_hash, self._lines

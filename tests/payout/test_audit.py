@@ -321,6 +321,38 @@ def test_held_call_lines_are_chained_after_another_handles_lines_and_in_order(lo
     assert result.ok and result.lines == 5 + HOLD_LIMIT
 
 
+def test_held_lines_written_by_the_head_fail_inside_the_guard(log_path, monkeypatch):
+    """The head a run saves at its end writes the held lines first: a full disk there is named
+    by ``sync_with``'s guard, like every other write of held lines (it was a bare message)."""
+    from contextlib import contextmanager
+
+    from batch_payouts.errors import BatchError
+    from batch_payouts.payout import audit as audit_module
+
+    class Named(Exception):
+        pass
+
+    @contextmanager
+    def guard():
+        try:
+            yield
+        except BatchError as error:
+            raise Named() from error
+
+    with AuditLog.open(log_path) as log:
+        log.sync_with(_NoLedger(), guard)
+        log.api_call("POST", "/customers", "k-1", 200, "L1", 1.0)
+
+        def full(fd, data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(audit_module, "_write_all", full)
+        with pytest.raises(Named):
+            log.head
+        monkeypatch.undo()
+    assert verify(log_path).ok
+
+
 def test_two_handles_on_one_file_keep_one_chain(log_path):
     with AuditLog.open(log_path) as first, AuditLog.open(log_path) as second:
         for i in range(5):
