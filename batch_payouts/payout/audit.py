@@ -414,7 +414,6 @@ class AuditLog:
         with self._guard(), self._lock:
             if self._held:
                 self._write([])
-        with self._lock:
             if self._pending_head is not None:  # an unfinished line not yet continued by an entry
                 return self._pending_head
             return self._last_hash, self._lines

@@ -137,7 +137,7 @@ class IntentJournal(LedgerSteps):
         trips and statements are what they queue behind."""
         finishing = [finish for step in self._before_intents if (finish := step()) is not None]
         now = time.time()
-        returned: Any = None
+        returned: list[Any] = []
         with self._transaction(durable=True) as conn:
             for ticket in group:
                 self._write_deferred(conn, ticket.deferred)  # the steps its thread deferred, before its intent
@@ -145,8 +145,9 @@ class IntentJournal(LedgerSteps):
                     ticket.stored = self._write_intent(conn, ticket, now)
             if self.postgresql:
                 returned = self._write_intents_returning(conn, group, now)
-        if returned is not None:
-            stored = {intent.idempotency_key: intent for intent in (Intent.from_row(r) for r in returned.fetchall())}
+        if returned:
+            stored = {intent.idempotency_key: intent
+                      for cursor in returned for intent in (Intent.from_row(r) for r in cursor.fetchall())}
             for ticket in group:
                 ticket.stored = stored[ticket.fields[0]]
         for finish in finishing:
@@ -168,14 +169,13 @@ class IntentJournal(LedgerSteps):
         # Decoded from the text stored (never the caller's dict), and that text sent as it is.
         return Intent(key, operation, json.loads(body_text), "in_flight", body_text)
 
-    def _write_intents_returning(self, conn: Connection, group: list[_IntentTicket], now: float) -> Any:
+    def _write_intents_returning(self, conn: Connection, group: list[_IntentTicket], now: float) -> list[Any]:
         """PostgreSQL: a group's intents in one statement, the cursor that returns them as stored
         (``RETURNING``), and their payout orders' rows ``in_flight`` in one more.  A group that
         holds one key twice (PostgreSQL's upsert cannot touch a row twice in one statement) has
-        its intents written one by one."""
+        its intents written one by one: a cursor each."""
         if len({ticket.fields[0] for ticket in group}) < len(group):
-            cursors = [self._write_intents_returning(conn, [ticket], now) for ticket in group]
-            return _Rows([row for cursor in cursors for row in cursor.fetchall()])
+            return [cursor for ticket in group for cursor in self._write_intents_returning(conn, [ticket], now)]
         values = ", ".join(["(?,?,?,?,?, 'in_flight', ?)"] * len(group))
         stored = conn.execute(
             f"""INSERT INTO intents (idempotency_key, batch_id, row_key, operation, request_body, state, first_sent_at)
@@ -194,7 +194,7 @@ class IntentJournal(LedgerSteps):
                     WHERE r.batch_id=v.batch_id AND r.row_key=v.row_key""",
                 (now, *(item for t in orders for item in (t.fields[1], t.fields[2], t.customer_id or None))),
             )
-        return stored
+        return [stored]
 
     def _mark_in_flight(self, conn: Connection, ticket: _IntentTicket, operation: str, now: float) -> None:
         """A payout order's intent puts its row ``in_flight`` (with the customer it goes to)."""
@@ -220,16 +220,6 @@ class IntentJournal(LedgerSteps):
         if not found:
             return None
         return Intent.from_row(found[0])
-
-
-class _Rows:
-    """Rows already fetched, read as a cursor's (``fetchall``)."""
-
-    def __init__(self, rows: list[Any]) -> None:
-        self._rows = rows
-
-    def fetchall(self) -> list[Any]:
-        return self._rows
 
 
 class _IntentTicket:
