@@ -8,7 +8,7 @@ server's processor time in a run (issue 14).  Step 8 of ``ledger_schema`` makes 
 when a row becomes ``created`` (``pg_notify`` on ``CREATED_CHANNEL``, sent at the commit); one
 connection listens while the batch runs, and ``count`` is how many such notices came from
 connections other than the ledger's own: the guard trusts its read while the count is unchanged.
-The listener closes with the batch (``BatchReads.release``): one that nobody reads would hold
+The listener closes with the batch (``BatchReads.finish``): one that nobody reads would hold
 back PostgreSQL's queue of notices, which every listener must have read before it is trimmed.
 
 Freshness: a notice reaches the listener a moment after the other connection's commit (a network
