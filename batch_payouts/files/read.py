@@ -143,14 +143,18 @@ def _read_csv_columns(file: Path, ext: str) -> list[np.ndarray]:
 def _tokenized_columns(payload: bytes, delimiter: str) -> list[np.ndarray] | None:
     """``csv.reader``'s records through pandas' C tokenizer, or None where the two
     could differ (a row longer than the first, an unclosed quote, a byte-order mark
-    left at the start, which pandas would drop)."""
+    left at the start, which pandas would drop).
+
+    In blocks of rows (``low_memory``): the whole file as one block took twice as long
+    at a million rows (1.9 s against 1.0 s), for the same columns; what sits on a
+    block's edge reads the same (tests/rules/test_fast_paths.py)."""
     if payload.startswith(b"\xef\xbb\xbf"):
         return None
     try:
         frame = pd.read_csv(
             io.BytesIO(payload), sep=delimiter, header=None, dtype=object, na_filter=False,
             skip_blank_lines=False, engine="c", quoting=csv.QUOTE_MINIMAL, doublequote=True, quotechar='"',
-            escapechar=None, comment=None, encoding="utf-8", low_memory=False,
+            escapechar=None, comment=None, encoding="utf-8", low_memory=True,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError):
         return None

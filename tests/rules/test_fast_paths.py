@@ -359,3 +359,23 @@ def test_casefolded_emails_are_str_casefold(values, block):
         assert normalize._casefolded(values) == [value.casefold() for value in values]
     finally:
         normalize._FOLD_BLOCK = original
+
+
+# pandas tokenizes a large file in blocks of rows (low_memory: 2**16 rows at this width), each
+# block's columns then joined; what sits on a block's edge must read as in one piece.
+_BLOCK_EDGES = [65_535, 65_536, 65_537, 131_072]
+
+
+@pytest.mark.parametrize("line, longer", [
+    ("x,y,z", True), ("x", False), ("", False), ('"two\nlines",q', False), ('"quo""ted, x",y', False),
+])
+def test_the_tokenizer_reads_a_large_file_across_its_blocks_as_the_csv_module_does(line, longer):
+    lines = [f"a{i},b{i}" for i in range(140_000)]
+    for edge in _BLOCK_EDGES:
+        lines[edge] = line
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    got = read._tokenized_columns(payload, ",")
+    if longer:  # a row longer than the first: the csv module's to read
+        assert got is None
+        return
+    assert got is not None and [column.tolist() for column in got] == csv_module_columns(payload, ",")
