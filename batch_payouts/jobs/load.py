@@ -59,8 +59,9 @@ class LoadedFile:
     def figures(self) -> list[AmountFigures]:
         """Rows, total, largest and median amount per currency of the valid rows: what makes a
         wrong unit (pesos read as cents, or the reverse) plain to see before anything is paid."""
-        valid = self.validated.loc[self.validated["valid"]]
-        return amount_figures(valid["amount"].tolist(), valid["currency"].tolist())
+        valid = self.validated["valid"].to_numpy(dtype=bool)  # two columns taken, not the whole frame copied
+        return amount_figures(self.validated["amount"].to_numpy(dtype="int64", na_value=0)[valid],
+                              self.validated["currency"].to_numpy(dtype=object)[valid])
 
 
 @dataclass
