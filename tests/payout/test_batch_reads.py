@@ -194,3 +194,23 @@ def test_a_batch_with_several_workers_lets_their_intents_gather_in_one_commit_wh
         assert ledger.intent("k-1").state == "in_flight"  # still durable before it returns
         several.release()
         assert not ledger.gather_intents
+
+
+def test_sqlite_asks_its_data_version_at_most_every_fresh_for_seconds(tmp_path, monkeypatch):
+    """Asking is a read transaction of its own (~60 µs, once per row): the watch asks at most
+    every ``FRESH_FOR`` seconds, and a change by another connection shows once that has passed."""
+    from batch_payouts.payout.ledger import _DataVersion
+
+    location = tmp_path / "ledger.sqlite"
+    with Ledger(location) as ledger:
+        _start(ledger, "propio")
+        asked = []
+        real = ledger._data_version
+        monkeypatch.setattr(ledger, "_data_version", lambda: asked.append(1) or real())
+        monkeypatch.setattr(_DataVersion, "FRESH_FOR", 3600.0)
+        watch = ledger.watch_changes()
+        before = watch.count()
+        _created_by_another_process(location, "ajeno", "h:a.1", 3)
+        assert [watch.count() for _ in range(100)] == [before] * 100 and len(asked) == 1
+        monkeypatch.setattr(_DataVersion, "FRESH_FOR", 0.0)
+        assert watch.count() != before and len(asked) == 2
