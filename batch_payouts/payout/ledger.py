@@ -34,7 +34,7 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -429,13 +429,14 @@ class Ledger(IntentJournal, BatchLocks):
         """What tells the repeat guard's batch-wide read it may still be trusted: ``count()``
         changes once another connection may have created a payout since this call.  SQLite: the
         file's ``PRAGMA data_version`` (it changes when, and only when, another connection commits
-        to the file; this process's own commits leave it alone), asked at most every 50 ms
-        (``_DataVersion``).  PostgreSQL: the notices of rows another connection has made created
-        (``ledger_notices``).  Either way a change is seen a moment after its commit.  ``close()``
-        when done."""
+        to the file; this process's own commits leave it alone).  PostgreSQL: the notices of rows
+        another connection has made created (``ledger_notices``).  Either is asked at most every
+        50 ms (``_AskedSeldom``): a change is seen a moment after its commit.  ``close()`` when
+        done."""
         if self.postgresql:
-            return self._db.created_notices()
-        return _DataVersion(self)
+            notices = self._db.created_notices()
+            return _AskedSeldom(notices.count, notices.close)
+        return _AskedSeldom(self._data_version)
 
     def _data_version(self) -> int:
         with self._lock:
@@ -448,22 +449,22 @@ class ChangeWatch(Protocol):
     def close(self) -> None: ...
 
 
-class _DataVersion:
-    """SQLite's ``ChangeWatch``: the file's ``PRAGMA data_version``, asked at most every
-    ``FRESH_FOR`` seconds.
+class _AskedSeldom:
+    """A ``ChangeWatch`` that asks the engine's own (``count``) at most every ``FRESH_FOR`` seconds.
 
-    Asking is a read transaction of its own (four lock calls on the WAL index, then the
-    statement): ~60 µs, asked before every row, about 4% of a one-worker run at a fast API
-    (issue 17).  Asked at most every 50 ms, a payout another connection creates is seen at most
-    that long after its commit: the "moment after" PostgreSQL's notices give too
-    (``ledger_notices`` argues why that is enough for the repeat guard, which was never a lock:
-    another run may always create the same payout just after the guard looked)."""
+    The repeat guard asks before every row.  On SQLite asking is ``PRAGMA data_version``, a read
+    transaction of its own (four lock calls on the WAL index, then the statement): ~60 µs, about
+    4% of a one-worker run at a fast API (issue 17); on PostgreSQL, a read of the listener's
+    socket.  Asked at most every 50 ms, a payout another connection creates is seen at most that
+    long after its commit -- PostgreSQL's notices arrive "a moment after" it anyway
+    (``ledger_notices`` argues why that is enough for the guard, which was never a lock: another
+    run may always create the same payout just after the guard looked)."""
 
     FRESH_FOR = 0.05
 
-    def __init__(self, ledger: Ledger) -> None:
-        self._ask = ledger._data_version
-        self._value = self._ask()
+    def __init__(self, count: Callable[[], int], close: Callable[[], None] | None = None) -> None:
+        self._ask, self._close = count, close
+        self._value = count()
         self._asked = time.monotonic()
 
     def count(self) -> int:
@@ -473,7 +474,8 @@ class _DataVersion:
         return self._value
 
     def close(self) -> None:
-        pass
+        if self._close is not None:
+            self._close()
 
 
 def _in_chunks(values: list[Any]) -> Iterator[tuple[list[Any], str]]:

@@ -196,21 +196,24 @@ def test_a_batch_with_several_workers_lets_their_intents_gather_in_one_commit_wh
         assert not ledger.gather_intents
 
 
-def test_sqlite_asks_its_data_version_at_most_every_fresh_for_seconds(tmp_path, monkeypatch):
-    """Asking is a read transaction of its own (~60 µs, once per row): the watch asks at most
-    every ``FRESH_FOR`` seconds, and a change by another connection shows once that has passed."""
-    from batch_payouts.payout.ledger import _DataVersion
+def test_the_watch_asks_the_ledger_at_most_every_fresh_for_seconds(ledger_location, monkeypatch):
+    """Asking is a read of its own before every row (on SQLite a read transaction, ~60 µs): the
+    watch asks at most every ``FRESH_FOR`` seconds, and another connection's payout shows once
+    that has passed."""
+    from batch_payouts.payout.ledger import _AskedSeldom
 
-    location = tmp_path / "ledger.sqlite"
-    with Ledger(location) as ledger:
+    monkeypatch.setattr(_AskedSeldom, "FRESH_FOR", 3600.0)
+    with Ledger(ledger_location) as ledger:
         _start(ledger, "propio")
-        asked = []
-        real = ledger._data_version
-        monkeypatch.setattr(ledger, "_data_version", lambda: asked.append(1) or real())
-        monkeypatch.setattr(_DataVersion, "FRESH_FOR", 3600.0)
         watch = ledger.watch_changes()
-        before = watch.count()
-        _created_by_another_process(location, "ajeno", "h:a.1", 3)
-        assert [watch.count() for _ in range(100)] == [before] * 100 and len(asked) == 1
-        monkeypatch.setattr(_DataVersion, "FRESH_FOR", 0.0)
-        assert watch.count() != before and len(asked) == 2
+        try:
+            asked, ask = [], watch._ask
+            watch._ask = lambda: asked.append(1) or ask()
+            before = watch.count()
+            _created_by_another_process(ledger_location, "ajeno", "h:a.1", 3)
+            time.sleep(0.2)  # PostgreSQL's notice is on its way meanwhile
+            assert [watch.count() for _ in range(100)] == [before] * 100 and asked == []
+            monkeypatch.setattr(_AskedSeldom, "FRESH_FOR", 0.0)
+            assert _eventually(watch.count, before + 1) == before + 1 and asked
+        finally:
+            watch.close()
