@@ -32,10 +32,11 @@ Why each answer stays as safe as the read it replaces:
   preloaded answer is used only while ``Ledger.watch_changes`` says nothing changed since the
   preload, and otherwise the row asks the database as before (``Ledger.earlier_payout``).  On
   SQLite that is the file's ``PRAGMA data_version``, which changes when, and only when, another
-  connection commits to the file: the guard sees exactly what the per-row query would have seen
-  at the same moment.  On PostgreSQL it is the notices of rows another connection has made
-  created (``ledger_notices``), which arrive a moment (a network hop) after that commit: the
-  module says why that is enough for what the guard is for.
+  connection commits to the file.  On PostgreSQL it is the notices of rows another connection
+  has made created (``ledger_notices``), which arrive a moment (a network hop) after that
+  commit.  Either is asked at most every 50 ms (``ledger._AskedSeldom``: on SQLite each asking
+  was a read transaction of its own, before every row), so a change shows at most that moment
+  later; ``ledger_notices`` says why that is enough for what the guard is for.
 """
 
 from __future__ import annotations
