@@ -453,9 +453,9 @@ class _AskedSeldom:
     """A ``ChangeWatch`` that asks the engine's own (``count``) at most every ``FRESH_FOR`` seconds.
 
     The repeat guard asks before every row.  On SQLite asking is ``PRAGMA data_version``, a read
-    transaction of its own (four lock calls on the WAL index, then the statement): ~60 µs, about
-    4% of a one-worker run at a fast API (issue 17); on PostgreSQL, a read of the listener's
-    socket.  Asked at most every 50 ms, a payout another connection creates is seen at most that
+    transaction of its own with its lock calls on the WAL index (asked at most every 50 ms, a
+    2,000-row one-worker run makes 3,378 of its 16,781 lock calls fewer; issue 17); on
+    PostgreSQL, a read of the listener's socket.  Asked at most every 50 ms, a payout another connection creates is seen at most that
     long after its commit -- PostgreSQL's notices arrive "a moment after" it anyway
     (``ledger_notices`` argues why that is enough for the guard, which was never a lock: another
     run may always create the same payout just after the guard looked)."""

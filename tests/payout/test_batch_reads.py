@@ -197,9 +197,9 @@ def test_a_batch_with_several_workers_lets_their_intents_gather_in_one_commit_wh
 
 
 def test_the_watch_asks_the_ledger_at_most_every_fresh_for_seconds(ledger_location, monkeypatch):
-    """Asking is a read of its own before every row (on SQLite a read transaction, ~60 µs): the
-    watch asks at most every ``FRESH_FOR`` seconds, and another connection's payout shows once
-    that has passed."""
+    """Asking is a read of its own before every row (on SQLite a read transaction): the watch
+    asks at most every ``FRESH_FOR`` seconds, and another connection's payout shows once that
+    has passed."""
     from batch_payouts.payout.ledger import _AskedSeldom
 
     monkeypatch.setattr(_AskedSeldom, "FRESH_FOR", 3600.0)
