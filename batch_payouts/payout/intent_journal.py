@@ -132,13 +132,13 @@ class IntentJournal(LedgerSteps):
         rerun's is, since the body stored the first time is the one sent again.  PostgreSQL: the
         group's intents are one ``INSERT`` that returns them as stored (``RETURNING``), and their
         rows go ``in_flight`` by key (``_write_intents_returning``), after the steps
-        their threads deferred; read only after the ``COMMIT``, the whole group travels in one
-        round trip (``ledger_db``'s pipeline): as the workers wait for this commit, its round
-        trips and statements are what they queue behind."""
+        their threads deferred; read only after the ``COMMIT``, the whole group travels as one
+        message (``ledger_script``): as the workers wait for this commit, its round trip and
+        statements are what they queue behind."""
         finishing = [finish for step in self._before_intents if (finish := step()) is not None]
         now = time.time()
         returned: list[Any] = []
-        with self._transaction(durable=True) as conn:
+        with self._transaction(durable=True, script=True) as conn:
             for ticket in group:
                 self._write_deferred(conn, ticket.deferred)  # the steps its thread deferred, before its intent
                 if not self.postgresql:

@@ -125,6 +125,7 @@ class Connection:
         self.dialect = dialect
         self.postgresql = dialect == "postgresql"
         self.pipeline: Any = None  # PostgreSQL: psycopg's pipeline while a step is open (``Database._atomic``)
+        self.prepared: dict[str, str] = {}  # PostgreSQL: statement -> its name, prepared by ``ledger_script``
 
     def execute(self, sql: str, params: tuple | list = ()) -> Cursor:
         cursor = self.dbapi.cursor()
@@ -281,15 +282,24 @@ class Database:
 
     @contextmanager
     def transaction(self, *, durable: bool = False, write: bool = True, pipelined: bool = True,
-                    single: bool = False, together: bool = False) -> Iterator[Any]:
+                    single: bool = False, together: bool = False, script: bool = False) -> Iterator[Any]:
         """One atomic step; see ``Ledger._transaction``.  ``write=False`` (reads): no write lock.
         ``pipelined=False``: PostgreSQL waits for each statement (Alembic's migrations need that).
         ``single``: the step is one statement, which PostgreSQL runs alone in autocommit -- atomic
         by itself, one round trip and no ``BEGIN``/``COMMIT`` (never with ``durable``).
         ``together``: the step's statements are writes whose results nobody reads, each on a
-        table of its own; PostgreSQL gets them as one statement (``Together``), which is as atomic."""
+        table of its own; PostgreSQL gets them as one statement (``Together``), which is as atomic.
+        ``script``: PostgreSQL sends the whole transaction as one message once the step's block
+        ends (``ledger_script``); the rows its statements return are read after that."""
         assert not ((single or together) and durable)
         with self.session() as conn:
+            if script and self.postgresql and conn.pipeline is None:
+                from batch_payouts.payout.ledger_script import Script
+
+                gathered = Script()
+                yield gathered
+                gathered.run(conn, durable)
+                return
             if (single or together) and self.postgresql and conn.pipeline is None:
                 if not together:
                     yield conn

@@ -45,7 +45,8 @@ class LedgerSteps:
         self._deferred_lock = threading.Lock()
 
     @contextmanager
-    def _transaction(self, durable: bool = False, *, single: bool = False, together: bool = False) -> Iterator[Connection]:
+    def _transaction(self, durable: bool = False, *, single: bool = False, together: bool = False,
+                     script: bool = False) -> Iterator[Connection]:
         """One atomic step.  ``durable`` waits for the disk (SQLite ``synchronous=FULL``,
         PostgreSQL ``synchronous_commit=on``).
 
@@ -61,6 +62,8 @@ class LedgerSteps:
         ``single``: the step is one statement (PostgreSQL sends it alone, in autocommit);
         ``together``: writes to different tables, results unread (PostgreSQL: one statement).
         Both spare PostgreSQL's ``BEGIN`` and ``COMMIT``, which are most of a short step's cost.
+        ``script``: PostgreSQL gets the whole step as one message after its block (``ledger_script``:
+        a result is read only once the block has ended).
 
         Steps deferred with ``later=True`` are written first, in the order they were deferred, in
         the same transaction (and put back if it fails): every one on SQLite, this thread's own on
@@ -71,7 +74,7 @@ class LedgerSteps:
             if steps:
                 single = together = False
             try:
-                with self._db.transaction(durable=durable, single=single, together=together) as conn:
+                with self._db.transaction(durable=durable, single=single, together=together, script=script) as conn:
                     self._write_deferred(conn, steps)
                     yield conn
             except BaseException as exc:
