@@ -26,7 +26,7 @@ import itertools
 import re
 from typing import Any
 
-from batch_payouts.payout.ledger_db import Connection, Record, _record_type, _to_psycopg
+from batch_payouts.payout.ledger_db import Connection, Cursor, Record, _to_psycopg
 
 # Statements one connection keeps prepared; past that, a statement travels with its literals
 # unprepared (a text that embeds a list's length, say, cannot fill the server's memory).
@@ -80,9 +80,8 @@ class Script:
             position = 0
             while True:
                 result = results.get(position)
-                if result is not None and cursor.pgresult is not None and cursor.pgresult.nfields:
-                    kind = _record_type(tuple(cursor.pgresult.fname(i).decode() for i in range(cursor.pgresult.nfields)))
-                    result.rows = [kind(row) for row in cursor.fetchall()]
+                if result is not None:  # the current result's rows, typed as any step's (none: [])
+                    result.rows = Cursor(cursor).fetchall()
                 position += 1
                 if not cursor.nextset():
                     break
